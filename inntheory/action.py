@@ -1,0 +1,315 @@
+"""Polynomial actions: symmetric coefficient tensors around an expansion point.
+
+One data structure for every action in the kit, true or learned. With x0 the expansion point
+and d = x - x0,
+
+    S(x0 + d) = A^(0) + sum_{k=1}^{K} (1/k!) A^(k)_{i1..ik} d_i1 ... d_ik,
+
+where every A^(k) is a symmetric tensor of shape (N,)*k (METHOD.md's convention). The constant
+A^(0) fixes the normalisation and is never compared.
+
+A `PolynomialAction` is a *target* for `inntheory.sample`: it has `.dim`, `action(x)` and
+`grad(x)` on batches (n, N).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._io import atomic_write
+
+__all__ = ["PolynomialAction"]
+
+_SYMMETRY_RTOL = 1e-8
+
+
+def _as_tensor(value: Any, name: str) -> torch.Tensor:
+    try:
+        tensor = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of real numbers") from error
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.get_default_dtype())
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or inf entries")
+    return tensor
+
+
+def _asymmetry(tensor: torch.Tensor) -> float:
+    """Largest |T - T transposed| over adjacent index swaps, relative to max |T|."""
+    scale = float(tensor.abs().max()) if tensor.numel() else 0.0
+    if tensor.dim() < 2 or scale == 0.0:
+        return 0.0
+    worst = max(
+        float((tensor - tensor.transpose(i, i + 1)).abs().max()) for i in range(tensor.dim() - 1)
+    )
+    return worst / scale
+
+
+def symmetrize(tensor: torch.Tensor) -> torch.Tensor:
+    """Average a tensor over all permutations of its indices.
+
+    Arguments:
+        tensor: (N,)*k.
+
+    Returns:
+        The symmetric part, (N,)*k.
+    """
+    k = tensor.dim()
+    if k < 2:
+        return tensor.clone()
+    total = torch.zeros_like(tensor)
+    for permutation in itertools.permutations(range(k)):
+        total += tensor.permute(permutation)
+    return total / math.factorial(k)
+
+
+class PolynomialAction:
+    """A polynomial action S(x0 + d) = A0 + sum_k (1/k!) A^(k) d...d.
+
+    Arguments:
+        coefficients: mapping from order k >= 1 to the symmetric tensor A^(k) of shape
+            (N,)*k (torch tensors or arrays). Orders that are absent are zero.
+        point: expansion point x0, shape (N,); zero by default.
+        constant: A^(0), the value of S at x0 (normalisation; never compared).
+        metadata: JSON-able facts about where the action came from.
+        check_symmetry: raise if a tensor is not symmetric (relative tolerance 1e-8).
+
+    Example:
+        >>> import torch
+
+from ._io import atomic_write
+        >>> S = PolynomialAction({2: torch.eye(2), 4: torch.zeros(2, 2, 2, 2)})
+        >>> S.dim, S.order
+        (2, 4)
+        >>> float(S(torch.tensor([[1.0, 1.0]]))[0])
+        1.0
+    """
+
+    def __init__(
+        self,
+        coefficients: Mapping[int, Any],
+        point: Any = None,
+        constant: float = 0.0,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        check_symmetry: bool = True,
+    ) -> None:
+        if not isinstance(coefficients, Mapping) or not coefficients:
+            raise ValueError("coefficients must be a non-empty mapping {order k >= 1: A^(k)}")
+        tensors: dict[int, torch.Tensor] = {}
+        dim: int | None = None
+        for k in sorted(coefficients):
+            if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+                raise ValueError(f"coefficient orders must be integers >= 1, got {k!r}")
+            tensor = _as_tensor(coefficients[k], f"A^({k})")
+            if tensor.dim() != k or len(set(tensor.shape)) != 1:
+                raise ValueError(
+                    f"A^({k}) must have shape (N,)*{k}, got {tuple(tensor.shape)}"
+                )
+            if dim is None:
+                dim = tensor.shape[0]
+            elif tensor.shape[0] != dim:
+                raise ValueError(
+                    f"A^({k}) has N = {tensor.shape[0]} but earlier orders have N = {dim}"
+                )
+            if check_symmetry and _asymmetry(tensor) > _SYMMETRY_RTOL:
+                raise ValueError(
+                    f"A^({k}) is not symmetric (relative asymmetry {_asymmetry(tensor):.2e}); "
+                    "pass symmetrize(A) if that is what you mean"
+                )
+            tensors[int(k)] = tensor
+        assert dim is not None
+        dtype = torch.get_default_dtype()
+        for tensor in tensors.values():
+            dtype = torch.promote_types(dtype, tensor.dtype)
+        device = next(iter(tensors.values())).device
+        self._coefficients = {k: t.to(device=device, dtype=dtype) for k, t in tensors.items()}
+        if point is None:
+            self.point = torch.zeros(dim, dtype=dtype, device=device)
+        else:
+            self.point = _as_tensor(point, "point").to(device=device, dtype=dtype)
+            if self.point.shape != (dim,):
+                raise ValueError(
+                    f"point must have shape ({dim},), got {tuple(self.point.shape)}"
+                )
+        if not math.isfinite(float(constant)):
+            raise ValueError("constant must be finite")
+        self.constant = float(constant)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    # -- structure ---------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """Number of degrees of freedom N."""
+        return self.point.shape[0]
+
+    @property
+    def order(self) -> int:
+        """Highest order K present."""
+        return max(self._coefficients)
+
+    @property
+    def orders(self) -> tuple[int, ...]:
+        """Orders with a stored tensor, ascending."""
+        return tuple(sorted(self._coefficients))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.point.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.point.device
+
+    def items(self) -> list[tuple[int, torch.Tensor]]:
+        """(k, A^(k)) for the stored orders, ascending."""
+        return sorted(self._coefficients.items())
+
+    def coefficient(self, k: int) -> torch.Tensor:
+        """The symmetric tensor A^(k), shape (N,)*k (zeros for an absent order <= K)."""
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"order must be an integer >= 1, got {k!r}")
+        if k > self.order:
+            raise ValueError(f"this action has orders up to {self.order}; A^({k}) is not known")
+        if k in self._coefficients:
+            return self._coefficients[k]
+        return torch.zeros((self.dim,) * k, dtype=self.dtype, device=self.device)
+
+    def diagonal(self, k: int) -> torch.Tensor:
+        """The local part A^(k)_{i..i}, shape (N,)."""
+        tensor = self.coefficient(k)
+        index = torch.arange(self.dim, device=self.device)
+        return tensor[(index,) * k]
+
+    def truncate(self, order: int) -> PolynomialAction:
+        """The same action with the orders above `order` dropped."""
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        kept = {k: t for k, t in self._coefficients.items() if k <= order}
+        if not kept:
+            kept = {1: torch.zeros(self.dim, dtype=self.dtype, device=self.device)}
+        return PolynomialAction(
+            kept, self.point, self.constant, self.metadata, check_symmetry=False
+        )
+
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> PolynomialAction:
+        """A copy on another device and/or in another floating dtype."""
+        return PolynomialAction(
+            {k: t.to(device=device, dtype=dtype) for k, t in self._coefficients.items()},
+            self.point.to(device=device, dtype=dtype),
+            self.constant,
+            self.metadata,
+            check_symmetry=False,
+        )
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def _deviations(self, x: Any) -> tuple[torch.Tensor, bool]:
+        x = torch.as_tensor(x, device=self.device)
+        if not x.is_floating_point():
+            x = x.to(self.dtype)
+        single = x.dim() == 1
+        if single:
+            x = x.unsqueeze(0)
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            shape = tuple(x.shape[1:]) if single else tuple(x.shape)
+            raise ValueError(f"x must have shape (n, {self.dim}) or ({self.dim},), got {shape}")
+        if not torch.isfinite(x).all():
+            raise ValueError("x contains NaN or inf entries")
+        return x.to(self.dtype) - self.point, single
+
+    def _contract(self, k: int, d: torch.Tensor, keep: int) -> torch.Tensor:
+        """A^(k) with all but `keep` legs contracted with d: (n, N) -> (n, (N,)*keep)."""
+        tensor = self._coefficients[k]
+        if keep == k:
+            return tensor.expand(d.shape[0], *tensor.shape)
+        contracted = torch.tensordot(d, tensor, dims=([1], [0]))
+        for _ in range(k - 1 - keep):
+            contracted = torch.einsum("ni,ni...->n...", d, contracted)
+        return contracted
+
+    def action(self, x: Any) -> torch.Tensor:
+        """S(x) for a batch x: (n, N) -> (n,) (or a scalar for x: (N,))."""
+        d, single = self._deviations(x)
+        value = torch.full(d.shape[:1], self.constant, dtype=self.dtype, device=self.device)
+        for k in self._coefficients:
+            value = value + self._contract(k, d, keep=0) / math.factorial(k)
+        return value[0] if single else value
+
+    __call__ = action
+
+    def grad(self, x: Any) -> torch.Tensor:
+        """dS/dx for a batch: (n, N) -> (n, N) (or (N,) for x: (N,))."""
+        d, single = self._deviations(x)
+        gradient = torch.zeros_like(d)
+        for k in self._coefficients:
+            gradient = gradient + self._contract(k, d, keep=1) / math.factorial(k - 1)
+        return gradient[0] if single else gradient
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the action to an `.npz` file atomically.
+
+        The file holds arrays `A1`, `A2`, ... (float64), `point`, `constant` and `metadata`
+        (a JSON string), readable without inntheory: `np.load(path)["A4"]`.
+
+        Returns:
+            The path written (`.npz` is appended when missing).
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        try:
+            metadata = json.dumps(self.metadata)
+        except TypeError as error:
+            raise ValueError(f"metadata must be JSON-serialisable: {error}") from error
+        arrays = {f"A{k}": t.detach().cpu().double().numpy() for k, t in self.items()}
+        arrays["point"] = self.point.detach().cpu().double().numpy()
+        arrays["constant"] = np.float64(self.constant)
+        arrays["metadata"] = np.array(metadata)
+        with atomic_write(path) as stream:
+            np.savez(stream, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PolynomialAction:
+        """Read an action written by `save` (or any `.npz` with arrays `A1`, `A2`, ...)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no action file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name].copy() for name in archive.files}
+            metadata = json.loads(str(arrays.pop("metadata", "{}")))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not a readable action file: {error}") from error
+        orders = sorted(int(name[1:]) for name in arrays if name[:1] == "A" and name[1:].isdigit())
+        if not orders:
+            raise ValueError(f"{path} holds no coefficient arrays A1, A2, ...")
+        coefficients = {k: torch.from_numpy(arrays[f"A{k}"]) for k in orders}
+        point = arrays.get("point")
+        constant = float(arrays.get("constant", 0.0))
+        return cls(coefficients, point, constant, metadata)
+
+    def __repr__(self) -> str:
+        source = self.metadata.get("source")
+        origin = f", source={source!r}" if source else ""
+        return f"PolynomialAction(dim={self.dim}, orders={self.orders}{origin})"
+

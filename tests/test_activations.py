@@ -1,0 +1,105 @@
+"""The activation family: coefficients, derivative, inverse, domain, Taylor pieces."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from inntheory.activations import (
+    ACTIVATIONS,
+    CubicActivation,
+    QuadraticActivation,
+    make_activation,
+)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def _randomised(name: str, dim: int = 5, seed: int = 0):
+    torch.manual_seed(seed)
+    activation = make_activation(name, dim)
+    with torch.no_grad():
+        for parameter in activation.parameters():
+            parameter.normal_(0.0, 0.8)
+    return activation
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_forward_matches_coefficients_and_derivative_matches_autograd(name):
+    activation = _randomised(name)
+    y = torch.randn(7, 5, requires_grad=True)
+    coefficients = activation.coefficients()
+    expected = sum(coefficients[:, p] * y**p for p in range(activation.degree + 1))
+    torch.testing.assert_close(activation(y), expected)
+    (slope,) = torch.autograd.grad(activation(y).sum(), y)
+    torch.testing.assert_close(activation.derivative(y), slope)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_taylor_pieces_are_derivatives_at_the_point(name):
+    activation = _randomised(name)
+    y_star = torch.randn(5)
+    taylor = activation.taylor(y_star)
+    d = 0.3 * torch.randn(4, 5)
+    # a polynomial equals its Taylor series exactly
+    series = sum(taylor[:, j] * d**j for j in range(activation.degree + 1))
+    torch.testing.assert_close(series, activation(y_star + d))
+    torch.testing.assert_close(taylor[:, 1], activation.derivative(y_star.unsqueeze(0))[0])
+
+
+def test_quadratic_inverse_on_its_branch_and_nan_without_preimage():
+    activation = QuadraticActivation(2)
+    with torch.no_grad():
+        activation.a.copy_(torch.tensor([0.5, -0.25]))
+    y = torch.tensor([[0.3, 0.7], [-0.9, 1.9], [1e-9, -1e-9]])
+    assert activation.in_domain(y).all()
+    torch.testing.assert_close(activation.inverse(activation(y)), y)
+    # phi(y) >= -1/(4a) for a > 0: values below have no pre-image
+    v = torch.tensor([[-0.6, 0.0], [0.0, 1.01]])
+    inverse = activation.inverse(v).detach()
+    assert math.isnan(inverse[0, 0]) and math.isnan(inverse[1, 1])
+    # beyond the fold phi' < 0, and log phi' is -inf there, never finite
+    outside = torch.tensor([[-1.5, 2.5]])
+    assert not activation.in_domain(outside).any()
+    assert torch.isneginf(activation.log_derivative(outside)).all()
+
+
+def test_quadratic_inverse_is_accurate_for_tiny_a():
+    activation = QuadraticActivation(1)
+    with torch.no_grad():
+        activation.a.fill_(1e-12)
+    v = torch.tensor([[3.0]])
+    torch.testing.assert_close(activation(activation.inverse(v)), v, rtol=1e-15, atol=0)
+
+
+def test_cubic_is_monotone_everywhere_for_any_parameters():
+    activation = _randomised("cubic", dim=50, seed=1)
+    with torch.no_grad():
+        activation.t.mul_(20)  # tanh saturates: a^2 -> s^2 3c, the hardest case
+    a, c = activation.a, activation.c
+    assert torch.all(a**2 < 3 * c)
+    minimum_slope = 1 - a**2 / (3 * c)  # phi' at its minimum y = -a / (3 c)
+    assert torch.all(minimum_slope >= 1 - CubicActivation.slope_margin**2 - 1e-12)
+    y = torch.linspace(-30, 30, 2001).unsqueeze(1).expand(-1, 50)
+    assert activation.in_domain(y).all()
+
+
+def test_cubic_inverse_round_trip_over_a_wide_range():
+    activation = _randomised("cubic", dim=4, seed=2)
+    y = torch.linspace(-40, 40, 401).unsqueeze(1).expand(-1, 4)
+    torch.testing.assert_close(activation.inverse(activation(y)), y, rtol=1e-12, atol=1e-12)
+
+
+def test_unknown_activation_and_bad_dim_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown activation 'relu'.*cubic, quadratic"):
+        make_activation("relu", 3)
+    with pytest.raises(ValueError, match="dim must be an integer >= 1"):
+        make_activation("cubic", 0)
