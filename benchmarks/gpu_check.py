@@ -1,0 +1,69 @@
+"""GPU check: train the INN on CUDA, compare CPU and GPU actions, print the speed-up.
+
+Trains the same cubic PolynomialINN (N = 8, depth 4; seeded) on Gaussian-plus-cubic data
+once on the CPU and once on CUDA with identical settings, then evaluates both trained models
+and the GPU-trained one moved to the CPU on one float64 batch. Exits with code 0 and the
+message "no CUDA device" when CUDA is absent.
+
+Run: python benchmarks/gpu_check.py [--n 100000] [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+import inntheory as it
+from inntheory.training import train
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100000)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--dim", type=int, default=8)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        print("no CUDA device: nothing to check (exit 0)")
+        return 0
+    generator = torch.Generator().manual_seed(0)
+    base = torch.randn(args.n, args.dim, generator=generator)
+    data = base + 0.3 * base**2 - 0.1 * base**3
+    batch = data[:4096].double()
+
+    results = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = it.PolynomialINN(args.dim, 4, "cubic")
+        start = time.perf_counter()
+        history = train(model, data, steps=args.steps, batch_size=1024, patience=10**6,
+                        progress=False, device=device)
+        seconds = time.perf_counter() - start
+        assert model.weight.device.type == "cpu", "train must return the model to its device"
+        results[device] = (model.double(), history, seconds)
+        print(f"{device:5s}: {args.steps} steps in {seconds:7.2f} s "
+              f"({seconds / args.steps * 1e3:6.2f} ms/step), best val NLL "
+              f"{history.best_val_nll:.4f}, device {history.device}")
+
+    gpu_model = results["cuda"][0]
+    with torch.no_grad():
+        on_cpu = gpu_model.action(batch)
+        on_gpu = gpu_model.to("cuda").action(batch.cuda()).cpu()
+        cpu_trained = results["cpu"][0].action(batch)
+    difference = float((on_cpu - on_gpu).abs().max())
+    print(f"same model, float64, CPU vs GPU action: max |difference| = {difference:.2e}")
+    print(f"CPU-trained vs GPU-trained mean action: {float(cpu_trained.mean()):.4f} vs "
+          f"{float(on_cpu.mean()):.4f}")
+    print(f"speed-up of training (CPU time / GPU time): "
+          f"{results['cpu'][2] / results['cuda'][2]:.2f}x")
+    if difference > 1e-8 * float(on_cpu.abs().max()):
+        print("FAIL: CPU and GPU actions disagree")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
