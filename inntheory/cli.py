@@ -1,0 +1,617 @@
+"""The ``inntheory`` command: a demo run, fitting your own data, sampling and comparing theories.
+
+Commands (``inntheory COMMAND --help`` for every option):
+
+- ``demo``: sample the ``unimodal`` preset, train a cubic INN, extract its action, print it
+  against the true action and the score-matching baseline, and write figures, both actions
+  and a JSON summary to a folder.
+- ``fit DATA``: train an INN on samples x: (n, N) from a ``.npy``, ``.npz`` or ``.csv`` file
+  and write the extracted :class:`~inntheory.action.PolynomialAction` (``.npz``) and the
+  trained model (``.model.pt``) beside it.
+- ``sample [PRESET]``: draw configurations of a lattice theory (a preset or explicit
+  couplings) to ``.npy``, ``.npz`` or ``.csv``.
+- ``compare TRUE LEARNED``: print the order-by-order table of two saved actions.
+
+User errors (a missing or unreadable file, data that is not (n, N), NaN/inf rows, too few
+samples for the order, an output that exists without ``--force``, an unavailable device) end
+with one line ``inntheory: error: ...`` on stderr and exit status 1; usage errors (unknown
+options or choices, bad numbers) with one such line and status 2. Anything else is a bug and
+shows its traceback. The command uses the public API (``import inntheory as it``), whose
+modules, and torch, load on first use: only once the arguments and inputs have been checked,
+so that ``--help`` and most user errors answer at once.
+
+Example:
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    inntheory ...
+    0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+import inntheory as it
+
+from ._io import atomic_write
+
+__all__ = ["CLIError", "SAMPLES_PER_COEFFICIENT", "build_parser", "load_data", "main",
+           "min_samples"]
+
+SAMPLES_PER_COEFFICIENT = 10
+"""``fit`` needs at least this many samples per independent coefficient of A^(1)..A^(K)."""
+
+_DATA_FORMATS = (".npy", ".npz", ".csv")
+# Spelled out rather than read from ACTIVATIONS / PRESETS so that parsing, help and the checks
+# of user input run without importing torch (tests/test_cli.py keeps them in sync).
+_ACTIVATIONS = ("cubic", "quadratic")
+_PRESETS = ("double_well", "gaussian", "unimodal")
+_SHOWN_ROWS = 5
+_NPY_MAGIC = b"\x93NUMPY"
+
+# The demo: full run (about a minute on two cores) and --quick (seconds, used by the tests).
+_DEMO = {
+    False: {"shape": [8], "n_samples": 10000, "depth": 3, "steps": 1000, "burn_in": 400},
+    True: {"shape": [4], "n_samples": 1000, "depth": 2, "steps": 150, "burn_in": 60},
+}
+_DEMO_FILES = ("comparison.png", "loss.png", "summary.json", "true_action.npz",
+               "learned_action.npz", "score_matching_action.npz")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line ``inntheory: error: <message>``, exit status `code`.
+
+    Arguments:
+        message: what went wrong and, where useful, what to do about it (one line).
+        code: the exit status, 1 (bad data, runtime problem) or 2 (usage).
+    """
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("inntheory").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"inntheory: error: {where}{message} (see '{self.prog} --help')\n")
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def min_samples(dim: int, order: int) -> int:
+    """The fewest samples `fit` accepts for N = `dim` and expansion order K = `order`.
+
+    The extracted action has C(N + K, K) - 1 independent coefficients (the symmetric tensors
+    A^(1)..A^(K)); the rule asks for :data:`SAMPLES_PER_COEFFICIENT` samples per coefficient.
+
+    Example:
+        >>> min_samples(8, 4)
+        4940
+    """
+    return SAMPLES_PER_COEFFICIENT * (math.comb(dim + order, order) - 1)
+
+
+def _from_npz(path: Path, array: str | None) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as archive:
+        names = list(archive.files)
+        if array is None:
+            if len(names) != 1:
+                listed = ", ".join(names) if names else "none"
+                raise CLIError(
+                    f"{path} holds {len(names)} arrays ({listed}); choose one with --array"
+                )
+            array = names[0]
+        elif array not in names:
+            raise CLIError(f"{path} has no array {array!r}; it holds: {', '.join(names)}")
+        return archive[array]
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _from_csv(path: Path) -> np.ndarray:
+    skip = 0
+    with path.open(encoding="utf-8") as stream:
+        for number, line in enumerate(stream, start=1):
+            content = line.split("#", 1)[0].strip()
+            if content:
+                if not all(_is_number(field) for field in content.split(",")):
+                    skip = number
+                break
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty file is reported below as "no rows"
+        return np.genfromtxt(
+            path, delimiter=",", skip_header=skip, dtype=np.float64, comments="#", ndmin=2
+        )
+
+
+def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
+    """Read samples x: (n, N), one configuration per row, and check them.
+
+    Arguments:
+        path: a ``.npy`` file, a ``.npz`` archive (the array `array`, or its only array) or a
+            ``.csv`` file (comma-separated; a non-numeric first line is a header; empty or
+            non-numeric fields count as NaN).
+        array: the array name inside a ``.npz``.
+
+    Returns:
+        The samples as float64, (n, N).
+
+    Raises:
+        CLIError: a missing or unreadable file, an unknown format, an ``.npz`` with several
+            arrays and no `array`, data that is not real-valued or not 2-D, no rows, or rows
+            with NaN/inf (their number and the first few 0-based row indices).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CLIError(f"no such file: {path}")
+    if path.is_dir():
+        raise CLIError(f"{path} is a directory, not a data file")
+    suffix = path.suffix.lower()
+    if suffix not in _DATA_FORMATS:
+        raise CLIError(f"{path}: unknown data format {suffix or '(none)'!r}; use .npy, .npz "
+                       "or .csv")
+    if array is not None and suffix != ".npz":
+        raise CLIError(f"--array applies to .npz archives, but {path} is {suffix}", code=2)
+    try:
+        if suffix == ".npy":
+            with path.open("rb") as stream:
+                if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                    raise CLIError(f"cannot read {path}: not a .npy file (no NumPy header)")
+            raw = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            raw = _from_npz(path, array)
+        else:
+            raw = _from_csv(path)
+    except (OSError, ValueError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as error:
+        raise CLIError(f"cannot read {path}: {_one_line(error)}") from error
+    if raw.dtype == np.bool_ or not (
+        np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
+    ):
+        raise CLIError(f"{path}: the data must be real numbers, got dtype {raw.dtype}")
+    if raw.ndim != 2:
+        raise CLIError(
+            f"{path}: the data must be 2-D, one configuration per row (n, N), got shape "
+            f"{raw.shape}; flatten each configuration, e.g. x.reshape(len(x), -1)"
+        )
+    if raw.shape[0] == 0 or raw.shape[1] == 0:
+        raise CLIError(f"{path}: no data (shape {raw.shape})")
+    x = raw.astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+    if bad.size:
+        shown = ", ".join(str(i) for i in bad[:_SHOWN_ROWS])
+        more = ", ..." if bad.size > _SHOWN_ROWS else ""
+        why = " (empty or non-numeric fields read as NaN)" if suffix == ".csv" else ""
+        raise CLIError(
+            f"{path}: {bad.size} of {x.shape[0]} rows contain NaN or inf{why}, 0-based row "
+            f"indices {shown}{more}; remove or repair them"
+        )
+    return x
+
+
+def _check_outputs(paths: Sequence[Path], force: bool) -> None:
+    for path in paths:
+        if path.is_dir():
+            raise CLIError(f"output {path} is a directory")
+        if path.exists() and not force:
+            raise CLIError(f"output {path} exists; pass --force to overwrite it")
+
+
+def _device(name: str) -> Any:
+    try:
+        return it.resolve_device(name)
+    except ValueError as error:
+        raise CLIError(_one_line(error)) from error
+
+
+def _json_safe(value: Any) -> Any:
+    """Nested dicts/lists with non-finite floats as None and numpy/torch scalars as Python."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def _train_and_extract(
+    x: np.ndarray,
+    point: np.ndarray,
+    *,
+    depth: int,
+    activation: str,
+    order: int,
+    steps: int,
+    seed: int,
+    device: Any,
+    progress: bool,
+) -> tuple[Any, Any, Any, dict[str, float]]:
+    """Train a float64 PolynomialINN on x: (n, N) and extract its action at `point`: (N,).
+
+    Returns:
+        The model, its TrainingHistory, the extracted PolynomialAction and the seconds spent
+        in training and extraction.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    model = it.PolynomialINN(x.shape[1], depth, activation=activation).double()
+    start = time.perf_counter()
+    try:
+        history = it.train(model, x, steps=steps, seed=seed, device=device, progress=progress)
+    except ValueError as error:
+        raise CLIError(f"training failed: {_one_line(error)}") from error
+    trained = time.perf_counter()
+    try:
+        action = it.extract_action(model, order=order, point=torch.from_numpy(point))
+    except (ValueError, MemoryError) as error:
+        raise CLIError(f"cannot extract the action: {_one_line(error)}") from error
+    timings = {"train": trained - start, "extract": time.perf_counter() - trained}
+    return model, history, action, timings
+
+
+def _fit(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")
+    model_path = out.with_suffix(".model.pt")
+    _check_outputs([out, model_path], args.force)
+    x = load_data(args.data, args.array)
+    n, dim = x.shape
+    need = min_samples(dim, args.order)
+    if n < need:
+        coefficients = need // SAMPLES_PER_COEFFICIENT
+        raise CLIError(
+            f"too few samples for order {args.order}: {n} rows of N = {dim}, need at least "
+            f"{need} ({SAMPLES_PER_COEFFICIENT} per independent coefficient of A1..A"
+            f"{args.order}, C(N+K, K) - 1 = {coefficients}); lower --order or add data"
+        )
+    device = _device(args.device)
+    point = x.mean(axis=0) if args.point == "mean" else np.zeros(dim)
+    model, history, action, timings = _train_and_extract(
+        x, point, depth=args.depth, activation=args.activation, order=args.order,
+        steps=args.steps, seed=args.seed, device=device, progress=not args.quiet,
+    )
+    action.metadata.update(
+        source="inntheory fit",
+        data={"path": str(args.data), "array": args.array, "n": n, "dim": dim},
+        settings={
+            "depth": args.depth,
+            "order": args.order,
+            "activation": args.activation,
+            "point": args.point,
+            "steps": args.steps,
+            "seed": args.seed,
+            "device": str(device),
+        },
+        training=_json_safe(history.to_dict()),
+        model_file=model_path.name,
+        seconds=timings,
+    )
+    model.save(model_path)
+    out = action.save(out)
+    print(f"trained: best validation NLL {history.best_val_nll:.4f} nats at step "
+          f"{history.best_step} of {history.steps[-1]}; {history.outside_fraction:.2%} of the "
+          f"training data outside the model's domain; {timings['train']:.1f} s on {device}")
+    print(f"{'k':>2}  {'||A^(k)||':>11}  {'mean A^(k)_i..i':>15}")
+    for k in range(1, action.order + 1):
+        norm = float(action.coefficient(k).norm())
+        print(f"{k:>2}  {norm:>11.4g}  {float(action.diagonal(k).mean()):>15.4g}")
+    print(f"wrote {out} and {model_path}")
+    return 0
+
+
+def _theory(args: argparse.Namespace) -> Any:
+    if args.preset is None and (args.m2 is None or args.kappa is None):
+        missing = [f"--{name}" for name in ("m2", "kappa") if getattr(args, name) is None]
+        raise CLIError(
+            "give a PRESET or the couplings --m2 and --kappa (and optionally --g3, --g4); "
+            f"missing: {', '.join(missing)}",
+            code=2,
+        )
+    couplings = dict(it.PRESETS[args.preset]) if args.preset else {}
+    for name in ("m2", "kappa", "g3", "g4"):
+        value = getattr(args, name)
+        if value is not None:
+            couplings[name] = value
+    try:
+        return it.LatticeTheory(tuple(args.shape), **couplings)
+    except ValueError as error:
+        raise CLIError(_one_line(error), code=2) from error
+
+
+def _save_samples(x: np.ndarray, path: Path) -> None:
+    with atomic_write(path) as stream:
+        if path.suffix == ".npy":
+            np.save(stream, x)
+        elif path.suffix == ".npz":
+            np.savez(stream, x=x)
+        else:
+            header = ",".join(f"x{i}" for i in range(x.shape[1]))
+            np.savetxt(stream, x, delimiter=",", header=header, comments="")
+
+
+def _sample(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix not in _DATA_FORMATS:
+        raise CLIError(f"--out must end in .npy, .npz or .csv, got {out.name!r}", code=2)
+    _check_outputs([out], args.force)
+    theory = _theory(args)
+    device = _device(args.device)
+    result = it.sample(theory, args.n, seed=args.seed, device=device, progress=not args.quiet)
+    _save_samples(result.x.numpy(), out)
+    d = result.diagnostics
+    print(f"{args.n} samples of {theory.parameters} ({d['method']}): acceptance "
+          f"{d['acceptance']:.2f}, tau {d['tau']:.2f}, smallest ESS {d['ess']:.0f}, largest "
+          f"R-hat {d['rhat']:.3f}, {d['seconds']:.1f} s")
+    print(f"wrote {out}")
+    return 0
+
+
+def _load_action(path: str) -> Any:
+    if not Path(path).is_file():
+        raise CLIError(f"no such file: {path}")
+    try:
+        return it.PolynomialAction.load(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise CLIError(_one_line(error)) from error
+
+
+def _compare(args: argparse.Namespace) -> int:
+    if args.plot:
+        _check_outputs([Path(args.plot)], args.force)
+    true, learned = _load_action(args.true), _load_action(args.learned)
+    order = min(true.order, learned.order) if args.order is None else args.order
+    try:
+        comparison = it.compare(true, {Path(args.learned).stem: learned}, range(1, order + 1))
+    except ValueError as error:
+        raise CLIError(_one_line(error)) from error
+    print(comparison)
+    if args.plot:
+        _save_figure(comparison.plot(), Path(args.plot))
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _save_figure(figure: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _loss_figure(history: Any) -> Any:
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.plot(history.steps, history.train_nll, label="training")
+    ax.plot(history.steps, history.val_nll, label="validation")
+    ax.axvline(history.best_step, color="k", ls=":", lw=1, label="best (kept)")
+    ax.set(title="INN training: negative log-likelihood", xlabel="optimiser step",
+           ylabel="NLL (nats per sample)")
+    ax.legend()
+    return figure
+
+
+def _demo(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    setup = dict(_DEMO[args.quick])
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"output {out} exists and is not a folder")
+    _check_outputs([out / name for name in _DEMO_FILES], args.force)
+    device = _device(args.device)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import torch
+
+    theory = it.preset("unimodal", tuple(setup["shape"]))
+    sampling = time.perf_counter()
+    drawn = it.sample(theory, setup["n_samples"], seed=args.seed, device=device,
+                   progress=not args.quiet, burn_in=setup["burn_in"])
+    x = drawn.x.numpy()
+    sampled = time.perf_counter()
+    point = np.zeros(theory.dim)
+    _, history, learned, timings = _train_and_extract(
+        x, point, depth=setup["depth"], activation="cubic", order=4, steps=setup["steps"],
+        seed=args.seed, device=device, progress=not args.quiet,
+    )
+    before_baseline = time.perf_counter()
+    baseline = it.score_matching(torch.from_numpy(x), order=4, basis="dense")
+    timings = {"sample": sampled - sampling, **timings,
+               "score_matching": time.perf_counter() - before_baseline}
+
+    true = theory.coefficients(4)
+    comparison = it.compare(true, {"INN": learned, "score matching": baseline})
+    print(f"unimodal preset {theory.parameters}, {setup['n_samples']} samples; cubic INN of "
+          f"depth {setup['depth']}, best validation NLL {history.best_val_nll:.4f} at step "
+          f"{history.best_step}")
+    print(comparison)
+
+    out.mkdir(parents=True, exist_ok=True)
+    _save_figure(comparison.plot(), out / "comparison.png")
+    _save_figure(_loss_figure(history), out / "loss.png")
+    for name, action in (("true_action.npz", true), ("learned_action.npz", learned),
+                         ("score_matching_action.npz", baseline)):
+        action.save(out / name)
+    timings["total"] = time.perf_counter() - start
+    errors = {model: {str(r.order): r.error for r in comparison.rows if r.model == model}
+              for model in comparison.models}
+    summary = {
+        "settings": {"preset": "unimodal", "quick": args.quick, "seed": args.seed,
+                     **setup, "order": 4, "activation": "cubic", "point": "zero"},
+        "errors": errors,
+        "comparison": comparison.to_dict(),
+        "diagnostics": {"sampling": drawn.diagnostics, "training": history.to_dict()},
+        "seconds": timings,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+    }
+    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    print(f"wrote {', '.join(_DEMO_FILES)} to {out}/ in {timings['total']:.1f} s")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``inntheory`` command (subcommands demo, fit, sample,
+    compare)."""
+    parser = _Parser(
+        prog="inntheory",
+        description="Learn interacting theories from data with polynomial invertible networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"inntheory {it.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sub: argparse.ArgumentParser, device: bool = True) -> None:
+        sub.add_argument("--force", action="store_true", help="overwrite existing outputs")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        if device:
+            sub.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+            sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                             help="auto: CUDA when available, else CPU")
+
+    demo = commands.add_parser(
+        "demo", help="sample, train, extract and compare on the unimodal preset",
+        description="Sample the unimodal preset, train a cubic INN, extract its action and "
+        "compare it (and the score-matching baseline) with the true one.",
+    )
+    demo.add_argument("--out", default="inntheory-demo", help="output folder")
+    demo.add_argument("--quick", action="store_true", help="a small run that takes seconds")
+    common(demo)
+
+    fit = commands.add_parser(
+        "fit", help="train an INN on your samples and extract its action",
+        description="Train a polynomial INN on DATA (one configuration per row) and write "
+        "the extracted action (.npz) and the trained model (.model.pt beside it).",
+    )
+    fit.add_argument("data", metavar="DATA", help="samples (n, N): .npy, .npz or .csv")
+    fit.add_argument("--array", help="array name inside a .npz (default: its only array)")
+    fit.add_argument("--depth", type=_positive_int, default=3, help="layers (default 3)")
+    fit.add_argument("--order", type=_positive_int, default=4,
+                     help="highest order K of the extracted action (default 4)")
+    fit.add_argument("--activation", choices=_ACTIVATIONS, default="cubic",
+                     help="polynomial activation (default cubic)")
+    fit.add_argument("--point", choices=("mean", "zero"), default="mean",
+                     help="expansion point: the data mean (default) or 0")
+    fit.add_argument("--steps", type=_positive_int, default=2000,
+                     help="maximum optimiser steps (default 2000)")
+    fit.add_argument("--out", default="action.npz", help="action file (default action.npz)")
+    common(fit)
+
+    sampler = commands.add_parser(
+        "sample", help="draw configurations of a lattice theory",
+        description="Draw configurations of a periodic phi^3 + phi^4 lattice theory: a "
+        "PRESET, or explicit couplings (which also override a preset's).",
+    )
+    sampler.add_argument("preset", nargs="?", choices=_PRESETS, metavar="PRESET",
+                         help=f"one of {', '.join(_PRESETS)}")
+    sampler.add_argument("--n", type=_positive_int, default=10000,
+                         help="number of samples (default 10000)")
+    sampler.add_argument("--shape", type=_positive_int, nargs="+", default=[8],
+                         help="lattice, L or L1 L2 (default 8)")
+    for name in ("m2", "kappa", "g3", "g4"):
+        sampler.add_argument(f"--{name}", type=_finite_float, help=f"coupling {name}")
+    sampler.add_argument("--out", default="samples.npy",
+                         help="output .npy, .npz (array x) or .csv (default samples.npy)")
+    common(sampler)
+
+    comparer = commands.add_parser(
+        "compare", help="compare two saved actions order by order",
+        description="Print the order-by-order comparison of a LEARNED action with a TRUE one "
+        "(both .npz files written by inntheory).",
+    )
+    comparer.add_argument("true", metavar="TRUE", help="reference action (.npz)")
+    comparer.add_argument("learned", metavar="LEARNED", help="action to measure (.npz)")
+    comparer.add_argument("--order", type=_positive_int,
+                          help="highest order compared (default: the lower of the two)")
+    comparer.add_argument("--plot", help="also write the comparison figure (PNG)")
+    common(comparer, device=False)
+    return parser
+
+
+_COMMANDS = {"demo": _demo, "fit": _fit, "sample": _sample, "compare": _compare}
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    print(f"inntheory: warning: {_one_line(message)}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``inntheory`` command.
+
+    Arguments:
+        argv: the arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The exit status: 0 success, 1 a user or runtime error, 2 a usage error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return _COMMANDS[args.command](args)
+        except CLIError as error:
+            print(f"inntheory: error: {_one_line(error)}", file=sys.stderr)
+            return error.code
+        except KeyboardInterrupt:
+            print("inntheory: error: interrupted", file=sys.stderr)
+            return 130
