@@ -35,21 +35,28 @@ _PUBLIC = {
     "Comparison": "analysis",
     "cumulants": "analysis",
     "compare_cumulants": "analysis",
+    "CumulantComparison": "analysis",
+    "normalisable": "loop",
+    "close_loop": "loop",
     "score_matching": "baselines",
     "sweep": "sweeps",
     "SweepResult": "sweeps",
 }
+
+_SUBMODULES = frozenset(set(_PUBLIC.values()) | {"activations", "diagrams", "widgets", "cli"})
 
 __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
-        module = importlib.import_module(f".{_PUBLIC[name]}", __name__)
-        value = getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'inntheory' has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'inntheory' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
