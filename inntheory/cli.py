@@ -61,7 +61,7 @@ _NPY_MAGIC = b"\x93NUMPY"
 
 # The demo: full run (about a minute on two cores) and --quick (seconds, used by the tests).
 _DEMO = {
-    False: {"shape": [8], "n_samples": 10000, "depth": 3, "steps": 1000, "burn_in": 400},
+    False: {"shape": [8], "n_samples": 10000, "depth": 2, "steps": 1500, "burn_in": 400},
     True: {"shape": [4], "n_samples": 1000, "depth": 2, "steps": 150, "burn_in": 60},
 }
 _DEMO_FILES = ("comparison.png", "loss.png", "summary.json", "true_action.npz",
