@@ -284,7 +284,10 @@ def test_slider_updates_summary(browser: Any, lab: Lab, target: Target, repo_roo
     artifacts.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(f"{lab.url}/lab/tree/{target.notebook}?token={TOKEN}")
+        # A fresh workspace per target: JupyterLab otherwise restores the tabs of the previous
+        # target's page and may drive that notebook instead of this one.
+        workspace = Path(target.screenshot).stem
+        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{target.notebook}?reset&token={TOKEN}")
         # The toolbar's idle indicator shows before the kernel connects; ask the app itself.
         page.wait_for_function(KERNEL_READY, timeout=90_000)
         page.evaluate(WATCH_REPLIES)
