@@ -12,14 +12,7 @@ from inntheory.loop import close_loop, normalisable
 from inntheory.sampling import sample
 from inntheory.theories import LatticeTheory, preset
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one torch thread avoids oversubscribing the cores pytest-xdist uses."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def quartic_2d(c: float) -> torch.Tensor:
