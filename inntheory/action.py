@@ -89,8 +89,6 @@ class PolynomialAction:
 
     Example:
         >>> import torch
-
-from ._io import atomic_write
         >>> S = PolynomialAction({2: torch.eye(2), 4: torch.zeros(2, 2, 2, 2)})
         >>> S.dim, S.order
         (2, 4)
