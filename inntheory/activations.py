@@ -85,7 +85,7 @@ class PolynomialActivation(nn.Module):
         Arguments:
             y_star: expansion points, one per unit, (N,).
         """
-        coefficients = self.coefficients().to(y_star.dtype)
+        coefficients = self.coefficients().to(y_star)
         shifted = torch.zeros_like(coefficients)
         derivative = coefficients
         for j in range(self.degree + 1):

@@ -269,7 +269,7 @@ def _pullback(
             points.append(weight @ u + stage[2].detach().to(x0))
         elif stage[0] == "activation":
             layer += 1
-            taylor = _taylor(stage[1].coefficients().detach().to(x0), u)
+            taylor = stage[1].taylor(u).detach()
             _check_domain(taylor, u, layer, stage[1])
             dressings.append((taylor, activation_degree(stage[1])))
             points.append(taylor[:, 0].clone())
@@ -293,20 +293,6 @@ def _pullback(
         if index in keep:
             kept[index] = current
     return kept
-
-
-def _taylor(coefficients: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Taylor coefficients of per-unit polynomials at y: (N, P+1), (N,) -> (N, P+1).
-
-    Column r is phi^(r)(y_i) / r! = sum_p C(p, r) coefficients[i, p] y_i^(p - r).
-    """
-    degree = coefficients.shape[1] - 1
-    powers = y[:, None] ** torch.arange(degree + 1, dtype=y.dtype, device=y.device)
-    shifted = torch.zeros_like(coefficients)
-    for r in range(degree + 1):
-        for p in range(r, degree + 1):
-            shifted[:, r] += math.comb(p, r) * coefficients[:, p] * powers[:, p - r]
-    return shifted
 
 
 def _check_domain(taylor: torch.Tensor, y: torch.Tensor, layer: int, act: Any) -> None:
