@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .inn import PolynomialINN
+from .inn import PolynomialINN, _as_batch
 
 __all__ = ["TrainingHistory", "resolve_device", "train"]
 
@@ -94,29 +94,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def _as_data(data: Any, dim: int, dtype: torch.dtype) -> torch.Tensor:
-    """Validate training data and return it as a CPU tensor (n, dim) in `dtype`."""
+    """Validate training data and return it as a CPU tensor (n, dim) in `dtype`.
+
+    Training needs a non-empty 2-D batch; the element checks (type, NaN/inf) are the model's.
+    """
     if torch.is_tensor(getattr(data, "x", None)):  # an inntheory.SampleResult
         data = data.x
-    if isinstance(data, np.ndarray):
-        data = torch.from_numpy(data)
-    if not torch.is_tensor(data):
-        raise TypeError(f"data must be a torch tensor or numpy array, got {type(data).__name__}")
-    if data.is_complex() or data.dtype == torch.bool:
-        raise TypeError(f"data must hold real numbers, got dtype {data.dtype}")
-    if data.dim() != 2:
-        raise ValueError(f"data must have shape (n, N), got {tuple(data.shape)}")
-    if data.shape[0] == 0:
-        raise ValueError("data is empty (0 samples)")
-    if data.shape[1] != dim:
-        raise ValueError(f"data has N = {data.shape[1]} columns but the model has dim = {dim}")
-    data = data.detach().to(device="cpu", dtype=dtype)
-    bad = int(torch.isnan(data).sum())
-    if bad:
-        raise ValueError(f"data contains {bad} NaN entries")
-    bad = int(torch.isinf(data).sum())
-    if bad:
-        raise ValueError(f"data contains {bad} inf entries")
-    return data
+    shape = tuple(data.shape) if torch.is_tensor(data) or isinstance(data, np.ndarray) else None
+    if shape is not None:
+        if len(shape) != 2:
+            raise ValueError(f"data must have shape (n, N), got {shape}")
+        if shape[0] == 0:
+            raise ValueError("data is empty (0 samples)")
+        if shape[1] != dim:
+            raise ValueError(f"data has N = {shape[1]} columns but the model has dim = {dim}")
+    batch, _ = _as_batch(data, dim, "data", dtype, torch.device("cpu"))
+    return batch.detach()
 
 
 def _check_positive_int(name: str, value: Any) -> int:
