@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "PolynomialAction": "action",
+    "LatticeAction": "lattice_action",
     "LatticeTheory": "theories",
     "preset": "theories",
     "PRESETS": "theories",

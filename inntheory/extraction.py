@@ -47,6 +47,8 @@ import torch
 from .action import PolynomialAction
 from .diagrams import Diagram, activation_degree, catalogue
 from .inn import PolynomialINN
+from .lattice_action import LatticeAction
+from .lattice_extraction import extract_lattice_action
 
 __all__ = ["action_history", "extract_action"]
 
@@ -79,8 +81,16 @@ def extract_action(
     point: Any = None,
     *,
     max_bytes: int | None = None,
-) -> PolynomialAction:
+    compressed: bool = True,
+) -> PolynomialAction | LatticeAction:
     """The Taylor coefficients A^(1..K) (and the constant) of `model.action` at a point.
+
+    For a lattice-equivariant model (`model.lattice` not None) the result is the
+    translation-invariant action in compressed form, a `LatticeAction` holding the couplings
+    relative to site 0 (only within `model.coupling_range` when the kernels are local), built
+    by the compressed pull-back of `inntheory.lattice_extraction` without any N^k tensor.
+    It needs a uniform point (all entries equal; ValueError otherwise, naming
+    compressed=False); `compressed=False` gives the dense `PolynomialAction` instead.
 
     Arguments:
         model: a `PolynomialINN` (any dtype and device; the pull-back runs in float64).
@@ -89,11 +99,14 @@ def extract_action(
             model's domain (every pre-activation with phi'(y*) > 0).
         max_bytes: memory limit for the coefficient tensors; default half the memory
             available now (host RAM, or free GPU memory for a CUDA model).
+        compressed: for a lattice model, return the compressed `LatticeAction` (default);
+            False forces the dense pull-back. Ignored for dense models.
 
     Returns:
-        A float64 `PolynomialAction` with orders 1..K at `point`, `constant` equal to
-        `model.action(point)`, and metadata {source, order, point, activation, depth,
-        standardized}.
+        A float64 `PolynomialAction` (a `LatticeAction` for a lattice model) with orders
+        1..K at `point`, `constant` equal to `model.action(point)`, and metadata {source,
+        order, point, activation, depth, standardized} (plus lattice, coupling_range, window
+        when compressed).
 
     Raises:
         TypeError: `model` is not a PolynomialINN.
@@ -101,6 +114,15 @@ def extract_action(
             the domain (the message names the layer and unit).
         MemoryError: the tensors would not fit in `max_bytes` (raised before allocating).
     """
+    if compressed and getattr(model, "lattice", None) is not None:
+        order = _check_order(order)
+        if not isinstance(model, PolynomialINN):
+            raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
+        device = _model_device(model)
+        x0 = _check_point(point, model.dim, device)
+        if max_bytes is None:
+            max_bytes = _available_bytes(device) // 2
+        return extract_lattice_action(model, order, x0, max_bytes)
     return _extract(model, order, point, max_bytes, history=False)[-1]
 
 
@@ -140,9 +162,7 @@ def _extract(
     order = _check_order(order)
     if not isinstance(model, PolynomialINN):
         raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
-    device = model.weight.device
-    if device.type == "mps":  # no float64 there
-        device = torch.device("cpu")
+    device = _model_device(model)
     x0 = _check_point(point, model.dim, device)
     stages = model.stages()
     boundaries = _boundaries(model)
@@ -179,6 +199,12 @@ def _extract(
             )
         )
     return result
+
+
+def _model_device(model: PolynomialINN) -> torch.device:
+    """Where the pull-back runs: the model's device (the CPU for MPS, which has no float64)."""
+    device = next(model.parameters()).device
+    return torch.device("cpu") if device.type == "mps" else device
 
 
 def _boundaries(model: PolynomialINN) -> dict[int, str]:

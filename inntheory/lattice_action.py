@@ -1,0 +1,490 @@
+"""Translation-invariant polynomial actions stored by their couplings relative to one site.
+
+On a periodic lattice of shape (L,) or (L1, L2) (N sites, flattened in C order as
+`LatticeTheory` does) a translation-invariant symmetric tensor A^(k) is fixed by its couplings
+relative to site 0,
+
+    C^(k)[o2, .., ok] = A^(k)[0, o2, .., ok],   A^(k)[i1, .., ik] = C^(k)[i2 - i1, .., ik - i1],
+
+N^(k-1) numbers instead of N^k. A `LatticeAction` stores C^(k) over a *window* of relative
+offsets: per axis the window w is either the full axis (w = L, index t = offset t mod L) or an
+odd w = 2R + 1 < L holding the offsets -R..R (index t = offset mod w: index 0 is offset 0,
+index -1 is offset -1); every coupling reaching further is zero. `couplings(k)` has the shape
+(*window) * (k - 1) (one group of lattice axes per leg after the first; a scalar for k = 1).
+An action whose couplings reach at most R steps is then exactly the same action computed on
+the small torus of shape `window`, and expanding it onto the big lattice is exact.
+
+The expansion point is uniform (x0 = point * ones(N)), the constant A^(0) is the value on the
+big lattice. The class has the interface of `PolynomialAction` where it makes sense and is a
+target for `inntheory.sample` (`dim`, `action`, `grad` on batches (n, N)).
+
+Example:
+    >>> import torch
+    >>> C2 = torch.tensor([2.0, -0.5, -0.5])        # offsets 0, +1, -1 on a ring of 8
+    >>> S = LatticeAction({2: C2, 4: torch.zeros(3, 3, 3)}, shape=(8,))
+    >>> S.dim, S.order, S.window
+    (8, 4, (3,))
+    >>> float(S.coefficient(2)[0, 7])
+    -0.5
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._io import atomic_write
+from .action import PolynomialAction
+
+__all__ = ["LatticeAction", "lattice_window"]
+
+_SYMMETRY_RTOL = 1e-8
+_FORMAT = "inntheory.LatticeAction"
+# Entries of one (rows, N, window...) contraction temporary in action()/grad().
+_CHUNK_ELEMENTS = 2**24
+
+
+def lattice_window(shape: tuple[int, ...], radius: int | None) -> tuple[int, ...]:
+    """The coupling window per axis for couplings reaching `radius` steps: min(L, 2R + 1).
+
+    Arguments:
+        shape: the lattice, (L,) or (L1, L2).
+        radius: R >= 0, or None for the full lattice.
+    """
+    if radius is None:
+        return tuple(shape)
+    return tuple(min(length, 2 * int(radius) + 1) for length in shape)
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be a tuple of 1 or 2 ints, got {shape!r}") from None
+    if len(dims) not in (1, 2) or any(
+        isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in dims
+    ):
+        raise ValueError(f"shape must be 1 or 2 positive ints, got {dims!r}")
+    return tuple(int(n) for n in dims)
+
+
+def _check_window(window: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
+    dims = _check_shape(window)
+    if len(dims) != len(shape):
+        raise ValueError(f"window {dims} has {len(dims)} axes but the lattice {shape} has "
+                         f"{len(shape)}")
+    for w, length in zip(dims, shape, strict=True):
+        if w > length or (w < length and w % 2 == 0):
+            raise ValueError(
+                f"window {dims} does not fit the lattice {shape}: each axis must be the full "
+                "length L or an odd 2R + 1 < L (offsets -R..R)"
+            )
+    return dims
+
+
+def _axis_offsets(w: int, length: int) -> np.ndarray:
+    """The lattice offset of each window index along one axis."""
+    t = np.arange(w)
+    if w == length:
+        return t
+    return np.where(t <= w // 2, t, t - w)
+
+
+def _coordinates(shape: tuple[int, ...]) -> np.ndarray:
+    """Lattice coordinates of the flattened sites, (N, d)."""
+    return np.stack(np.unravel_index(np.arange(math.prod(shape)), shape), axis=1)
+
+
+def shift_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
+    """index[i, t] = the site at offset `t` (flattened window index) from site i, (N, M)."""
+    sites = _coordinates(shape)
+    offsets = np.stack(
+        np.meshgrid(*[_axis_offsets(w, L) for w, L in zip(window, shape, strict=True)],
+                    indexing="ij"),
+        axis=-1,
+    ).reshape(-1, len(shape))
+    target = (sites[:, None, :] + offsets[None, :, :]) % np.array(shape)
+    return np.ravel_multi_index(tuple(np.moveaxis(target, -1, 0)), shape)
+
+
+def relative_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
+    """index[i, j] = flattened window index of the offset j - i, or M when outside, (N, N)."""
+    sites = _coordinates(shape)
+    diff = (sites[None, :, :] - sites[:, None, :]) % np.array(shape)
+    index = np.zeros(diff.shape[:2], dtype=np.int64)
+    inside = np.ones(diff.shape[:2], dtype=bool)
+    for axis, (w, length) in enumerate(zip(window, shape, strict=True)):
+        d = diff[..., axis]
+        if w < length:
+            d = np.where(d <= length // 2, d, d - length)
+            inside &= np.abs(d) <= w // 2
+            d = d % w
+        index = index * w + d
+    return np.where(inside, index, math.prod(window))
+
+
+class LatticeAction:
+    """A translation-invariant polynomial action in compressed form (see the module docstring).
+
+    Arguments:
+        couplings: {k >= 1: C^(k)} with C^(k) of shape (*window) * (k - 1) (a scalar for
+            k = 1); absent orders are zero.
+        shape: the lattice, (L,) or (L1, L2).
+        point: the uniform expansion point: a number, or an (N,) array with equal entries.
+        constant: A^(0), the value of S at the point on the big lattice.
+        metadata: JSON-able facts about where the action came from.
+        window: the coupling window; inferred from an order >= 2 tensor when None (and the
+            full lattice when only A^(1) is given).
+        check_symmetry: raise when a C^(k) is not symmetric among its k - 1 legs.
+    """
+
+    def __init__(
+        self,
+        couplings: Mapping[int, Any],
+        shape: Any,
+        point: Any = 0.0,
+        constant: float = 0.0,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        window: Any = None,
+        check_symmetry: bool = True,
+    ) -> None:
+        self.shape = _check_shape(shape)
+        if not isinstance(couplings, Mapping) or not couplings:
+            raise ValueError("couplings must be a non-empty mapping {order k >= 1: C^(k)}")
+        tensors: dict[int, torch.Tensor] = {}
+        for k in sorted(couplings):
+            if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+                raise ValueError(f"coupling orders must be integers >= 1, got {k!r}")
+            tensors[int(k)] = _real_tensor(couplings[k], f"C^({k})")
+        if window is None:
+            higher = [t for k, t in tensors.items() if k >= 2]
+            window = tuple(higher[0].shape[: len(self.shape)]) if higher else self.shape
+        self.window = _check_window(window, self.shape)
+        dtype = torch.get_default_dtype()
+        for tensor in tensors.values():
+            dtype = torch.promote_types(dtype, tensor.dtype)
+        device = next(iter(tensors.values())).device
+        for k, tensor in tensors.items():
+            expected = self.window * (k - 1)
+            if tuple(tensor.shape) != expected:
+                raise ValueError(
+                    f"C^({k}) must have shape {expected} (window {self.window} per leg after "
+                    f"the first), got {tuple(tensor.shape)}"
+                )
+            tensors[k] = tensor.to(device=device, dtype=dtype)
+            if check_symmetry and k >= 3:
+                flat = tensors[k].reshape((self.size,) * (k - 1))
+                scale = float(flat.abs().max())
+                worst = max(float((flat - flat.transpose(i, i + 1)).abs().max())
+                            for i in range(k - 2))
+                if scale > 0 and worst / scale > _SYMMETRY_RTOL:
+                    raise ValueError(
+                        f"C^({k}) is not symmetric among its {k - 1} relative legs (relative "
+                        f"asymmetry {worst / scale:.2e})"
+                    )
+        self._couplings = tensors
+        value = _real_tensor(point, "point").to(torch.float64).flatten()
+        if value.numel() not in (1, self.dim):
+            raise ValueError(f"point must be a number or have shape ({self.dim},), got "
+                             f"{value.numel()} entries")
+        if value.numel() > 1 and bool((value != value[0]).any()):
+            raise ValueError("a LatticeAction needs a uniform expansion point (all entries "
+                             "equal); use a PolynomialAction for another point")
+        self.point_value = float(value[0])
+        if not math.isfinite(float(constant)):
+            raise ValueError("constant must be finite")
+        self.constant = float(constant)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+    # -- structure ---------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """Number of sites N."""
+        return math.prod(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Offsets per leg in the window, M = prod(window)."""
+        return math.prod(self.window)
+
+    @property
+    def order(self) -> int:
+        """Highest order K present."""
+        return max(self._couplings)
+
+    @property
+    def orders(self) -> tuple[int, ...]:
+        """Orders with a stored tensor, ascending."""
+        return tuple(sorted(self._couplings))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(iter(self._couplings.values())).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self._couplings.values())).device
+
+    @property
+    def point(self) -> torch.Tensor:
+        """The expansion point x0 = point_value * ones(N), (N,)."""
+        return torch.full((self.dim,), self.point_value, dtype=self.dtype, device=self.device)
+
+    def items(self) -> list[tuple[int, torch.Tensor]]:
+        """(k, C^(k)) for the stored orders, ascending."""
+        return sorted(self._couplings.items())
+
+    def _check_k(self, k: Any) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"order must be an integer >= 1, got {k!r}")
+        if k > self.order:
+            raise ValueError(f"this action has orders up to {self.order}; A^({k}) is not known")
+        return int(k)
+
+    def couplings(self, k: int) -> torch.Tensor:
+        """C^(k) = A^(k)[0, ...] over relative offsets, shape (*window) * (k - 1)."""
+        k = self._check_k(k)
+        if k in self._couplings:
+            return self._couplings[k]
+        return torch.zeros(self.window * (k - 1), dtype=self.dtype, device=self.device)
+
+    def onsite(self, k: int) -> float:
+        """The on-site coupling A^(k)_{i..i} (the same on every site)."""
+        return float(self.couplings(k).flatten()[0]) if k > 1 else float(self.couplings(1))
+
+    def diagonal(self, k: int) -> torch.Tensor:
+        """The local part A^(k)_{i..i}, shape (N,) (all equal)."""
+        return torch.full((self.dim,), self.onsite(k), dtype=self.dtype, device=self.device)
+
+    def dense_bytes(self, k: int) -> int:
+        """Bytes that `coefficient(k)` needs: the (N,)*k tensor and its int64 index."""
+        return 16 * self.dim**k
+
+    def coefficient(self, k: int, max_bytes: int | None = None) -> torch.Tensor:
+        """The dense symmetric tensor A^(k), shape (N,)*k, expanded from the couplings.
+
+        Arguments:
+            k: the order.
+            max_bytes: memory limit; default half the memory available now.
+
+        Raises:
+            MemoryError: the dense tensor would not fit (the message gives the estimate).
+        """
+        k = self._check_k(k)
+        needed = self.dense_bytes(k)
+        limit = _available_bytes() // 2 if max_bytes is None else int(max_bytes)
+        if needed > limit:
+            raise MemoryError(
+                f"the dense A^({k}) of N = {self.dim} sites has {self.dim}^{k} entries and "
+                f"needs about {needed / 2**30:.3g} GiB, more than the limit "
+                f"{limit / 2**30:.3g} GiB; use couplings({k}) (the compressed form, "
+                f"{self.size ** (k - 1)} numbers) instead"
+            )
+        if k == 1:
+            return self.couplings(1).reshape(1).expand(self.dim).clone()
+        # one zero slot per leg (index M) for the offsets outside the window
+        padded = torch.nn.functional.pad(
+            self.couplings(k).reshape((self.size,) * (k - 1)), (0, 1) * (k - 1)
+        ).reshape(-1)
+        relative = torch.from_numpy(relative_index(self.shape, self.window)).to(self.device)
+        width = self.size + 1
+        index = relative.new_zeros((self.dim,) * k)
+        for leg in range(1, k):
+            view = [self.dim] + [1] * (k - 1)
+            view[leg] = self.dim
+            index = index * width + relative.reshape(view)
+        return padded[index]
+
+    def to_dense(self, max_bytes: int | None = None) -> PolynomialAction:
+        """The same action as a `PolynomialAction` (dense tensors; MemoryError if too big)."""
+        return PolynomialAction(
+            {k: self.coefficient(k, max_bytes) for k in self.orders},
+            self.point,
+            self.constant,
+            {**self.metadata, "lattice": list(self.shape)},
+            check_symmetry=False,
+        )
+
+    def truncate(self, order: int) -> LatticeAction:
+        """The same action with the orders above `order` dropped."""
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        kept = {k: t for k, t in self._couplings.items() if k <= order}
+        if not kept:
+            kept = {1: torch.zeros((), dtype=self.dtype, device=self.device)}
+        return self._with(kept)
+
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> LatticeAction:
+        """A copy on another device and/or in another floating dtype."""
+        return self._with({k: t.to(device=device, dtype=dtype) for k, t in self.items()})
+
+    def _with(self, couplings: dict[int, torch.Tensor]) -> LatticeAction:
+        return LatticeAction(couplings, self.shape, self.point_value, self.constant,
+                             self.metadata, window=self.window, check_symmetry=False)
+
+    # -- evaluation --------------------------------------------------------------------------
+
+    def _deviations(self, x: Any) -> tuple[torch.Tensor, bool]:
+        x = torch.as_tensor(x, device=self.device)
+        if not x.is_floating_point():
+            x = x.to(self.dtype)
+        single = x.dim() == 1
+        if single:
+            x = x.unsqueeze(0)
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            shape = tuple(x.shape[1:]) if single else tuple(x.shape)
+            raise ValueError(f"x must have shape (n, {self.dim}) or ({self.dim},), got {shape}")
+        if not torch.isfinite(x).all():
+            raise ValueError("x contains NaN or inf entries")
+        return x.to(self.dtype) - self.point_value, single
+
+    def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
+        """G_k(j) = sum_o C^(k)[o] d_{j+o2} .. d_{j+ok} for the stored orders: (n, N) each.
+
+        Then dS/dx_j = sum_k G_k(j) / (k-1)! and S = A0 + sum_k sum_j d_j G_k(j) / k!.
+        """
+        index = torch.from_numpy(shift_index(self.shape, self.window)).to(self.device)
+        rows = max(1, _CHUNK_ELEMENTS // (self.dim * self.size ** max(self.order - 2, 1)))
+        out: dict[int, list[torch.Tensor]] = {k: [] for k in self._couplings}
+        for chunk in torch.split(d, rows):
+            shifted = chunk[:, index]  # (n, N, M): d at offset t from site j
+            for k, tensor in self._couplings.items():
+                if k == 1:
+                    out[k].append(tensor.expand(chunk.shape))
+                    continue
+                flat = tensor.reshape(self.size, -1)  # first leg against the rest
+                value = shifted @ flat  # (n, N, M^(k-2))
+                for _ in range(k - 2):
+                    value = value.reshape(*value.shape[:2], self.size, -1)
+                    value = torch.einsum("njm,njm...->nj...", shifted, value)
+                out[k].append(value.reshape(chunk.shape))
+        return {k: torch.cat(parts) for k, parts in out.items()}
+
+    def action(self, x: Any) -> torch.Tensor:
+        """S(x) for a batch x: (n, N) -> (n,) (or a scalar for x: (N,))."""
+        d, single = self._deviations(x)
+        value = torch.full(d.shape[:1], self.constant, dtype=self.dtype, device=self.device)
+        for k, field in self.fields(d).items():
+            value = value + (d * field).sum(dim=1) / math.factorial(k)
+        return value[0] if single else value
+
+    __call__ = action
+
+    def grad(self, x: Any) -> torch.Tensor:
+        """dS/dx for a batch: (n, N) -> (n, N) (or (N,) for x: (N,))."""
+        d, single = self._deviations(x)
+        gradient = torch.zeros_like(d)
+        for k, field in self.fields(d).items():
+            gradient = gradient + field / math.factorial(k - 1)
+        return gradient[0] if single else gradient
+
+    def spectrum(self) -> torch.Tensor:
+        """The eigenvalues of the dense A^(2) on the big lattice, (N,) (one per momentum)."""
+        dense = torch.zeros(self.shape, dtype=torch.float64, device=self.device)
+        relative = torch.from_numpy(shift_index(self.shape, self.window)[0]).to(self.device)
+        dense.view(-1).index_add_(0, relative, self.couplings(2).reshape(-1).double())
+        return torch.fft.fftn(dense).real.flatten()
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the action to an `.npz` file atomically.
+
+        Arrays `C1`, `C2`, ... (float64 couplings), `shape`, `window`, `point` (the uniform
+        value), `constant`, `metadata` (JSON) and `format` = "inntheory.LatticeAction".
+
+        Returns:
+            The path written (`.npz` is appended when missing).
+        """
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        try:
+            metadata = json.dumps(self.metadata)
+        except TypeError as error:
+            raise ValueError(f"metadata must be JSON-serialisable: {error}") from error
+        arrays: dict[str, Any] = {
+            f"C{k}": t.detach().cpu().double().numpy() for k, t in self.items()
+        }
+        arrays.update(
+            shape=np.array(self.shape, dtype=np.int64),
+            window=np.array(self.window, dtype=np.int64),
+            point=np.float64(self.point_value),
+            constant=np.float64(self.constant),
+            metadata=np.array(metadata),
+            format=np.array(_FORMAT),
+        )
+        with atomic_write(path) as stream:
+            np.savez(stream, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LatticeAction:
+        """Read an action written by `save` (no pickles are loaded)."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no action file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name].copy() for name in archive.files}
+            metadata = json.loads(str(arrays.pop("metadata", "{}")))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not a readable action file: {error}") from error
+        if str(arrays.get("format", "")) != _FORMAT or "shape" not in arrays:
+            raise ValueError(f"{path} is not a LatticeAction file (no format "
+                             f"{_FORMAT!r}); read dense actions with PolynomialAction.load")
+        if not isinstance(metadata, dict):
+            raise ValueError(f"{path}: metadata must be a JSON object")
+        orders = sorted(int(n[1:]) for n in arrays if n[:1] == "C" and n[1:].isdigit())
+        if not orders:
+            raise ValueError(f"{path} holds no coupling arrays C1, C2, ...")
+        couplings = {k: torch.from_numpy(arrays[f"C{k}"]) for k in orders}
+        try:
+            shape = tuple(int(n) for n in arrays["shape"])
+            window = tuple(int(n) for n in arrays["window"])
+            point = float(arrays.get("point", 0.0))
+            constant = float(arrays.get("constant", 0.0))
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(f"{path}: bad shape, window, point or constant: {error}") from error
+        return cls(couplings, shape, point, constant, metadata, window=window)
+
+    def __repr__(self) -> str:
+        source = self.metadata.get("source")
+        origin = f", source={source!r}" if source else ""
+        return (f"LatticeAction(shape={self.shape}, window={self.window}, "
+                f"orders={self.orders}{origin})")
+
+
+def _real_tensor(value: Any, name: str) -> torch.Tensor:
+    try:
+        tensor = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be an array of real numbers") from error
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.get_default_dtype())
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or inf entries")
+    return tensor
+
+
+def _available_bytes() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
+        return 8 * 2**30
