@@ -322,6 +322,11 @@ def compare(
         learned: one action, or several as {label: action} (one column group each).
         orders: orders k >= 1 to compare; each must be present (k <= .order) in every action.
 
+    A :class:`~inntheory.lattice_action.LatticeAction` is accepted anywhere: when every
+    action is one (same lattice) the comparison runs on the compressed couplings with the same
+    numbers as the dense one (a ``LatticeComparison``); mixed with dense actions it is
+    expanded to its dense tensors.
+
     Returns:
         A :class:`Comparison`. Comparing an action with itself gives exactly zero errors.
 
@@ -330,6 +335,11 @@ def compare(
         ValueError: on different dimensions or expansion points, no learned action, orders
             that are empty, not integers >= 1, or missing from an action (named).
     """
+    from .lattice_compare import lattice_support  # compressed LatticeActions (issue 13)
+
+    compressed, true, learned = lattice_support(true, learned, orders)
+    if compressed is not None:
+        return compressed
     if isinstance(learned, PolynomialAction):
         learned = {"learned": learned}
     if not isinstance(learned, Mapping) or not learned:

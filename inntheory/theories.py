@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from .action import PolynomialAction
+from .lattice_action import LatticeAction, lattice_window
 
 __all__ = ["PRESETS", "LatticeTheory", "preset"]
 
@@ -243,6 +244,44 @@ class LatticeTheory:
         metadata = {"source": "LatticeTheory", **self.parameters}
         return PolynomialAction(coefficients, point=torch.zeros(n, dtype=dtype),
                                 metadata=metadata)
+
+    def lattice_coefficients(
+        self, order: int = 4, dtype: torch.dtype = torch.float64
+    ) -> LatticeAction:
+        """The exact action at ``x0 = 0`` in compressed form, a ``LatticeAction``.
+
+        The couplings relative to site 0 over the window ``min(L, 3)`` per axis (the theory
+        reaches one step): ``C2[0] = m2 + 2 d kappa``, ``C2[+-e_mu] = -kappa`` (added up where
+        the two neighbours coincide, ``L = 2``; cancelling the on-site term at ``L = 1``, as in
+        :meth:`quadratic`), ``C3``/``C4`` ``g3``/``g4`` at offset 0; nothing of size ``N^k``.
+
+        Arguments:
+            order: The highest order ``K >= 2``.
+            dtype: The floating dtype of the couplings.
+
+        Returns:
+            ``LatticeAction`` with orders ``1..K`` equal to :meth:`coefficients` when expanded.
+        """
+        if isinstance(order, bool) or not isinstance(order, int) or order < 2:
+            raise ValueError(f"order must be an int >= 2, got {order!r}")
+        window = lattice_window(self.shape, 1)
+        c2 = torch.zeros(window, dtype=dtype)
+        c2[(0,) * self.ndim] = self.m2 + 2 * self.ndim * self.kappa
+        for axis in range(self.ndim):
+            for step in (1, -1):
+                offset = [0] * self.ndim
+                offset[axis] = step % window[axis]
+                c2[tuple(offset)] -= self.kappa
+        couplings: dict[int, Tensor] = {1: torch.zeros((), dtype=dtype), 2: c2}
+        for k, g in ((3, self.g3), (4, self.g4)):
+            if k <= order:
+                c = torch.zeros(window * (k - 1), dtype=dtype)
+                c[(0,) * (self.ndim * (k - 1))] = g
+                couplings[k] = c
+        for k in range(5, order + 1):
+            couplings[k] = torch.zeros(window * (k - 1), dtype=dtype)
+        metadata = {"source": "LatticeTheory", "compressed": True, **self.parameters}
+        return LatticeAction(couplings, self.shape, 0.0, metadata=metadata, window=window)
 
 
 PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({

@@ -1,0 +1,249 @@
+"""Tests of the compressed translation-invariant action and its pull-back against the dense one."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from inntheory import LatticeTheory, PolynomialAction, PolynomialINN, compare, extract_action
+from inntheory.lattice_action import LatticeAction, lattice_window
+
+TOL = 1e-12  # relative to the largest entry of the dense tensor
+
+
+def circulant(kernel: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """W[i, j] = kernel[(site(i) - site(j)) mod shape], (N, N)."""
+    dim = math.prod(shape)
+    sites = np.stack(np.unravel_index(np.arange(dim), shape), axis=1)
+    diff = (sites[:, None, :] - sites[None, :, :]) % np.array(shape)
+    index = torch.from_numpy(np.ravel_multi_index(tuple(np.moveaxis(diff, -1, 0)), shape))
+    return kernel.reshape(-1)[index]
+
+
+def local_mask(shape: tuple[int, ...], radius: int) -> torch.Tensor:
+    """True on the offsets with |minimal image| <= radius on every axis, (shape)."""
+    sites = np.stack(np.unravel_index(np.arange(math.prod(shape)), shape), axis=1)
+    minimal = np.where(sites <= np.array(shape) // 2, sites, sites - np.array(shape))
+    return torch.from_numpy((np.abs(minimal) <= radius).all(axis=1)).reshape(shape)
+
+
+def lattice_model(
+    shape: tuple[int, ...],
+    depth: int = 2,
+    activation: str = "cubic",
+    standardize: bool = True,
+    radius: int | None = None,
+    seed: int = 0,
+) -> PolynomialINN:
+    """A dense PolynomialINN made lattice-equivariant by hand (the contract of issue 10)."""
+    dim = math.prod(shape)
+    for attempt in range(50):
+        torch.manual_seed(seed + 1000 * attempt)
+        model = PolynomialINN(dim, depth, activation=activation, standardize=standardize)
+        model = model.double()
+        with torch.no_grad():
+            for layer in range(depth):
+                kernel = 0.3 * torch.randn(shape, dtype=torch.float64)
+                if radius is not None:
+                    kernel = kernel * local_mask(shape, radius)
+                kernel.view(-1)[0] += 1.0
+                model.weight[layer].copy_(circulant(kernel, shape))
+                model.bias[layer].fill_(float(0.2 * torch.randn(())))
+            for act in model.activations:
+                for parameter in act.parameters():
+                    parameter.fill_(float(0.3 * torch.randn(())))
+            if standardize:
+                model.shift.fill_(0.3)
+                model.scale.fill_(1.7)
+                model.standardized.fill_(True)
+        model.lattice = tuple(shape)
+        model.coupling_range = None if radius is None else 2 * depth * radius
+        if bool(model.in_domain(torch.zeros(dim, dtype=torch.float64))):
+            return model
+    raise AssertionError("no model with 0 in its domain")
+
+
+def assert_same(compressed: LatticeAction, dense: PolynomialAction, order: int) -> None:
+    for k in range(1, order + 1):
+        reference = dense.coefficient(k)
+        scale = max(1.0, float(reference.abs().max()))
+        error = float((compressed.coefficient(k) - reference).abs().max())
+        assert error <= TOL * scale, (k, error, scale)
+    assert abs(compressed.constant - dense.constant) <= TOL * max(1.0, abs(dense.constant))
+
+
+@pytest.mark.parametrize("shape", [(5,), (6,), (3, 3), (2, 4)])
+@pytest.mark.parametrize("activation", ["quadratic", "cubic"])
+@pytest.mark.parametrize("standardize", [False, True])
+def test_compressed_equals_dense_for_every_order(shape, activation, standardize):
+    model = lattice_model(shape, 2, activation, standardize, seed=len(shape) + shape[0])
+    for order in (1, 2, 3, 4):
+        compressed = extract_action(model, order)
+        assert isinstance(compressed, LatticeAction)
+        assert compressed.window == shape and compressed.order == order
+        dense = extract_action(model, order, compressed=False)
+        assert isinstance(dense, PolynomialAction)
+        assert_same(compressed, dense, order)
+    point = torch.zeros(model.dim, dtype=torch.float64)
+    assert abs(compressed.constant - float(model.action(point).detach())) < 1e-10
+
+
+@pytest.mark.parametrize(
+    ("shape", "depth", "radius", "order"), [((12,), 2, 1, 4), ((7, 7), 1, 1, 4), ((11,), 1, 2, 4)]
+)
+def test_range_cut_is_exact(shape, depth, radius, order):
+    model = lattice_model(shape, depth, "cubic", True, radius=radius)
+    reach = 2 * depth * radius
+    compressed = extract_action(model, order)
+    assert compressed.window == lattice_window(shape, reach)
+    assert all(w < n for w, n in zip(compressed.window, shape, strict=True))
+    dense = extract_action(model, order, compressed=False)
+    assert_same(compressed, dense, order)
+    # the dense extraction has no coupling beyond the stated range
+    sites = np.stack(np.unravel_index(np.arange(model.dim), shape), axis=1)
+    diff = (sites[:, None, :] - sites[None, :, :]) % np.array(shape)
+    minimal = np.abs(np.where(diff <= np.array(shape) // 2, diff, diff - np.array(shape)))
+    far = torch.from_numpy(minimal.max(axis=2) > reach)
+    assert bool(far.any())
+    a2 = dense.coefficient(2)
+    assert float(a2[far].abs().max()) < 1e-14 * float(a2.abs().max())
+    a4 = dense.coefficient(4)
+    assert float(a4[far[:, :, None, None].expand_as(a4)].abs().max()) < 1e-14 * float(
+        a4.abs().max()
+    )
+    # and within the range the couplings do not vanish (the check can fail)
+    near = torch.from_numpy(minimal.max(axis=2) == reach)
+    assert float(a2[near].abs().max()) > 1e-6
+
+
+def test_kernels_reaching_beyond_the_stated_range_are_refused():
+    model = lattice_model((12,), 2, "cubic", True, radius=2)
+    model.coupling_range = 4  # the kernels reach 2 * 2 * 2 = 8
+    with pytest.raises(ValueError, match="reach"):
+        extract_action(model, 4)
+
+
+def test_non_lattice_stages_and_points_are_refused_with_reasons():
+    model = lattice_model((5,), 1, "cubic", False)
+    with pytest.raises(ValueError, match="uniform expansion point.*compressed=False"):
+        extract_action(model, 2, point=torch.arange(5.0) / 10)
+    dense = extract_action(model, 2, point=torch.arange(5.0) / 10, compressed=False)
+    assert isinstance(dense, PolynomialAction)
+    with torch.no_grad():
+        model.bias[0, 1] += 0.1
+    with pytest.raises(ValueError, match="bias"):
+        extract_action(model, 2)
+    model = lattice_model((5,), 1, "cubic", False)
+    with torch.no_grad():
+        model.weight[0, 1, 3] += 0.1
+    with pytest.raises(ValueError, match="not a periodic convolution"):
+        extract_action(model, 2)
+
+
+def test_uniform_nonzero_point_matches_dense():
+    model = lattice_model((2, 3), 2, "quadratic", True)
+    point = torch.full((6,), 0.05, dtype=torch.float64)
+    compressed = extract_action(model, 4, point=point)
+    assert compressed.point_value == pytest.approx(0.05)
+    assert_same(compressed, extract_action(model, 4, point=point, compressed=False), 4)
+
+
+def test_memory_guard_names_the_estimate():
+    model = lattice_model((6,), 2, "cubic", True)
+    with pytest.raises(MemoryError, match=r"needs about .* GiB"):
+        extract_action(model, 4, max_bytes=1000)
+
+
+def test_action_grad_and_dense_expansion_agree():
+    model = lattice_model((7,), 1, "cubic", True, radius=1)
+    compressed = extract_action(model, 4)
+    assert compressed.window == (5,)
+    dense = compressed.to_dense()
+    x = 0.3 * torch.randn(11, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(compressed.action(x), dense.action(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(compressed.grad(x), dense.grad(x), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(compressed(x[0]), dense(x[0]), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(compressed.diagonal(3), dense.diagonal(3))
+    eigenvalues = torch.linalg.eigvalsh(dense.coefficient(2))
+    torch.testing.assert_close(compressed.spectrum().sort().values, eigenvalues)
+    truncated = compressed.truncate(2)
+    assert truncated.order == 2 and truncated.window == (5,)
+    assert compressed.to(dtype=torch.float32).dtype == torch.float32
+
+
+def test_save_load_round_trip_and_refusals(tmp_path):
+    model = lattice_model((3, 4), 2, "cubic", True)
+    action = extract_action(model, 4)
+    written = action.save(tmp_path / "lattice")
+    assert written.suffix == ".npz"
+    loaded = LatticeAction.load(written)
+    assert loaded.shape == action.shape and loaded.window == action.window
+    assert loaded.constant == action.constant and loaded.metadata == action.metadata
+    for k in range(1, 5):
+        assert torch.equal(loaded.couplings(k), action.couplings(k))
+    dense_file = PolynomialAction({2: torch.eye(2)}).save(tmp_path / "dense.npz")
+    with pytest.raises(ValueError, match="not a LatticeAction file"):
+        LatticeAction.load(dense_file)
+    with pytest.raises(FileNotFoundError):
+        LatticeAction.load(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable"):
+        LatticeAction.load(tmp_path / "bad.npz")
+
+
+def test_coefficient_refuses_when_too_big_with_the_estimate():
+    action = LatticeAction({2: torch.zeros(3, 3), 4: torch.zeros((3, 3) * 3)}, shape=(32, 32))
+    with pytest.raises(MemoryError, match=r"1024\^4 entries and needs about 1.64e\+04 GiB"):
+        action.coefficient(4)
+    assert action.coefficient(2, max_bytes=2**26).shape == (1024, 1024)
+
+
+def test_constructor_checks():
+    with pytest.raises(ValueError, match="window"):
+        LatticeAction({2: torch.zeros(4)}, shape=(6,))  # even window shorter than L
+    with pytest.raises(ValueError, match="shape"):
+        LatticeAction({3: torch.zeros(3)}, shape=(6,), window=(3,))
+    with pytest.raises(ValueError, match="uniform"):
+        LatticeAction({2: torch.zeros(3)}, shape=(6,), point=torch.arange(6.0))
+    with pytest.raises(ValueError, match="not symmetric"):
+        LatticeAction({3: torch.arange(9.0).reshape(3, 3)}, shape=(6,))
+    with pytest.raises(ValueError, match="NaN"):
+        LatticeAction({2: torch.tensor([float("nan"), 0.0, 0.0])}, shape=(6,))
+
+
+def test_true_theory_compressed_equals_dense():
+    for shape in [(1,), (2,), (5,), (3, 4), (2, 2)]:
+        theory = LatticeTheory(shape, m2=0.7, kappa=0.4, g3=0.5, g4=1.2)
+        compressed = theory.lattice_coefficients(4)
+        dense = theory.coefficients(4)
+        for k in range(1, 5):
+            torch.testing.assert_close(compressed.coefficient(k), dense.coefficient(k),
+                                       rtol=0, atol=1e-15)
+        x = torch.randn(5, theory.dim, dtype=torch.float64)
+        torch.testing.assert_close(compressed.action(x), theory.action(x))
+        torch.testing.assert_close(compressed.grad(x), theory.grad(x))
+
+
+def test_compare_on_lattice_actions_equals_compare_on_dense_expansions():
+    theory = LatticeTheory((7,), m2=0.7, kappa=0.4, g3=0.5, g4=1.2)
+    true = theory.lattice_coefficients(4)
+    model = lattice_model((7,), 1, "cubic", True, radius=1)
+    local = extract_action(model, 4)  # window 5
+    full = extract_action(lattice_model((7,), 2, "quadratic", False), 4)  # window 7
+    compressed = compare(true, {"local": local, "full": full})
+    dense = compare(true.to_dense(), {"local": local.to_dense(), "full": full.to_dense()})
+    mixed = compare(true.to_dense(), {"local": local, "full": full})
+    for reference in (dense, mixed):
+        for row, other in zip(compressed.rows, reference.rows, strict=True):
+            for name in ("error", "diagonal_error", "leakage", "true_offdiagonal",
+                         "true_norm", "true_diagonal_mean", "learned_diagonal_mean"):
+                assert getattr(row, name) == pytest.approx(getattr(other, name), rel=1e-12,
+                                                           abs=1e-14), name
+            assert (row.relative, row.diagonal_relative) == (
+                other.relative, other.diagonal_relative
+            )
+    self_compare = compare(local, local)
+    assert all(row.error == 0 for row in self_compare.rows)
