@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -28,6 +30,7 @@ import torch
 from torch import Tensor
 
 from .action import PolynomialAction
+from .lattice_action import LatticeAction, lattice_window
 
 __all__ = ["score_matching"]
 
@@ -35,6 +38,52 @@ Monomial = tuple[int, ...]
 
 # Rows per chunk are chosen so that one chunk of products holds about this many numbers.
 _CHUNK_ELEMENTS = 2**22
+# Warn when the rows are fewer than this many per coefficient ...
+_ROWS_PER_COEFFICIENT = 10
+# ... or when the Jacobi-scaled G is worse conditioned than this (it is computed up to this
+# many coefficients).
+_CONDITION_LIMIT = 1e10
+_CONDITION_MAX_SIZE = 4000
+
+
+def _memory_estimate(dim: int, order: int, basis: str, n_tied: int) -> tuple[int, int]:
+    """(bytes, number of coefficients) that `score_matching` needs, before building anything.
+
+    dense/local: G and two temporaries of its size, the moment matrix of the F lower
+    monomials, the index tables (N x M), one chunk of products and the dense output tensors
+    (with their permutation index); tied: G, one chunk of per-site features, the data copy.
+    """
+    if basis == "tied":
+        return 8 * (3 * n_tied**2 + 2 * _CHUNK_ELEMENTS), n_tied
+    if basis == "dense":
+        size = math.comb(dim + order, order) - 1
+        lower = math.comb(dim + order - 1, order - 1)
+    else:
+        size = dim * order + (dim * (dim - 1) // 2 if order >= 2 else 0)
+        lower = 1 + dim * max(order - 1, 1)
+    output = sum(dim**k * (1 + k) for k in range(1, order + 1))
+    needed = 8 * (3 * size**2 + lower**2 + 2 * dim * size + _CHUNK_ELEMENTS + output)
+    return needed, size
+
+
+def _available_bytes() -> int:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
+        return 8 * 2**30
+
+
+def _tied_offsets(shape: tuple[int, ...], radius: int) -> list[tuple[int, ...]]:
+    """One representative o of each pair {o, -o} of non-zero offsets within `radius` steps."""
+    lattice = np.array(shape)
+    found: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for offset in itertools.product(range(-radius, radius + 1), repeat=len(shape)):
+        key = tuple(int(v) for v in np.array(offset) % lattice)
+        mirror = tuple(int(v) for v in (-np.array(offset)) % lattice)
+        if not any(key) or key in found or mirror in found:
+            continue
+        found[key] = offset
+    return list(found.values())
 
 
 def _basis(dim: int, order: int, basis: str) -> list[Monomial]:
@@ -142,8 +191,12 @@ def _to_tensors(basis: list[Monomial], theta: Tensor, dim: int, order: int) -> d
     return tensors
 
 
-def _solve(gram: Tensor, rhs: Tensor) -> Tensor:
-    """G^-1 h by a Cholesky factorisation of the Jacobi-scaled G; raises if G is singular."""
+def _solve(gram: Tensor, rhs: Tensor, n: int) -> Tensor:
+    """G^-1 h by a Cholesky factorisation of the Jacobi-scaled G; raises if G is singular.
+
+    Warns (RuntimeWarning, with the numbers) when the n rows are fewer than 10 per
+    coefficient or the scaled G is ill-conditioned (condition number above 1e10).
+    """
     size = gram.shape[0]
     diagonal = gram.diagonal()
     pivot = 0.0
@@ -158,6 +211,25 @@ def _solve(gram: Tensor, rhs: Tensor) -> Tensor:
             f"pivot {pivot:.1e}): the data do not determine every coefficient (e.g. a "
             "coordinate that never varies, or data on a lower-dimensional set); pass ridge > 0"
         )
+    if n < _ROWS_PER_COEFFICIENT * size:
+        warnings.warn(
+            f"score matching on {n} rows for {size} coefficients (fewer than "
+            f"{_ROWS_PER_COEFFICIENT} per coefficient): the estimate is dominated by noise; "
+            "use more samples, a smaller basis or a lower order",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif size <= _CONDITION_MAX_SIZE:
+        eigenvalues = torch.linalg.eigvalsh(gram / scale[:, None] / scale[None, :])
+        condition = float(eigenvalues[-1] / eigenvalues[0])
+        if condition > _CONDITION_LIMIT:
+            warnings.warn(
+                f"score matching: G = E[grad T grad T^T] is ill-conditioned (condition number "
+                f"{condition:.2e} after Jacobi scaling, {size} coefficients, {n} rows): some "
+                "coefficients are barely determined by the data; consider ridge > 0",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     return torch.cholesky_solve((rhs / scale)[:, None], factor)[:, 0] / scale
 
 
@@ -179,10 +251,14 @@ def _as_data(data: Any) -> Tensor:
 def score_matching(
     data: Any,
     order: int = 4,
-    basis: Literal["dense", "local"] = "dense",
+    basis: Literal["dense", "local", "tied"] = "dense",
     point: Any = None,
     ridge: float = 0.0,
-) -> PolynomialAction:
+    *,
+    lattice: Any = None,
+    radius: int = 1,
+    max_bytes: int | None = None,
+) -> PolynomialAction | LatticeAction:
     """Estimate a polynomial action from samples by Hyvarinen score matching.
 
     The model is S(x) = sum_j theta_j T_j(x) with monomials T_j(x) = prod d_i^{m_i} of the
@@ -202,23 +278,40 @@ def score_matching(
       A^(1) and A^(2) are full; A^(k) for k >= 3 is estimated on the diagonal only and zero
       elsewhere. This is the structure of the lattice phi^3 + phi^4 action (local
       self-interactions, pairwise couplings) without assuming which pairs are neighbours.
+    - ``"tied"`` (needs ``lattice``): the coefficients tied over lattice translations, the
+      fair baseline for a lattice-equivariant network: sum_i d_i^k for k = 1..order and
+      sum_i d_i d_{i+o} for each pair {o, -o} of non-zero offsets within ``radius`` steps on
+      every axis: order + (number of such pairs) coefficients (4 + 4 on a 2-D lattice with
+      radius 1). G is accumulated over chunks of rows from per-site feature gradients
+      (rows, N, coefficients), so 1e5 samples of a 16x16 lattice fit in a few MB. The result
+      is a :class:`~inntheory.lattice_action.LatticeAction` with window min(L, 2 radius + 1):
+      A^(2) on site and within the range, A^(k >= 3) on site only.
+
+    Every basis first estimates the memory of G and its features and refuses
+    (MemoryError, with the estimate) beyond `max_bytes`; it warns (RuntimeWarning, with the
+    numbers) when the rows are fewer than 10 per coefficient or G is ill-conditioned.
 
     Arguments:
         data: samples x, (n, N), torch tensor or numpy array.
         order: highest degree K >= 1 of the monomials.
-        basis: ``"dense"`` or ``"local"`` (above).
-        point: expansion point x0, (N,); zero by default.
+        basis: ``"dense"``, ``"local"`` or ``"tied"`` (above).
+        point: expansion point x0, (N,); zero by default (uniform for ``"tied"``).
         ridge: Tikhonov term added to G (units of G), >= 0; use it when G is singular.
+        lattice: the lattice shape, (L,) or (L1, L2) with prod == N (``"tied"`` only).
+        radius: the reach of the tied pair couplings in lattice steps, >= 1 (``"tied"``).
+        max_bytes: memory limit; default half the memory available now.
 
     Returns:
         A :class:`~inntheory.action.PolynomialAction` with A^(1)..A^(order) (float64) around
-        `point`, `metadata` recording the method, basis, n, number of monomials and ridge.
+        `point` (a `LatticeAction` for ``"tied"``), `metadata` recording the method, basis,
+        n, number of monomials and ridge.
 
     Raises:
         ValueError: on order < 1, an unknown basis, data that is not (n, N) or holds NaN/inf,
-            a point of the wrong shape, ridge < 0, fewer samples than monomials, or a
-            singular G.
+            a point of the wrong shape, ridge < 0, fewer samples than monomials, a singular
+            G, or a missing/wrong lattice for ``"tied"``.
         TypeError: if data is not an array of real numbers.
+        MemoryError: G and the features would not fit in `max_bytes` (before allocating).
 
     Example:
         >>> generator = torch.Generator().manual_seed(0)
@@ -230,8 +323,8 @@ def score_matching(
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
         raise ValueError(f"order must be an integer >= 1, got {order!r}")
     order = int(order)
-    if basis not in ("dense", "local"):
-        raise ValueError(f"unknown basis {basis!r}; use 'dense' or 'local'")
+    if basis not in ("dense", "local", "tied"):
+        raise ValueError(f"unknown basis {basis!r}; use 'dense', 'local' or 'tied'")
     ridge = float(ridge)
     if not math.isfinite(ridge) or ridge < 0:
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge}")
@@ -245,13 +338,37 @@ def score_matching(
             raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
         if not torch.isfinite(x0).all():
             raise ValueError("point contains NaN or inf entries")
-    monomials = _basis(dim, order, basis)
-    size = len(monomials)
+    offsets: list[tuple[int, ...]] = []
+    shape: tuple[int, ...] = ()
+    if basis == "tied":
+        shape, offsets = _check_lattice(lattice, radius, dim, x0)
+    elif lattice is not None:
+        raise ValueError(f"lattice is only used by basis='tied', not {basis!r}")
+    needed, size = _memory_estimate(dim, order, basis, order + len(offsets))
+    limit = _available_bytes() // 2 if max_bytes is None else int(max_bytes)
+    if needed > limit:
+        raise MemoryError(
+            f"score matching with basis={basis!r}, order {order} on N = {dim} has {size} "
+            f"coefficients and needs about {needed / 2**30:.3g} GiB for G and its features, "
+            f"more than the limit {limit / 2**30:.3g} GiB; use basis='tied' (lattice data), "
+            "a lower order, or raise max_bytes"
+        )
     if n < size:
         raise ValueError(
             f"too few samples: n = {n} < {size} monomials (basis={basis!r}, order={order}, "
             f"N={dim}); score matching needs at least as many samples as parameters"
         )
+    metadata: dict[str, Any] = {
+        "source": "score matching",
+        "basis": basis,
+        "order": order,
+        "n_samples": n,
+        "n_monomials": size,
+        "ridge": ridge,
+    }
+    if basis == "tied":
+        return _tied(x - x0, order, shape, radius, offsets, ridge, float(x0[0]), metadata)
+    monomials = _basis(dim, order, basis)
     features, reduced, mult, laplace_index, laplace_coefficient = _structure(monomials, dim)
     moments = _feature_moments(x - x0, features)
     mult_t = torch.from_numpy(mult)
@@ -267,14 +384,80 @@ def score_matching(
             0, lap_index[:, 0], torch.from_numpy(laplace_coefficient) * moments[0, lap_index[:, 1]]
         )
     gram = gram + ridge * torch.eye(size, dtype=gram.dtype)
-    theta = _solve(gram, rhs)
+    theta = _solve(gram, rhs, n)
     tensors = _to_tensors(monomials, theta, dim, order)
-    metadata = {
-        "source": "score matching",
-        "basis": basis,
-        "order": order,
-        "n_samples": n,
-        "n_monomials": size,
-        "ridge": ridge,
-    }
     return PolynomialAction(tensors, point=x0, metadata=metadata, check_symmetry=False)
+
+
+def _check_lattice(
+    lattice: Any, radius: Any, dim: int, x0: Tensor
+) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    if lattice is None:
+        raise ValueError("basis='tied' needs lattice=(L,) or (L1, L2), the shape of the data")
+    try:
+        shape = tuple(int(n) for n in lattice)
+    except (TypeError, ValueError):
+        raise ValueError(f"lattice must be a tuple of ints, got {lattice!r}") from None
+    if len(shape) not in (1, 2) or any(n < 1 for n in shape) or math.prod(shape) != dim:
+        raise ValueError(f"lattice {shape} does not fit the data: N = {dim} sites")
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 1:
+        raise ValueError(f"radius must be an integer >= 1, got {radius!r}")
+    if bool((x0 != x0[0]).any()):
+        raise ValueError("basis='tied' needs a uniform point (all entries equal)")
+    return shape, _tied_offsets(shape, int(radius))
+
+
+def _tied(
+    d: Tensor,
+    order: int,
+    shape: tuple[int, ...],
+    radius: int,
+    offsets: list[tuple[int, ...]],
+    ridge: float,
+    point: float,
+    metadata: dict[str, Any],
+) -> LatticeAction:
+    """Translation-tied score matching (see `score_matching`, basis "tied")."""
+    n, dim = d.shape
+    size = order + len(offsets)
+    lattice = np.array(shape)
+    sites = np.stack(np.unravel_index(np.arange(dim), shape), axis=1)
+
+    def neighbour(offset: tuple[int, ...]) -> Tensor:
+        moved = (sites + np.array(offset)) % lattice
+        return torch.from_numpy(np.ravel_multi_index(tuple(moved.T), shape))
+
+    pairs = [(neighbour(o), neighbour(tuple(-v for v in o))) for o in offsets]
+    gram = d.new_zeros(size, size)
+    rhs = d.new_zeros(size)
+    chunk = max(1, _CHUNK_ELEMENTS // (dim * size))
+    for rows in torch.split(d, chunk):
+        features = rows.new_empty(rows.shape[0], dim, size)  # dT_j / dx_l per row and site l
+        powers = [torch.ones_like(rows)]
+        for _ in range(1, order):
+            powers.append(powers[-1] * rows)
+        for k in range(1, order + 1):
+            features[:, :, k - 1] = k * powers[k - 1]
+            if k >= 2:  # laplacian of sum_i d_i^k: k (k - 1) sum_i d_i^(k-2)
+                rhs[k - 1] += k * (k - 1) * powers[k - 2].sum()
+        for p, (forward, backward) in enumerate(pairs):
+            features[:, :, order + p] = rows[:, forward] + rows[:, backward]
+        flat = features.reshape(-1, size)
+        gram += flat.T @ flat
+    gram = gram / n + ridge * torch.eye(size, dtype=gram.dtype)
+    theta = _solve(gram, rhs / n, n)
+    window = lattice_window(shape, radius)
+    couplings: dict[int, Tensor] = {}
+    for k in range(1, order + 1):
+        c = d.new_zeros(window * (k - 1))
+        c.view(-1)[0] = math.factorial(k) * theta[k - 1]
+        couplings[k] = c
+    if order >= 2:
+        flat2 = couplings[2].view(-1)
+        for p, offset in enumerate(offsets):
+            for sign in (1, -1):  # A_(i, i+o) = A_(i, i-o) = theta (2 theta where o = -o)
+                moved = tuple((sign * v) % w for v, w in zip(offset, window, strict=True))
+                flat2[int(np.ravel_multi_index(moved, window))] += theta[order + p]
+    metadata.update(lattice=list(shape), radius=radius, window=list(window), compressed=True)
+    return LatticeAction(couplings, shape, point, metadata=metadata, window=window,
+                         check_symmetry=False)

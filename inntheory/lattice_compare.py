@@ -61,10 +61,8 @@ def lattice_support(
         the arguments with each `LatticeAction` expanded to its dense `PolynomialAction`
         (MemoryError when that does not fit).
     """
-    single = isinstance(learned, LatticeAction)
+    single = not isinstance(learned, Mapping)
     actions = {"learned": learned} if single else learned
-    if not isinstance(actions, Mapping):
-        return None, true, learned
     everything = [true, *actions.values()]
     if not any(isinstance(a, LatticeAction) for a in everything):
         return None, true, learned

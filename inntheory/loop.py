@@ -20,13 +20,14 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
 from .action import PolynomialAction
 from .analysis import CumulantComparison, compare_cumulants
+from .lattice_action import LatticeAction
 from .sampling import sample
 
 __all__ = ["close_loop", "normalisable"]
@@ -36,10 +37,29 @@ _REFINED = 64
 _GRADIENT_STEPS = 200
 
 
-def _top_order(action: PolynomialAction) -> int:
+Form = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _top_order(action: PolynomialAction | LatticeAction) -> int:
     """The highest order with a non-zero tensor (0 when every tensor vanishes)."""
     nonzero = [k for k, tensor in action.items() if bool((tensor != 0).any())]
     return max(nonzero, default=0)
+
+
+def _lattice_form(action: LatticeAction, k: int) -> tuple[Form, float]:
+    """F(u) = A^(k) u...u of a compressed action without its dense tensor, and ||A^(k)||.
+
+    F(u) = sum_j u_j G_k(j) and its gradient k G_k (`LatticeAction.fields`); the dense
+    Frobenius norm is sqrt(N) times the norm of the couplings.
+    """
+    top = LatticeAction({k: action.couplings(k).detach().to("cpu", torch.float64)},
+                        action.shape, window=action.window, check_symmetry=False)
+
+    def form(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        field = top.fields(u)[k]
+        return (u * field).sum(dim=1), k * field
+
+    return form, action.dim**0.5 * float(top.couplings(k).norm())
 
 
 def _form(tensor: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,19 +71,19 @@ def _form(tensor: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return (u * contracted).sum(dim=1), k * contracted
 
 
-def _descend(tensor: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
     """Projected gradient descent of F on the unit sphere from the rows of u: (m, N).
 
     Each row keeps its own step size: grown by 1.5 after a step that lowers F, halved (and
     the step undone) after one that does not. Returns F at the final rows, (m,).
     """
-    value, gradient = _form(tensor, u)
-    step = torch.full_like(value, 1.0 / float(tensor.norm()))
+    value, gradient = form(u)
+    step = torch.full_like(value, 1.0 / norm)
     for _ in range(_GRADIENT_STEPS):
         tangent = gradient - (gradient * u).sum(dim=1, keepdim=True) * u
         trial = u - step[:, None] * tangent
         trial = trial / trial.norm(dim=1, keepdim=True)
-        trial_value, trial_gradient = _form(tensor, trial)
+        trial_value, trial_gradient = form(trial)
         better = trial_value <= value
         u = torch.where(better[:, None], trial, u)
         value = torch.where(better, trial_value, value)
@@ -73,7 +93,7 @@ def _descend(tensor: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def normalisable(
-    action: PolynomialAction, *, directions: int = _DIRECTIONS, seed: int = 0
+    action: PolynomialAction | LatticeAction, *, directions: int = _DIRECTIONS, seed: int = 0
 ) -> tuple[bool, float]:
     """Decide whether exp(-S) of a truncated polynomial action is normalisable.
 
@@ -88,8 +108,11 @@ def normalisable(
     exactly 0 (a flat direction) is reported as not normalisable: the top order alone cannot
     certify it.
 
+    A `LatticeAction` is searched in compressed form (no dense tensor; for K = 2 the exact
+    smallest eigenvalue from the Fourier spectrum of its couplings).
+
     Arguments:
-        action: the truncated action.
+        action: the truncated action (`PolynomialAction` or `LatticeAction`).
         directions: number of random starting directions, >= 1.
         seed: seed of the random directions.
 
@@ -99,7 +122,7 @@ def normalisable(
         is 0.
 
     Raises:
-        TypeError: `action` is not a PolynomialAction.
+        TypeError: `action` is not a PolynomialAction or LatticeAction.
         ValueError: directions < 1.
 
     Example:
@@ -110,30 +133,44 @@ def normalisable(
         >>> ok, round(minimum, 6)
         (True, 0.5)
     """
-    if not isinstance(action, PolynomialAction):
-        raise TypeError(f"action must be a PolynomialAction, got {type(action).__name__}")
+    if not isinstance(action, PolynomialAction | LatticeAction):
+        raise TypeError(f"action must be a PolynomialAction or LatticeAction, got "
+                        f"{type(action).__name__}")
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
         raise ValueError(f"directions must be an int >= 1, got {directions!r}")
     top = _top_order(action)
     if top == 0:
         return False, 0.0
-    tensor = action.coefficient(top).detach().to(device="cpu", dtype=torch.float64)
-    if top == 1:
-        return False, -float(tensor.norm())
-    if top == 2:
-        minimum = float(torch.linalg.eigvalsh(tensor)[0])
-        return minimum > 0, minimum
+    if isinstance(action, LatticeAction):
+        if top == 1:
+            return False, -action.dim**0.5 * abs(action.onsite(1))
+        if top == 2:
+            minimum = float(action.spectrum().min())
+            return minimum > 0, minimum
+        form, norm = _lattice_form(action, top)
+    else:
+        tensor = action.coefficient(top).detach().to(device="cpu", dtype=torch.float64)
+        if top == 1:
+            return False, -float(tensor.norm())
+        if top == 2:
+            minimum = float(torch.linalg.eigvalsh(tensor)[0])
+            return minimum > 0, minimum
+
+        def form(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return _form(tensor, u)
+
+        norm = float(tensor.norm())
     generator = torch.Generator().manual_seed(int(seed))
     dim = action.dim
     u = torch.randn(directions, dim, generator=generator, dtype=torch.float64)
     u = torch.cat([torch.eye(dim, dtype=torch.float64), u / u.norm(dim=1, keepdim=True)])
-    values, _ = _form(tensor, u)
-    minimum = float(_descend(tensor, u[values.argsort()[:_REFINED]]).min())
+    values, _ = form(u)
+    minimum = float(_descend(form, norm, u[values.argsort()[:_REFINED]]).min())
     return (top % 2 == 0 and minimum > 0), minimum
 
 
 def close_loop(
-    learned: PolynomialAction,
+    learned: PolynomialAction | LatticeAction,
     data: Any,
     *,
     n_samples: int | None = None,
@@ -150,7 +187,8 @@ def close_loop(
     action's samples lie from those of the data in units of standard errors.
 
     Arguments:
-        learned: the action, e.g. from `extract_action` or `score_matching`.
+        learned: the action, e.g. from `extract_action` or `score_matching` (a compressed
+            `LatticeAction` is sampled and checked without dense tensors).
         data: the data it was learned from, (n, N) torch tensor or numpy array.
         n_samples: MCMC samples to draw; the number of data rows when None.
         order: highest cumulant order compared.
@@ -164,10 +202,11 @@ def close_loop(
     Raises:
         ValueError: the truncated action is not normalisable (the message gives the top order
             and the minimum of its form), data of the wrong shape, n_samples < 1.
-        TypeError: `learned` is not a PolynomialAction.
+        TypeError: `learned` is not a PolynomialAction or LatticeAction.
     """
-    if not isinstance(learned, PolynomialAction):
-        raise TypeError(f"learned must be a PolynomialAction, got {type(learned).__name__}")
+    if not isinstance(learned, PolynomialAction | LatticeAction):
+        raise TypeError(f"learned must be a PolynomialAction or LatticeAction, got "
+                        f"{type(learned).__name__}")
     x = data if torch.is_tensor(data) else torch.as_tensor(data)
     if x.dim() != 2 or x.shape[1] != learned.dim:
         raise ValueError(

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from inntheory.action import PolynomialAction
-from inntheory.baselines import _basis, _to_tensors, score_matching
+from inntheory.analysis import compare
+from inntheory.baselines import _basis, _tied_offsets, _to_tensors, score_matching
+from inntheory.lattice_action import LatticeAction
+from inntheory.sampling import sample
+from inntheory.theories import LatticeTheory
 
 F64 = torch.float64
 
@@ -81,6 +86,7 @@ def test_basis_sizes():
     assert len(_basis(8, 4, "local")) == 8 * 4 + 8 * 7 // 2
 
 
+@pytest.mark.filterwarnings("ignore:score matching on 150 rows:RuntimeWarning")
 @pytest.mark.parametrize("basis", ["dense", "local"])
 def test_solution_equals_brute_force_normal_equations(basis):
     """The moment-based G and h equal E[grad T grad T^T] and E[laplacian T] from autodiff."""
@@ -178,3 +184,93 @@ def test_singular_gram_says_so_and_ridge_fixes_it():
         score_matching(data, order=2)
     fit = score_matching(data, order=2, ridge=1e-3)
     assert torch.isfinite(fit.coefficient(2)).all()
+
+
+@pytest.mark.parametrize(("shape", "radius"), [((5,), 2), ((3, 4), 1), ((2,), 1)])
+def test_tied_basis_equals_brute_force_normal_equations(shape, radius):
+    """G and h of the tied basis equal E[grad T grad T^T] and E[laplacian T] from autodiff."""
+    generator = torch.Generator().manual_seed(6)
+    dim = math.prod(shape)
+    x = 0.8 * torch.randn(300, dim, dtype=F64, generator=generator) + 0.1
+    offsets = _tied_offsets(shape, radius)
+    order = 4
+
+    def features(v):
+        d = (v - 0.05).reshape(shape)
+        onsite = [d.pow(k).sum() for k in range(1, order + 1)]
+        pairs = [(d * torch.roll(d, tuple(-o for o in offset), tuple(range(len(shape))))).sum()
+                 for offset in offsets]
+        return torch.stack(onsite + pairs)
+
+    grads = torch.vmap(torch.func.jacrev(features))(x)
+    laplacians = torch.vmap(torch.func.hessian(features))(x).diagonal(dim1=-2, dim2=-1).sum(-1)
+    gram = torch.einsum("nai,nbi->ab", grads, grads) / len(x)
+    theta = torch.linalg.solve(gram, laplacians.mean(0))
+    fit = score_matching(x, order=order, basis="tied", lattice=shape, radius=radius,
+                         point=torch.full((dim,), 0.05, dtype=F64))
+    assert isinstance(fit, LatticeAction) and fit.metadata["n_monomials"] == len(theta)
+    expected = torch.vmap(features)(x) @ theta
+    torch.testing.assert_close(fit.action(x) - fit.action(x[:1]),
+                               expected - expected[0], rtol=1e-9, atol=1e-9)
+    assert fit.onsite(4) == pytest.approx(24 * float(theta[3]), rel=1e-9)
+
+
+def test_tied_basis_counts_and_recovers_a_lattice_theory():
+    assert len(_tied_offsets((16, 16), 1)) == 4  # (0,1), (1,-1), (1,0), (1,1) up to sign
+    assert len(_tied_offsets((3, 3), 1)) == 4 and len(_tied_offsets((2,), 1)) == 1
+    theory = LatticeTheory((4, 4), m2=1.0, kappa=0.5, g3=0.5, g4=1.0)
+    data = sample(theory, 20_000, seed=0, progress=False).x
+    fit = score_matching(data, order=4, basis="tied", lattice=(4, 4))
+    table = compare(theory.lattice_coefficients(4), fit)
+    assert table.row(2).error < 0.02 and table.row(3).diagonal_error < 0.1
+    assert table.row(4).diagonal_error < 0.1, table.table()
+    local = compare(theory.lattice_coefficients(4), score_matching(data, 4, basis="local"))
+    assert local.row(4).diagonal_error > table.row(4).diagonal_error  # tying helps
+    with pytest.raises(ValueError, match="needs lattice"):
+        score_matching(data, basis="tied")
+    with pytest.raises(ValueError, match="does not fit"):
+        score_matching(data, basis="tied", lattice=(3, 3))
+    with pytest.raises(ValueError, match="radius"):
+        score_matching(data, basis="tied", lattice=(4, 4), radius=0)
+    with pytest.raises(ValueError, match="only used"):
+        score_matching(data, basis="local", lattice=(4, 4))
+
+
+def test_tied_basis_fits_a_16x16_lattice_in_little_memory():
+    import tracemalloc
+
+    generator = torch.Generator().manual_seed(7)
+    data = torch.randn(2000, 256, dtype=F64, generator=generator)
+    tracemalloc.start()
+    fit = score_matching(data, order=4, basis="tied", lattice=(16, 16))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert fit.window == (3, 3) and fit.onsite(2) == pytest.approx(1.0, abs=0.05)
+    assert peak < 2**28
+
+
+def test_memory_guard_refuses_with_the_estimate_before_allocating():
+    data = torch.randn(10, 256, dtype=F64)
+    with pytest.raises(MemoryError, match=r"33664 coefficients and needs about .* GiB"):
+        score_matching(data, order=4, basis="local", max_bytes=2**31)
+    with pytest.raises(MemoryError, match=r"basis='dense'.*GiB"):
+        score_matching(data, order=4, max_bytes=2**31)
+    with pytest.raises(MemoryError, match="GiB"):
+        score_matching(torch.randn(100, 4, dtype=F64), order=2, max_bytes=10)
+
+
+def test_too_few_rows_warn_with_the_numbers():
+    generator = torch.Generator().manual_seed(8)
+    with pytest.warns(RuntimeWarning, match="14 rows for 14 coefficients"):
+        score_matching(torch.randn(14, 2, dtype=F64, generator=generator), order=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score_matching(torch.randn(2000, 2, dtype=F64, generator=generator), order=4)
+
+
+def test_ill_conditioned_gram_warns():
+    generator = torch.Generator().manual_seed(9)
+    data = torch.randn(5000, 2, dtype=F64, generator=generator)
+    data[:, 1] = data[:, 0] + 1e-7 * data[:, 1]  # nearly on a line
+    with pytest.warns(RuntimeWarning, match="ill-conditioned.*condition number"):
+        score_matching(data, order=2)

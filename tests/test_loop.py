@@ -102,3 +102,22 @@ def test_true_coefficients_close_the_loop_and_wrong_ones_do_not():
     wrong = PolynomialAction({2: 1.3 * theory.quadratic(), 3: theory.coefficients(4)
                               .coefficient(3), 4: theory.coefficients(4).coefficient(4)})
     assert not close_loop(wrong, data, seed=2, sample_options=options).within(2, n_sigma=4.0)
+
+
+def test_lattice_actions_are_checked_and_sampled_in_compressed_form():
+    theory = LatticeTheory((6,), m2=-1.0, kappa=0.3, g3=0.4, g4=1.5)
+    compressed = theory.lattice_coefficients(4)
+    ok, minimum = normalisable(compressed)
+    dense_ok, dense_minimum = normalisable(theory.coefficients(4))
+    assert ok and dense_ok
+    assert minimum == pytest.approx(dense_minimum, rel=1e-6)
+    assert minimum == pytest.approx(1.5 / 6, rel=1e-6)  # g4 * sum u^4 on the sphere: g4 / N
+    quadratic = LatticeTheory((5, 4), m2=0.3, kappa=0.5).lattice_coefficients(2)
+    ok, minimum = normalisable(quadratic)
+    assert ok and minimum == pytest.approx(0.3, rel=1e-12)  # the constant mode
+    assert not normalisable(compressed.truncate(3))[0]
+    data = sample(preset("unimodal", shape=(4,)), 4000, seed=1, progress=False).x
+    closed = close_loop(preset("unimodal", shape=(4,)).lattice_coefficients(4), data, seed=2,
+                        sample_options={"burn_in": 200})
+    for k in (1, 2, 3):
+        assert closed.within(k, n_sigma=4.0), closed.table()

@@ -172,3 +172,19 @@ def test_presets() -> None:
     assert well.shape == (8,) and well.m2 < 0 and well.g3 == 0 and well.g4 > 0
     with pytest.raises(ValueError, match="unknown preset"):
         preset("quartic")
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (6,), (1, 3), (2, 2), (3, 5)])
+def test_lattice_coefficients_expand_to_the_dense_ones(shape: tuple[int, ...]) -> None:
+    theory = LatticeTheory(shape, m2=0.8, kappa=0.35, g3=-0.4, g4=1.1)
+    compressed = theory.lattice_coefficients(4)
+    dense = theory.coefficients(4)
+    assert compressed.window == tuple(min(n, 3) for n in shape)
+    for k in (1, 2, 3, 4):
+        torch.testing.assert_close(compressed.coefficient(k), dense.coefficient(k), rtol=0,
+                                   atol=1e-15)
+    assert compressed.metadata["source"] == "LatticeTheory"
+    big = LatticeTheory((32, 32), m2=0.8, kappa=0.35, g3=-0.4, g4=1.1).lattice_coefficients(4)
+    assert big.couplings(4).shape == (3, 3) * 3 and big.onsite(4) == 1.1
+    with pytest.raises(ValueError, match="order"):
+        theory.lattice_coefficients(1)
