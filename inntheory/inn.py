@@ -2,8 +2,9 @@
 
 `PolynomialINN` maps data to latent, z = f(x) with z ~ N(0, I) (METHOD.md, "The polynomial
 INN"). In data -> latent order it is an optional fixed standardisation u = (x - shift) / scale
-followed by `depth` layers, each an invertible affine map y = W u + b and an elementwise
-polynomial activation from `inntheory.activations`. Its action is
+followed by `depth` layers, each an invertible affine map y = W u + b (W from
+`inntheory.linear`: a dense matrix, or a periodic convolution on a lattice) and an
+elementwise polynomial activation from `inntheory.activations`. Its action is
 
     S(x) = 1/2 |f(x)|^2 + N/2 ln 2 pi - ln|det df/dx|,
 
