@@ -14,22 +14,6 @@ from inntheory.lattice_action import LatticeAction, lattice_window
 TOL = 1e-12  # relative to the largest entry of the dense tensor
 
 
-def circulant(kernel: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """W[i, j] = kernel[(site(i) - site(j)) mod shape], (N, N)."""
-    dim = math.prod(shape)
-    sites = np.stack(np.unravel_index(np.arange(dim), shape), axis=1)
-    diff = (sites[:, None, :] - sites[None, :, :]) % np.array(shape)
-    index = torch.from_numpy(np.ravel_multi_index(tuple(np.moveaxis(diff, -1, 0)), shape))
-    return kernel.reshape(-1)[index]
-
-
-def local_mask(shape: tuple[int, ...], radius: int) -> torch.Tensor:
-    """True on the offsets with |minimal image| <= radius on every axis, (shape)."""
-    sites = np.stack(np.unravel_index(np.arange(math.prod(shape)), shape), axis=1)
-    minimal = np.where(sites <= np.array(shape) // 2, sites, sites - np.array(shape))
-    return torch.from_numpy((np.abs(minimal) <= radius).all(axis=1)).reshape(shape)
-
-
 def lattice_model(
     shape: tuple[int, ...],
     depth: int = 2,
@@ -38,29 +22,21 @@ def lattice_model(
     radius: int | None = None,
     seed: int = 0,
 ) -> PolynomialINN:
-    """A dense PolynomialINN made lattice-equivariant by hand (the contract of issue 10)."""
+    """A float64 lattice-equivariant PolynomialINN far from the identity, 0 in its domain."""
     dim = math.prod(shape)
     for attempt in range(50):
         torch.manual_seed(seed + 1000 * attempt)
-        model = PolynomialINN(dim, depth, activation=activation, standardize=standardize)
-        model = model.double()
+        model = PolynomialINN(dim, depth, activation=activation, standardize=standardize,
+                              lattice=shape, kernel_radius=radius).double()
         with torch.no_grad():
-            for layer in range(depth):
-                kernel = 0.3 * torch.randn(shape, dtype=torch.float64)
-                if radius is not None:
-                    kernel = kernel * local_mask(shape, radius)
-                kernel.view(-1)[0] += 1.0
-                model.weight[layer].copy_(circulant(kernel, shape))
-                model.bias[layer].fill_(float(0.2 * torch.randn(())))
+            model.kernel.normal_(0.0, 0.3)
+            model.kernel[(slice(None),) + (0,) * len(shape)] += 1.0
+            model.bias.normal_(0.0, 0.2)
             for act in model.activations:
                 for parameter in act.parameters():
-                    parameter.fill_(float(0.3 * torch.randn(())))
-            if standardize:
-                model.shift.fill_(0.3)
-                model.scale.fill_(1.7)
-                model.standardized.fill_(True)
-        model.lattice = tuple(shape)
-        model.coupling_range = None if radius is None else 2 * depth * radius
+                    parameter.normal_(0.0, 0.3)
+        if standardize:
+            model.standardize_to(1.7 * torch.randn(64, dim, dtype=torch.float64) + 0.3)
         if bool(model.in_domain(torch.zeros(dim, dtype=torch.float64))):
             return model
     raise AssertionError("no model with 0 in its domain")
@@ -119,26 +95,23 @@ def test_range_cut_is_exact(shape, depth, radius, order):
     assert float(a2[near].abs().max()) > 1e-6
 
 
-def test_kernels_reaching_beyond_the_stated_range_are_refused():
-    model = lattice_model((12,), 2, "cubic", True, radius=2)
-    model.coupling_range = 4  # the kernels reach 2 * 2 * 2 = 8
-    with pytest.raises(ValueError, match="reach"):
-        extract_action(model, 4)
-
-
 def test_non_lattice_stages_and_points_are_refused_with_reasons():
     model = lattice_model((5,), 1, "cubic", False)
     with pytest.raises(ValueError, match="uniform expansion point.*compressed=False"):
         extract_action(model, 2, point=torch.arange(5.0) / 10)
     dense = extract_action(model, 2, point=torch.arange(5.0) / 10, compressed=False)
     assert isinstance(dense, PolynomialAction)
-    with torch.no_grad():
-        model.bias[0, 1] += 0.1
+    stages = model.stages()
+    bias = stages[0][2].clone()
+    bias[1] += 0.1
+    model.stages = lambda: [("affine", stages[0][1], bias), *stages[1:]]
     with pytest.raises(ValueError, match="bias"):
         extract_action(model, 2)
     model = lattice_model((5,), 1, "cubic", False)
-    with torch.no_grad():
-        model.weight[0, 1, 3] += 0.1
+    stages = model.stages()
+    weight = stages[0][1].clone()
+    weight[1, 3] += 0.1
+    model.stages = lambda: [("affine", weight, stages[0][2]), *stages[1:]]
     with pytest.raises(ValueError, match="not a periodic convolution"):
         extract_action(model, 2)
 
@@ -247,3 +220,16 @@ def test_compare_on_lattice_actions_equals_compare_on_dense_expansions():
             )
     self_compare = compare(local, local)
     assert all(row.error == 0 for row in self_compare.rows)
+
+
+def test_kernels_reaching_beyond_the_stated_range_are_refused():
+    from inntheory.linear import LatticeConvolution
+
+    model = lattice_model((12,), 2, "cubic", False, radius=1)  # coupling_range 4
+    stages = model.stages()
+    wide = torch.zeros(12, dtype=torch.float64)
+    wide[0], wide[3] = 1.0, 0.2  # reaches 3 steps
+    weight = LatticeConvolution(wide).matrix()
+    model.stages = lambda: [("affine", weight, stages[0][2]), *stages[1:]]
+    with pytest.raises(ValueError, match="coupling_range = 4 but its kernels reach"):
+        extract_action(model, 4)
