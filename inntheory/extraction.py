@@ -89,8 +89,9 @@ def extract_action(
     translation-invariant action in compressed form, a `LatticeAction` holding the couplings
     relative to site 0 (only within `model.coupling_range` when the kernels are local), built
     by the compressed pull-back of `inntheory.lattice_extraction` without any N^k tensor.
-    It needs a uniform point (all entries equal; ValueError otherwise, naming
-    compressed=False); `compressed=False` gives the dense `PolynomialAction` instead.
+    The action around a point whose entries differ is not translation invariant: then (and
+    with `compressed=False`) the result is the dense `PolynomialAction`, whose memory guard
+    refuses with the estimate where N^K does not fit.
 
     Arguments:
         model: a `PolynomialINN` (any dtype and device; the pull-back runs in float64).
@@ -120,9 +121,11 @@ def extract_action(
             raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
         device = _model_device(model)
         x0 = _check_point(point, model.dim, device)
-        if max_bytes is None:
-            max_bytes = _available_bytes(device) // 2
-        return extract_lattice_action(model, order, x0, max_bytes)
+        if bool((x0 == x0[0]).all()):
+            if max_bytes is None:
+                max_bytes = _available_bytes(device) // 2
+            return extract_lattice_action(model, order, x0, max_bytes)
+        # a non-uniform point breaks translation invariance: only the dense action is exact
     return _extract(model, order, point, max_bytes, history=False)[-1]
 
 

@@ -85,7 +85,7 @@ def extract_lattice_action(
         raise ValueError(
             "the compressed (translation-invariant) action needs a uniform expansion point "
             f"(all entries equal); this one ranges over [{float(x0.min()):.4g}, "
-            f"{float(x0.max()):.4g}]: pass compressed=False for the dense action"
+            f"{float(x0.max()):.4g}]: extract_action gives the dense action there"
         )
     radius = getattr(model, "coupling_range", None)
     window = lattice_window(shape, radius)

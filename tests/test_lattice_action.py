@@ -10,6 +10,7 @@ import torch
 
 from inntheory import LatticeTheory, PolynomialAction, PolynomialINN, compare, extract_action
 from inntheory.lattice_action import LatticeAction, lattice_window
+from inntheory.lattice_extraction import extract_lattice_action
 
 TOL = 1e-12  # relative to the largest entry of the dense tensor
 
@@ -97,10 +98,11 @@ def test_range_cut_is_exact(shape, depth, radius, order):
 
 def test_non_lattice_stages_and_points_are_refused_with_reasons():
     model = lattice_model((5,), 1, "cubic", False)
-    with pytest.raises(ValueError, match="uniform expansion point.*compressed=False"):
-        extract_action(model, 2, point=torch.arange(5.0) / 10)
-    dense = extract_action(model, 2, point=torch.arange(5.0) / 10, compressed=False)
+    # a non-uniform point: the action is not translation invariant, so it comes out dense
+    dense = extract_action(model, 2, point=torch.arange(5.0) / 10)
     assert isinstance(dense, PolynomialAction)
+    with pytest.raises(ValueError, match="uniform expansion point"):
+        extract_lattice_action(model, 2, torch.arange(5.0, dtype=torch.float64) / 10, 2**30)
     stages = model.stages()
     bias = stages[0][2].clone()
     bias[1] += 0.1
