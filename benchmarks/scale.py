@@ -8,7 +8,8 @@ theory does not have, relative to the on-site one: for A3 and A4 everything off 
 same numbers for translation-tied score matching (`score_matching(basis="tied")`) on the same
 samples, and the dense extraction beside the compressed one while it fits (N <= 64), as the
 time ratio with the largest difference. Each size runs in its own process, so the peak
-resident memory (ru_maxrss) is that size's.
+resident memory (ru_maxrss, read before the dense extraction) is that size's: sampling,
+training, compressed extraction and tied score matching together.
 
     python benchmarks/scale.py --sizes 4 8 --n 100000
 """
@@ -64,6 +65,7 @@ def one(size: int, n: int, steps: int, seed: int) -> dict:
     tied = score_matching(data, 4, basis="tied", lattice=shape, radius=1)
     row["tied_s"] = time.perf_counter() - start
     row.update({f"tied_{key}": value for key, value in _errors(tied, truth).items()})
+    row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if size * size <= DENSE_MAX_SITES:
         start = time.perf_counter()
         dense = extract_action(model, 4, compressed=False)
@@ -71,7 +73,6 @@ def one(size: int, n: int, steps: int, seed: int) -> dict:
         row["dense_maxdiff"] = max(
             float((dense.coefficient(k) - action.coefficient(k)).abs().max()) for k in (1, 2, 3, 4)
         )
-    row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
 
 

@@ -222,6 +222,16 @@ def test_compare_on_lattice_actions_equals_compare_on_dense_expansions():
             )
     self_compare = compare(local, local)
     assert all(row.error == 0 for row in self_compare.rows)
+    assert "local" in compressed.table() and compressed.to_dict()["models"] == ["local", "full"]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figure = compressed.plot()
+    assert len(figure.axes) == 4
+    with pytest.raises(ValueError, match="orders"):
+        compare(true, local, orders=())
+    with pytest.raises(ValueError, match="order 5 is missing"):
+        compare(true, local, orders=(5,))
 
 
 def test_kernels_reaching_beyond_the_stated_range_are_refused():
