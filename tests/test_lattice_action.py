@@ -22,17 +22,19 @@ def lattice_model(
     standardize: bool = True,
     radius: int | None = None,
     seed: int = 0,
+    odd: bool = False,
 ) -> PolynomialINN:
     """A float64 lattice-equivariant PolynomialINN far from the identity, 0 in its domain."""
     dim = math.prod(shape)
     for attempt in range(50):
         torch.manual_seed(seed + 1000 * attempt)
         model = PolynomialINN(dim, depth, activation=activation, standardize=standardize,
-                              lattice=shape, kernel_radius=radius).double()
+                              lattice=shape, kernel_radius=radius, odd=odd).double()
         with torch.no_grad():
             model.kernel.normal_(0.0, 0.3)
             model.kernel[(slice(None),) + (0,) * len(shape)] += 1.0
-            model.bias.normal_(0.0, 0.2)
+            if not odd:
+                model.bias.normal_(0.0, 0.2)
             for act in model.activations:
                 for parameter in act.parameters():
                     parameter.normal_(0.0, 0.3)
@@ -232,6 +234,14 @@ def test_compare_on_lattice_actions_equals_compare_on_dense_expansions():
         compare(true, local, orders=())
     with pytest.raises(ValueError, match="order 5 is missing"):
         compare(true, local, orders=(5,))
+
+
+def test_odd_model_compressed_equals_dense_and_has_no_odd_couplings():
+    model = lattice_model((3, 3), 2, "cubic", True, odd=True)
+    compressed = extract_action(model, 4)
+    assert_same(compressed, extract_action(model, 4, compressed=False), 4)
+    for k in (1, 3):
+        assert float(compressed.couplings(k).abs().max()) < 1e-14
 
 
 def test_kernels_reaching_beyond_the_stated_range_are_refused():
