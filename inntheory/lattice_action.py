@@ -145,7 +145,9 @@ class LatticeAction:
         metadata: JSON-able facts about where the action came from.
         window: the coupling window; inferred from an order >= 2 tensor when None (and the
             full lattice when only A^(1) is given).
-        check_symmetry: raise when a C^(k) is not symmetric among its k - 1 legs.
+        check_symmetry: raise when a C^(k) is not the compressed form of a symmetric tensor
+            (symmetric among its k - 1 legs and under swapping the root with a leg; relative
+            tolerance 1e-8).
     """
 
     def __init__(
@@ -183,15 +185,13 @@ class LatticeAction:
                     f"the first), got {tuple(tensor.shape)}"
                 )
             tensors[k] = tensor.to(device=device, dtype=dtype)
-            if check_symmetry and k >= 3:
-                flat = tensors[k].reshape((self.size,) * (k - 1))
-                scale = float(flat.abs().max())
-                worst = max(float((flat - flat.transpose(i, i + 1)).abs().max())
-                            for i in range(k - 2))
-                if scale > 0 and worst / scale > _SYMMETRY_RTOL:
+            if check_symmetry and k >= 2:
+                asymmetry = _asymmetry(tensors[k], self.window, self.shape)
+                if asymmetry > _SYMMETRY_RTOL:
                     raise ValueError(
-                        f"C^({k}) is not symmetric among its {k - 1} relative legs (relative "
-                        f"asymmetry {worst / scale:.2e})"
+                        f"C^({k}) is not the compressed form of a symmetric tensor (relative "
+                        f"asymmetry {asymmetry:.2e} under swapping two legs or the root with a "
+                        "leg, or couplings whose mirror falls outside the window)"
                     )
         self._couplings = tensors
         value = _real_tensor(point, "point").to(torch.float64).flatten()
@@ -467,6 +467,53 @@ class LatticeAction:
         origin = f", source={source!r}" if source else ""
         return (f"LatticeAction(shape={self.shape}, window={self.window}, "
                 f"orders={self.orders}{origin})")
+
+
+def _window_index(offset: torch.Tensor, window: tuple[int, ...],
+                  shape: tuple[int, ...]) -> torch.Tensor:
+    """Flattened window index of integer offsets (..., d), or M where they fall outside."""
+    index = torch.zeros(offset.shape[:-1], dtype=torch.int64, device=offset.device)
+    inside = torch.ones(offset.shape[:-1], dtype=torch.bool, device=offset.device)
+    for axis, (w, length) in enumerate(zip(window, shape, strict=True)):
+        o = offset[..., axis]
+        if w < length:
+            inside &= o.abs() <= w // 2
+        index = index * w + o % w
+    return torch.where(inside, index, math.prod(window))
+
+
+def _asymmetry(tensor: torch.Tensor, window: tuple[int, ...], shape: tuple[int, ...]) -> float:
+    """Largest violation of the symmetry of the dense tensor, relative to max |C|.
+
+    A^(k) is symmetric iff C^(k) is symmetric among its k - 1 legs and invariant under
+    swapping the root with the first leg: C[o2, o3, ..] = C[-o2, o3 - o2, ..] (zero where the
+    new offsets leave the window).
+    """
+    size = math.prod(window)
+    legs = tensor.dim() // len(shape)
+    flat = tensor.reshape((size,) * legs)
+    scale = float(flat.abs().max()) if flat.numel() else 0.0
+    if scale == 0.0:
+        return 0.0
+    worst = max((float((flat - flat.transpose(i, i + 1)).abs().max()) for i in range(legs - 1)),
+                default=0.0)
+    grids = np.meshgrid(*[_axis_offsets(w, n) for w, n in zip(window, shape, strict=True)],
+                        indexing="ij")
+    offsets = torch.from_numpy(np.stack(grids, axis=-1).reshape(size, len(shape)))
+    offsets = offsets.to(tensor.device)
+
+    def leg(m: int) -> torch.Tensor:
+        view = [1] * legs + [len(shape)]
+        view[m] = size
+        return offsets.reshape(view)
+
+    first = leg(0)
+    swapped = [-first] + [leg(m) - first for m in range(1, legs)]
+    index = [_window_index(o, window, shape) for o in swapped]
+    padded = torch.nn.functional.pad(flat, (0, 1) * legs)
+    mirrored = padded[tuple(torch.broadcast_tensors(*index))]
+    worst = max(worst, float((flat - mirrored).abs().max()))
+    return worst / scale
 
 
 def _real_tensor(value: Any, name: str) -> torch.Tensor:

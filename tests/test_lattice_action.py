@@ -81,6 +81,7 @@ def test_range_cut_is_exact(shape, depth, radius, order):
     assert all(w < n for w, n in zip(compressed.window, shape, strict=True))
     dense = extract_action(model, order, compressed=False)
     assert_same(compressed, dense, order)
+    LatticeAction(dict(compressed.items()), shape, window=compressed.window)  # symmetric
     # the dense extraction has no coupling beyond the stated range
     sites = np.stack(np.unravel_index(np.arange(model.dim), shape), axis=1)
     diff = (sites[:, None, :] - sites[None, :, :]) % np.array(shape)
@@ -185,8 +186,20 @@ def test_constructor_checks():
         LatticeAction({3: torch.zeros(3)}, shape=(6,), window=(3,))
     with pytest.raises(ValueError, match="uniform"):
         LatticeAction({2: torch.zeros(3)}, shape=(6,), point=torch.arange(6.0))
-    with pytest.raises(ValueError, match="not symmetric"):
+    with pytest.raises(ValueError, match="not the compressed form of a symmetric"):
         LatticeAction({3: torch.arange(9.0).reshape(3, 3)}, shape=(6,))
+    with pytest.raises(ValueError, match="not the compressed form of a symmetric"):
+        LatticeAction({2: torch.tensor([1.0, 0.5, 0.2])}, shape=(6,))  # C[+1] != C[-1]
+    symmetric_pair = torch.zeros(3, 3)
+    symmetric_pair[1, 1] = 1.0  # A[0, 1, 1]: needs A[0, -1, 0] = C[-1, 0] and C[0, -1] too
+    with pytest.raises(ValueError, match="not the compressed form of a symmetric"):
+        LatticeAction({3: symmetric_pair}, shape=(6,))
+    symmetric_pair[2, 0] = symmetric_pair[0, 2] = 1.0
+    LatticeAction({3: symmetric_pair}, shape=(6,))
+    far = torch.zeros(3, 3)
+    far[1, 2] = far[2, 1] = 1.0  # A[0, 1, -1]: its mirror A[1, 0, -1] reaches 2 steps
+    with pytest.raises(ValueError, match="not the compressed form of a symmetric"):
+        LatticeAction({3: far}, shape=(6,))
     with pytest.raises(ValueError, match="NaN"):
         LatticeAction({2: torch.tensor([float("nan"), 0.0, 0.0])}, shape=(6,))
 
