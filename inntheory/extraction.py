@@ -146,6 +146,8 @@ def action_history(
     metadata["label"] ("latent", "after layer 3", ..., "standardized", "data") and
     metadata["stage"] (the number of stages between it and the data).
 
+    The history is always dense (`PolynomialAction` entries), also for a lattice model.
+
     Arguments:
         model, order, point, max_bytes: as in `extract_action` (the memory estimate counts
             every stored entry).
