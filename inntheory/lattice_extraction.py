@@ -102,7 +102,6 @@ def extract_lattice_action(
     point = float(x0[0])
     u = point
     dressings: list[Any] = []
-    points = [point]
     reach = 0
     constant = 0.0
     for number, stage in enumerate(model.stages()):
@@ -136,7 +135,6 @@ def extract_lattice_action(
             u = float(row[0])
         else:
             raise ValueError(f"unknown stage kind {stage[0]!r}")
-        points.append(u)
     if radius is not None and any(w < n for w, n in zip(window, shape, strict=True)):
         if reach > radius:
             raise ValueError(
