@@ -52,7 +52,8 @@ def translation(shape: tuple[int, ...], step: tuple[int, ...]) -> torch.Tensor:
     """Flat site index of site(i) + step (mod shape) for every flat index i (C order)."""
     grid = torch.arange(math.prod(shape)).reshape(shape)
     # rolled by -step, entry i holds the index of site(i) + step
-    return torch.roll(grid, shifts=tuple(-s for s in step), dims=tuple(range(len(shape)))).flatten()
+    axes = tuple(range(len(shape)))
+    return torch.roll(grid, shifts=tuple(-s for s in step), dims=axes).flatten()
 
 
 def _translated(tensor: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
