@@ -36,9 +36,9 @@ import torch
 __all__ = ["DenseLinear", "LatticeConvolution", "LinearMap", "kernel_mask"]
 
 # Forward-map switch of LatticeConvolution, measured with benchmarks/lattice_layers.py
-# (float64, one CPU thread, 1e4 rows, forward + backward of one map): the matmul with
-# matrix() takes 0.008 / 0.087 / 1.14 s at N = 64 / 256 / 1024, the FFT 0.030 / 0.112 /
-# 0.91 s, so the FFT is used from 1024 sites on.
+# (float64, one CPU thread, 1e4 rows, forward + backward of one map, two runs on a loaded
+# machine): FFT / matmul time 2.5-3.6 at N = 64, 1.3-1.4 at N = 256, 0.8-1.0 at N = 1024,
+# so the matmul with matrix() is used below 1024 sites and the FFT from there.
 _FFT_MIN_SITES = 1024
 
 
