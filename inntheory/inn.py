@@ -161,6 +161,10 @@ class PolynomialINN(nn.Module):
         odd: a Z2-odd network (needs the cubic activation).
 
     Attributes:
+        lattice, kernel_radius, odd: the options above (`lattice` as a tuple or None).
+        kernel_support: (lattice only) a buffer, 1.0 on the kernel offsets within the radius
+            and 0.0 elsewhere; the maps use kernel * kernel_support, so entries outside the
+            radius never act, whatever `kernel` holds there.
         training_info: JSON-able metadata written by `inntheory.train`, kept by `save`.
         last_sample_invalid: the fraction of latent draws without a pre-image in the latest
             `sample` call.

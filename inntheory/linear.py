@@ -29,15 +29,16 @@ Members:
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 
 __all__ = ["DenseLinear", "LatticeConvolution", "LinearMap", "kernel_mask"]
 
 # Forward-map switch of LatticeConvolution, measured with benchmarks/lattice_layers.py
-# (float64, one CPU thread, 1e4 rows, forward + backward of one map): the matmul with
-# matrix() takes 0.008 / 0.087 / 1.14 s at N = 64 / 256 / 1024, the FFT 0.030 / 0.112 /
-# 0.91 s, so the FFT is used from 1024 sites on.
+# (float64, one CPU thread, 1e4 rows, forward + backward of one map, two runs on a loaded
+# machine): FFT / matmul time 2.5-3.6 at N = 64, 1.3-1.4 at N = 256, 0.8-1.0 at N = 1024,
+# so the matmul with matrix() is used below 1024 sites and the FFT from there.
 _FFT_MIN_SITES = 1024
 
 
@@ -126,8 +127,7 @@ class LatticeConvolution(LinearMap):
         self._axes = tuple(range(-len(self.shape), 0))
 
     def matrix(self) -> torch.Tensor:
-        index = _circulant_index(self.shape).to(self.kernel.device)
-        return self.kernel.flatten()[index]
+        return self.kernel.flatten()[_circulant_index(self.shape, self.kernel.device)]
 
     def eigenvalues(self) -> torch.Tensor:
         """The eigenvalues of W, ``fftn(kernel)``: complex, the lattice's shape."""
@@ -187,11 +187,11 @@ def _minimal_image(offset: torch.Tensor, length: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _circulant_index(shape: tuple[int, ...]) -> torch.Tensor:
-    """(N, N) int64: the flat kernel index of (site(i) - site(j)) mod shape."""
+def _circulant_index(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """(N, N) int64 on `device`: the flat kernel index of (site(i) - site(j)) mod shape."""
     grids = torch.meshgrid(*(torch.arange(length) for length in shape), indexing="ij")
     sites = torch.stack([grid.flatten() for grid in grids], dim=1)
     lengths = torch.tensor(shape)
     offsets = (sites[:, None, :] - sites[None, :, :]) % lengths
-    strides = torch.tensor([int(torch.tensor(shape[k + 1:]).prod()) for k in range(len(shape))])
-    return (offsets * strides).sum(dim=-1)
+    strides = torch.tensor([math.prod(shape[k + 1:]) for k in range(len(shape))])
+    return (offsets * strides).sum(dim=-1).to(device)

@@ -66,15 +66,16 @@ def test_kernel_mask_minimal_image_and_bounds():
         kernel_mask((5, 4), 2)
 
 
-def test_gradients_of_fft_logdet_and_solve_match_dense():
+def test_gradients_of_fft_logdet_solve_and_forward_match_dense():
     kernel = _kernel((3, 4), None, seed=7).requires_grad_(True)
     y = torch.randn(5, 12, dtype=DTYPE)
     layer = LatticeConvolution(kernel)
-    (layer.logabsdet() + layer.solve(y).square().sum()).backward()
+    forward = layer._fourier(y, lambda spectrum, y_hat: spectrum * y_hat)
+    (layer.logabsdet() + layer.solve(y).square().sum() + forward.pow(3).sum()).backward()
     fast = kernel.grad.clone()
     kernel.grad = None
     matrix = layer.matrix()
-    dense = torch.linalg.solve(matrix, y.T).T.square().sum()
+    dense = torch.linalg.solve(matrix, y.T).T.square().sum() + (y @ matrix.T).pow(3).sum()
     (torch.linalg.slogdet(matrix).logabsdet + dense).backward()
     torch.testing.assert_close(fast, kernel.grad, rtol=1e-10, atol=1e-12)
 
