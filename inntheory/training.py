@@ -18,8 +18,9 @@ stages.
    line search as a loss far above the starting one with a zero gradient, so it is never
    accepted and the search backtracks; an L-BFGS iterate that is nevertheless non-finite (or
    worse than the one before) is undone and the L-BFGS memory cleared. The validation NLL
-   is recorded every `_POLISH_CHUNK_ITERATIONS` iterations and the best validation state of
-   both stages is kept, so polish never ends at a worse validation NLL than Adam's best.
+   is recorded every 25 iterations and the best validation state of both stages is kept,
+   so polish never ends at a worse validation NLL than Adam's best; after 8 checks without
+   a new best the stage stops.
 
 Rejected steps are counted and listed in the returned `TrainingHistory`; a rejected state is
 never kept.
@@ -53,6 +54,9 @@ _POLISH_CHUNK_ITERATIONS = 25
 _POLISH_HISTORY = 50
 _POLISH_CHUNK_ELEMENTS = 2**22
 _POLISH_MAX_REJECTIONS = 3
+# Polish stops after this many validation checks (of _POLISH_CHUNK_ITERATIONS each) without
+# a new best validation NLL: the state it would keep can then only change by noise.
+_POLISH_PATIENCE = 8
 # L-BFGS stops by itself when the loss changes by less than this between iterations.
 _POLISH_TOLERANCE_CHANGE = 1e-13
 # "auto": the most work (n_train * N * depth) a full-batch pass may take, per device type,
@@ -87,6 +91,14 @@ class TrainingHistory:
         stage: the stage of each evaluation, "adam" or "polish" (aligned with `steps`).
         polished: whether the polish stage ran (what `polish="auto"` decided).
         polish_iterations: the L-BFGS iterations run (0 without polish).
+        polish_evaluations: the full-batch passes (loss and gradient) the polish stage
+            computed, its main cost.
+        polish_stop: why the polish stage ended: "tolerance" (gradient <= polish_tol),
+            "steps" (polish_steps reached), "patience" (8 validation checks without a new
+            best), "stalled" (L-BFGS stopped without reaching the tolerance: no more
+            progress in float64), "rejections" (3 undone iterates in a row), "non-finite
+            start" (Adam's best state is outside the domain of some training point), or ""
+            without polish.
         polish_rejected_trials: line-search trial points with a non-finite loss or gradient,
             turned away by the polish guard.
         grad_norm: the largest absolute entry of the gradient of the mean training NLL (whole
@@ -110,6 +122,8 @@ class TrainingHistory:
     stage: list[str] = field(default_factory=list)
     polished: bool = False
     polish_iterations: int = 0
+    polish_evaluations: int = 0
+    polish_stop: str = ""
     polish_rejected_trials: int = 0
     grad_norm: float = math.nan
     converged: bool = False
@@ -238,12 +252,13 @@ def train(
     continues from Adam's best state on the whole training split (a float32 model is
     polished as a float64 copy and the result written back), recording both NLLs every 25
     iterations, until the gradient's largest absolute entry is <= `polish_tol`, or
-    `polish_steps` iterations have run, or L-BFGS makes no more progress. The model is left
-    in the state with the best validation NLL of both stages: polish never ends at a worse
-    validation NLL than Adam's best. See the module docstring for the guards against
-    non-finite steps. The data move to the device once; the model goes back to its original
-    device at the end. `model.training_info` receives a JSON-able summary of the run (saved
-    by `model.save`).
+    `polish_steps` iterations have run, or L-BFGS makes no more progress, or 8 checks (200
+    iterations) bring no new best validation NLL (`TrainingHistory.polish_stop` says which
+    of these ended it). The model is left in the state with the best validation NLL of both
+    stages: polish never ends at a worse validation NLL than Adam's best. See the module
+    docstring for the guards against non-finite steps. The data move to the device once; the
+    model goes back to its original device at the end. `model.training_info` receives a
+    JSON-able summary of the run (saved by `model.save`).
 
     ``polish="auto"`` polishes when the full-batch pass fits time and memory: when the work
     of one pass, n_train * N * depth, is at most 1e7 on CPU (about 0.5 s per L-BFGS
@@ -362,6 +377,8 @@ def train(
         "polish_steps": polish_steps,
         "polish_tol": polish_tol,
         "polish_iterations": history.polish_iterations,
+        "polish_evaluations": history.polish_evaluations,
+        "polish_stop": history.polish_stop,
         "polish_rejected_trials": history.polish_rejected_trials,
         "polish_seconds": history.polish_seconds,
         "grad_norm": history.grad_norm,
@@ -512,6 +529,7 @@ class _FullBatch:
         self.n = x.shape[0]
         self.chunks = x.split(_chunk_rows(model.dim, model.depth))
         self.cached: tuple[torch.Tensor, float, torch.Tensor] | None = None
+        self.passes = 0
 
     def flat_parameters(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.params])
@@ -523,6 +541,7 @@ class _FullBatch:
         else:
             for p in self.params:
                 p.grad = None
+            self.passes += 1
             loss = 0.0
             with torch.enable_grad():
                 for chunk in self.chunks:
@@ -585,6 +604,8 @@ def _polish(
     loss, grad = objective()
     if not (math.isfinite(loss) and bool(torch.isfinite(grad).all())):
         # Adam's best state is finite on its evaluation data but not on the whole split.
+        history.polish_stop = "non-finite start"
+        history.polish_evaluations = objective.passes
         history.polish_seconds = time.perf_counter() - start
         return
     # A turned-away trial point looks far worse than any point L-BFGS may accept.
@@ -609,9 +630,12 @@ def _polish(
 
     optimizer = make_optimizer()
     first_step = history.steps[-1]
-    done, rejections = 0, 0
+    done, rejections, stale, stop = 0, 0, 0, "steps"
     bar = tqdm(total=polish_steps, disable=not progress, desc="polish", leave=False)
-    while done < polish_steps and float(grad.abs().max()) > polish_tol:
+    while done < polish_steps:
+        if float(grad.abs().max()) <= polish_tol:
+            stop = "tolerance"
+            break
         budget = min(_POLISH_CHUNK_ITERATIONS, polish_steps - done)
         optimizer.param_groups[0]["max_iter"] = budget
         before = [p.detach().clone() for p in params]
@@ -631,6 +655,7 @@ def _polish(
             history.rejected_at.append(first_step + done)
             rejections += 1
             if rejections >= _POLISH_MAX_REJECTIONS:
+                stop = "rejections"
                 warnings.warn(
                     f"polish stopped after {done} L-BFGS iterations: {rejections} iterates "
                     "were undone as non-finite or worse",
@@ -649,11 +674,20 @@ def _polish(
         history.train_nll.append(_mean_action(work, eval64))
         history.val_nll.append(val_nll)
         if val_nll < best_val:
-            best_val, best_step = val_nll, first_step + done
+            best_val, best_step, stale = val_nll, first_step + done, 0
             best_state = {k: v.clone() for k, v in work.state_dict().items()}
+        else:
+            stale += 1
         bar.set_postfix(val_nll=f"{val_nll:.4f}", grad=f"{float(grad.abs().max()):.1e}")
         if ran < budget:  # L-BFGS stopped by itself: tolerance reached or no progress
+            stop = "tolerance" if float(grad.abs().max()) <= polish_tol else "stalled"
             break
+        if stale >= _POLISH_PATIENCE:
+            stop = "patience"
+            break
+    else:
+        if float(grad.abs().max()) <= polish_tol:
+            stop = "tolerance"
     bar.close()
     for p in params:
         p.grad = None
@@ -666,5 +700,6 @@ def _polish(
     else:  # only rounding to the model's dtype can get here
         model.load_state_dict(adam_state)
         history.best_val_nll, history.best_step = adam_best, adam_step
-    history.polish_iterations = done
+    history.polish_iterations, history.polish_stop = done, stop
+    history.polish_evaluations = objective.passes
     history.polish_seconds = time.perf_counter() - start
