@@ -181,6 +181,8 @@ def test_polish_lowers_the_training_nll_and_converges() -> None:
     assert after < before - 1e-4
     assert history.polished and not adam_history.polished
     assert history.converged and history.grad_norm <= 1e-6
+    assert history.polish_stop == "tolerance"
+    assert history.polish_evaluations > history.polish_iterations  # >= 1 pass per iteration
     assert adam_history.grad_norm > 1e-3 and not adam_history.converged
     # History: Adam's evaluations first, then one per L-BFGS chunk; step numbers continue.
     stages = history.stage
@@ -208,6 +210,8 @@ def test_polish_never_ends_at_a_worse_validation_nll() -> None:
     polish_val = [v for v, s in zip(history.val_nll, history.stage, strict=True)
                   if s == "polish"]
     assert polish_val and max(polish_val) > start_history.best_val_nll + 1.0
+    # No check beat the start: the stage gives up after 8 checks of 25 iterations.
+    assert history.polish_stop == "patience" and history.polish_iterations == 200
     _, val_x = split(data, 0.5)
     with torch.no_grad():
         kept = float(model.action(val_x).mean())
@@ -277,6 +281,7 @@ def test_polish_false_is_the_adam_path() -> None:
                                      polish=True)
     assert adam_history.stage == ["adam"] * 5 and adam_history.steps == [0, 10, 20, 30, 40]
     assert not adam_history.polished and adam_history.polish_iterations == 0
+    assert adam_history.polish_stop == "" and adam_history.polish_evaluations == 0
     assert math.isfinite(adam_history.grad_norm) and adam_history.grad_norm > 0
     assert adam_history.val_nll == again_history.val_nll
     # The polish stage starts from exactly what polish=False returns.
