@@ -9,13 +9,14 @@ diagonal, A4 diagonal, full A3 and full A4 against ``theory.coefficients(4)``
 (`inntheory.compare`), the polish stage's seconds, L-BFGS iterations, full-batch passes and
 why it stopped, and the final gradient max-abs (`TrainingHistory.grad_norm`).
 
-With ``--lattice`` every case is repeated with the translation-equivariant network
-(``PolynomialINN(..., lattice=theory.shape)``) where this version of the kit has it.
+``--models dense lattice`` runs every case with the dense network and with the
+translation-equivariant one (``PolynomialINN(..., lattice=theory.shape)``, where this version
+of the kit has it); ``--models lattice`` only the latter.
 
 Data sets are cached in ``benchmarks/.cache/data`` (ignored by git). Run from the repository
 root, on one thread:
 
-    OMP_NUM_THREADS=1 python benchmarks/polish.py [--n 100000] [--lattice]
+    OMP_NUM_THREADS=1 python benchmarks/polish.py [--n 100000] [--models dense lattice]
 """
 
 from __future__ import annotations
@@ -73,15 +74,12 @@ def run(shape: tuple[int, ...], depth: int, n: int, lattice: bool) -> list[list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="samples per data set")
-    parser.add_argument("--lattice", action="store_true",
-                        help="also the lattice-equivariant network (where it exists)")
+    parser.add_argument("--models", nargs="+", choices=("dense", "lattice"),
+                        default=["dense"], help="networks to run (default: dense)")
     arguments = parser.parse_args()
-    kinds = [False]
-    if arguments.lattice:
-        if "lattice" in inspect.signature(PolynomialINN).parameters:
-            kinds.append(True)
-        else:
-            print("this version of PolynomialINN has no lattice option: dense only")
+    kinds = [kind == "lattice" for kind in dict.fromkeys(arguments.models)]
+    if True in kinds and "lattice" not in inspect.signature(PolynomialINN).parameters:
+        parser.error("this version of PolynomialINN has no lattice option")
     print(f"unimodal phi^3 + phi^4, n = {arguments.n}, torch threads = "
           f"{torch.get_num_threads()}", flush=True)
     rows = [row for shape, depth in CASES for lattice in kinds
