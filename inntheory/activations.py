@@ -6,6 +6,8 @@ Every member acts elementwise on pre-activations y: (n, N) with its own coeffici
 
 and knows its coefficients, derivative, inverse and invertible domain; nothing else. The
 extraction of the action needs `coefficients()` alone (or its Taylor pieces, `taylor`).
+With ``shared=True`` one set of coefficients serves every unit (the parameters have one
+entry; `coefficients()` still has N identical rows): the lattice-equivariant network's choice.
 
 Members:
 
@@ -13,7 +15,8 @@ Members:
   where phi'(y) = 1 + 2 a y > 0; the fold 1 + 2 a y = 0 bounds the model's domain.
 - ``"cubic"``: phi(y) = y + a y^2 + c y^3 with c > 0 and a^2 < 3 c, so phi'(y) > 0 for every y:
   a bijection of the real line. Parametrised as c = softplus(r), a = s sqrt(3 c) tanh(t) with
-  s = 0.95 < 1, which keeps phi' >= 1 - s^2 everywhere.
+  s = 0.95 < 1, which keeps phi' >= 1 - s^2 everywhere. With ``odd=True`` a = 0 exactly (no
+  parameter t): phi(y) = y + c y^3, an odd function with phi' >= 1.
 
 References:
     C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp, M. Helias,
@@ -46,19 +49,35 @@ class PolynomialActivation(nn.Module):
 
     Arguments:
         dim: number of units N.
+        shared: one set of coefficients for all N units (parameters of length 1) instead of
+            one per unit.
+
+    Attributes:
+        units: the length of every parameter vector: 1 when shared, else N.
     """
 
     name: str = ""
     degree: int = 1
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, shared: bool = False) -> None:
         super().__init__()
         if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
             raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+        if not isinstance(shared, bool):
+            raise TypeError(f"shared must be a bool, got {type(shared).__name__}")
         self.dim = dim
+        self.shared = shared
+        self.units = 1 if shared else dim
 
     def coefficients(self) -> torch.Tensor:
-        """Polynomial coefficients, (N, degree + 1): column p multiplies y^p."""
+        """Polynomial coefficients, (N, degree + 1): column p multiplies y^p.
+
+        Shared activations return one row expanded to N (identical rows, no copy).
+        """
+        return self.unit_coefficients().expand(self.dim, -1)
+
+    def unit_coefficients(self) -> torch.Tensor:
+        """The distinct coefficients, (units, degree + 1); broadcasts against (n, N) rows."""
         raise NotImplementedError
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
@@ -98,7 +117,7 @@ class PolynomialActivation(nn.Module):
         raise NotImplementedError
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}"
+        return f"dim={self.dim}, shared={self.shared}"
 
 
 class QuadraticActivation(PolynomialActivation):
@@ -107,6 +126,7 @@ class QuadraticActivation(PolynomialActivation):
     Arguments:
         dim: number of units N.
         init_scale: standard deviation of the initial a (near the identity map).
+        shared: one coefficient a for all units.
 
     Example:
         >>> act = QuadraticActivation(2)
@@ -120,11 +140,11 @@ class QuadraticActivation(PolynomialActivation):
     name = "quadratic"
     degree = 2
 
-    def __init__(self, dim: int, init_scale: float = 0.01) -> None:
-        super().__init__(dim)
-        self.a = nn.Parameter(init_scale * torch.randn(dim))
+    def __init__(self, dim: int, init_scale: float = 0.01, shared: bool = False) -> None:
+        super().__init__(dim, shared)
+        self.a = nn.Parameter(init_scale * torch.randn(self.units))
 
-    def coefficients(self) -> torch.Tensor:
+    def unit_coefficients(self) -> torch.Tensor:
         zeros, ones = torch.zeros_like(self.a), torch.ones_like(self.a)
         return torch.stack([zeros, ones, self.a], dim=1)
 
@@ -139,12 +159,15 @@ class CubicActivation(PolynomialActivation):
     """phi(y) = y + a y^2 + c y^3 with a^2 < 3 c: monotone, a bijection of the real line.
 
     Parametrised as c = softplus(r), a = s sqrt(3 c) tanh(t), s = 0.95, so that
-    phi'(y) = 1 + 2 a y + 3 c y^2 >= 1 - s^2 for every y.
+    phi'(y) = 1 + 2 a y + 3 c y^2 >= 1 - s^2 for every y. With ``odd=True`` there is no t and
+    a = 0 exactly: phi(y) = y + c y^3 = -phi(-y), phi' >= 1.
 
     Arguments:
         dim: number of units N.
         init_scale: standard deviation of the initial t (the quadratic part).
         init_c: initial value of the cubic coefficient c (small: near the identity map).
+        shared: one (a, c) for all units.
+        odd: no quadratic term (a = 0 exactly, not a parameter).
 
     Example:
         >>> act = CubicActivation(3)
@@ -157,26 +180,42 @@ class CubicActivation(PolynomialActivation):
     degree = 3
     slope_margin = 0.95
 
-    def __init__(self, dim: int, init_scale: float = 0.01, init_c: float = 0.01) -> None:
-        super().__init__(dim)
+    def __init__(
+        self,
+        dim: int,
+        init_scale: float = 0.01,
+        init_c: float = 0.01,
+        shared: bool = False,
+        odd: bool = False,
+    ) -> None:
+        super().__init__(dim, shared)
         if init_c <= 0:
             raise ValueError(f"init_c must be > 0, got {init_c}")
-        self.r = nn.Parameter(torch.full((dim,), math.log(math.expm1(init_c))))
-        self.t = nn.Parameter(init_scale * torch.randn(dim))
+        if not isinstance(odd, bool):
+            raise TypeError(f"odd must be a bool, got {type(odd).__name__}")
+        self.odd = odd
+        self.r = nn.Parameter(torch.full((self.units,), math.log(math.expm1(init_c))))
+        if not odd:
+            self.t = nn.Parameter(init_scale * torch.randn(self.units))
 
     @property
     def c(self) -> torch.Tensor:
-        """Cubic coefficients, (N,), always > 0."""
+        """Cubic coefficients, (units,), always > 0."""
         return F.softplus(self.r)
 
     @property
     def a(self) -> torch.Tensor:
-        """Quadratic coefficients, (N,), always with a^2 < 3 c."""
+        """Quadratic coefficients, (units,), always with a^2 < 3 c; exactly 0 when odd."""
+        if self.odd:
+            return torch.zeros_like(self.r)
         return self.slope_margin * torch.sqrt(3 * self.c) * torch.tanh(self.t)
 
-    def coefficients(self) -> torch.Tensor:
+    def unit_coefficients(self) -> torch.Tensor:
         c = self.c
         return torch.stack([torch.zeros_like(c), torch.ones_like(c), self.a, c], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, odd={self.odd}"
 
     def inverse(self, v: torch.Tensor, iterations: int = 100) -> torch.Tensor:
         """The unique real root of phi(y) = v by bracketed Newton (never leaves the bracket).
@@ -208,11 +247,19 @@ ACTIVATIONS: dict[str, type[PolynomialActivation]] = {
 }
 
 
-def make_activation(name: str, dim: int, **options: float) -> PolynomialActivation:
-    """Build a member of the family by name ("quadratic" or "cubic") for `dim` units."""
+def make_activation(name: str, dim: int, **options: float | bool) -> PolynomialActivation:
+    """Build a member of the family by name ("quadratic" or "cubic") for `dim` units.
+
+    Options go to the member's constructor (`shared` for both; `odd` for the cubic only: the
+    quadratic y + a y^2 has no odd form, so ``odd=True`` with it is a ValueError).
+    """
     if name not in ACTIVATIONS:
         known = ", ".join(sorted(ACTIVATIONS))
         raise ValueError(f"unknown activation {name!r}; known activations: {known}")
+    if options.get("odd") and name != CubicActivation.name:
+        raise ValueError(
+            f"the {name!r} activation has no odd form (odd=True needs 'cubic': y + c y^3)"
+        )
     return ACTIVATIONS[name](dim, **options)
 
 

@@ -2,8 +2,9 @@
 
 `PolynomialINN` maps data to latent, z = f(x) with z ~ N(0, I) (METHOD.md, "The polynomial
 INN"). In data -> latent order it is an optional fixed standardisation u = (x - shift) / scale
-followed by `depth` layers, each an invertible affine map y = W u + b and an elementwise
-polynomial activation from `inntheory.activations`. Its action is
+followed by `depth` layers, each an invertible affine map y = W u + b (W from
+`inntheory.linear`: a dense matrix, or a periodic convolution on a lattice) and an
+elementwise polynomial activation from `inntheory.activations`. Its action is
 
     S(x) = 1/2 |f(x)|^2 + N/2 ln 2 pi - ln|det df/dx|,
 
@@ -30,11 +31,13 @@ from torch import nn
 
 from ._io import atomic_write
 from .activations import ACTIVATIONS, make_activation
+from .linear import DenseLinear, LatticeConvolution, LinearMap, kernel_mask
 
 __all__ = ["PolynomialINN"]
 
 _FORMAT = "inntheory.PolynomialINN"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: config has lattice, kernel_radius, odd; version 1 files still load
+_READABLE_VERSIONS = (1, 2)
 _INIT_NOISE = 1e-2
 _MAX_SAMPLE_ROUNDS = 100
 
@@ -63,6 +66,43 @@ def _as_batch(
     return value, single
 
 
+def _check_lattice(lattice: Any, dim: int) -> tuple[int, ...] | None:
+    """Validate the `lattice` option: None or a tuple/list of ints >= 1 with product dim."""
+    if lattice is None:
+        return None
+    if not isinstance(lattice, tuple | list) or not lattice:
+        raise TypeError(f"lattice must be None or a tuple of ints, got {lattice!r}")
+    for side in lattice:
+        if isinstance(side, bool) or not isinstance(side, int | np.integer):
+            raise TypeError(f"lattice sides must be ints, got {lattice!r}")
+        if side < 1:
+            raise ValueError(f"lattice sides must be >= 1, got {tuple(lattice)}")
+    shape = tuple(int(side) for side in lattice)
+    if math.prod(shape) != dim:
+        raise ValueError(
+            f"lattice {shape} has {math.prod(shape)} sites but dim is {dim}; they must agree"
+        )
+    return shape
+
+
+def _check_radius(radius: Any, lattice: tuple[int, ...] | None) -> int | None:
+    """Validate `kernel_radius`: None, or an int r >= 0 with 2 r + 1 <= L on every axis."""
+    if radius is None:
+        return None
+    if lattice is None:
+        raise ValueError("kernel_radius needs a lattice (lattice=None is a dense model)")
+    if isinstance(radius, bool) or not isinstance(radius, int | np.integer):
+        raise TypeError(f"kernel_radius must be an int or None, got {type(radius).__name__}")
+    if radius < 0:
+        raise ValueError(f"kernel_radius must be >= 0, got {radius}")
+    if 2 * radius + 1 > min(lattice):
+        raise ValueError(
+            f"kernel_radius {radius} is too large for the lattice {lattice}: it needs "
+            f"2 r + 1 <= L on every axis, i.e. r <= {(min(lattice) - 1) // 2}"
+        )
+    return int(radius)
+
+
 def _evaluate(coefficients: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """phi(y) and phi'(y) in one Horner pass: coefficients (N, P + 1), y (n, N) -> 2 x (n, N).
 
@@ -81,11 +121,30 @@ class PolynomialINN(nn.Module):
     """Polynomial invertible network with an exact action.
 
     Layer l (l = 1..depth) is y = W_l u + b_l followed by the elementwise activation phi_l.
-    W_l is a plain dense matrix initialised at identity + 1e-2 * noise / sqrt(N) and its
-    log|det| comes from `torch.linalg.slogdet` (exact; cheap for the N <= ~64 used here); the
-    activations start near the identity. A fixed standardisation (buffers `shift`, `scale`,
-    set by `standardize_to`) acts as the first affine stage, so every stage, log-determinant
-    and extracted coefficient is in data units.
+    A fixed standardisation (buffers `shift`, `scale`, set by `standardize_to`) acts as the
+    first affine stage, so every stage, log-determinant and extracted coefficient is in data
+    units. Three kinds of network share this form:
+
+    - dense (``lattice=None``, the default): W_l is a plain matrix, parameter `weight`
+      (depth, N, N), initialised at identity + 1e-2 * noise / sqrt(N), log|det| by
+      `torch.linalg.slogdet`; `bias` (depth, N); one activation coefficient set per unit;
+      per-site shift and scale.
+    - lattice-equivariant (``lattice=(L,)`` or ``(L1, L2)``, ...): W_l is a periodic
+      convolution on that lattice (`inntheory.linear.LatticeConvolution`),
+      W[i, j] = kernel[(site(i) - site(j)) mod shape], parameter `kernel`
+      (depth, *lattice), initialised at a delta at offset 0 + 1e-2 * noise / sqrt(#offsets);
+      log|det| and the inverse come from the kernel's FFT. With ``kernel_radius=r`` only
+      offsets within r lattice steps on every axis are non-zero (`kernel_mask`). Each layer
+      has ONE bias (`bias` (depth, 1)) and ONE set of activation coefficients for all
+      sites, and the standardisation is one shift and one scale. Then
+      f(T x) = T f(x) for every lattice translation T and the action is translation
+      invariant.
+    - odd (``odd=True``, with or without a lattice): no biases (a zero buffer), activation
+      y + c y^3 (a = 0 exactly), shift fixed at 0, so f(-x) = -f(x) and the density is
+      exactly even.
+
+    The activations start near the identity. `stages()` hands plain dense matrices to
+    extraction for every kind.
 
     Arguments:
         dim: N, the number of degrees of freedom (>= 1).
@@ -95,21 +154,45 @@ class PolynomialINN(nn.Module):
             1 + 2 a y > 0).
         standardize: whether `inntheory.train` fixes the standardisation to the training
             data before fitting (when it is not set yet).
+        lattice: None (dense) or the lattice shape, a tuple of ints >= 1 with product N
+            (``LatticeTheory.shape``; sites flattened in C order).
+        kernel_radius: None (full kernel) or an int r >= 0 with 2 r + 1 <= L on every axis;
+            needs a lattice.
+        odd: a Z2-odd network (needs the cubic activation).
 
     Attributes:
+        lattice, kernel_radius, odd: the options above (`lattice` as a tuple or None).
+        kernel_support: (lattice only) a buffer, 1.0 on the kernel offsets within the radius
+            and 0.0 elsewhere; the maps use kernel * kernel_support, so entries outside the
+            radius never act, whatever `kernel` holds there.
         training_info: JSON-able metadata written by `inntheory.train`, kept by `save`.
         last_sample_invalid: the fraction of latent draws without a pre-image in the latest
             `sample` call.
+
+    Raises:
+        ValueError: on a lattice whose size is not dim or with a side < 1, a kernel radius
+            that is negative, too large or given without a lattice, or odd with "quadratic".
 
     Example:
         >>> model = PolynomialINN(2, depth=2)
         >>> z, logdet = model(torch.zeros(5, 2))
         >>> z.shape, logdet.shape
         (torch.Size([5, 2]), torch.Size([5]))
+        >>> ring = PolynomialINN(8, depth=2, lattice=(8,), kernel_radius=1, odd=True)
+        >>> ring.coupling_range
+        4
     """
 
     def __init__(
-        self, dim: int, depth: int, activation: str = "cubic", standardize: bool = True
+        self,
+        dim: int,
+        depth: int,
+        activation: str = "cubic",
+        standardize: bool = True,
+        *,
+        lattice: tuple[int, ...] | list[int] | None = None,
+        kernel_radius: int | None = None,
+        odd: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("dim", dim), ("depth", depth)):
@@ -121,17 +204,46 @@ class PolynomialINN(nn.Module):
             raise ValueError(
                 f"unknown activation {activation!r}; known: {', '.join(sorted(ACTIVATIONS))}"
             )
-        if not isinstance(standardize, bool):
-            raise TypeError(f"standardize must be a bool, got {type(standardize).__name__}")
+        for name, value in (("standardize", standardize), ("odd", odd)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        if odd and activation == "quadratic":
+            raise ValueError(
+                "odd=True needs an odd activation: 'quadratic' (y + a y^2) has none; use "
+                "activation='cubic' (odd form y + c y^3)"
+            )
         self.dim = int(dim)
         self.depth = int(depth)
         self.activation_name = activation
         self.standardize = standardize
-        noise = torch.randn(self.depth, self.dim, self.dim) * (_INIT_NOISE / math.sqrt(dim))
-        self.weight = nn.Parameter(torch.eye(self.dim) + noise)
-        self.bias = nn.Parameter(torch.zeros(self.depth, self.dim))
+        self.odd = odd
+        self.lattice = _check_lattice(lattice, self.dim)
+        self.kernel_radius = _check_radius(kernel_radius, self.lattice)
+        if self.lattice is None:
+            noise = torch.randn(self.depth, self.dim, self.dim) * (_INIT_NOISE / math.sqrt(dim))
+            self.weight = nn.Parameter(torch.eye(self.dim) + noise)
+            bias_shape = (self.depth, self.dim)
+        else:
+            mask = kernel_mask(self.lattice, self.kernel_radius)
+            self.register_buffer(
+                "kernel_support", mask.to(torch.get_default_dtype()), persistent=False
+            )
+            delta = torch.zeros(self.lattice)
+            delta[(0,) * len(self.lattice)] = 1.0
+            noise = torch.randn(self.depth, *self.lattice) * (
+                _INIT_NOISE / math.sqrt(int(mask.sum()))
+            )
+            self.kernel = nn.Parameter((delta + noise) * self.kernel_support)
+            bias_shape = (self.depth, 1)
+        if odd:
+            self.register_buffer("bias", torch.zeros(bias_shape), persistent=False)
+        else:
+            self.bias = nn.Parameter(torch.zeros(bias_shape))
+        options: dict[str, bool] = {"shared": self.lattice is not None}
+        if odd:
+            options["odd"] = True
         self.activations = nn.ModuleList(
-            make_activation(activation, self.dim) for _ in range(self.depth)
+            make_activation(activation, self.dim, **options) for _ in range(self.depth)
         )
         self.register_buffer("shift", torch.zeros(self.dim))
         self.register_buffer("scale", torch.ones(self.dim))
@@ -140,22 +252,71 @@ class PolynomialINN(nn.Module):
         self.last_sample_invalid = 0.0
 
     def extra_repr(self) -> str:
-        return (
+        text = (
             f"dim={self.dim}, depth={self.depth}, activation={self.activation_name!r}, "
             f"standardize={self.standardize}"
         )
+        if self.lattice is not None:
+            text += f", lattice={self.lattice}, kernel_radius={self.kernel_radius}"
+        return text + (", odd=True" if self.odd else "")
 
     # ------------------------------------------------------------------ configuration
 
     @property
     def config(self) -> dict[str, Any]:
-        """The constructor arguments, JSON-able."""
+        """The constructor arguments, JSON-able (`lattice` as a list or None)."""
         return {
             "dim": self.dim,
             "depth": self.depth,
             "activation": self.activation_name,
             "standardize": self.standardize,
+            "lattice": None if self.lattice is None else list(self.lattice),
+            "kernel_radius": self.kernel_radius,
+            "odd": self.odd,
         }
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating dtype of the parameters and buffers."""
+        return self.shift.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the parameters and buffers."""
+        return self.shift.device
+
+    @property
+    def coupling_range(self) -> int | None:
+        """2 * depth * kernel_radius: the largest lattice offset (per axis, minimal image)
+        between the indices of any non-zero coupling of the extracted action; None without
+        a kernel radius.
+
+        Each layer's map reaches kernel_radius sites per axis, so z_i depends on sites
+        within depth * kernel_radius of i, and 1/2 z_i^2 and ln phi'(y_i) couple sites
+        up to twice that apart.
+        """
+        if self.kernel_radius is None:
+            return None
+        return 2 * self.depth * self.kernel_radius
+
+    def linear_maps(self) -> list[LinearMap]:
+        """The layers' linear maps W_l (l = 1..depth), built from the current parameters.
+
+        `DenseLinear` for a dense model, `LatticeConvolution` (masked kernel) on a lattice;
+        differentiable with respect to the parameters.
+        """
+        if self.lattice is None:
+            return [DenseLinear(weight) for weight in self.weight]
+        return [LatticeConvolution(kernel) for kernel in self.kernel * self.kernel_support]
+
+    def __getattr__(self, name: str) -> Any:
+        # A lattice model has no `weight` parameter; `weight` there is the stack of its
+        # circulant matrices (depth, N, N), built on demand (differentiable, O(depth N^2)
+        # memory), so code that reads `model.weight` (its device, dtype, values) keeps
+        # working. Use `device`/`dtype` rather than `weight` for those.
+        if name == "weight" and "kernel" in self._parameters:
+            return torch.stack([layer.matrix() for layer in self.linear_maps()])
+        return super().__getattr__(name)
 
     @property
     def is_standardized(self) -> bool:
@@ -163,23 +324,33 @@ class PolynomialINN(nn.Module):
         return bool(self.standardized)
 
     def standardize_to(self, data: Any) -> None:
-        """Fix the standardisation u = (x - shift) / scale to the mean and std of `data`.
+        """Fix the standardisation u = (x - shift) / scale to `data`.
+
+        Dense: shift = the mean and scale = the std of every column. On a lattice one shift
+        and one scale pooled over all sites. Odd: shift stays 0 and the scale is the root
+        mean square (per column, or pooled on a lattice), so the map stays odd.
 
         Arguments:
             data: (n, N) torch tensor or numpy array, n >= 2, no NaN/inf, no constant column.
         """
         if not self.standardize:
             raise ValueError("this model was built with standardize=False")
-        data, _ = _as_batch(data, self.dim, "data", self.weight.dtype, self.weight.device)
+        data, _ = _as_batch(data, self.dim, "data", self.dtype, self.device)
         if data.shape[0] < 2:
             raise ValueError(f"standardisation needs at least 2 samples, got {data.shape[0]}")
         std = data.std(dim=0)
         if not bool((std > 0).all()):
             columns = torch.nonzero(std <= 0).flatten().tolist()
             raise ValueError(f"data columns {columns} are constant; cannot standardise")
+        pooled = data.reshape(-1, 1) if self.lattice is not None else data
+        if self.odd:
+            shift = torch.zeros(pooled.shape[1], dtype=data.dtype, device=data.device)
+            scale = pooled.square().mean(dim=0).sqrt()
+        else:
+            shift, scale = pooled.mean(dim=0), pooled.std(dim=0)
         with torch.no_grad():
-            self.shift.copy_(data.mean(dim=0))
-            self.scale.copy_(std)
+            self.shift.copy_(shift.expand(self.dim))
+            self.scale.copy_(scale.expand(self.dim))
             self.standardized.fill_(True)
 
     def stages(self) -> list[tuple]:
@@ -188,7 +359,9 @@ class PolynomialINN(nn.Module):
         Returns:
             `("affine", W (N, N), b (N,))` and `("activation", act)` entries: the fixed
             standardisation first when set (W = diag(1/scale), b = -shift/scale), then per
-            layer its affine map and its activation module.
+            layer its affine map (a dense matrix for every kind of model; a circulant on a
+            lattice) and its activation module (`coefficients()` of shape (N, degree + 1),
+            identical rows on a lattice).
         """
         out: list[tuple] = []
         if self.is_standardized:
@@ -196,8 +369,12 @@ class PolynomialINN(nn.Module):
             out.append(
                 ("affine", torch.diag(inverse_scale), -self.shift.detach() * inverse_scale)
             )
-        for weight, bias, act in zip(self.weight, self.bias, self.activations, strict=True):
-            out.append(("affine", weight.detach().clone(), bias.detach().clone()))
+        for layer, bias, act in zip(self.linear_maps(), self.bias, self.activations,
+                                    strict=True):
+            out.append(
+                ("affine", layer.matrix().detach().clone(),
+                 bias.detach().expand(self.dim).clone())
+            )
             out.append(("activation", act))
         return out
 
@@ -208,13 +385,14 @@ class PolynomialINN(nn.Module):
 
         logdet is -inf on rows outside the domain (`inside` False).
         """
+        layers = self.linear_maps()
         u = (x - self.shift) / self.scale
         logdet = -torch.log(self.scale).sum().expand(x.shape[0])
-        logdet = logdet + torch.linalg.slogdet(self.weight).logabsdet.sum()
+        logdet = logdet + sum(layer.logabsdet() for layer in layers)
         inside = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        for weight, bias, act in zip(self.weight, self.bias, self.activations, strict=True):
-            y = torch.addmm(bias, u, weight.T)
-            u, slope = _evaluate(act.coefficients(), y)
+        for layer, bias, act in zip(layers, self.bias, self.activations, strict=True):
+            y = layer(u) + bias
+            u, slope = _evaluate(act.unit_coefficients(), y)
             positive = slope > 0
             inside = inside & positive.all(dim=1)
             logdet = logdet + torch.log(torch.where(positive, slope, 1.0)).sum(dim=1)
@@ -236,7 +414,7 @@ class PolynomialINN(nn.Module):
             z: (n, N) or (N,) latent points; logdet: (n,) or () ln|det df/dx| including the
             standardisation, -inf outside the domain.
         """
-        x, single = _as_batch(x, self.dim, "x", self.weight.dtype, self.weight.device)
+        x, single = _as_batch(x, self.dim, "x", self.dtype, self.device)
         z, logdet, _ = self._flow(x)
         return (z[0], logdet[0]) if single else (z, logdet)
 
@@ -249,7 +427,7 @@ class PolynomialINN(nn.Module):
         Returns:
             (n,) or (): the action, +inf where x is outside the domain.
         """
-        x, single = _as_batch(x, self.dim, "x", self.weight.dtype, self.weight.device)
+        x, single = _as_batch(x, self.dim, "x", self.dtype, self.device)
         value = self._action(x)
         return value[0] if single else value
 
@@ -266,7 +444,7 @@ class PolynomialINN(nn.Module):
         Returns:
             (n, N) or (N,), detached; NaN rows where x is outside the domain.
         """
-        x, single = _as_batch(x, self.dim, "x", self.weight.dtype, self.weight.device)
+        x, single = _as_batch(x, self.dim, "x", self.dtype, self.device)
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
             value = self._action(x)
@@ -277,7 +455,7 @@ class PolynomialINN(nn.Module):
 
     def in_domain(self, x: Any) -> torch.Tensor:
         """Whether every pre-activation of x has phi' > 0; (n, N) or (N,) -> (n,) or () bool."""
-        x, single = _as_batch(x, self.dim, "x", self.weight.dtype, self.weight.device)
+        x, single = _as_batch(x, self.dim, "x", self.dtype, self.device)
         with torch.no_grad():
             inside = self._flow(x)[2]
         return inside[0] if single else inside
@@ -298,16 +476,16 @@ class PolynomialINN(nn.Module):
             (n, N) or (N,) data points; rows of NaN where z has no pre-image (some
             activation inverse has none on its valid branch).
         """
-        v, single = _as_batch(z, self.dim, "z", self.weight.dtype, self.weight.device)
+        v, single = _as_batch(z, self.dim, "z", self.dtype, self.device)
         with torch.no_grad():
-            for weight, bias, act in zip(
-                reversed(self.weight), reversed(self.bias), reversed(self.activations),
+            for layer, bias, act in zip(
+                reversed(self.linear_maps()), reversed(self.bias), reversed(self.activations),
                 strict=True,
             ):
                 y = act.inverse(v)
                 valid = torch.isfinite(y).all(dim=1, keepdim=True)
                 y = torch.where(valid, y, 0.0) - bias
-                v = torch.linalg.solve(weight, y.T).T
+                v = layer.solve(y)
                 v = torch.where(valid, v, math.nan)
             x = v * self.scale + self.shift
         return x[0] if single else x
@@ -333,7 +511,7 @@ class PolynomialINN(nn.Module):
         """
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
-        ref = self.weight
+        ref = self.shift
         generator = None
         if seed is not None:
             generator = torch.Generator(device=ref.device).manual_seed(int(seed))
@@ -377,7 +555,7 @@ class PolynomialINN(nn.Module):
             "format": _FORMAT,
             "version": _FORMAT_VERSION,
             "config": self.config,
-            "dtype": str(self.weight.dtype).removeprefix("torch."),
+            "dtype": str(self.dtype).removeprefix("torch."),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
             "training_info": json.dumps(self.training_info),
         }
@@ -388,9 +566,14 @@ class PolynomialINN(nn.Module):
     def load(cls, path: str | os.PathLike) -> PolynomialINN:
         """Read a model written by `save` (on the CPU, in the dtype it was saved in).
 
+        Files of format version 1 (dense models written before the lattice and odd options)
+        load as dense, non-odd models.
+
         Raises:
             FileNotFoundError: no file at `path`.
-            ValueError: the file is corrupt or is not a saved PolynomialINN.
+            ValueError: the file is corrupt or is not a saved PolynomialINN, or its
+                parameters are unusable: NaN/inf entries, a standardisation scale <= 0, a
+                singular weight (ln|det W| not finite); the message names the problem.
         """
         path = Path(path)
         if not path.is_file():
@@ -401,10 +584,10 @@ class PolynomialINN(nn.Module):
             raise ValueError(f"{path} is not a readable PolynomialINN file: {error}") from error
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise ValueError(f"{path} does not hold a saved PolynomialINN")
-        if payload.get("version") != _FORMAT_VERSION:
+        if payload.get("version") not in _READABLE_VERSIONS:
             raise ValueError(
                 f"{path} has format version {payload.get('version')}, "
-                f"this code reads {_FORMAT_VERSION}"
+                f"this code reads {', '.join(map(str, _READABLE_VERSIONS))}"
             )
         try:
             model = cls(**payload["config"]).to(getattr(torch, payload["dtype"]))
@@ -412,4 +595,32 @@ class PolynomialINN(nn.Module):
             model.training_info = json.loads(payload["training_info"])
         except (KeyError, TypeError, AttributeError, RuntimeError) as error:
             raise ValueError(f"{path} holds an incomplete PolynomialINN: {error}") from error
+        problem = model._parameter_problem()
+        if problem:
+            raise ValueError(f"{path} holds an unusable PolynomialINN: {problem}")
         return model
+
+    def _parameter_problem(self) -> str | None:
+        """What makes the parameters unusable (non-finite, bad scale, singular W), or None."""
+        for name, tensor in (*self.named_parameters(), *self.named_buffers()):
+            if tensor.is_floating_point():
+                bad = int((~torch.isfinite(tensor)).sum())
+                if bad:
+                    return f"{name} has {bad} NaN or inf entries"
+        if not bool((self.scale > 0).all()):
+            return f"the standardisation scale must be > 0, got {self.scale.tolist()}"
+        if self.odd and bool((self.shift != 0).any()):
+            return "an odd model's standardisation shift must be 0"
+        if self.lattice is not None and not (
+            bool((self.shift == self.shift[0]).all()) and bool((self.scale == self.scale[0]).all())
+        ):
+            return "a lattice model's standardisation must be one shift and one scale"
+        with torch.no_grad():
+            for layer, linear in enumerate(self.linear_maps(), start=1):
+                logabsdet = float(linear.logabsdet())
+                if not math.isfinite(logabsdet):
+                    return (
+                        f"the weight of layer {layer} is singular or overflows "
+                        f"(ln|det W| = {logabsdet})"
+                    )
+        return None

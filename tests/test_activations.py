@@ -103,3 +103,58 @@ def test_unknown_activation_and_bad_dim_are_clear_errors():
         make_activation("relu", 3)
     with pytest.raises(ValueError, match="dim must be an integer >= 1"):
         make_activation("cubic", 0)
+
+
+VARIANTS = [("quadratic", {"shared": True}), ("cubic", {"shared": True}),
+            ("cubic", {"odd": True}), ("cubic", {"odd": True, "shared": True})]
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS)
+def test_shared_and_odd_variants_keep_the_contract(name, options):
+    torch.manual_seed(3)
+    activation = make_activation(name, 5, **options)
+    with torch.no_grad():
+        for parameter in activation.parameters():
+            parameter.normal_(0.0, 0.8)
+    units = 1 if options.get("shared") else 5
+    assert activation.units == units
+    assert all(p.shape == (units,) for p in activation.parameters())
+    coefficients = activation.coefficients()
+    assert coefficients.shape == (5, activation.degree + 1)
+    assert activation.unit_coefficients().shape == (units, activation.degree + 1)
+    if options.get("shared"):
+        assert bool((coefficients == coefficients[0]).all())
+    y = torch.randn(7, 5, requires_grad=True)
+    expected = sum(coefficients[:, p] * y**p for p in range(activation.degree + 1))
+    torch.testing.assert_close(activation(y), expected)
+    (slope,) = torch.autograd.grad(activation(y).sum(), y)
+    torch.testing.assert_close(activation.derivative(y), slope)
+    y_star = torch.randn(5)
+    d = 0.3 * torch.randn(4, 5)
+    taylor = activation.taylor(y_star)
+    series = sum(taylor[:, j] * d**j for j in range(activation.degree + 1))
+    torch.testing.assert_close(series, activation(y_star + d))
+    y = y.detach()[activation.in_domain(y.detach()).all(dim=1)]
+    torch.testing.assert_close(activation.inverse(activation(y)), y)
+
+
+def test_odd_cubic_is_odd_monotone_and_invertible():
+    torch.manual_seed(4)
+    activation = make_activation("cubic", 6, odd=True)
+    with torch.no_grad():
+        activation.r.normal_(0.0, 2.0)
+    assert [name for name, _ in activation.named_parameters()] == ["r"]
+    assert torch.equal(activation.a, torch.zeros(6))
+    assert bool((activation.c > 0).all())
+    assert torch.equal(activation.coefficients()[:, [0, 2]], torch.zeros(6, 2))
+    y = torch.linspace(-40, 40, 401).unsqueeze(1).expand(-1, 6)
+    assert torch.equal(activation(-y), -activation(y))
+    assert bool((activation.derivative(y) >= 1).all())
+    torch.testing.assert_close(activation.inverse(activation(y)), y, rtol=1e-12, atol=1e-12)
+
+
+def test_odd_quadratic_is_a_clear_error():
+    with pytest.raises(ValueError, match="'quadratic' activation has no odd form"):
+        make_activation("quadratic", 3, odd=True)
+    with pytest.raises(TypeError, match="shared must be a bool"):
+        make_activation("cubic", 3, shared=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,106 @@ def test_input_validation() -> None:
         model.standardize_to(torch.ones(10, 3))
     with pytest.raises(ValueError, match="standardize=False"):
         PolynomialINN(3, 1, standardize=False).standardize_to(torch.randn(10, 3))
+
+
+# ---------------------------------------------------------------- lattice and odd options
+
+NEW_OPTIONS = [
+    {"lattice": (9,)},
+    {"lattice": (3, 3), "kernel_radius": 1},
+    {"odd": True},
+    {"lattice": (9,), "kernel_radius": 2, "odd": True},
+    {"lattice": [3, 3], "activation": "quadratic"},
+]
+
+
+@pytest.mark.parametrize("options", NEW_OPTIONS)
+def test_save_load_round_trip_with_new_options(tmp_path, options) -> None:
+    options = dict(options)
+    activation = options.pop("activation", "cubic")
+    torch.manual_seed(1)
+    model = PolynomialINN(9, 2, activation, **options).to(DTYPE)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    model.standardize_to(torch.randn(40, 9, dtype=DTYPE) + 0.5)
+    model.training_info = {"steps_run": 3}
+    path = tmp_path / "model.pt"
+    model.save(path)
+    assert torch.load(path, weights_only=True)["version"] == 2
+    loaded = PolynomialINN.load(path)
+    assert loaded.config == model.config and loaded.training_info == model.training_info
+    lattice = options.get("lattice")
+    assert loaded.lattice == (None if lattice is None else tuple(lattice))
+    assert loaded.kernel_radius == options.get("kernel_radius")
+    assert loaded.odd == options.get("odd", False) and loaded.dtype == DTYPE
+    assert loaded.coupling_range == model.coupling_range
+    x = torch.randn(30, 9, dtype=DTYPE) * 0.5
+    x = x[model.in_domain(x)]
+    assert x.shape[0] > 10
+    torch.testing.assert_close(loaded.action(x), model.action(x), rtol=0, atol=0)
+    torch.testing.assert_close(loaded.inverse(model(x)[0]), x, rtol=1e-9, atol=1e-9)
+
+
+def test_version_1_file_written_by_the_previous_code_still_loads() -> None:
+    # tests/data/polynomial_inn_v1.pt: written by the main branch at 67c0432 (format
+    # version 1, dense cubic, dim 3, depth 2, standardised); the actions below were printed
+    # by that code for x = linspace(-2, 2, 12).reshape(4, 3).
+    path = Path(__file__).parent / "data" / "polynomial_inn_v1.pt"
+    assert torch.load(path, weights_only=True)["version"] == 1
+    model = PolynomialINN.load(path)
+    assert model.config == {
+        "dim": 3, "depth": 2, "activation": "cubic", "standardize": True,
+        "lattice": None, "kernel_radius": None, "odd": False,
+    }
+    assert model.is_standardized and model.training_info["note"].startswith("written by")
+    x = torch.linspace(-2, 2, 12, dtype=DTYPE).reshape(4, 3)
+    expected = torch.tensor(
+        [10.451501853163384, 6.610879606725165, 5.536254956521232, 4.407257618868222],
+        dtype=DTYPE,
+    )
+    torch.testing.assert_close(model.action(x).detach(), expected, rtol=1e-12, atol=0)
+
+
+def _tampered(tmp_path, model: PolynomialINN, name: str, change) -> Path:
+    """Save `model`, then rewrite the file with state_dict[name] changed by `change`."""
+    path = tmp_path / f"{name}.pt"
+    model.save(path)
+    payload = torch.load(path, weights_only=True)
+    change(payload["state_dict"][name])
+    torch.save(payload, path)
+    return path
+
+
+def _set(index, value):
+    def change(tensor: torch.Tensor) -> None:
+        tensor[index] = value
+
+    return change
+
+
+LOAD_PROBLEMS = [
+    ({}, "weight", _set((0, 1, 2), math.nan), "weight has 1 NaN or inf entries"),
+    ({}, "activations.1.t", _set(0, math.inf), r"activations.1.t has 1 NaN or inf"),
+    ({}, "scale", _set(1, 0.0), "standardisation scale must be > 0"),
+    ({}, "scale", _set(0, -2.0), "standardisation scale must be > 0"),
+    ({}, "scale", _set(0, math.inf), "scale has 1 NaN or inf entries"),
+    ({}, "weight", _set((1, 2), 0.0), "weight of layer 2 is singular"),
+    # kernel (1/4, 1/4, 1/4, 1/4): the circulant has rank 1 (eigenvalues 1, 0, 0, 0)
+    ({"lattice": (4,)}, "kernel", _set(0, 0.25), "weight of layer 1 is singular"),
+    ({"lattice": (4,)}, "kernel", _set((1, 3), math.nan), "kernel has 1 NaN or inf"),
+    ({"lattice": (4,)}, "scale", _set(2, 3.0), "one shift and one scale"),
+    ({"odd": True}, "shift", _set(0, 1.0), "odd model's standardisation shift must be 0"),
+]
+
+
+@pytest.mark.parametrize(("options", "name", "change", "message"), LOAD_PROBLEMS)
+def test_load_rejects_unusable_parameters(tmp_path, options, name, change, message) -> None:
+    torch.manual_seed(0)
+    model = PolynomialINN(4, 2, **options).to(DTYPE)
+    model.standardize_to(torch.randn(20, 4, dtype=DTYPE))
+    untouched = _tampered(tmp_path, model, name, lambda tensor: None)
+    assert isinstance(PolynomialINN.load(untouched), PolynomialINN)
+    path = _tampered(tmp_path, model, name, change)
+    with pytest.raises(ValueError, match=message):
+        PolynomialINN.load(path)
