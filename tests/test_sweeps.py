@@ -253,7 +253,10 @@ def test_model_options_key_the_cache_and_reach_the_network(result, folders, monk
     default = PolynomialINN(2, 1).standardize
     same = {**keyed, "model_options": {"standardize": default}}
     assert SweepResult.from_cache(THEORY, DEPTHS, COUNTS, SEEDS, **same).complete
-    assert result.settings["model_options"] == {"standardize": default}
+    accepted = {name for name, parameter in inspect.signature(PolynomialINN).parameters.items()
+                if parameter.default is not inspect.Parameter.empty} - {"activation"}
+    assert set(result.settings["model_options"]) == accepted
+    assert result.settings["model_options"]["standardize"] == default
     # Another value is another key for the network (the baseline does not depend on it),
     # and training builds that network.
     other = {**keyed, "model_options": {"standardize": not default}}
@@ -273,6 +276,32 @@ def test_model_options_key_the_cache_and_reach_the_network(result, folders, monk
     entries = [json.loads((folders["cache"] / name).read_text()) for name in files]
     assert sorted(e["settings"]["model_options"]["standardize"] for e in entries) == [
         False, True]
+
+
+def test_lattice_model_option_reaches_the_network_as_a_tuple(folders, tmp_path, monkeypatch):
+    built = []
+
+    class Recording(PolynomialINN):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(sweeps, "PolynomialINN", Recording)
+    result = sweep(THEORY, (1,), (150,), (0,), executor="serial",
+                   model_options={"lattice": THEORY.shape},
+                   **options(folders, cache=tmp_path, baseline=None))
+    assert built[-1].lattice == THEORY.shape and isinstance(built[-1].lattice, tuple)
+    assert result.settings["model_options"]["lattice"] == list(THEORY.shape)
+    (path,) = tmp_path.glob("inn-*.json")
+    assert json.loads(path.read_text())["settings"]["model_options"]["lattice"] == [4]
+    # The same option as a list is the same key: read, not retrained.
+    monkeypatch.setattr(sweeps, "train", Forbidden())
+    again = sweep(THEORY, (1,), (150,), (0,), executor="serial", model_options={"lattice": [4]},
+                  **options(folders, cache=tmp_path, baseline=None))
+    assert again.records == result.records
+    with pytest.raises(ValueError, match="model_options rejected by PolynomialINN"):
+        sweep(THEORY, (1,), (150,), (0,), executor="serial", model_options={"lattice": (3,)},
+              **options(folders, cache=tmp_path, baseline=None))
 
 
 def test_model_options_lists_are_passed_back_as_tuples():

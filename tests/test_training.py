@@ -344,3 +344,18 @@ def test_polish_brings_a2_to_the_gaussian_maximum_likelihood() -> None:
         errors[polish] = float(torch.linalg.norm(a2 - target) / torch.linalg.norm(target))
     assert errors[False] > 0.05
     assert errors[True] < 0.005 and errors[True] < 0.1 * errors[False]
+
+
+@pytest.mark.parametrize("options", [{"lattice": (4,)}, {"lattice": (2, 2), "odd": True}])
+def test_polish_trains_lattice_models(options) -> None:
+    # Lattice models have no dense `weight`; the polish stage works on any parameters.
+    data = torch.randn(800, 4, generator=torch.Generator().manual_seed(3)) ** 3
+    histories = []
+    for polish in (False, True):
+        torch.manual_seed(0)
+        model = PolynomialINN(4, 2, **options)
+        histories.append(train(model, data, steps=50, polish=polish, progress=False))
+    adam, polished = histories
+    assert polished.polish_iterations > 0 and polished.grad_norm < adam.grad_norm
+    assert polished.best_val_nll <= adam.best_val_nll
+    assert model.lattice == options["lattice"] and next(model.parameters()).dtype == torch.float32
