@@ -93,7 +93,9 @@ class TrainingHistory:
         polish_iterations: the L-BFGS iterations run (0 without polish).
         polish_evaluations: the full-batch passes (loss and gradient) the polish stage
             computed, its main cost.
-        polish_stop: why the polish stage ended: "tolerance" (gradient <= polish_tol),
+        polish_stop: why the polish stage ended, judged at L-BFGS's last iterate (which is
+            not the kept state when an earlier one had a better validation NLL; `grad_norm`
+            and `converged` are the kept state's): "tolerance" (gradient <= polish_tol),
             "steps" (polish_steps reached), "patience" (8 validation checks without a new
             best), "stalled" (L-BFGS stopped without reaching the tolerance: no more
             progress in float64), "rejections" (3 undone iterates in a row), "non-finite
