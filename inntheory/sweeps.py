@@ -8,8 +8,8 @@ its action with `extract_action` and compares it with the theory's exact coeffic
 
 Every grid point is one small JSON file in the cache directory, written atomically, named by a
 hash of *all* settings that determine it (theory parameters, depth, n, seed, activation,
-order, training and data-set options completed with the library's current defaults, package
-version). A rerun, or a lecture slider calling ``sweep(..., train=False)`` or
+order, model, training and data-set options completed with the library's current defaults,
+package version). A rerun, or a lecture slider calling ``sweep(..., train=False)`` or
 ``SweepResult.from_cache(...)``, reads the files and trains nothing. Points that are not cached
 then have NaN errors and are listed in ``SweepResult.missing``; ``from_cache(strict=True)``
 raises ``FileNotFoundError`` naming them instead. An unreadable cache file is ignored with a
@@ -136,10 +136,31 @@ def _keyword_defaults(function: Any, reserved: tuple[str, ...]) -> dict[str, Any
     }
 
 
+def _model_defaults(reserved: tuple[str, ...]) -> dict[str, Any]:
+    """The keyword arguments of `PolynomialINN` with a default, bar `reserved`."""
+    return {
+        key: parameter.default
+        for key, parameter in inspect.signature(PolynomialINN).parameters.items()
+        if parameter.default is not inspect.Parameter.empty and key not in reserved
+    }
+
+
+def _as_arguments(value: Any) -> Any:
+    """A model option read back from JSON: lists (JSON's only sequence) become tuples."""
+    if isinstance(value, list):
+        return tuple(_as_arguments(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _as_arguments(item) for key, item in value.items()}
+    return value
+
+
 _TRAIN_RESERVED = ("seed", "progress")
 _DATA_RESERVED = ("seed", "progress", "cache_dir")
+# The sweep sets the size of the network and its activation (its own argument).
+_MODEL_RESERVED = ("dim", "depth", "activation")
 _TRAIN_DEFAULTS = _keyword_defaults(train, _TRAIN_RESERVED)
 _DATA_DEFAULTS = _keyword_defaults(load_dataset, _DATA_RESERVED)
+_MODEL_DEFAULTS = _model_defaults(_MODEL_RESERVED)
 
 
 def _with_defaults(
@@ -170,6 +191,7 @@ class _Plan:
     seeds: tuple[int, ...]
     activation: str
     order: int
+    model_options: dict[str, Any]
     train_options: dict[str, Any]
     data_options: dict[str, Any]
     baseline: str | None
@@ -194,6 +216,7 @@ class _Plan:
             "n": n,
             "seed": seed,
             "activation": self.activation,
+            "model_options": self.model_options,
             "train_options": self.train_options,
         }
 
@@ -214,6 +237,7 @@ class _Plan:
         return {
             **self.common,
             "activation": self.activation,
+            "model_options": self.model_options,
             "train_options": self.train_options,
             "baseline": self.baseline,
             "cache": str(self.cache),
@@ -227,6 +251,7 @@ def _plan(
     seeds: Iterable[int],
     activation: str,
     order: int,
+    model_options: Mapping[str, Any] | None,
     train_options: Mapping[str, Any] | None,
     data_options: Mapping[str, Any] | None,
     n_data: int | None,
@@ -247,7 +272,17 @@ def _plan(
         )
     if isinstance(order, bool) or not isinstance(order, int) or order < 2:
         raise ValueError(f"order must be an int >= 2, got {order!r}")
-    # Keys hold the effective options, so a changed library default is a new key.
+    # Keys hold the effective options, so a changed library default is a new key. Model
+    # options are stored as JSON gives them back (tuples as lists).
+    model_options = json.loads(json.dumps(_with_defaults(
+        "model_options", _json_options("model_options", model_options), _MODEL_DEFAULTS,
+        _MODEL_RESERVED)))
+    try:  # the values, checked by the model itself (its initial noise drawn off the record)
+        with torch.random.fork_rng(devices=[]):
+            PolynomialINN(theory.dim, depths[0], activation=activation,
+                          **_as_arguments(model_options))
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"model_options rejected by PolynomialINN: {error}") from error
     train_options = _with_defaults("train_options",
                                    _json_options("train_options", train_options),
                                    _TRAIN_DEFAULTS, _TRAIN_RESERVED)
@@ -281,8 +316,8 @@ def _plan(
                 "score-matching baseline; drop the baseline or that sample count"
             )
     directory = Path(cache).expanduser() if cache is not None else default_cache_dir() / "sweeps"
-    plan = _Plan(theory, depths, sample_counts, seeds, activation, order, train_options,
-                 data_options, baseline, directory)
+    plan = _Plan(theory, depths, sample_counts, seeds, activation, order, model_options,
+                 train_options, data_options, baseline, directory)
     return plan, n_data
 
 
@@ -314,7 +349,8 @@ def _run_inn(settings: dict[str, Any], data: torch.Tensor) -> dict[str, Any]:
     seed = settings["seed"]
     with _INIT_LOCK:
         torch.manual_seed(seed)
-        model = PolynomialINN(theory.dim, settings["depth"], activation=settings["activation"])
+        model = PolynomialINN(theory.dim, settings["depth"], activation=settings["activation"],
+                              **_as_arguments(settings["model_options"]))
     history = train(model, data, seed=seed, progress=False, **settings["train_options"])
     start = time.perf_counter()
     learned = extract_action(model, order=settings["order"])
@@ -333,6 +369,11 @@ def _run_inn(settings: dict[str, Any], data: torch.Tensor) -> dict[str, Any]:
         "rejected_steps": history.rejected_steps,
         "outside_fraction": history.outside_fraction,
         "device": history.device,
+        "polished": history.polished,
+        "polish_iterations": history.polish_iterations,
+        "polish_seconds": history.polish_seconds,
+        "grad_norm": history.grad_norm,
+        "converged": history.converged,
     }
 
 
@@ -401,15 +442,18 @@ class SweepResult:
     """The measured grid of a :func:`sweep`.
 
     Attributes:
-        settings: the sweep-wide settings (theory parameters, activation, order, training
-            and data-set options, baseline basis, cache directory, package version).
+        settings: the sweep-wide settings (theory parameters, activation, order, model,
+            training and data-set options, baseline basis, cache directory, package
+            version).
         depths, sample_counts, seeds: the grid axes.
         records: one dict per computed or cached point: ``depth``, ``n``, ``seed``,
             ``errors`` (order as a string -> {"frobenius", "diagonal"} relative errors),
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
-            ``extract_seconds``, ``steps_run``, ``stopped_early``, ``rejected_steps``,
-            ``outside_fraction``, ``device``, and ``baseline`` (the score-matching record of
-            the same n and seed, when a baseline was asked for).
+            ``extract_seconds``, ``steps_run`` (Adam steps), ``stopped_early``,
+            ``rejected_steps``, ``outside_fraction``, ``device``, the polish stage's
+            ``polished``, ``polish_iterations``, ``polish_seconds``, ``grad_norm`` and
+            ``converged`` (see `TrainingHistory`), and ``baseline`` (the score-matching
+            record of the same n and seed, when a baseline was asked for).
         baselines: one dict per (n, seed) of the score-matching baseline: ``n``, ``seed``,
             ``basis``, ``errors``, ``seconds``.
         missing: the grid points (dicts with ``kind``, ``depth``, ``n``, ``seed``) neither
@@ -441,7 +485,8 @@ class SweepResult:
             theory, depths, sample_counts, seeds: as for :func:`sweep`.
             strict: raise when a grid point is not cached (instead of NaN errors).
             **options: the keyword arguments of :func:`sweep` that key the cache
-                (activation, order, train_options, data_options, baseline, cache).
+                (activation, order, model_options, train_options, data_options, baseline,
+                cache).
 
         Raises:
             FileNotFoundError: `strict` and some points are missing (the message lists them).
@@ -688,6 +733,7 @@ def sweep(
     *,
     activation: str = "cubic",
     order: int = 4,
+    model_options: Mapping[str, Any] | None = None,
     train_options: Mapping[str, Any] | None = None,
     baseline: str | None = None,
     n_data: int | None = None,
@@ -701,7 +747,7 @@ def sweep(
     """Train, extract and compare over a grid of depths, sample counts and seeds.
 
     For every (depth, n, seed): the first n samples of ``load_dataset(theory, n_data,
-    seed=seed)``, a `PolynomialINN(N, depth, activation)` initialised after
+    seed=seed)``, a `PolynomialINN(N, depth, activation, **model_options)` initialised after
     ``torch.manual_seed(seed)`` and trained by `train(model, data, seed=seed,
     **train_options)`, its action from `extract_action(model, order)` compared with
     ``theory.coefficients(order)`` by `compare`. Cached points are read, not recomputed (see
@@ -715,6 +761,11 @@ def sweep(
         seeds: seeds >= 0; each picks a data set, the initialisation and the minibatches.
         activation: a name in `inntheory.ACTIVATIONS`.
         order: highest coefficient order K >= 2 compared.
+        model_options: keyword arguments of `PolynomialINN` other than dim, depth and
+            activation (e.g. ``{"standardize": False}``; with lattice layers ``{"lattice":
+            (3, 3), "kernel_radius": 1}``), JSON-able, completed with its current defaults;
+            they key the cache. JSON has no tuples: they are keyed as lists and every list
+            is passed back to `PolynomialINN` as a tuple.
         train_options: keyword arguments of `train` (JSON-able; not seed or progress),
             completed with `train`'s current defaults: the completed set keys the cache, so
             a changed library default never reads results trained under the old one.
@@ -737,7 +788,8 @@ def sweep(
 
     Raises:
         ValueError: an empty grid, depth < 1, n < 1, a seed < 0, n larger than the data set,
-            an unknown activation or baseline, order < 2, reserved train options.
+            an unknown activation or baseline, order < 2, reserved or unknown train or model
+            options, model option values `PolynomialINN` rejects (also TypeError).
         TypeError: a theory that is not a LatticeTheory, options that are not JSON-able, an
             executor that is not an Executor.
         RuntimeError: a grid point failed (the message names it; points finished before it
@@ -749,7 +801,7 @@ def sweep(
         >>> mean, std = result.errors(order=4, kind="diagonal")   # doctest: +SKIP
     """
     plan, n_data = _plan(theory, depths, sample_counts, seeds, activation, order,
-                         train_options, data_options, n_data, baseline, cache)
+                         model_options, train_options, data_options, n_data, baseline, cache)
     if not (executor is None or executor == _SERIAL
             or isinstance(executor, concurrent.futures.Executor)):
         raise TypeError(

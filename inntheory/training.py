@@ -1,17 +1,36 @@
 """Maximum-likelihood training of a `PolynomialINN` on CPU or GPU.
 
-`train` minimises the mean action (negative log-likelihood per sample, in nats) with Adam and
-a cosine-decaying learning rate, keeps the state with the best validation NLL (early
-stopping), and guards every step: a step whose loss or gradients are NaN/inf is skipped, and
-a step after which the next batch's loss is not finite (it moved data out of the model's
-domain or overflowed) is undone (parameters and optimiser state restored) and the learning
-rate halved. Rejected steps are counted and listed in the returned `TrainingHistory`; a
-rejected state is never kept.
+`train` minimises the mean action (negative log-likelihood per sample, in nats) in two
+stages.
+
+1. **Adam** on minibatches with a cosine-decaying learning rate, keeping the state with the
+   best validation NLL (early stopping). Every step is guarded: a step whose loss or
+   gradients are NaN/inf is skipped, and a step after which the next batch's loss is not
+   finite (it moved data out of the model's domain or overflowed) is undone (parameters and
+   optimiser state restored) and the learning rate halved.
+2. **Polish** (``polish=True``, or ``"auto"`` where it fits): full-batch L-BFGS
+   (`torch.optim.LBFGS`, strong-Wolfe line search) in float64 on the whole training split,
+   starting from Adam's best state, until the largest absolute entry of the gradient of the
+   mean training NLL is at most `polish_tol` or `polish_steps` iterations have run. Adam's
+   "loss stopped moving" is not convergence: the coefficients sit in nearly flat directions
+   of the likelihood (METHOD.md, "What limits the learned coefficients"). The same guards
+   hold: a line-search trial point whose loss or gradient is not finite is reported to the
+   line search as a loss far above the starting one with a zero gradient, so it is never
+   accepted and the search backtracks; an L-BFGS iterate that is nevertheless non-finite (or
+   worse than the one before) is undone and the L-BFGS memory cleared. The validation NLL
+   is recorded every 25 iterations and the best validation state of both stages is kept,
+   so polish never ends at a worse validation NLL than Adam's best; after 8 checks without
+   a new best the stage stops.
+
+Rejected steps are counted and listed in the returned `TrainingHistory`; a rejected state is
+never kept.
 """
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -28,6 +47,24 @@ __all__ = ["TrainingHistory", "resolve_device", "train"]
 _EVAL_CHUNK = 65536
 _TRAIN_EVAL_MAX = 10000
 _MAX_CONSECUTIVE_REJECTIONS = 25
+# Polish: L-BFGS iterations between validation checks, its memory, the rows of one chunk of
+# the full-batch pass (bounds the autograd graph), and the undone iterates after which it
+# gives up.
+_POLISH_CHUNK_ITERATIONS = 25
+_POLISH_HISTORY = 50
+_POLISH_CHUNK_ELEMENTS = 2**22
+_POLISH_MAX_REJECTIONS = 3
+# Polish stops after this many validation checks (of _POLISH_CHUNK_ITERATIONS each) without
+# a new best validation NLL: the state it would keep can then only change by noise.
+_POLISH_PATIENCE = 8
+# L-BFGS stops by itself when the loss changes by less than this between iterations.
+_POLISH_TOLERANCE_CHANGE = 1e-13
+# "auto": the most work (n_train * N * depth) a full-batch pass may take, per device type,
+# and the share of the free memory it may use. About 100 ms per 2e6 on one CPU core.
+_AUTO_MAX_WORK = {"cpu": 10_000_000, "cuda": 500_000_000}
+_AUTO_MEMORY_SHARE = 0.5
+# float64 tensors of (rows, N) the autograd graph of one layer holds (measured: ~8).
+_GRAPH_TENSORS_PER_LAYER = 10
 
 
 @dataclass
@@ -35,19 +72,42 @@ class TrainingHistory:
     """What happened in one `train` call.
 
     Attributes:
-        steps: optimiser step count at each evaluation (0 is the initial model).
+        steps: optimiser step count at each evaluation (0 is the initial model); in the
+            polish stage, Adam's last step plus the L-BFGS iterations run so far.
         train_nll: mean action on (a fixed subset of up to 10^4 points of) the training split
-            at each evaluation, nats per sample.
+            at each evaluation, nats per sample (float64 in the polish stage).
         val_nll: mean action on the validation split at each evaluation (on the training
             subset when validation=0).
-        best_val_nll: the best validation NLL; the model is left in that state.
+        best_val_nll: the validation NLL of the state the model is left in (the best one),
+            evaluated in the model's dtype.
         best_step: the step at which it was reached.
-        rejected_steps: the number of rejected (skipped or undone) steps.
+        rejected_steps: the number of rejected (skipped or undone) Adam steps and undone
+            L-BFGS iterates.
         rejected_at: the step numbers at which a rejection happened.
-        stopped_early: whether early stopping ended the run before `steps`.
+        stopped_early: whether early stopping ended the Adam stage before `steps`.
         outside_fraction: fraction of the training split outside the final model's domain.
         device: the device trained on, e.g. "cpu" or "cuda:0".
         seconds: wall-clock time of the call.
+        stage: the stage of each evaluation, "adam" or "polish" (aligned with `steps`).
+        polished: whether the polish stage ran (what `polish="auto"` decided).
+        polish_iterations: the L-BFGS iterations run (0 without polish).
+        polish_evaluations: the full-batch passes (loss and gradient) the polish stage
+            computed, its main cost.
+        polish_stop: why the polish stage ended, judged at L-BFGS's last iterate (which is
+            not the kept state when an earlier one had a better validation NLL; `grad_norm`
+            and `converged` are the kept state's): "tolerance" (gradient <= polish_tol),
+            "steps" (polish_steps reached), "patience" (8 validation checks without a new
+            best), "stalled" (L-BFGS stopped without reaching the tolerance: no more
+            progress in float64), "rejections" (3 undone iterates in a row), "non-finite
+            start" (Adam's best state is outside the domain of some training point), or ""
+            without polish.
+        polish_rejected_trials: line-search trial points with a non-finite loss or gradient,
+            turned away by the polish guard.
+        grad_norm: the largest absolute entry of the gradient of the mean training NLL (whole
+            training split, float64) with respect to the trainable parameters, at the state
+            the model is left in.
+        converged: whether that state reaches the tolerance, grad_norm <= polish_tol.
+        polish_seconds: wall-clock time of the polish stage (0 without it).
     """
 
     steps: list[int] = field(default_factory=list)
@@ -61,6 +121,15 @@ class TrainingHistory:
     outside_fraction: float = 0.0
     device: str = "cpu"
     seconds: float = 0.0
+    stage: list[str] = field(default_factory=list)
+    polished: bool = False
+    polish_iterations: int = 0
+    polish_evaluations: int = 0
+    polish_stop: str = ""
+    polish_rejected_trials: int = 0
+    grad_norm: float = math.nan
+    converged: bool = False
+    polish_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The history as a JSON-able dict."""
@@ -170,6 +239,9 @@ def train(
     seed: int = 0,
     device: str | torch.device = "auto",
     progress: bool = True,
+    polish: bool | str = "auto",
+    polish_steps: int = 500,
+    polish_tol: float = 1e-6,
 ) -> TrainingHistory:
     """Fit `model` to `data` by maximum likelihood (minimum mean action).
 
@@ -178,10 +250,25 @@ def train(
     runs `steps` steps on minibatches (reshuffled every epoch) with the learning rate decaying
     as a cosine from `lr` to `lr * final_lr_fraction`. Every `eval_every` steps the training
     and validation NLL are recorded; after `patience` evaluations without a new best
-    validation NLL training stops, and the model is left in its best state. See the module
-    docstring for the guard against non-finite steps. The data move to the device once; the
+    validation NLL the Adam stage stops. With polish, full-batch L-BFGS in float64 then
+    continues from Adam's best state on the whole training split (a float32 model is
+    polished as a float64 copy and the result written back), recording both NLLs every 25
+    iterations, until the gradient's largest absolute entry is <= `polish_tol`, or
+    `polish_steps` iterations have run, or L-BFGS makes no more progress, or 8 checks (200
+    iterations) bring no new best validation NLL (`TrainingHistory.polish_stop` says which
+    of these ended it). The model is left in the state with the best validation NLL of both
+    stages: polish never ends at a worse validation NLL than Adam's best. See the module
+    docstring for the guards against non-finite steps. The data move to the device once; the
     model goes back to its original device at the end. `model.training_info` receives a
     JSON-able summary of the run (saved by `model.save`).
+
+    ``polish="auto"`` polishes when the full-batch pass fits time and memory: when the work
+    of one pass, n_train * N * depth, is at most 1e7 on CPU (about 0.5 s per L-BFGS
+    iteration on one core; 5e8 on CUDA), and the float64 copy of the training split plus
+    the autograd graph of one chunk of the pass (8 bytes x (n_train * N + 10 * rows * N *
+    depth), rows = min(n_train, 2^22 / (N * depth))) take at most half of the free memory
+    of the device (`torch.cuda.mem_get_info` on CUDA, the available physical pages on a
+    Linux CPU; where that cannot be read only the work limit applies).
 
     Arguments:
         model: the network; trained in place, in its dtype.
@@ -197,6 +284,11 @@ def train(
         seed: seed of the split and of the minibatch order.
         device: "auto" (CUDA when present, else CPU), or any device `resolve_device` takes.
         progress: show a tqdm progress bar.
+        polish: True, False or "auto" (see above): run the L-BFGS stage after Adam.
+        polish_steps: the most L-BFGS iterations.
+        polish_tol: the gradient tolerance of the polish stage, on the largest absolute entry
+            of the gradient of the mean training NLL (nats per sample) with respect to the
+            trainable parameters; also what `TrainingHistory.converged` is judged by.
 
     Returns:
         The `TrainingHistory`.
@@ -205,8 +297,8 @@ def train(
         >>> data = torch.randn(500, 2) * torch.tensor([1.0, 3.0])
         >>> model = PolynomialINN(2, depth=1)
         >>> history = train(model, data, steps=100, progress=False, device="cpu")
-        >>> history.best_val_nll < 5
-        True
+        >>> history.best_val_nll < 5, history.polished, history.stage[-1]
+        (True, True, 'polish')
     """
     start = time.perf_counter()
     if not isinstance(model, PolynomialINN):
@@ -221,9 +313,17 @@ def train(
         raise ValueError(f"final_lr_fraction must be in (0, 1], got {final_lr_fraction!r}")
     if not (isinstance(validation, int | float) and 0 <= validation < 1):
         raise ValueError(f"validation must be a fraction in [0, 1), got {validation!r}")
+    if not (isinstance(polish, bool) or (isinstance(polish, str) and polish == "auto")):
+        raise ValueError(f"polish must be True, False or 'auto', got {polish!r}")
+    polish_steps = _check_positive_int("polish_steps", polish_steps)
+    if not (isinstance(polish_tol, int | float) and not isinstance(polish_tol, bool)
+            and math.isfinite(polish_tol) and polish_tol > 0):
+        raise ValueError(f"polish_tol must be a positive finite number, got {polish_tol!r}")
     target = resolve_device(device)
-    home = model.weight.device
-    data = _as_data(data, model.dim, model.weight.dtype)
+    reference = next(model.parameters())
+    home, dtype = reference.device, reference.dtype
+    # float64 for the polish stage and the gradient norm; the model's dtype for Adam.
+    data = _as_data(data, model.dim, torch.float64)
 
     generator = torch.Generator().manual_seed(int(seed))
     n = data.shape[0]
@@ -231,7 +331,8 @@ def train(
     if n - n_val < 2:
         raise ValueError(f"{n} samples leave fewer than 2 for training after the split")
     order = torch.randperm(n, generator=generator)
-    train_x, val_x = data[order[n_val:]], data[order[:n_val]]
+    train64, val_x = data[order[n_val:]], data[order[:n_val]].to(dtype)
+    train_x = train64.to(dtype)
     if model.standardize and not model.is_standardized:
         model.standardize_to(train_x)
     train_x = train_x.to(target)
@@ -239,12 +340,19 @@ def train(
     val_x = val_x.to(target) if n_val else eval_x
     n_train = train_x.shape[0]
     batch_size = min(batch_size, n_train)
+    polished = _decide_polish(polish, n_train, model.dim, model.depth, target)
 
     model.to(target)
-    history = TrainingHistory(device=str(target))
+    history = TrainingHistory(device=str(target), polished=polished)
     try:
         _fit(model, train_x, eval_x, val_x, history, generator, steps, batch_size, lr,
              final_lr_fraction, eval_every, patience, progress)
+        train64 = train64.to(target)
+        if polished:
+            _polish(model, train64, eval_x, val_x, history, polish_steps, polish_tol,
+                    progress)
+        history.grad_norm = _gradient_norm(model, train64)
+        history.converged = history.grad_norm <= polish_tol
         history.outside_fraction = 1.0 - float(
             torch.cat([model.in_domain(c) for c in train_x.split(_EVAL_CHUNK)]).double().mean()
         )
@@ -254,7 +362,8 @@ def train(
     model.training_info = {
         "n_train": n_train,
         "n_val": n_val,
-        "steps_run": history.steps[-1] if history.steps else 0,
+        "steps_run": max(s for s, g in zip(history.steps, history.stage, strict=True)
+                         if g == "adam"),
         "best_step": history.best_step,
         "best_val_nll": history.best_val_nll,
         "rejected_steps": history.rejected_steps,
@@ -266,6 +375,16 @@ def train(
         "seed": int(seed),
         "device": history.device,
         "seconds": history.seconds,
+        "polish": history.polished,
+        "polish_steps": polish_steps,
+        "polish_tol": polish_tol,
+        "polish_iterations": history.polish_iterations,
+        "polish_evaluations": history.polish_evaluations,
+        "polish_stop": history.polish_stop,
+        "polish_rejected_trials": history.polish_rejected_trials,
+        "polish_seconds": history.polish_seconds,
+        "grad_norm": history.grad_norm,
+        "converged": history.converged,
     }
     return history
 
@@ -306,6 +425,7 @@ def _fit(
         nonlocal best_state, stale
         val_nll = _mean_action(model, val_x)
         history.steps.append(step)
+        history.stage.append("adam")
         history.train_nll.append(_mean_action(model, eval_x))
         history.val_nll.append(val_nll)
         if val_nll < history.best_val_nll:
@@ -365,3 +485,223 @@ def _fit(
     if not history.steps or history.steps[-1] != step:
         evaluate(step)
     model.load_state_dict(best_state)
+
+
+# ------------------------------------------------------------------------------ polish
+
+
+def _free_memory(device: torch.device) -> float:
+    """Free memory of `device` in bytes; inf where it cannot be read."""
+    if device.type == "cuda":
+        return float(torch.cuda.mem_get_info(device)[0])
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return math.inf
+
+
+def _chunk_rows(dim: int, depth: int) -> int:
+    """Rows of one chunk of the full-batch pass."""
+    return max(1, _POLISH_CHUNK_ELEMENTS // (dim * depth))
+
+
+def _decide_polish(
+    polish: bool | str, n_train: int, dim: int, depth: int, device: torch.device
+) -> bool:
+    """What `train`'s `polish` argument means for this run (see `train` for "auto")."""
+    if isinstance(polish, bool):
+        return polish
+    if n_train * dim * depth > _AUTO_MAX_WORK.get(device.type, _AUTO_MAX_WORK["cpu"]):
+        return False
+    rows = min(n_train, _chunk_rows(dim, depth))
+    need = 8.0 * (n_train * dim + _GRAPH_TENSORS_PER_LAYER * rows * dim * depth)
+    return need <= _AUTO_MEMORY_SHARE * _free_memory(device)
+
+
+class _FullBatch:
+    """The mean action over the whole training split and its flat gradient, in chunks.
+
+    Calling it leaves the gradient in the parameters' `.grad` (what L-BFGS reads) and returns
+    (loss, flat gradient); the latest finite result is reused while the parameters have not
+    changed, so checking a point and then handing it to L-BFGS costs one pass.
+    """
+
+    def __init__(self, model: PolynomialINN, x: torch.Tensor, params: list[torch.Tensor]):
+        self.model, self.params = model, params
+        self.n = x.shape[0]
+        self.chunks = x.split(_chunk_rows(model.dim, model.depth))
+        self.cached: tuple[torch.Tensor, float, torch.Tensor] | None = None
+        self.passes = 0
+
+    def flat_parameters(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.params])
+
+    def __call__(self) -> tuple[float, torch.Tensor]:
+        where = self.flat_parameters()
+        if self.cached is not None and torch.equal(self.cached[0], where):
+            _, loss, grad = self.cached
+        else:
+            for p in self.params:
+                p.grad = None
+            self.passes += 1
+            loss = 0.0
+            with torch.enable_grad():
+                for chunk in self.chunks:
+                    part = self.model._action(chunk).sum() / self.n
+                    part.backward()
+                    loss += float(part.detach())
+            grad = torch.cat([
+                (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                for p in self.params
+            ])
+            finite = math.isfinite(loss) and bool(torch.isfinite(grad).all())
+            self.cached = (where, loss, grad) if finite else None
+        offset = 0
+        for p in self.params:
+            p.grad = grad[offset : offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
+        return loss, grad
+
+
+def _float64_twin(model: PolynomialINN) -> PolynomialINN:
+    """The model itself when it is float64, else a float64 copy."""
+    if next(model.parameters()).dtype == torch.float64:
+        return model
+    return copy.deepcopy(model).to(torch.float64)
+
+
+def _gradient_norm(model: PolynomialINN, x: torch.Tensor) -> float:
+    """Largest |entry| of the float64 gradient of the mean action over x: (n, N) float64."""
+    twin = _float64_twin(model)
+    params = [p for p in twin.parameters() if p.requires_grad]
+    loss, grad = _FullBatch(twin, x, params)()
+    for p in params:
+        p.grad = None
+    if not math.isfinite(loss) or grad.numel() == 0:
+        return math.inf if not math.isfinite(loss) else 0.0
+    return float(grad.abs().max())
+
+
+def _polish(
+    model: PolynomialINN,
+    train_x: torch.Tensor,
+    eval_x: torch.Tensor,
+    val_x: torch.Tensor,
+    history: TrainingHistory,
+    polish_steps: int,
+    polish_tol: float,
+    progress: bool,
+) -> None:
+    """The L-BFGS stage of `train`: the model is in Adam's best state, train_x: (n, N)
+    float64, eval_x and val_x in the model's dtype, all on the model's device."""
+    start = time.perf_counter()
+    work = _float64_twin(model)
+    eval64, val64 = eval_x.to(torch.float64), val_x.to(torch.float64)
+    adam_state = {k: v.clone() for k, v in model.state_dict().items()}
+    adam_best, adam_step = history.best_val_nll, history.best_step
+    best_val, best_step = _mean_action(work, val64), adam_step
+    best_state = {k: v.clone() for k, v in work.state_dict().items()}
+    params = [p for p in work.parameters() if p.requires_grad]
+    objective = _FullBatch(work, train_x, params)
+    loss, grad = objective()
+    if not (math.isfinite(loss) and bool(torch.isfinite(grad).all())):
+        # Adam's best state is finite on its evaluation data but not on the whole split.
+        history.polish_stop = "non-finite start"
+        history.polish_evaluations = objective.passes
+        history.polish_seconds = time.perf_counter() - start
+        return
+    # A turned-away trial point looks far worse than any point L-BFGS may accept.
+    penalty = loss + 1e3 * (1.0 + abs(loss))
+
+    def closure() -> float:
+        value, gradient = objective()
+        if math.isfinite(value) and bool(torch.isfinite(gradient).all()):
+            return value
+        history.polish_rejected_trials += 1
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        return penalty
+
+    def make_optimizer() -> torch.optim.LBFGS:
+        return torch.optim.LBFGS(
+            params, lr=1.0, max_iter=_POLISH_CHUNK_ITERATIONS,
+            max_eval=4 * _POLISH_CHUNK_ITERATIONS, tolerance_grad=polish_tol,
+            tolerance_change=_POLISH_TOLERANCE_CHANGE, history_size=_POLISH_HISTORY,
+            line_search_fn="strong_wolfe",
+        )
+
+    optimizer = make_optimizer()
+    first_step = history.steps[-1]
+    done, rejections, stale, stop = 0, 0, 0, "steps"
+    bar = tqdm(total=polish_steps, disable=not progress, desc="polish", leave=False)
+    while done < polish_steps:
+        if float(grad.abs().max()) <= polish_tol:
+            stop = "tolerance"
+            break
+        budget = min(_POLISH_CHUNK_ITERATIONS, polish_steps - done)
+        optimizer.param_groups[0]["max_iter"] = budget
+        before = [p.detach().clone() for p in params]
+        state = optimizer.state[params[0]]
+        iterations = state.get("n_iter", 0)
+        optimizer.step(closure)
+        ran = state["n_iter"] - iterations
+        done += ran
+        bar.update(ran)
+        new_loss, new_grad = objective()
+        if not (math.isfinite(new_loss) and bool(torch.isfinite(new_grad).all())
+                and new_loss <= loss):
+            with torch.no_grad():
+                for p, value in zip(params, before, strict=True):
+                    p.copy_(value)
+            history.rejected_steps += 1
+            history.rejected_at.append(first_step + done)
+            rejections += 1
+            if rejections >= _POLISH_MAX_REJECTIONS:
+                stop = "rejections"
+                warnings.warn(
+                    f"polish stopped after {done} L-BFGS iterations: {rejections} iterates "
+                    "were undone as non-finite or worse",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                break
+            optimizer = make_optimizer()
+            loss, grad = objective()
+            continue
+        rejections = 0
+        loss, grad = new_loss, new_grad
+        val_nll = _mean_action(work, val64)
+        history.steps.append(first_step + done)
+        history.stage.append("polish")
+        history.train_nll.append(_mean_action(work, eval64))
+        history.val_nll.append(val_nll)
+        if val_nll < best_val:
+            best_val, best_step, stale = val_nll, first_step + done, 0
+            best_state = {k: v.clone() for k, v in work.state_dict().items()}
+        else:
+            stale += 1
+        bar.set_postfix(val_nll=f"{val_nll:.4f}", grad=f"{float(grad.abs().max()):.1e}")
+        if ran < budget:  # L-BFGS stopped by itself: tolerance reached or no progress
+            stop = "tolerance" if float(grad.abs().max()) <= polish_tol else "stalled"
+            break
+        if stale >= _POLISH_PATIENCE:
+            stop = "patience"
+            break
+    else:
+        if float(grad.abs().max()) <= polish_tol:
+            stop = "tolerance"
+    bar.close()
+    for p in params:
+        p.grad = None
+    work.load_state_dict(best_state)
+    if work is not model:
+        model.load_state_dict(work.state_dict())  # cast back to the model's dtype
+    final = _mean_action(model, val_x)
+    if final <= adam_best:
+        history.best_val_nll, history.best_step = final, best_step
+    else:  # only rounding to the model's dtype can get here
+        model.load_state_dict(adam_state)
+        history.best_val_nll, history.best_step = adam_best, adam_step
+    history.polish_iterations, history.polish_stop = done, stop
+    history.polish_evaluations = objective.passes
+    history.polish_seconds = time.perf_counter() - start

@@ -83,6 +83,11 @@ class Forbidden:
         ({"train_options": {"seed": 3}}, ValueError, "must not set"),
         ({"train_options": {"epochs": 3}}, ValueError, "unknown train_options"),
         ({"data_options": {"n_chains": 3}}, ValueError, "unknown data_options"),
+        ({"model_options": {"width": 3}}, ValueError, r"unknown model_options \['width'\]"),
+        ({"model_options": {"depth": 3}}, ValueError, "model_options must not set"),
+        ({"model_options": {"standardize": "yes"}}, TypeError,
+         "model_options rejected by PolynomialINN: standardize must be a bool"),
+        ({"model_options": [("standardize", False)]}, TypeError, "must be a mapping"),
         ({"train_options": {"device": torch.device("cpu")}}, TypeError, "JSON-able"),
         ({"executor": object()}, TypeError, "executor must be"),
         ({"depths": (1.5,)}, TypeError, "depths must hold ints"),
@@ -233,3 +238,83 @@ def test_table_dict_and_plot(result):
     assert "A^{(4)}" in heat.get_title() and lines.get_xscale() == "log"
     assert len(heat.texts) == len(DEPTHS) * len(COUNTS)
     assert len(lines.get_legend().get_texts()) == len(DEPTHS) + 1
+
+
+def test_model_options_key_the_cache_and_reach_the_network(result, folders, monkeypatch):
+    built = []
+
+    class Recording(PolynomialINN):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    keyed = {k: v for k, v in options(folders).items() if k != "progress"}
+    # Spelling out today's default is the same key as leaving it out.
+    default = PolynomialINN(2, 1).standardize
+    same = {**keyed, "model_options": {"standardize": default}}
+    assert SweepResult.from_cache(THEORY, DEPTHS, COUNTS, SEEDS, **same).complete
+    accepted = {name for name, parameter in inspect.signature(PolynomialINN).parameters.items()
+                if parameter.default is not inspect.Parameter.empty} - {"activation"}
+    assert set(result.settings["model_options"]) == accepted
+    assert result.settings["model_options"]["standardize"] == default
+    # Another value is another key for the network (the baseline does not depend on it),
+    # and training builds that network.
+    other = {**keyed, "model_options": {"standardize": not default}}
+    assert SweepResult.from_cache(THEORY, (1,), (150,), (0,), **other).missing == [
+        {"kind": "inn", "depth": 1, "n": 150, "seed": 0}]
+    monkeypatch.setattr(sweeps, "PolynomialINN", Recording)
+    trained = sweep(THEORY, (1,), (150,), (0,), executor="serial", progress=False,
+                    **{**other, "baseline": None})
+    # One network is built to check the options before any work, one is trained.
+    assert [model.standardize for model in built] == [not default] * 2
+    assert not built[-1].is_standardized  # train() standardises only when asked to
+    record = trained.records[0]
+    cached = next(r for r in result.records if (r["depth"], r["n"], r["seed"]) == (1, 150, 0))
+    assert record["errors"] != cached["errors"]
+    files = {p.name for p in folders["cache"].glob("inn-cubic-L1-n150-s0-*.json")}
+    assert len(files) == 2
+    entries = [json.loads((folders["cache"] / name).read_text()) for name in files]
+    assert sorted(e["settings"]["model_options"]["standardize"] for e in entries) == [
+        False, True]
+
+
+def test_lattice_model_option_reaches_the_network_as_a_tuple(folders, tmp_path, monkeypatch):
+    built = []
+
+    class Recording(PolynomialINN):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(sweeps, "PolynomialINN", Recording)
+    result = sweep(THEORY, (1,), (150,), (0,), executor="serial",
+                   model_options={"lattice": THEORY.shape},
+                   **options(folders, cache=tmp_path, baseline=None))
+    assert built[-1].lattice == THEORY.shape and isinstance(built[-1].lattice, tuple)
+    assert result.settings["model_options"]["lattice"] == list(THEORY.shape)
+    (path,) = tmp_path.glob("inn-*.json")
+    assert json.loads(path.read_text())["settings"]["model_options"]["lattice"] == [4]
+    # The same option as a list is the same key: read, not retrained.
+    monkeypatch.setattr(sweeps, "train", Forbidden())
+    again = sweep(THEORY, (1,), (150,), (0,), executor="serial", model_options={"lattice": [4]},
+                  **options(folders, cache=tmp_path, baseline=None))
+    assert again.records == result.records
+    with pytest.raises(ValueError, match="model_options rejected by PolynomialINN"):
+        sweep(THEORY, (1,), (150,), (0,), executor="serial", model_options={"lattice": (3,)},
+              **options(folders, cache=tmp_path, baseline=None))
+
+
+def test_model_options_lists_are_passed_back_as_tuples():
+    # JSON keys hold lists; PolynomialINN's lattice shapes are tuples.
+    assert sweeps._as_arguments([3, 3]) == (3, 3)
+    assert sweeps._as_arguments({"lattice": [3, 3], "kernel_radius": 1, "odd": False}) == {
+        "lattice": (3, 3), "kernel_radius": 1, "odd": False}
+    assert sweeps._as_arguments([[1, 2], 3]) == ((1, 2), 3)
+
+
+def test_records_carry_the_polish_stage(result):
+    record = result.records[0]
+    assert record["polished"] is True  # "auto" polishes these small sets
+    assert record["polish_iterations"] > 0 and record["polish_seconds"] > 0
+    assert np.isfinite(record["grad_norm"]) and isinstance(record["converged"], bool)
+    assert result.settings["train_options"]["polish"] == "auto"

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+import inntheory.training as training
+from inntheory.extraction import extract_action
 from inntheory.inn import PolynomialINN
 from inntheory.training import TrainingHistory, resolve_device, train
 
@@ -71,10 +73,16 @@ def test_history_and_training_info_are_json_able(tmp_path) -> None:
     history = train(model, np.random.default_rng(0).normal(size=(300, 2)), steps=30,
                     eval_every=10, progress=False)
     assert isinstance(history, TrainingHistory)
-    assert history.steps == [0, 10, 20, 30] and len(history.train_nll) == 4
+    adam = [s for s, stage in zip(history.steps, history.stage, strict=True) if stage == "adam"]
+    assert adam == [0, 10, 20, 30] and history.steps[:4] == adam
+    assert len(history.train_nll) == len(history.val_nll) == len(history.stage)
     assert history.device == "cpu" and model.weight.device.type == "cpu"
-    json.dumps(history.to_dict())
+    assert json.loads(json.dumps(history.to_dict()))["stage"] == history.stage
     assert model.training_info["n_train"] + model.training_info["n_val"] == 300
+    assert model.training_info["steps_run"] == 30
+    for key in ("polish", "polish_iterations", "grad_norm", "converged", "polish_seconds"):
+        assert model.training_info[key] == history.to_dict()[key if key != "polish" else
+                                                              "polished"]
     assert model.is_standardized
     model.save(tmp_path / "m.pt")
     assert PolynomialINN.load(tmp_path / "m.pt").training_info == model.training_info
@@ -137,3 +145,217 @@ def test_resolve_device() -> None:
             resolve_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("tpu-please")
+
+
+# ------------------------------------------------------------------------------ polish
+
+
+def gaussian_data(n: int, seed: int = 0) -> torch.Tensor:
+    covariance = torch.tensor([[1.0, 0.5, 0.0], [0.5, 2.0, 0.3], [0.0, 0.3, 0.5]], dtype=DTYPE)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, dtype=DTYPE, generator=generator) @ torch.linalg.cholesky(
+        covariance).T
+
+
+def split(data: torch.Tensor, validation: float, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """The training and validation parts `train` makes of `data` (same seeded split)."""
+    n_val = max(1, round(validation * len(data)))
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    return data[order[n_val:]], data[order[:n_val]]
+
+
+def fit(data: torch.Tensor, depth: int = 1, dtype: torch.dtype = DTYPE, **options):
+    torch.manual_seed(0)
+    model = PolynomialINN(data.shape[1], depth).to(dtype)
+    return model, train(model, data, progress=False, device="cpu", **options)
+
+
+def test_polish_lowers_the_training_nll_and_converges() -> None:
+    # validation=0 with n <= 10^4: the tracked NLL is the whole training split's, so the
+    # kept state is L-BFGS's end point.
+    data = gaussian_data(3000)
+    adam, adam_history = fit(data, steps=200, validation=0, polish=False)
+    model, history = fit(data, steps=200, validation=0, polish=True, polish_tol=1e-6)
+    with torch.no_grad():
+        before, after = float(adam.action(data).mean()), float(model.action(data).mean())
+    assert after < before - 1e-4
+    assert history.polished and not adam_history.polished
+    assert history.converged and history.grad_norm <= 1e-6
+    assert history.polish_stop == "tolerance"
+    assert history.polish_evaluations > history.polish_iterations  # >= 1 pass per iteration
+    assert adam_history.grad_norm > 1e-3 and not adam_history.converged
+    # History: Adam's evaluations first, then one per L-BFGS chunk; step numbers continue.
+    stages = history.stage
+    assert len(stages) == len(history.steps) == len(history.val_nll) == len(history.train_nll)
+    first = stages.index("polish")
+    assert set(stages[:first]) == {"adam"} and set(stages[first:]) == {"polish"}
+    assert history.steps[:first] == adam_history.steps
+    assert history.val_nll[:first] == adam_history.val_nll
+    assert history.steps[-1] == history.steps[first - 1] + history.polish_iterations
+    assert all(b > a for a, b in zip(history.steps, history.steps[1:], strict=False))
+    assert 0 < history.polish_iterations <= 500 and history.polish_seconds > 0
+    assert history.best_val_nll == pytest.approx(after, rel=1e-12)
+    assert history.best_val_nll == min(history.val_nll)
+    assert model.training_info["converged"] and model.training_info["polish"]
+    assert adam_history.polish_iterations == 0 and adam_history.polish_seconds == 0.0
+
+
+def test_polish_never_ends_at_a_worse_validation_nll() -> None:
+    # 20 training points and a depth-2 cubic network (42 parameters): the training optimum
+    # overfits badly, so L-BFGS's iterates are far worse on the validation half.
+    data = torch.randn(40, 3, dtype=DTYPE, generator=torch.Generator().manual_seed(1)) ** 3
+    options = {"depth": 2, "steps": 30, "eval_every": 10, "validation": 0.5}
+    start, start_history = fit(data, polish=False, **options)
+    model, history = fit(data, polish=True, **options)
+    polish_val = [v for v, s in zip(history.val_nll, history.stage, strict=True)
+                  if s == "polish"]
+    assert polish_val and max(polish_val) > start_history.best_val_nll + 1.0
+    # No check beat the start: the stage gives up after 8 checks of 25 iterations.
+    assert history.polish_stop == "patience" and history.polish_iterations == 200
+    _, val_x = split(data, 0.5)
+    with torch.no_grad():
+        kept = float(model.action(val_x).mean())
+    assert kept == pytest.approx(history.best_val_nll, rel=1e-12)
+    assert kept <= start_history.best_val_nll
+    for key, value in start.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_float32_model_is_polished_in_float64_and_written_back() -> None:
+    data = gaussian_data(3000)
+    model, history = fit(data, dtype=torch.float32, steps=200, validation=0.2, polish=True)
+    _, start_history = fit(data, dtype=torch.float32, steps=200, validation=0.2, polish=False)
+    assert next(model.parameters()).dtype == torch.float32
+    assert history.polish_iterations > 0
+    assert history.best_val_nll <= start_history.best_val_nll
+    _, val_x = split(data, 0.2)
+    with torch.no_grad():
+        kept = float(model.action(val_x.float()).mean())
+    assert kept == pytest.approx(history.best_val_nll, rel=1e-6)
+
+
+def test_polish_turns_away_a_non_finite_trial_point() -> None:
+    data = gaussian_data(400, seed=5)[:, :2]
+    clean, clean_history = fit(data, steps=10, eval_every=5, polish=True)
+    torch.manual_seed(0)
+    model = PolynomialINN(2, 1).to(DTYPE)
+    calls = {"n": 0}
+
+    def poison(gradient: torch.Tensor) -> torch.Tensor:
+        # 10 Adam steps, the polish start point, its cached reuse, then line-search trials:
+        # call 13 is a trial point of the first L-BFGS chunk.
+        calls["n"] += 1
+        return gradient * math.nan if calls["n"] == 13 else gradient
+
+    model.weight.register_hook(poison)
+    history = train(model, data, steps=10, eval_every=5, polish=True, progress=False)
+    assert history.polish_rejected_trials == 1 and history.rejected_steps == 0
+    assert clean_history.polish_rejected_trials == 0
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    assert all(math.isfinite(v) for v in history.val_nll)
+    # The search backtracked and went on: L-BFGS ends at the same optimum as without poison.
+    assert history.train_nll[-1] == pytest.approx(clean_history.train_nll[-1], abs=1e-7)
+    assert history.best_val_nll <= history.val_nll[history.stage.index("polish") - 1]
+
+
+def test_polish_of_a_quadratic_model_stays_in_its_domain() -> None:
+    # L-BFGS's line search tries points that fold the quadratic activation on the data; they
+    # must be turned away, never accepted.
+    torch.manual_seed(1)
+    model = PolynomialINN(2, 2, "quadratic").to(DTYPE)
+    data = torch.randn(500, 2, dtype=DTYPE, generator=torch.Generator().manual_seed(1)) ** 3
+    history = train(model, data, steps=60, eval_every=5, polish=True, progress=False)
+    assert history.polish_rejected_trials > 0 and history.polish_iterations > 0
+    assert all(math.isfinite(v) for v, s in zip(history.train_nll, history.stage, strict=True)
+               if s == "polish")
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    assert math.isfinite(history.best_val_nll)
+
+
+def test_polish_false_is_the_adam_path() -> None:
+    data = torch.randn(600, 3, dtype=torch.float32, generator=torch.Generator().manual_seed(2))
+    adam, adam_history = fit(data, dtype=torch.float32, steps=40, eval_every=10, polish=False)
+    again, again_history = fit(data, dtype=torch.float32, steps=40, eval_every=10,
+                               polish=False)
+    polished, polished_history = fit(data, dtype=torch.float32, steps=40, eval_every=10,
+                                     polish=True)
+    assert adam_history.stage == ["adam"] * 5 and adam_history.steps == [0, 10, 20, 30, 40]
+    assert not adam_history.polished and adam_history.polish_iterations == 0
+    assert adam_history.polish_stop == "" and adam_history.polish_evaluations == 0
+    assert math.isfinite(adam_history.grad_norm) and adam_history.grad_norm > 0
+    assert adam_history.val_nll == again_history.val_nll
+    # The polish stage starts from exactly what polish=False returns.
+    assert polished_history.val_nll[:5] == adam_history.val_nll
+    assert polished_history.steps[:5] == adam_history.steps
+    for key, value in adam.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[key], value, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"polish": "yes"}, "polish must be True, False or 'auto'"),
+        ({"polish": 1}, "polish must be True, False or 'auto'"),
+        ({"polish": None}, "polish must be True, False or 'auto'"),
+        ({"polish_steps": 0}, "polish_steps must be a positive int"),
+        ({"polish_tol": 0.0}, "polish_tol must be a positive finite number"),
+        ({"polish_tol": math.nan}, "polish_tol must be a positive finite number"),
+    ],
+)
+def test_bad_polish_options(options, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        train(PolynomialINN(2, 1), torch.randn(50, 2), progress=False, **options)
+
+
+def test_auto_polish_decides_by_work_and_memory(monkeypatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "_free_memory", lambda device: 64e9)
+    # 1e5 x 9 at depth 2 fits; 1e6 x 64 at depth 4 is too much work for one CPU core.
+    assert training._decide_polish("auto", 100_000, 9, 2, cpu)
+    assert not training._decide_polish("auto", 1_000_000, 64, 4, cpu)
+    assert training._decide_polish(True, 1_000_000, 64, 4, cpu)
+    assert not training._decide_polish(False, 10, 2, 1, cpu)
+    # The memory test: data (n N) plus one chunk's graph, 8 bytes each, within half the free
+    # memory.
+    need = 8 * (100_000 * 9 + 10 * 100_000 * 9 * 2)
+    monkeypatch.setattr(training, "_free_memory", lambda device: 2 * need)
+    assert training._decide_polish("auto", 100_000, 9, 2, cpu)
+    monkeypatch.setattr(training, "_free_memory", lambda device: 2 * need - 1)
+    assert not training._decide_polish("auto", 100_000, 9, 2, cpu)
+    # And train() follows the decision.
+    monkeypatch.setattr(training, "_free_memory", lambda device: 0.0)
+    _, history = fit(gaussian_data(300), steps=20, polish="auto")
+    assert not history.polished and set(history.stage) == {"adam"}
+    monkeypatch.setattr(training, "_free_memory", lambda device: math.inf)
+    _, history = fit(gaussian_data(300), steps=20, polish="auto")
+    assert history.polished and history.stage[-1] == "polish"
+
+
+def test_polish_brings_a2_to_the_gaussian_maximum_likelihood() -> None:
+    # Gaussian data: the maximum-likelihood A2 of a depth-1 network is close to the inverse
+    # sample covariance (the cubic terms it can add are fitted noise). Adam at these
+    # settings stops far from it; polish must get there.
+    data = gaussian_data(20_000)
+    target = torch.linalg.inv(torch.cov(data.T, correction=0))
+    errors = {}
+    for polish in (False, True):
+        model, _ = fit(data, steps=100, lr=3e-3, validation=0, polish=polish)
+        a2 = extract_action(model, order=2).coefficient(2)
+        errors[polish] = float(torch.linalg.norm(a2 - target) / torch.linalg.norm(target))
+    assert errors[False] > 0.05
+    assert errors[True] < 0.005 and errors[True] < 0.1 * errors[False]
+
+
+@pytest.mark.parametrize("options", [{"lattice": (4,)}, {"lattice": (2, 2), "odd": True}])
+def test_polish_trains_lattice_models(options) -> None:
+    # Lattice models have no dense `weight`; the polish stage works on any parameters.
+    data = torch.randn(800, 4, generator=torch.Generator().manual_seed(3)) ** 3
+    histories = []
+    for polish in (False, True):
+        torch.manual_seed(0)
+        model = PolynomialINN(4, 2, **options)
+        histories.append(train(model, data, steps=50, polish=polish, progress=False))
+    adam, polished = histories
+    assert polished.polish_iterations > 0 and polished.grad_norm < adam.grad_norm
+    assert polished.best_val_nll <= adam.best_val_nll
+    assert model.lattice == options["lattice"] and next(model.parameters()).dtype == torch.float32
