@@ -210,8 +210,10 @@ def test_polish_never_ends_at_a_worse_validation_nll() -> None:
     polish_val = [v for v, s in zip(history.val_nll, history.stage, strict=True)
                   if s == "polish"]
     assert polish_val and max(polish_val) > start_history.best_val_nll + 1.0
-    # No check beat the start: the stage gives up after 8 checks of 25 iterations.
-    assert history.polish_stop == "patience" and history.polish_iterations == 200
+    # L-BFGS ran on (no validation patience) and ended worse on validation than it began:
+    # the start is what is kept.
+    assert history.polish_stop in {"tolerance", "steps", "stalled"}
+    assert history.polish_iterations > 0
     _, val_x = split(data, 0.5)
     with torch.no_grad():
         kept = float(model.action(val_x).mean())
