@@ -41,6 +41,7 @@ _PUBLIC = {
     "score_matching": "baselines",
     "sweep": "sweeps",
     "SweepResult": "sweeps",
+    "cached": "store",
 }
 
 _SUBMODULES = frozenset(set(_PUBLIC.values()) | {"activations", "diagrams", "widgets", "cli"})
