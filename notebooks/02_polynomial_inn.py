@@ -114,6 +114,7 @@ plt.show()
 # them; we hold out 2048 of them as a test set that training never sees.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 theory = it.LatticeTheory((8,), m2=0.5, kappa=0.5, g3=1.0, g4=1.0)
 data = it.load_dataset(theory, 10240, seed=0, progress=False).x
 n_test = 2048

@@ -104,6 +104,7 @@ ORDER = 4
 # `catalogue` lists the diagrams (the extraction loops over the very same list):
 
 # %%
+# NBVAL_CHECK_OUTPUT
 for name in ("quadratic", "cubic"):
     diagrams = catalogue(name, ORDER)
     print(f"{name} activation: {len(diagrams)} diagrams up to order {ORDER}")
@@ -181,6 +182,10 @@ for k, diff in relative_difference(extracted, autodiff).items():
     print(f"A^({k}): max relative difference extracted vs autodiff = {diff:.1e}")
 print(f"extraction {1e3 * extract_seconds:.0f} ms, "
       f"nested autodiff {1e3 * autodiff_seconds:.0f} ms")
+# the text below: agreement to round-off (float64: 1e-12 leaves a factor 1000 of margin), and
+# the extraction much cheaper (measured: about 100 times; asserted: 10 times)
+assert max(relative_difference(extracted, autodiff).values()) < 1e-12
+assert 10 * extract_seconds < autodiff_seconds
 
 # %% [markdown]
 # The two agree to round-off (about $10^{-15}$): the diagrams are not an approximation of the
@@ -204,6 +209,9 @@ norms = np.array([[float(entry.coefficient(k).norm()) for k in range(2, ORDER + 
 print(f"{'stage':>14s}" + "".join(f"{'||A' + str(k) + '||':>10s}" for k in range(2, ORDER + 1)))
 for label, row in zip(labels, norms, strict=True):
     print(f"{label:>14s}" + "".join(f"{value:10.3g}" for value in row))
+# the text below: no interactions at the latent (exactly), then ||A3|| and ||A4|| grow with
+# every layer pulled back
+assert np.all(norms[0, 1:] == 0) and np.all(np.diff(norms[:, 1:], axis=0) > 0), norms
 
 # %%
 fig, axes = plt.subplots(2, len(history), figsize=(2.6 * len(history), 5.2))
@@ -266,15 +274,7 @@ controls = {
                            description="activation"),
 }
 
-# %% [markdown]
-# The default figure (the panel below redraws it when you move the controls):
-
 # %%
-print(render(3, "cubic"))
-plt.show()
-
-# %%
-# NBVAL_IGNORE_OUTPUT
 slider_panel(render, controls)
 
 # %% [markdown]
