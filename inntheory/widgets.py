@@ -78,7 +78,10 @@ class SliderPanel(widgets.VBox):
         self._cache: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
         self.controls = dict(controls)
         self.summary = widgets.HTML().add_class(SUMMARY_CLASS)
-        self.figure = widgets.Image(format="png").add_class(FIGURE_CLASS)
+        # shown at its own size (a VBox would stretch it to the page width)
+        self.figure = widgets.Image(
+            format="png", layout=widgets.Layout(align_self="flex-start", max_width="100%")
+        ).add_class(FIGURE_CLASS)
         self.renders = 0
         super().__init__([widgets.HBox(list(self.controls.values())), self.summary, self.figure])
         for control in self.controls.values():

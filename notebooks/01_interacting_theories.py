@@ -288,7 +288,7 @@ for col, (name, result) in enumerate(samples.items()):
     axes[1, col].plot(r, sample_c, "o", label="HMC samples")
     axes[1, col].plot(r, e["correlator"], "k-", lw=1, label="exact")
     axes[1, col].set(xlabel="distance $r$", ylabel=r"$C(r) = \langle x_0 x_r\rangle_c$")
-axes[0, 0].legend(fontsize="small")
+axes[0, 0].legend(fontsize="small", loc="upper left")
 axes[1, 0].legend(fontsize="small")
 plt.tight_layout()
 plt.show()

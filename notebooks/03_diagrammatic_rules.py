@@ -254,12 +254,13 @@ def render(depth, activation):
     values = np.array([[float(e.coefficient(k).norm()) for k in range(2, ORDER + 1)]
                        for e in entries])
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for k in range(2, ORDER + 1):
-        ax.semilogy(range(len(entries)), np.maximum(values[:, k - 2], 1e-16), "o-",
-                    label=f"$\\|A^{{({k})}}\\|$")
+    for k in range(2, ORDER + 1):  # exact zeros (A3, A4 at the latent) have no place on a log axis
+        ax.semilogy(range(len(entries)), np.where(values[:, k - 2] > 0, values[:, k - 2], np.nan),
+                    "o-", label=f"$\\|A^{{({k})}}\\|$")
+    ax.text(0.02, 0.05, "latent: $A^{(3)} = A^{(4)} = 0$", transform=ax.transAxes, fontsize=9)
     ax.set_xticks(range(len(entries)), [e.metadata["label"] for e in entries],
                   rotation=20, fontsize=8)
-    ax.set(ylim=(1e-3, None), xlabel="representation (latent -> data)",
+    ax.set(xlabel="representation (latent -> data)",
            ylabel="Frobenius norm", title=f"Interactions layer by layer: {activation}, "
            f"depth {depth}")
     ax.legend()

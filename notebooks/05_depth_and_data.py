@@ -39,6 +39,7 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import HTML, display
+from matplotlib.ticker import FuncFormatter
 
 import inntheory as it
 from inntheory.widgets import int_slider, log_slider, slider_panel
@@ -141,6 +142,11 @@ def render(depth, n, order):
     right.set(xticks=result.depths, yscale="log", xlabel="depth $L$", ylabel="relative error",
               title=f"$A^{{({order})}}$ ({kind}) against depth")
     right.legend(fontsize="small")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.3, not 3 x 10^-1
+    for ax in (left, right):
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+    left.xaxis.set_major_formatter(plain)
     plt.tight_layout()
     seeds = sum(r["depth"] == depth and r["n"] == n for r in result.records)
     return (f"depth {depth}, n = {n}: relative {kind} error of A{order} = "

@@ -115,6 +115,7 @@ def test_binder_postbuild_installs_package(repo_root: Path) -> None:
     assert post_build.stat().st_mode & 0o111, "binder/postBuild must be executable"
     text = post_build.read_text()
     assert "pip install --no-deps -e ." in text
+    assert "jupyter trust notebooks/*.ipynb" in text, "Binder must trust the lectures"
     assert '"fetchNews": "false"' in text and '"checkForUpdates": false' in text
 
 
