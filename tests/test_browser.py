@@ -305,12 +305,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[L
 def _answer_popups(page: Any) -> None:
     """Answer what a fresh JupyterLab asks, as a student would: accept the proposed kernel in
     a kernel-selection dialog, and say no to the news notification."""
-    dialog = page.locator(".jp-Dialog")
-    if dialog.count() and dialog.first.is_visible():
-        dialog.first.locator(".jp-Dialog-button.jp-mod-accept").click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    dialog = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
     news = page.locator(".jp-toast-button", has_text=re.compile(r"^\s*No\s*$"))
-    if news.count() and news.first.is_visible():
-        news.first.click()
+    for button in (dialog, news):
+        try:
+            if button.count() and button.first.is_visible():
+                button.first.click(timeout=3_000)
+        except PlaywrightTimeout:
+            pass  # still sliding in, or gone already: the caller asks again
 
 
 def _open(page: Any, lab: Lab, notebook: str, workspace: str, *, kernel: bool) -> None:
