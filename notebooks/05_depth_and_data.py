@@ -143,9 +143,11 @@ def render(depth, n, order):
               title=f"$A^{{({order})}}$ ({kind}) against depth")
     right.legend(fontsize="small")
     plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.3, not 3 x 10^-1
+    # minor ticks: label 2, 3 and 5 times a power of ten only, so the labels do not crowd
+    some = FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "235" else "")
     for ax in (left, right):
         ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(plain)
+        ax.yaxis.set_minor_formatter(some)
     left.xaxis.set_major_formatter(plain)
     plt.tight_layout()
     seeds = sum(r["depth"] == depth and r["n"] == n for r in result.records)

@@ -52,19 +52,22 @@ def test_readme_lectures_command_serves_trusted_paired_lecture_one(repo_root, tm
 
     - `jupyter trust notebooks/*.ipynb` signs the lectures, so the server reports their cells
       as trusted and JupyterLab draws the saved widgets before any cell runs;
-    - `jupyter lab ...` starts (also as root) with the repository as the server root and
-      lecture 1 as the file to open;
+    - `OMP_NUM_THREADS=1 jupyter lab ...` starts (also as root) with the repository as the
+      server root and lecture 1 as the file to open (its kernels inherit one thread);
     - saving lecture 1 through the server (the contents API, as JupyterLab's save does)
       writes its paired `.py` too: jupytext.toml's `notebooks//0...` pairing matches.
     """
     steps = _lectures_command(repo_root)
+    assert steps[1][0] == "OMP_NUM_THREADS=1", "kernels of the lectures want one thread"
+    variable, value = steps[1].pop(0).split("=", 1)
     assert [step[:2] for step in steps] == [[".venv/bin/jupyter", "trust"],
                                             [".venv/bin/jupyter", "lab"]]
     work = tmp_path / "repo"
     shutil.copytree(repo_root / "notebooks", work / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     shutil.copy(repo_root / "jupytext.toml", work)
-    environment = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+    environment = {**os.environ, variable: value,
+                   "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
                    "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
                    "JUPYTER_DATA_DIR": str(tmp_path / "data")}
     trust = steps[0]
