@@ -109,6 +109,10 @@ def test_committed_lecture_network_recomputes_to_the_same_result():
     name = paths[0].stem.rsplit("-", 1)[0]
     assert store.entry_path(settings, MODELS, name) == paths[0], (
         f"{paths[0].name} is stale (another package version): retrain the lecture-2 networks")
+    missing = (set(store.defaults(it.train)) - set(settings["train"])) | (
+        set(store.defaults(it.PolynomialINN)) - set(settings["network"]))
+    assert not missing, (f"the committed networks predate the options {sorted(missing)}: "
+                         "regenerate them (notebooks/cache/README.md)")
     committed = store.cached(settings, lambda: pytest.fail("committed entry unreadable"),
                              MODELS, name=name)
     theory = it.LatticeTheory(tuple(settings["theory"].pop("shape")), **settings["theory"])
