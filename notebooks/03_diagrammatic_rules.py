@@ -257,7 +257,7 @@ def render(depth, activation):
     for k in range(2, ORDER + 1):  # exact zeros (A3, A4 at the latent) have no place on a log axis
         ax.semilogy(range(len(entries)), np.where(values[:, k - 2] > 0, values[:, k - 2], np.nan),
                     "o-", label=f"$\\|A^{{({k})}}\\|$")
-    ax.text(0.02, 0.05, "latent: $A^{(3)} = A^{(4)} = 0$", transform=ax.transAxes, fontsize=9)
+    ax.text(0.02, 0.45, "latent: $A^{(3)} = A^{(4)} = 0$", transform=ax.transAxes, fontsize=9)
     ax.set_xticks(range(len(entries)), [e.metadata["label"] for e in entries],
                   rotation=20, fontsize=8)
     ax.set(xlabel="representation (latent -> data)",
