@@ -67,15 +67,18 @@ print(f"read {len(result.records)} network points and {len(result.baselines)} ba
       f"from {CACHE}; missing: {len(result.missing)}, trained now: 0")
 
 
+# %%
 def html_table(text):
     """The fixed-width `SweepResult.table()` as an HTML table (title line as its caption),
-    so that its eleven columns fit the page instead of wrapping."""
+    so that its eleven columns fit the page (1400 px window, file browser open), one line
+    per cell."""
     title, *lines = text.splitlines()
     rows = [re.split(r"\s{2,}", line.strip()) for line in lines]
     head = "".join(f"<th>{cell}</th>" for cell in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
                    for row in rows[1:])
-    return HTML(f"<table><caption>{title}</caption><thead><tr>{head}</tr></thead>"
+    return HTML(f"<table style='font-size: 12px; white-space: nowrap'><caption>{title}</caption>"
+                f"<thead><tr>{head}</tr></thead>"
                 f"<tbody>{body}</tbody></table>")
 
 

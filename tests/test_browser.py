@@ -387,6 +387,24 @@ def test_lecture_figures(browser: Any, lab: Lab, notebook: str, repo_root: Path)
             expect(panel.locator(".noUi-handle").first).to_be_visible(timeout=20_000)
             expect(panel.locator(".inntheory-summary").first).not_to_have_text("")
             assert panel.locator(".inntheory-figure").count() == 1
+        if notebook == "05_depth_and_data.ipynb":  # the sweep table fits, one line per cell
+            table = page.locator(".jp-OutputArea-output table").first
+            table.scroll_into_view_if_needed()
+            table.screenshot(path=str(artifacts / f"{stem}-table.png"))
+            # its width against the page, and the most text lines any cell takes
+            width, room, lines = table.evaluate("""(t) => {
+                const lines = (cell) => {
+                    const range = document.createRange();
+                    range.selectNodeContents(cell);
+                    const tops = Array.from(range.getClientRects(), (r) => Math.round(r.top));
+                    return new Set(tops).size;
+                };
+                const cells = Array.from(t.querySelectorAll("td, th"));
+                return [t.getBoundingClientRect().width, t.parentElement.clientWidth,
+                        Math.max(...cells.map(lines))];
+            }""")
+            assert width <= room and lines == 1, (
+                f"the sweep table is {width:.0f} px wide in {room} px, cells of {lines} lines")
         if notebook == "05_depth_and_data.ipynb":  # the button label is not cut
             button = page.locator("button", has_text="train one more seed").first
             overflow = button.evaluate("(b) => b.scrollWidth - b.clientWidth")
