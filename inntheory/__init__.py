@@ -42,6 +42,7 @@ _PUBLIC = {
     "score_matching": "baselines",
     "sweep": "sweeps",
     "SweepResult": "sweeps",
+    "cached": "store",
 }
 
 _SUBMODULES = frozenset(set(_PUBLIC.values()) | {"activations", "diagrams", "widgets", "cli"})

@@ -1,23 +1,42 @@
-"""Slider panels for the lectures: widgets that redraw one figure in place.
+"""Slider panels for the lectures: widgets that redraw one figure in place, from a cache.
 
-A panel is a row of ipywidgets controls, one `Output` holding the figure and one `HTML`
-summary (CSS class ``inntheory-summary``, which the browser test reads). Moving a control
-calls ``render(**values)``, which draws with matplotlib and returns the summary text; the
-figure is replaced (``clear_output(wait=True)``), never stacked. Nothing is printed, so
-nbval sees no stray output.
+A panel is a row of ipywidgets controls, one `HTML` summary (CSS class ``inntheory-summary``,
+which the browser test reads) and one `Image` widget holding the figure as a PNG. Moving a
+control calls ``render(**values)``, which draws one matplotlib figure and returns the summary
+text; the panel turns the figure into PNG bytes, closes it and keeps (PNG, summary) in an
+in-memory cache keyed by the control values, so a position seen before redraws without
+calling `render` again (a single widget update, well under a second). Nothing is printed, so
+nbval sees no stray output, and the figure lives in the widget state a notebook saves, so a
+saved notebook shows it before any cell runs.
+
+`recompute_button` pairs a panel with `inntheory.store.cached` results: a button that
+recomputes the stored result of the current control values and redraws.
 """
 
 from __future__ import annotations
 
+import io
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
-__all__ = ["SUMMARY_CLASS", "int_slider", "log_slider", "slider_panel"]
+__all__ = [
+    "SUMMARY_CLASS",
+    "FIGURE_CLASS",
+    "SliderPanel",
+    "int_slider",
+    "log_slider",
+    "recompute_button",
+    "slider_panel",
+]
 
 SUMMARY_CLASS = "inntheory-summary"
+FIGURE_CLASS = "inntheory-figure"
+CACHE_SIZE = 256
+"""Rendered positions kept per panel (a PNG of a lecture figure is 30-80 kB)."""
 
 
 def int_slider(
@@ -40,37 +59,136 @@ def log_slider(description: str, value: int, options: list[int]) -> widgets.Sele
     )
 
 
+class SliderPanel(widgets.VBox):
+    """Controls, summary and figure of `slider_panel` (see there); a `VBox` to display.
+
+    Attributes:
+        controls: keyword name -> control widget.
+        summary: the `HTML` summary widget (CSS class ``inntheory-summary``).
+        figure: the `Image` widget showing the current figure (CSS class ``inntheory-figure``).
+        renders: how many times `render` was called (cache misses), for tests and timing.
+    """
+
+    def __init__(
+        self, render: Callable[..., str | None], controls: Mapping[str, widgets.ValueWidget]
+    ) -> None:
+        if not controls:
+            raise ValueError("a slider panel needs at least one control")
+        self._render = render
+        self._cache: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+        self.controls = dict(controls)
+        self.summary = widgets.HTML().add_class(SUMMARY_CLASS)
+        # shown at its own size (a VBox would stretch it to the page width)
+        self.figure = widgets.Image(
+            format="png", layout=widgets.Layout(align_self="flex-start", max_width="100%")
+        ).add_class(FIGURE_CLASS)
+        self.renders = 0
+        super().__init__([widgets.HBox(list(self.controls.values())), self.summary, self.figure])
+        for control in self.controls.values():
+            control.observe(self.redraw, names="value")
+        self.redraw()
+
+    def values(self) -> dict[str, Any]:
+        """The current value of every control, by keyword name."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def redraw(self, _: Any = None, *, forget: bool = False) -> None:
+        """Show the figure of the current values: from the cache, else by calling `render`.
+
+        Arguments:
+            _: the traitlets change (ignored), so this method can observe the controls.
+            forget: drop every cached figure first (the data behind `render` changed).
+        """
+        if forget:
+            self._cache.clear()
+        values = self.values()
+        key = tuple(values.values())
+        if key in self._cache:
+            self._cache.move_to_end(key)
+        else:
+            self._cache[key] = self._draw(values)
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        png, text = self._cache[key]
+        self.figure.value = png
+        self.summary.value = text
+
+    def _draw(self, values: dict[str, Any]) -> tuple[bytes, str]:
+        before = set(plt.get_fignums())
+        self.renders += 1
+        try:
+            text = self._render(**values) or ""
+        finally:
+            new = [plt.figure(n) for n in plt.get_fignums() if n not in before]
+        if len(new) != 1:
+            for figure in new:
+                plt.close(figure)
+            raise RuntimeError(f"render({values}) must draw exactly one figure, drew {len(new)}")
+        buffer = io.BytesIO()
+        new[0].savefig(buffer, format="png", dpi=new[0].dpi, bbox_inches="tight")
+        plt.close(new[0])
+        return buffer.getvalue(), text
+
+
 def slider_panel(
     render: Callable[..., str | None], controls: Mapping[str, widgets.ValueWidget]
-) -> widgets.VBox:
-    """Controls above a figure that `render(**values)` redraws in place.
+) -> SliderPanel:
+    """Controls above a figure that `render(**values)` redraws in place, cached per position.
 
     Arguments:
-        render: draws the figure for the current control values with matplotlib (a new
-            figure per call) and returns an HTML summary string (or None).
+        render: draws exactly one new matplotlib figure for the given control values (do not
+            call ``plt.show``) and returns an HTML summary string (or None).
         controls: keyword name -> widget whose `.value` is passed to `render`.
 
     Returns:
-        A `VBox` (controls, summary, figure) to display as a cell's last expression; it
-        has attributes `summary` (the HTML widget), `output` and `controls`.
+        A `SliderPanel` (controls, summary, figure) to display as a cell's last expression.
+
+    Raises:
+        ValueError: no controls.
+        RuntimeError: `render` drew no figure or more than one.
     """
-    if not controls:
-        raise ValueError("a slider panel needs at least one control")
-    output = widgets.Output()
-    summary = widgets.HTML()
-    summary.add_class(SUMMARY_CLASS)
+    return SliderPanel(render, controls)
 
-    def redraw(_: Any = None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        with output:
-            output.clear_output(wait=True)
-            text = render(**values)
-            plt.show()
-        summary.value = text or ""
 
-    for control in controls.values():
-        control.observe(redraw, names="value")
-    redraw()
-    panel = widgets.VBox([widgets.HBox(list(controls.values())), summary, output])
-    panel.summary, panel.output, panel.controls = summary, output, dict(controls)
-    return panel
+def recompute_button(
+    description: str, recompute: Callable[[dict[str, Any]], Any], panel: SliderPanel,
+    *, tooltip: str = "",
+) -> widgets.VBox:
+    """A button that recomputes the stored result behind the panel's current values.
+
+    Pressing it calls ``recompute(panel.values())`` (e.g. a function that calls
+    `inntheory.store.cached` with ``recompute=True``), then redraws the panel with its cache
+    of figures dropped. Progress and errors go to a status line below the button.
+
+    Arguments:
+        description: the button label (keep it short: it must not be cut).
+        recompute: called with the panel's control values.
+        panel: the panel to redraw afterwards.
+        tooltip: shown on hover, e.g. how long a recomputation takes.
+
+    Returns:
+        A `VBox` (button, status) with attributes `button` and `status`.
+    """
+    button = widgets.Button(
+        description=description, tooltip=tooltip, button_style="warning",
+        layout=widgets.Layout(width="max-content"),
+    )
+    status = widgets.HTML()
+
+    def clicked(_: Any) -> None:
+        values = panel.values()
+        button.disabled = True
+        status.value = f"recomputing {values} ..."
+        try:
+            recompute(values)
+            panel.redraw(forget=True)
+            status.value = f"recomputed and stored: {values}"
+        except Exception as error:  # shown to the reader instead of a lost traceback
+            status.value = f"recomputation failed: {type(error).__name__}: {error}"
+        finally:
+            button.disabled = False
+
+    button.on_click(clicked)
+    box = widgets.VBox([button, status])
+    box.button, box.status = button, status
+    return box

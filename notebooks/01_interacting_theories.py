@@ -77,6 +77,7 @@ CHAINS = 512  # parallel HMC chains: more chains, fewer sequential steps
 # package ships three presets:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 for name, couplings in it.PRESETS.items():
     print(f"{name:12s}", ", ".join(f"{k} = {v:+.2f}" for k, v in couplings.items()))
 theories = {name: it.preset(name) for name in it.PRESETS}
@@ -102,7 +103,10 @@ fig, ax = plt.subplots(figsize=(6, 3.6))
 for name, th in theories.items():
     potential = th.m2 / 2 * grid**2 + th.g3 / 6 * grid**3 + th.g4 / 24 * grid**4
     ax.plot(grid, potential, label=name)
-ax.set(xlabel="field value $x$", ylabel="$V(x)$", ylim=(-2.0, 4.0),
+well = theories["double_well"]
+bottom = well.m2 / 2 * (-6 * well.m2 / well.g4) + well.g4 / 24 * (-6 * well.m2 / well.g4) ** 2
+ax.axhline(0, color="gray", lw=0.5)
+ax.set(xlabel="field value $x$", ylabel="$V(x)$", ylim=(1.2 * bottom, 4.0),
        title="Single-site potential of the presets")
 ax.legend()
 plt.tight_layout()
@@ -153,12 +157,17 @@ exact = {name: transfer_matrix(th) for name, th in theories.items()}
 for name, e in exact.items():
     print(f"{name:12s} <x> = {e['mean']:+.4f}   <x^2>_c = {e['correlator'][0]:.4f}   "
           f"C(1) = {e['correlator'][1]:.4f}")
+# The flip-symmetric presets have <x> = 0 exactly; the cubic term pushes the unimodal mean
+# below zero (see the cumulants below).
+assert abs(exact["gaussian"]["mean"]) < 1e-10 and abs(exact["double_well"]["mean"]) < 1e-10
+assert exact["unimodal"]["mean"] < -0.05
 
 # %% [markdown]
 # For the Gaussian preset the correlator must equal $[(A^{(2)})^{-1}]_{0r}$; a one-line check
 # of the transfer matrix itself:
 
 # %%
+# NBVAL_CHECK_OUTPUT
 covariance = torch.linalg.inv(theories["gaussian"].quadratic()).numpy()
 difference = np.abs(exact["gaussian"]["correlator"] - covariance[0]).max()
 print("transfer-matrix correlator equals inv(A2) to 1e-10:", difference < 1e-10)
@@ -199,6 +208,9 @@ for name, result in samples.items():
     d = result.diagnostics
     print(f"{name:12s} {d['acceptance']:7.3f} {d['step_size']:6.3f} {d['thinning']:5d} "
           f"{d['tau']:6.2f} {d['ess']:7.0f} {d['rhat']:7.3f}")
+    # what the text below promises: acceptance near its target 0.8, tau of order one after
+    # thinning, chains that agree (R-hat below 1.05)
+    assert abs(d["acceptance"] - 0.8) < 0.05 and d["tau"] < 2.0 and d["rhat"] < 1.05, d
 
 # %% [markdown]
 # ### What goes wrong without the global flip
@@ -250,6 +262,10 @@ axes[1].set(xlabel="lag $t$ (trajectories)", ylabel=r"$\rho_M(t)$",
 axes[1].legend()
 plt.tight_layout()
 plt.show()
+# the claims above: without the flip rho_M(t) has not decayed by the end of the plot (lag 59),
+# with it rho_M drops below 0.1 after one trajectory
+rho = {flip: autocorrelation(magnetisation_series(result), lags) for flip, result in runs.items()}
+assert rho[False][-1] > 0.5 and np.all(np.abs(rho[True][1:]) < 0.1), rho
 
 # %% [markdown]
 # ## Samples against exact answers
@@ -272,7 +288,7 @@ for col, (name, result) in enumerate(samples.items()):
     axes[1, col].plot(r, sample_c, "o", label="HMC samples")
     axes[1, col].plot(r, e["correlator"], "k-", lw=1, label="exact")
     axes[1, col].set(xlabel="distance $r$", ylabel=r"$C(r) = \langle x_0 x_r\rangle_c$")
-axes[0, 0].legend(fontsize="small")
+axes[0, 0].legend(fontsize="small", loc="upper left")
 axes[1, 0].legend(fontsize="small")
 plt.tight_layout()
 plt.show()
@@ -297,12 +313,19 @@ def diagonal_cumulants(x):
 
 
 print(f"{'theory':12s}" + "".join(f"{'kappa_' + str(k) + '(iii..)':>20s}" for k in range(1, 5)))
+z = {}
 for name, result in samples.items():
     blocks = np.array([diagonal_cumulants(b) for b in torch.tensor_split(result.x, 16)])
     value = diagonal_cumulants(result.x)
     error = blocks.std(axis=0, ddof=1) / np.sqrt(len(blocks))
     cells = [f"{v:+11.3f} ± {s:5.3f}" for v, s in zip(value, error, strict=True)]
     print(f"{name:12s}" + "".join(cells))
+    z[name] = value / error  # each cumulant in units of its standard error
+# the text below, in standard errors: Gaussian kappa_3, kappa_4 zero within 4; unimodal
+# kappa_3, kappa_4 negative by more than 4; double well kappa_3 zero within 4, kappa_4
+# negative by more than 20
+assert np.all(np.abs(z["gaussian"][2:]) < 4) and np.all(z["unimodal"][2:] < -4), z
+assert abs(z["double_well"][2]) < 4 and z["double_well"][3] < -20, z
 
 # %% [markdown]
 # The Gaussian preset has $\kappa_3 \approx \kappa_4 \approx 0$ within errors; the unimodal
@@ -313,8 +336,9 @@ for name, result in samples.items():
 # ## Try it: couplings and sample count
 #
 # Move the sliders to change the couplings of the ring ($\kappa = 0.5$) and the number of
-# samples. Each move runs a short HMC run (128 chains) and redraws the site marginal against
-# the exact transfer-matrix density. With $m^2 < 0$ and $g_3 \neq 0$ there is no flip
+# samples. A new position runs a short HMC run (128 chains, well under a second) and redraws
+# the site marginal against the exact transfer-matrix density; a position seen before comes
+# back from the panel's cache at once. With $m^2 < 0$ and $g_3 \neq 0$ there is no flip
 # symmetry to exploit; watch $\hat R$ when the wells become deep.
 
 # %%
@@ -356,17 +380,7 @@ controls = {
     "n_samples": log_slider("samples", 2048, [512, 1024, 2048, 4096, 8192]),
 }
 
-# %% [markdown]
-# The figure for the default values (the panel below redraws it when you move a slider):
-
 # %%
-# NBVAL_IGNORE_OUTPUT
-summary = render(**{name: control.value for name, control in controls.items()})
-plt.show()
-widgets.HTML(summary)
-
-# %%
-# NBVAL_IGNORE_OUTPUT
 slider_panel(render, controls)
 
 # %% [markdown]

@@ -60,6 +60,7 @@ theory = it.preset("unimodal")
 true = theory.coefficients(order=4)
 data = it.load_dataset("unimodal", N_SAMPLES, seed=SEED, progress=False)
 x = data.x
+# NBVAL_CHECK_OUTPUT
 print(f"{x.shape[0]} samples of N = {x.shape[1]} sites; couplings {theory.parameters}")
 
 # %% [markdown]

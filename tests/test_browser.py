@@ -1,24 +1,35 @@
-"""Real-browser test: JupyterLab driven by Debian's chromium through Playwright.
+"""Real-browser tests: JupyterLab driven by Debian's chromium through Playwright.
 
-A module-scoped JupyterLab serves a temporary copy of ``notebooks/`` (so no checkpoints or
-saves touch the repository) with token auth and user settings that suppress the
-kernel-selection dialog, the news and update pop-ups and autosave. For each target notebook
-the test opens it, runs all cells from the Run menu and waits until every cell has run
-without error, then focuses the first slider handle (ipywidgets 8 renders noUiSlider, whose
-``.noUi-handle`` takes arrow keys) of the output holding the summary (the ipywidgets ``HTML``
-widget with CSS class ``inntheory-summary``), presses ArrowRight and checks that the summary
-changed; a screenshot goes to ``test-artifacts/``.
+A module-scoped JupyterLab serves a temporary copy of the repository's lectures
+(``notebooks/`` and ``jupytext.toml``, so no checkpoints or saves touch the repository) the
+way the README's lectures command does: the notebooks signed with ``jupyter trust`` and the
+copy as the server root. JupyterLab's user settings are left at their defaults, so the pages
+show what a student sees: the notification asking whether to fetch Jupyter news, and a
+kernel-selection dialog where JupyterLab asks for one; the tests answer them as a student
+would (no news; accept the proposed kernel).
 
-Targets: lecture 5 (``notebooks/05_depth_and_data.ipynb``, skipped until it exists) and a
-tiny notebook written by this module (IntSlider + HTML summary), which tests the harness
-itself. Without ``/usr/bin/chromium`` or Playwright the test is skipped, unless the
-environment variable ``CI`` is set, where that is a failure.
+- ``test_lecture_figures``: every lecture, opened and *not* run, has its saved figures drawn
+  (each goes to ``test-artifacts/<lecture>-<k>.png``) and no widget shown as raw
+  ``VBox(...)`` text; a slider lecture draws its saved panel (a noUiSlider handle, summary
+  and one figure); lecture 5's button label fits its button.
+- ``test_slider_redraws_from_cache``: Run All from the Run menu, wait until every cell has run
+  without error, focus the first slider handle of the panel (ipywidgets 8 renders noUiSlider,
+  whose ``.noUi-handle`` takes arrow keys), press ArrowRight (a new position: rendered) and
+  ArrowLeft (back: from the panel's cache), and measure the time from the key press until the
+  summary (the ``HTML`` widget with CSS class ``inntheory-summary``) shows the new text and
+  the figure (``inntheory-figure``) a new image. The redraw from the cache must take at most
+  ``CACHED_REDRAW_S``. A tiny notebook written by this module (IntSlider + HTML summary)
+  tests the harness itself.
+
+Without ``/usr/bin/chromium`` or Playwright the tests are skipped, unless the environment
+variable ``CI`` is set, where that is a failure.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -46,19 +57,27 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TOKEN = "inntheory-browser-test"
-# JupyterLab user settings: {plugin settings file: values}.
-LAB_SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker": {"autoStartDefaultKernel": True},
-    "@jupyterlab/apputils-extension/notification": {
-        "fetchNews": "false",
-        "checkForUpdates": False,
-    },
-    "@jupyterlab/docmanager-extension/plugin": {"autosave": False},
+CACHED_REDRAW_S = 1.0
+"""The most a slider move back to a position seen before may take, key press to new figure."""
+LECTURES = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "notebooks").glob(
+    "[0-9]*.ipynb"))
+# Lectures with a slider panel, and how long Run All may take in the browser.
+SLIDER_LECTURES = {
+    "01_interacting_theories.ipynb": 180,
+    "02_polynomial_inn.ipynb": 180,
+    "03_diagrammatic_rules.ipynb": 180,
+    "05_depth_and_data.ipynb": 120,
 }
 # True once the current notebook's kernel is connected and idle (needs expose_app_in_browser).
 KERNEL_READY = """() => {
     const kernel = window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel;
     return kernel?.connectionStatus === "connected" && kernel.status === "idle";
+}"""
+# True once the current widget is a notebook whose model has loaded.
+NOTEBOOK_OPEN = """(name) => {
+    const panel = window.jupyterapp?.shell.currentWidget;
+    return panel?.context?.path?.endsWith(name) && panel.context.isReady
+        && panel.content?.widgets?.length > 0;
 }"""
 # Record the status of every execute_reply of the current notebook's kernel from now on.
 WATCH_REPLIES = """() => {
@@ -79,53 +98,63 @@ RUN_ALL_DONE = """() => {
     const kernel = panel.sessionContext.session.kernel;
     return window.inntheoryReplies.length >= code.length && kernel.status === "idle";
 }"""
+# Render every cell of the windowed notebook: scroll it through from top to bottom.
+SCROLL_THROUGH = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    const notebook = panel.content;
+    for (let i = 0; i < notebook.widgets.length; i++) {
+        await notebook.scrollToItem(i, "start");
+        await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    await notebook.scrollToItem(0, "start");
+}"""
 STDERR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+SUMMARY = ".jp-OutputArea .inntheory-summary"
+FIGURE = ".jp-OutputArea .inntheory-figure"
+RAW_WIDGET_TEXT = "VBox(children="
 TINY_NOTEBOOK = "harness/tiny_slider.ipynb"
 TINY_SOURCE = """\
+import io
+
 import ipywidgets as widgets
 
 slider = widgets.IntSlider(value=3, min=0, max=10, description="n")
 summary = widgets.HTML().add_class("inntheory-summary")
+figure = widgets.Image(format="png").add_class("inntheory-figure")
+PNG = {}
 
 
 def update(change=None):
     summary.value = f"n = {slider.value}, n squared = {slider.value ** 2}"
+    figure.value = PNG.setdefault(slider.value, _png(slider.value))
+
+
+def _png(n):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.bar([0], [n])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 slider.observe(update, names="value")
 update()
-widgets.VBox([slider, summary])
+widgets.VBox([slider, summary, figure])
 """
-
-
-@dataclass(frozen=True)
-class Target:
-    """A notebook to drive: where it is served, how long Run All may take, what to expect."""
-
-    notebook: str
-    screenshot: str
-    run_all_timeout_s: float
-    expected_after: str | None = None
-
-
-TARGETS = [
-    pytest.param(
-        Target(TINY_NOTEBOOK, "browser_harness.png", 60, "n = 4, n squared = 16"), id="harness"
-    ),
-    pytest.param(
-        Target("notebooks/05_depth_and_data.ipynb", "browser_depth_and_data.png", 120),
-        id="depth_and_data",
-    ),
-]
 
 
 @dataclass
 class Lab:
-    """A running JupyterLab server: its URL, process and log file."""
+    """A running JupyterLab server: its URL, process, log file and served folder."""
 
     url: str
     process: subprocess.Popen
     log: Path
+    root: Path
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
@@ -177,13 +206,6 @@ def _write_tiny_notebook(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
-def _write_settings(settings_dir: Path) -> None:
-    for plugin, values in LAB_SETTINGS.items():
-        path = settings_dir / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(values))
-
-
 def _stop(lab: Lab) -> None:
     """Shut the server down through its API (kernels included), then by signal if needed."""
     if lab.process.poll() is None:
@@ -215,7 +237,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Lab]:
-    """JupyterLab on a free loopback port serving a copy of notebooks/ and the tiny notebook."""
+    """JupyterLab on a free loopback port serving a trusted copy of the lectures."""
+    _require_browser()
     work = tmp_path_factory.mktemp("lab")
     served = work / "served"
     shutil.copytree(
@@ -223,15 +246,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[L
         served / "notebooks",
         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
     )
+    shutil.copy(repo_root / "jupytext.toml", served)
     _write_tiny_notebook(served / TINY_NOTEBOOK)
-    _write_settings(work / "settings")
-    port = _free_port()
     env = os.environ | {
         "JUPYTER_CONFIG_DIR": str(work / "config"),
+        "JUPYTER_DATA_DIR": str(work / "data"),
         "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
         "IPYTHONDIR": str(work / "ipython"),
         "TQDM_DISABLE": "1",
     }
+    # As the README's lectures command: sign the notebooks for this (temporary) user.
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", "trust", *map(str, served.glob("*/*.ipynb"))],
+        env=env, check=True, capture_output=True,
+    )
+    port = _free_port()
     command = [
         sys.executable,
         "-m",
@@ -254,7 +283,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[L
         process = subprocess.Popen(
             command, cwd=served, env=env, stdout=log_file, stderr=subprocess.STDOUT
         )
-    server = Lab(f"http://127.0.0.1:{port}", process, log)
+    server = Lab(f"http://127.0.0.1:{port}", process, log, served)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -273,45 +302,182 @@ def lab(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[L
         _stop(server)
 
 
-@pytest.mark.parametrize("target", TARGETS)
-def test_slider_updates_summary(browser: Any, lab: Lab, target: Target, repo_root: Path) -> None:
+def _answer_popups(page: Any) -> None:
+    """Answer what a fresh JupyterLab asks, as a student would: accept the proposed kernel in
+    a kernel-selection dialog, and say no to the news notification."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    dialog = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+    news = page.locator(".jp-toast-button", has_text=re.compile(r"^\s*No\s*$"))
+    for button in (dialog, news):
+        try:
+            if button.count() and button.first.is_visible():
+                button.first.click(timeout=3_000)
+        except PlaywrightTimeout:
+            pass  # still sliding in, or gone already: the caller asks again
+
+
+def _open(page: Any, lab: Lab, notebook: str, workspace: str, *, kernel: bool) -> None:
+    """Open `notebook` in a fresh workspace (JupyterLab would otherwise restore the tabs of
+    the previous page), answer the pop-ups, and wait for the notebook (and its kernel)."""
+    page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={TOKEN}")
+    page.wait_for_function(NOTEBOOK_OPEN, arg=Path(notebook).name, timeout=90_000)
+    deadline = time.monotonic() + 90
+    while True:
+        _answer_popups(page)
+        ready = page.evaluate(KERNEL_READY)
+        if (ready or not kernel) and time.monotonic() > deadline - 85:
+            break  # a few seconds given to the pop-ups to show up
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the kernel of {notebook} did not become ready in 90 s")
+        page.wait_for_timeout(250)
+    _answer_popups(page)
+
+
+def _new_page(browser: Any) -> Any:
+    return browser.new_page(viewport={"width": 1400, "height": 1000})
+
+
+def _shut_kernels(lab: Lab) -> None:
+    """Shut down every kernel of the server (a closed page leaves its kernel running)."""
+    request = urllib.request.Request(
+        f"{lab.url}/api/kernels", headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        kernels = json.loads(response.read())
+    for kernel in kernels:
+        _request(f"{lab.url}/api/kernels/{kernel['id']}", method="DELETE")
+
+
+@pytest.mark.parametrize("notebook", LECTURES)
+def test_lecture_figures(browser: Any, lab: Lab, notebook: str, repo_root: Path) -> None:
+    """Every saved figure of every lecture is drawn before any cell runs, and so are the saved
+    slider panels (trusted notebooks); a screenshot of each figure for a reader."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    if not (repo_root / target.notebook).exists() and target.notebook != TINY_NOTEBOOK:
-        pytest.skip(f"{target.notebook} not written yet")
     artifacts = repo_root / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    stem = Path(notebook).stem
+    for old in artifacts.glob(f"{stem}-*.png"):
+        old.unlink()
+    saved = nbformat.read(repo_root / "notebooks" / notebook, as_version=4)
+    expected = sum(
+        "image/png" in output.get("data", {}) for cell in saved.cells
+        for output in cell.get("outputs", [])
+    )
+    page = _new_page(browser)
     try:
-        # A fresh workspace per target: JupyterLab otherwise restores the tabs of the previous
-        # target's page and may drive that notebook instead of this one.
-        workspace = Path(target.screenshot).stem
-        page.goto(f"{lab.url}/lab/workspaces/{workspace}/tree/{target.notebook}?reset&token={TOKEN}")
-        # The toolbar's idle indicator shows before the kernel connects; ask the app itself.
-        page.wait_for_function(KERNEL_READY, timeout=90_000)
+        _open(page, lab, f"notebooks/{notebook}", f"figures-{stem}", kernel=False)
+        page.evaluate(SCROLL_THROUGH)
+        figures = page.locator(
+            ".jp-OutputArea-output[data-mime-type='image/png'] img, .inntheory-figure")
+        count = figures.count()
+        assert count >= expected, f"{notebook}: {count} figures drawn, {expected} saved"
+        for k in range(count):
+            figure = figures.nth(k)
+            figure.scroll_into_view_if_needed()
+            width = figure.evaluate("(img) => img.complete ? img.naturalWidth : 0")
+            assert width > 100, f"{notebook}: figure {k + 1} is not drawn"
+            figure.screenshot(path=str(artifacts / f"{stem}-{k + 1}.png"))
+        assert RAW_WIDGET_TEXT not in page.locator(".jp-Notebook").inner_text(), (
+            f"{notebook}: a saved widget shows as raw text (is the notebook trusted?)")
+        if notebook in SLIDER_LECTURES:  # the saved panel: slider, summary and figure drawn
+            panel = page.locator(".jp-OutputArea", has=page.locator(".inntheory-summary")).first
+            panel.scroll_into_view_if_needed(timeout=20_000)
+            expect(panel.locator(".noUi-handle").first).to_be_visible(timeout=20_000)
+            expect(panel.locator(".inntheory-summary").first).not_to_have_text("")
+            assert panel.locator(".inntheory-figure").count() == 1
+        if notebook == "05_depth_and_data.ipynb":  # the button label is not cut
+            button = page.locator("button", has_text="train one more seed").first
+            overflow = button.evaluate("(b) => b.scrollWidth - b.clientWidth")
+            assert overflow <= 0, f"the button label overflows by {overflow} px"
+        if notebook == "05_depth_and_data.ipynb":  # the sweep table fits, one line per cell
+            table = page.locator(".jp-OutputArea-output table").first
+            table.scroll_into_view_if_needed()
+            table.screenshot(path=str(artifacts / f"{stem}-table.png"))
+            # its width against the page, and the most text lines any cell takes
+            width, room, lines = table.evaluate("""(t) => {
+                const lines = (cell) => {
+                    const range = document.createRange();
+                    range.selectNodeContents(cell);
+                    const tops = Array.from(range.getClientRects(), (r) => Math.round(r.top));
+                    return new Set(tops).size;
+                };
+                const cells = Array.from(t.querySelectorAll("td, th"));
+                return [t.getBoundingClientRect().width, t.parentElement.clientWidth,
+                        Math.max(...cells.map(lines))];
+            }""")
+            assert width <= room and lines == 1, (
+                f"the sweep table is {width:.0f} px wide in {room} px, cells of {lines} lines")
+    except (AssertionError, PlaywrightTimeout) as error:
+        raise AssertionError(f"{error}\n--- JupyterLab log ---\n{lab.log_tail()}") from error
+    finally:
+        page.close()
+        _shut_kernels(lab)
+
+
+def _move(page: Any, handle: Any, key: str, before: tuple[str, str]) -> tuple[float, str, str]:
+    """Press `key` on the focused slider handle; seconds until the summary and the figure
+    both changed from `before`, and the new (summary, figure source)."""
+    changed = """([summary, figure, text, source]) => {
+        const s = document.querySelector(summary), f = document.querySelector(figure);
+        return s.innerText !== text && f.getAttribute("src") !== source;
+    }"""
+    handle.focus()
+    start = time.perf_counter()
+    page.keyboard.press(key)
+    page.wait_for_function(changed, arg=[SUMMARY, FIGURE, *before], polling="raf",
+                           timeout=60_000)
+    seconds = time.perf_counter() - start
+    after = page.evaluate(
+        "([s, f]) => [document.querySelector(s).innerText,"
+        " document.querySelector(f).getAttribute('src')]", [SUMMARY, FIGURE])
+    return seconds, after[0], after[1]
+
+
+@pytest.mark.parametrize(
+    ("notebook", "run_all_timeout_s"),
+    [(TINY_NOTEBOOK, 60), *((f"notebooks/{k}", v) for k, v in SLIDER_LECTURES.items())],
+    ids=["harness", *(Path(k).stem for k in SLIDER_LECTURES)],
+)
+def test_slider_redraws_from_cache(
+    browser: Any, lab: Lab, notebook: str, run_all_timeout_s: float, repo_root: Path
+) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    artifacts = repo_root / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    stem = Path(notebook).stem
+    page = _new_page(browser)
+    try:
+        _open(page, lab, notebook, f"run-{stem}", kernel=True)
         page.evaluate(WATCH_REPLIES)
         page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-        page.wait_for_function(RUN_ALL_DONE, timeout=target.run_all_timeout_s * 1000)
+        page.wait_for_function(RUN_ALL_DONE, timeout=run_all_timeout_s * 1000)
         statuses = page.evaluate("() => window.inntheoryReplies")
         errors = page.locator(STDERR_OUTPUT).all_inner_texts()
         assert set(statuses) == {"ok"}, f"Run All replies {statuses}; stderr: {errors}"
-        summary = page.locator(".jp-OutputArea .inntheory-summary").first
+        summary = page.locator(SUMMARY).first
         summary.wait_for(state="visible", timeout=10_000)
+        expect(summary).not_to_have_text("", timeout=30_000)
         # The first slider of the output that holds the summary.
         output = page.locator(".jp-OutputArea", has=page.locator(".inntheory-summary")).first
         handle = output.locator(".noUi-handle").first
         handle.wait_for(state="visible", timeout=10_000)
-        expect(summary).not_to_have_text("", timeout=30_000)
-        before = summary.inner_text()
-        handle.focus()
-        page.keyboard.press("ArrowRight")
-        expect(summary).not_to_have_text(before, timeout=30_000)
-        if target.expected_after is not None:
-            expect(summary).to_have_text(target.expected_after)
+        start = (summary.inner_text(), page.locator(FIGURE).first.get_attribute("src"))
+        new_s, new_text, new_source = _move(page, handle, "ArrowRight", start)
+        if notebook == TINY_NOTEBOOK:
+            assert new_text == "n = 4, n squared = 16"
+        cached_s, back_text, _ = _move(page, handle, "ArrowLeft", (new_text, new_source))
+        assert back_text == start[0], "moving back did not restore the first summary"
+        print(f"{stem}: new position {new_s:.2f} s, back from the cache {cached_s:.2f} s")
+        assert cached_s <= CACHED_REDRAW_S, (
+            f"{stem}: redraw from the cache took {cached_s:.2f} s > {CACHED_REDRAW_S} s")
     except (AssertionError, PlaywrightTimeout) as error:
         raise AssertionError(f"{error}\n--- JupyterLab log ---\n{lab.log_tail()}") from error
     finally:
-        page.screenshot(path=str(artifacts / target.screenshot), full_page=True)
+        page.screenshot(path=str(artifacts / f"browser-{stem}.png"))
         page.close()
+        _shut_kernels(lab)

@@ -115,6 +115,7 @@ def test_binder_postbuild_installs_package(repo_root: Path) -> None:
     assert post_build.stat().st_mode & 0o111, "binder/postBuild must be executable"
     text = post_build.read_text()
     assert "pip install --no-deps -e ." in text
+    assert "jupyter trust notebooks/*.ipynb" in text, "Binder must trust the lectures"
     assert '"fetchNews": "false"' in text and '"checkForUpdates": false' in text
 
 
@@ -136,7 +137,9 @@ def test_readme_has_exactly_the_two_commands(repo_root: Path) -> None:
         assert "\n" not in command
         assert command.startswith("python3 -m venv .venv && .venv/bin/pip install torch==2.13.0")
     assert blocks["<!-- lectures-command -->"].endswith(
-        '-e ".[lab]" && .venv/bin/jupyter lab --allow-root notebooks/01_interacting_theories.ipynb'
+        '-e ".[lab]" && .venv/bin/jupyter trust notebooks/*.ipynb && OMP_NUM_THREADS=1 '
+        ".venv/bin/jupyter lab --allow-root --ServerApp.root_dir=. "
+        "notebooks/01_interacting_theories.ipynb"
     )
     assert blocks["<!-- test-command -->"].endswith('-e ".[test]" && .venv/bin/python -m pytest')
     assert "mybinder.org/v2/gh/" in readme
