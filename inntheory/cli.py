@@ -31,7 +31,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 import warnings
 import zipfile
@@ -43,7 +45,7 @@ import numpy as np
 
 import inntheory as it
 
-from ._io import atomic_write
+from ._io import atomic_write, atomic_write_all, claim
 
 __all__ = ["CLIError", "SAMPLES_PER_COEFFICIENT", "build_parser", "load_data", "main",
            "min_samples"]
@@ -233,10 +235,65 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
     return x
 
 
+def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | None = None,
+            append_always: bool = False) -> Path:
+    """The output file named by option `what`: not empty, not a folder, ending in `suffixes`.
+
+    Arguments:
+        text: the option's value.
+        what: the option, for the messages (``--out``, ``--plot``).
+        suffixes: the accepted suffixes.
+        default: appended to a name without a suffix (to any name not ending in `suffixes`
+            when `append_always`), as the file written gets it, so that every check looks at
+            the file really written.
+        append_always: see `default`.
+
+    Raises:
+        CLIError: an empty name or a folder (status 1), another suffix (status 2).
+    """
+    if not text.strip():
+        raise CLIError(f"{what} is empty; give a file name")
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or not path.name or path.is_dir():
+        raise CLIError(f"{what} {text} is a folder; give a file name")
+    if default is not None and path.suffix.lower() not in suffixes and (
+        append_always or not path.suffix
+    ):
+        path = path.with_name(path.name + default)
+    if path.suffix.lower() not in suffixes:
+        raise CLIError(f"{what} must end in {', '.join(suffixes)}, got {path.name!r}", code=2)
+    return path
+
+
+def _check_writable(path: Path) -> None:
+    """Raise CLIError unless a file can be created at `path` (its missing folders included).
+
+    The nearest existing folder above `path` must be a folder and must accept a new file (a
+    probe file is created and removed there: permission bits alone do not tell, e.g. for root
+    or a read-only mount).
+    """
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {path}: {folder} is not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".inntheory-probe-")
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise CLIError(f"cannot write {path}: the folder {folder} is not writable ({reason})"
+                       ) from error
+    os.close(handle)
+    os.unlink(probe)
+
+
 def _check_outputs(paths: Sequence[Path], force: bool) -> None:
+    """Every output is writable, and none exists unless `force` (before any work starts)."""
     for path in paths:
         if path.is_dir():
             raise CLIError(f"output {path} is a directory")
+        _check_writable(path)
+    for path in paths:
         if path.exists() and not force:
             raise CLIError(f"output {path} exists; pass --force to overwrite it")
 
@@ -301,11 +358,23 @@ def _train_and_extract(
 
 
 def _fit(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        out = out.with_name(out.name + ".npz")
+    out = _output(args.out, "--out", (".npz",), default=".npz", append_always=True)
     model_path = out.with_suffix(".model.pt")
-    _check_outputs([out, model_path], args.force)
+    for path in (out, model_path):
+        if path.is_dir():
+            raise CLIError(f"output {path} is a directory")
+        _check_writable(path)
+    # The outputs are claimed (exclusive lock files) for the whole run, so that two runs
+    # writing the same files cannot both go ahead; only then is their existence checked.
+    try:
+        with claim([out, model_path]):
+            _check_outputs([out, model_path], args.force)
+            return _fit_claimed(args, out, model_path)
+    except FileExistsError as error:
+        raise CLIError(_one_line(error)) from error
+
+
+def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
     x = load_data(args.data, args.array)
     n, dim = x.shape
     need = min_samples(dim, args.order)
@@ -338,8 +407,13 @@ def _fit(args: argparse.Namespace) -> int:
         model_file=model_path.name,
         seconds=timings,
     )
-    model.save(model_path)
-    out = action.save(out)
+    try:
+        with atomic_write_all([model_path, out]) as (model_file, action_file):
+            model.save(model_file)
+            action.save(action_file)
+    except OSError as error:
+        raise CLIError(f"cannot write {out} and {model_path} ({_one_line(error)}); neither "
+                       "was written, any earlier pair is unchanged") from error
     print(f"trained: best validation NLL {history.best_val_nll:.4f} nats at step "
           f"{history.best_step} of {history.steps[-1]}; {history.outside_fraction:.2%} of the "
           f"training data outside the model's domain; {timings['train']:.1f} s on {device}")
@@ -382,9 +456,7 @@ def _save_samples(x: np.ndarray, path: Path) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix not in _DATA_FORMATS:
-        raise CLIError(f"--out must end in .npy, .npz or .csv, got {out.name!r}", code=2)
+    out = _output(args.out, "--out", _DATA_FORMATS)
     _check_outputs([out], args.force)
     theory = _theory(args)
     device = _device(args.device)
@@ -408,8 +480,10 @@ def _load_action(path: str) -> Any:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    if args.plot:
-        _check_outputs([Path(args.plot)], args.force)
+    plot = None
+    if args.plot is not None:
+        plot = _output(args.plot, "--plot", (".png",), default=".png")
+        _check_outputs([plot], args.force)
     true, learned = _load_action(args.true), _load_action(args.learned)
     order = min(true.order, learned.order) if args.order is None else args.order
     try:
@@ -417,18 +491,20 @@ def _compare(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CLIError(_one_line(error)) from error
     print(comparison)
-    if args.plot:
-        _save_figure(comparison.plot(), Path(args.plot))
-        print(f"wrote {args.plot}")
+    if plot is not None:
+        _save_figure(comparison.plot(), plot)
+        print(f"wrote {plot}")
     return 0
 
 
 def _save_figure(figure: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        with atomic_write(path) as stream:
+            figure.savefig(stream, format="png", dpi=110)
+    finally:
+        plt.close(figure)
 
 
 def _loss_figure(history: Any) -> Any:
@@ -447,6 +523,8 @@ def _loss_figure(history: Any) -> Any:
 def _demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     setup = dict(_DEMO[args.quick])
+    if not args.out.strip():
+        raise CLIError("--out is empty; give a folder name")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"output {out} exists and is not a folder")
@@ -499,7 +577,8 @@ def _demo(args: argparse.Namespace) -> int:
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
     }
-    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    with atomic_write(out / "summary.json") as stream:
+        stream.write((json.dumps(_json_safe(summary), indent=2) + "\n").encode())
     print(f"wrote {', '.join(_DEMO_FILES)} to {out}/ in {timings['total']:.1f} s")
     return 0
 
@@ -579,7 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument("learned", metavar="LEARNED", help="action to measure (.npz)")
     comparer.add_argument("--order", type=_positive_int,
                           help="highest order compared (default: the lower of the two)")
-    comparer.add_argument("--plot", help="also write the comparison figure (PNG)")
+    comparer.add_argument("--plot", metavar="FILE.png",
+                          help="also write the comparison figure (PNG; .png is appended to a "
+                          "name without a suffix)")
     common(comparer, device=False)
     return parser
 

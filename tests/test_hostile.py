@@ -98,3 +98,75 @@ def test_atomic_write_modes(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.pt", "new.bin"]
+
+
+# -- item 1: --plot without a suffix -------------------------------------------------------------
+
+
+def test_plot_without_suffix_checks_the_png_it_writes(folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "v.png").write_text("keep\n")
+    result = run("compare", folder / "t.npz", folder / "t.npz", "--plot", "v", cwd=tmp_path)
+    one_line_error(result, 1, "v.png", "exists", "--force")
+    assert (tmp_path / "v.png").read_text() == "keep\n"
+    assert not (tmp_path / "v").exists()
+    written = run("compare", folder / "t.npz", folder / "t.npz", "--plot", "w", cwd=tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert "wrote w.png" in written.stdout
+    assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# -- item 5: bad output paths are refused before any work -------------------------------------
+
+
+def _not_writable_folder(tmp_path: Path) -> Path:
+    """A folder no file can be created in, also for root (a read-only /proc), else skip."""
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        return locked
+    if Path("/proc/self").is_dir():
+        return Path("/proc")
+    pytest.skip("no folder is read-only for root here")
+
+
+@pytest.mark.parametrize(
+    ("out", "fragments"),
+    [
+        ("base.npy/a.npz", ["base.npy is not a folder"]),
+        ("", ["--out is empty"]),
+        ("/", ["--out / is a folder"]),
+        ("sub/", ["is a folder"]),
+        ("locked", ["not writable"]),
+    ],
+)
+def test_fit_bad_out_before_any_work(
+    folder: Path, tmp_path: Path, out: str, fragments: list[str]
+) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.npy").write_bytes((folder / "base.npy").read_bytes())
+    if out == "locked":
+        out = str(_not_writable_folder(tmp_path) / "a.npz")
+    # --steps 100000 would train for minutes: refusing fast proves no work was started.
+    result = run("fit", "base.npy", "--steps", 100000, "--depth", 1, "--order", 2, "--quiet",
+                 "--device", "cpu", "--out", out, cwd=tmp_path)
+    one_line_error(result, 1, *fragments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "fragments"),
+    [
+        (["sample", "gaussian", "--n", 100000, "--out", "base.npy/s.npy"], 1,
+         ["base.npy is not a folder"]),
+        (["sample", "gaussian", "--n", 100000, "--out", ""], 1, ["--out is empty"]),
+        (["compare", "t.npz", "t.npz", "--plot", "c.txt"], 2, ["--plot must end in .png",
+                                                               "c.txt"]),
+        (["compare", "t.npz", "t.npz", "--plot", "t.npz/c.png"], 1, ["t.npz is not a folder"]),
+        (["demo", "--out", "base.npy/demo"], 1, ["base.npy is not a folder"]),
+        (["demo", "--out", ""], 1, ["--out is empty"]),
+    ],
+)
+def test_other_bad_outputs(
+    folder: Path, arguments: list[object], code: int, fragments: list[str]
+) -> None:
+    one_line_error(run(*arguments, cwd=folder), code, *fragments)
