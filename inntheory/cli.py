@@ -261,7 +261,8 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
     ):
         path = path.with_name(path.name + default)
     if path.suffix.lower() not in suffixes:
-        raise CLIError(f"{what} must end in {', '.join(suffixes)}, got {path.name!r}", code=2)
+        listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+        raise CLIError(f"{what} must end in {listed}, got {path.name!r}", code=2)
     return path
 
 
