@@ -170,3 +170,73 @@ def test_other_bad_outputs(
     folder: Path, arguments: list[object], code: int, fragments: list[str]
 ) -> None:
     one_line_error(run(*arguments, cwd=folder), code, *fragments)
+
+
+# -- item 3: the action and the model of a fit are one unit, claimed before training ----------
+
+
+FIT = ("fit", "base.npy", "--depth", 1, "--order", 2, "--quiet", "--device", "cpu")
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_concurrent_fits_of_the_same_output(folder: Path, tmp_path: Path, force: bool) -> None:
+    (tmp_path / "base.npy").write_bytes((folder / "base.npy").read_bytes())
+    extra = ["--force"] if force else []
+    runs = [subprocess.Popen(command(*FIT, "--steps", 300, "--out", "same.npz", *extra),
+                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [subprocess.CompletedProcess(r.args, r.wait(timeout=300), *r.communicate())
+               for r in runs]
+    codes = sorted(r.returncode for r in results)
+    assert codes == [0, 1], [r.stderr for r in results]
+    loser = next(r for r in results if r.returncode == 1)
+    one_line_error(loser, 1, "same.npz", "being written by process", "lock file")
+    assert loser.stdout == ""
+    winner = next(r for r in results if r.returncode == 0)
+    assert "wrote same.npz and same.model.pt" in winner.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "base.npy", "same.model.pt", "same.npz"]
+
+
+def test_a_stale_lock_of_a_killed_run_is_taken_over(folder: Path, tmp_path: Path) -> None:
+    (tmp_path / "base.npy").write_bytes((folder / "base.npy").read_bytes())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / ".p.npz.lock").write_text(f"{dead.pid}\n")
+    result = run(*FIT, "--steps", 10, "--out", "p.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / ".p.npz.lock").exists()
+
+
+def test_a_failed_write_keeps_the_earlier_pair(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = folder / "base.npy"
+    out = tmp_path / "p.npz"
+    assert cli.main(["fit", str(data), "--depth", "2", "--order", "2", "--quiet",
+                     "--device", "cpu", "--steps", "10", "--out", str(out)]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["p.model.pt", "p.npz"]
+
+    real_replace = os.replace
+
+    def failing_replace(source: object, target: object) -> None:
+        if Path(target) == out:  # the action's rename, after the model's
+            raise PermissionError(1, "Operation not permitted", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(_io.os, "replace", failing_replace)
+    arguments = ["fit", data, "--depth", 1, "--order", 2, "--quiet", "--device", "cpu",
+                 "--steps", 10, "--force", "--out", out]
+    main_error(capsys, arguments, 1, "cannot write", "p.npz", "p.model.pt", "unchanged")
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert after == before  # the depth-2 pair, byte-identical; no temporaries or locks left
+
+    # Without an earlier pair, a failed write leaves nothing.
+    fresh = tmp_path / "fresh" / "q.npz"
+    arguments[-1] = fresh
+    monkeypatch.setattr(_io.os, "replace", lambda s, t: (_ for _ in ()).throw(OSError(
+        28, "No space left on device")) if Path(t) == fresh else real_replace(s, t))
+    main_error(capsys, arguments, 1, "cannot write", "No space left")
+    assert list(fresh.parent.iterdir()) == []
