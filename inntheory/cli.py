@@ -47,13 +47,18 @@ import inntheory as it
 
 from ._io import atomic_write, atomic_write_all, claim
 
-__all__ = ["CLIError", "SAMPLES_PER_COEFFICIENT", "build_parser", "load_data", "main",
-           "min_samples"]
+__all__ = ["CLIError", "SAMPLES_PER_COEFFICIENT", "build_parser", "extraction_cost", "load_data",
+           "main", "min_samples"]
 
 SAMPLES_PER_COEFFICIENT = 10
 """``fit`` needs at least this many samples per independent coefficient of A^(1)..A^(K)."""
 
 _DATA_FORMATS = (".npy", ".npz", ".csv")
+# fit refuses an extraction beyond these (see extraction_cost): cubic order <= 11 and
+# quadratic order <= 12 pass the placement limit.
+_MAX_PLACEMENTS = 500_000
+_MAX_EXTRACTION_SECONDS = 600.0
+_SECONDS_PER_PLACEMENT = 2e-5
 # Spelled out rather than read from ACTIVATIONS / PRESETS so that parsing, help and the checks
 # of user input run without importing torch (tests/test_cli.py keeps them in sync).
 _ACTIVATIONS = ("cubic", "quadratic")
@@ -358,6 +363,58 @@ def _train_and_extract(
     return model, history, action, timings
 
 
+def extraction_cost(dim: int, order: int, depth: int, activation: str) -> dict[str, float]:
+    """What extracting the order-`order` action of a trained INN costs, before training.
+
+    The pull-back through each of the `depth` activation stages adds every diagram of
+    :func:`inntheory.diagrams.catalogue` once per distinct placement of its legs on the output
+    positions, n! / (2!^j2 3!^j3 j1! j2! j3!) of them (a log-determinant vertex: one), each
+    touching N^k entries (k the vertex order; N for the diagonal log-determinant vertex).
+    Counting them needs no placement to be built.
+
+    Returns:
+        ``placements`` per activation stage; ``updates``, the tensor entries written over
+        all stages; ``bytes``, the memory of one action's tensors, 8 sum_{k<=K} N^k; and
+        ``seconds``, a rough time (measured: about 20 us per placement and stage in the
+        extraction's Python loop, 1 ns per entry; order 11, N = 2, depth 3 took 18 s).
+    """
+    from .diagrams import catalogue
+
+    placements = updates = 0
+    for diagram in catalogue(activation, order):
+        count = 1 if diagram.logdet else math.factorial(diagram.order) // (
+            2**diagram.forked2 * 6**diagram.forked3 * math.factorial(diagram.straight)
+            * math.factorial(diagram.forked2) * math.factorial(diagram.forked3)
+        )
+        placements += count
+        updates += count * (dim if diagram.logdet else dim**diagram.vertex)
+    return {
+        "placements": placements,
+        "updates": depth * updates,
+        "bytes": 8 * sum(dim**k for k in range(order + 1)),
+        "seconds": depth * (_SECONDS_PER_PLACEMENT * placements) + 1e-9 * depth * updates,
+    }
+
+
+def _check_extraction_cost(dim: int, order: int, depth: int, activation: str,
+                           device: Any) -> None:
+    """Refuse a fit whose extraction would not finish in reasonable time or memory."""
+    cost = extraction_cost(dim, order, depth, activation)
+    if cost["placements"] > _MAX_PLACEMENTS or cost["seconds"] > _MAX_EXTRACTION_SECONDS:
+        raise CLIError(
+            f"extracting order {order} (N = {dim}, depth {depth}, {activation}) would place "
+            f"{cost['placements']:.3g} diagram terms per layer and take roughly "
+            f"{cost['seconds']:.3g} s (it grows about 5x per order); the limits are "
+            f"{_MAX_PLACEMENTS:.0e} placements and {_MAX_EXTRACTION_SECONDS:.0f} s; lower --order"
+        )
+    from .extraction import _check_memory
+
+    try:
+        _check_memory(dim, order, 1, None, device)
+    except MemoryError as error:
+        raise CLIError(f"cannot extract the action: {_one_line(error)}") from error
+
+
 def _fit(args: argparse.Namespace) -> int:
     out = _output(args.out, "--out", (".npz",), default=".npz", append_always=True)
     model_path = out.with_suffix(".model.pt")
@@ -387,6 +444,7 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
             f"{args.order}, C(N+K, K) - 1 = {coefficients}); lower --order or add data"
         )
     device = _device(args.device)
+    _check_extraction_cost(dim, args.order, args.depth, args.activation, device)
     point = x.mean(axis=0) if args.point == "mean" else np.zeros(dim)
     model, history, action, timings = _train_and_extract(
         x, point, depth=args.depth, activation=args.activation, order=args.order,

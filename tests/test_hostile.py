@@ -240,3 +240,43 @@ def test_a_failed_write_keeps_the_earlier_pair(
         28, "No space left on device")) if Path(t) == fresh else real_replace(s, t))
     main_error(capsys, arguments, 1, "cannot write", "No space left")
     assert list(fresh.parent.iterdir()) == []
+
+
+# -- item 4: an unbounded order is refused before training, with the estimate ----------------
+
+
+def test_huge_order_is_refused_at_once(folder: Path) -> None:
+    result = run("fit", "c1.npy", "--order", 20, "--steps", 50, "--quiet", "--device", "cpu",
+                 "--out", "o20.npz", cwd=folder)
+    line = one_line_error(result, 1, "order 20", "placements", "--order")
+    assert "5.79e+12" in line  # the counted placements of the cubic catalogue at order 20
+    assert not (folder / "o20.npz").exists()
+
+
+def test_extraction_cost_counts_the_catalogue_placements() -> None:
+    from inntheory.diagrams import catalogue
+
+    for activation in ("cubic", "quadratic"):
+        for order in (1, 4, 7):
+            counted = sum(len(d.placements) for d in catalogue(activation, order))
+            assert cli.extraction_cost(3, order, 2, activation)["placements"] == counted
+    cost = cli.extraction_cost(8, 4, 3, "cubic")
+    assert cost["bytes"] == 8 * sum(8**k for k in range(5))
+    # The limits let the orders one uses through (cubic up to 11 at N = 2, depth 3).
+    cli._check_extraction_cost(2, 11, 3, "cubic", torch.device("cpu"))
+    with pytest.raises(cli.CLIError, match="order 12 .* lower --order"):
+        cli._check_extraction_cost(2, 12, 3, "cubic", torch.device("cpu"))
+
+
+def test_extraction_memory_is_checked_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inntheory import extraction
+
+    np.save(tmp_path / "wide.npy", np.random.default_rng(3).standard_normal((50, 20)))
+    monkeypatch.setattr(cli, "min_samples", lambda dim, order: 1)
+    monkeypatch.setattr(extraction, "_available_bytes", lambda device: 2**20)
+    monkeypatch.setattr(cli.it, "train", lambda *a, **k: pytest.fail("training started"))
+    main_error(capsys, ["fit", tmp_path / "wide.npy", "--order", 4, "--quiet", "--device",
+                        "cpu", "--out", tmp_path / "w.npz"], 1, "needs about", "GiB",
+               "lower the order")
