@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_all", "claim"]
+__all__ = ["atomic_write", "atomic_write_all", "claim", "load_error"]
 
 
 def _umask() -> int:
@@ -200,3 +200,19 @@ def claim(paths: Sequence[str | os.PathLike]) -> Iterator[None]:
     finally:
         for lock in held:
             lock.unlink(missing_ok=True)
+
+
+def load_error(error: BaseException) -> str:
+    """Why a file could not be read, in one line, never advising to load it unsafely.
+
+    NumPy and torch suggest ``allow_pickle=True`` or ``weights_only=False`` for files holding
+    pickled Python objects; such files are refused here, and the message says why instead.
+
+    Example:
+        >>> load_error(ValueError("Object arrays cannot be loaded when allow_pickle=False"))
+        'it holds pickled Python objects, which are never loaded (unpickling can run code)'
+    """
+    text = " ".join(str(error).split())
+    if any(word in text.lower() for word in ("pickle", "weights_only", "object arrays")):
+        return "it holds pickled Python objects, which are never loaded (unpickling can run code)"
+    return text or type(error).__name__

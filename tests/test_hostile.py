@@ -280,3 +280,54 @@ def test_extraction_memory_is_checked_before_training(
     main_error(capsys, ["fit", tmp_path / "wide.npy", "--order", 4, "--quiet", "--device",
                         "cpu", "--out", tmp_path / "w.npz"], 1, "needs about", "GiB",
                "lower the order")
+
+
+# -- item 6: compare on files that are not actions -------------------------------------------
+
+
+def _bad_actions(path: Path) -> dict[str, tuple[str, ...]]:
+    """Write the damaged action files into `path`; {file name: fragments of the error}."""
+    eye = np.eye(2)
+    np.savez(path / "constant3.npz", A2=eye, constant=np.ones(3))
+    np.savez(path / "metalist.npz", A2=eye, metadata=np.array("[1, 2]"))
+    np.savez(path / "metabad.npz", A2=eye, metadata=np.array("{not json"))
+    np.savez(path / "complex.npz", A2=eye * (1 + 1j))
+    np.savez(path / "string.npz", A2=np.array([["a", "b"], ["c", "d"]]))
+    np.savez(path / "leading.npz", A01=np.ones(2), A2=eye)
+    np.savez(path / "point3.npz", A2=eye, point=np.zeros(3))
+    np.savez(path / "nan.npz", A2=eye * np.nan)
+    np.savez(path / "pickled.npz", A2=np.array([{"a": 1}], dtype=object))
+    np.save(path / "single.npy", eye)
+    (path / "single.npy").rename(path / "single.npz")
+    torch.save({"x": torch.ones(2)}, path / "fit.model.pt")
+    return {
+        "constant3.npz": ("constant must be a single number", "(3,)"),
+        "metalist.npz": ("metadata must be a JSON object", "list"),
+        "metabad.npz": ("metadata is not valid JSON",),
+        "complex.npz": ("A2 must hold real numbers", "complex128"),
+        "string.npz": ("A2 must hold real numbers",),
+        "leading.npz": ("'A01'", "A1, A2"),
+        "point3.npz": ("point must have shape (2,)",),
+        "nan.npz": ("NaN",),
+        "pickled.npz": ("pickled Python objects", "never loaded"),
+        "single.npz": ("not an .npz archive",),
+        "fit.model.pt": ("not an action file", "PolynomialINN.load"),
+    }
+
+
+def test_load_names_each_problem(tmp_path: Path) -> None:
+    for name, fragments in _bad_actions(tmp_path).items():
+        with pytest.raises(ValueError) as caught:
+            PolynomialAction.load(tmp_path / name)
+        message = str(caught.value)
+        assert name in message, message
+        for fragment in fragments:
+            assert fragment in message, (name, fragment, message)
+
+
+def test_compare_reports_bad_action_files_in_one_line(folder: Path, tmp_path: Path) -> None:
+    for name, fragments in _bad_actions(tmp_path).items():
+        result = run("compare", folder / "t.npz", name, cwd=tmp_path)
+        line = one_line_error(result, 1, name, *fragments)
+        for word in ("allow_pickle", "weights_only"):
+            assert word not in line
