@@ -7,6 +7,7 @@ real entry point (``python -m inntheory ...``) in a subprocess with this working
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import subprocess
@@ -331,3 +332,54 @@ def test_compare_reports_bad_action_files_in_one_line(folder: Path, tmp_path: Pa
         line = one_line_error(result, 1, name, *fragments)
         for word in ("allow_pickle", "weights_only"):
             assert word not in line
+
+
+# -- item 8: relative errors are scale-free --------------------------------------------------
+
+
+@pytest.mark.parametrize(("true_scale", "learned_scale", "expected"),
+                         [(1e200, 1.1e200, 0.1), (1e-200, 2e-200, 1.0), (1e300, 1.5e300, 0.5),
+                          (1.0, 1.1, 0.1)])
+def test_compare_is_scale_free(true_scale: float, learned_scale: float, expected: float) -> None:
+    from inntheory.analysis import compare
+
+    eye = torch.eye(3, dtype=torch.float64)
+    offdiagonal = torch.ones(3, 3, dtype=torch.float64) - eye
+    true = PolynomialAction({2: true_scale * (eye + 0.5 * offdiagonal)})
+    learned = PolynomialAction({2: learned_scale * (eye + 0.5 * offdiagonal)})
+    row = compare(true, learned, orders=[2]).row(2)
+    assert row.relative and row.diagonal_relative
+    assert row.error == pytest.approx(expected, rel=1e-12)
+    assert row.diagonal_error == pytest.approx(expected, rel=1e-12)
+    assert row.true_norm == pytest.approx(true_scale * math.sqrt(3 + 6 * 0.25), rel=1e-12)
+    assert row.leakage == pytest.approx(learned_scale / true_scale * math.sqrt(1.5 / 4.5),
+                                        rel=1e-12)
+    # A zero true order is compared absolutely, at the learned tensor's own scale.
+    zero = PolynomialAction({1: torch.zeros(3, dtype=torch.float64), 2: eye})
+    tiny = PolynomialAction({1: torch.full((3,), 1e-200, dtype=torch.float64), 2: eye})
+    absolute = compare(zero, tiny, orders=[1]).row(1)
+    assert not absolute.relative
+    assert absolute.error == pytest.approx(math.sqrt(3) * 1e-200, rel=1e-12)
+
+
+def test_compare_command_on_huge_actions(tmp_path: Path) -> None:
+    eye = torch.eye(2, dtype=torch.float64)
+    PolynomialAction({2: 1e200 * eye}).save(tmp_path / "true.npz")
+    PolynomialAction({2: 1.1e200 * eye}).save(tmp_path / "mine.npz")
+    result = run("compare", "true.npz", "mine.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("2"))
+    assert float(row[4]) == pytest.approx(0.1)
+
+
+def test_fit_on_data_scaled_by_1e150_prints_sensible_norms(folder: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "big.npy", np.load(folder / "base.npy") * 1e150)
+    result = run("fit", "big.npy", "--depth", 1, "--order", 2, "--steps", 10, "--quiet",
+                 "--device", "cpu", "--out", "big.npz", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    printed = {line.split()[0]: float(line.split()[1]) for line in result.stdout.splitlines()
+               if line[:2].strip().isdigit()}
+    action = PolynomialAction.load(tmp_path / "big.npz")
+    exact = float(torch.linalg.vector_norm(action.coefficient(2) * 1e300)) * 1e-300
+    assert 1e-302 < printed["2"] < 1e-298
+    assert printed["2"] == pytest.approx(exact, rel=1e-3)  # printed with 4 digits
