@@ -45,7 +45,7 @@ import numpy as np
 
 import inntheory as it
 
-from ._io import atomic_write, atomic_write_all, claim
+from ._io import atomic_write, atomic_write_all, claim, load_error
 
 __all__ = ["CLIError", "SAMPLES_PER_COEFFICIENT", "build_parser", "extraction_cost", "load_data",
            "main", "min_samples"]
@@ -64,6 +64,8 @@ _SECONDS_PER_PLACEMENT = 2e-5
 _ACTIVATIONS = ("cubic", "quadratic")
 _PRESETS = ("double_well", "gaussian", "unimodal")
 _SHOWN_ROWS = 5
+_CHAINS = 128  # chains of `sample` (the library's default)
+_LIVE_CHAIN_COPIES = 16  # (n_chains, N) tensors alive at once in an HMC step, rounded up
 _NPY_MAGIC = b"\x93NUMPY"
 
 # The demo: full run (about a minute on two cores) and --quick (seconds, used by the tests).
@@ -108,6 +110,21 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+_MAX_SEED = 2**63 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= _MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected a seed from 0 to 2^63 - 1 = {_MAX_SEED}, got {text}"
+        )
     return value
 
 
@@ -166,7 +183,9 @@ def _from_csv(path: Path) -> np.ndarray:
         for number, line in enumerate(stream, start=1):
             content = line.split("#", 1)[0].strip()
             if content:
-                if not all(_is_number(field) for field in content.split(",")):
+                # A header has no numeric field; a line with some (``1.5,abc``) is data, and
+                # its non-numeric fields are reported as NaN with its row index.
+                if not any(_is_number(field) for field in content.split(",")):
                     skip = number
                 break
     with warnings.catch_warnings():
@@ -181,8 +200,8 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
 
     Arguments:
         path: a ``.npy`` file, a ``.npz`` archive (the array `array`, or its only array) or a
-            ``.csv`` file (comma-separated; a non-numeric first line is a header; empty or
-            non-numeric fields count as NaN).
+            ``.csv`` file (comma-separated; a first line without any numeric field is a
+            header; empty or non-numeric fields count as NaN).
         array: the array name inside a ``.npz``.
 
     Returns:
@@ -215,7 +234,7 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         else:
             raw = _from_csv(path)
     except (OSError, ValueError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as error:
-        raise CLIError(f"cannot read {path}: {_one_line(error)}") from error
+        raise CLIError(f"cannot read {path}: {load_error(error)}") from error
     if raw.dtype == np.bool_ or not (
         np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
     ):
@@ -227,7 +246,17 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         )
     if raw.shape[0] == 0 or raw.shape[1] == 0:
         raise CLIError(f"{path}: no data (shape {raw.shape})")
-    x = raw.astype(np.float64)
+    with np.errstate(over="ignore"):
+        x = raw.astype(np.float64)
+    overflowed = np.flatnonzero((np.isfinite(raw) & ~np.isfinite(x)).any(axis=1))
+    if overflowed.size:
+        shown = ", ".join(str(i) for i in overflowed[:_SHOWN_ROWS])
+        more = ", ..." if overflowed.size > _SHOWN_ROWS else ""
+        raise CLIError(
+            f"{path}: {overflowed.size} of {x.shape[0]} rows hold values beyond the float64 "
+            f"range (|x| > {np.finfo(np.float64).max:.4g}, overflow when converting from "
+            f"{raw.dtype}), 0-based row indices {shown}{more}; rescale the data"
+        )
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
         shown = ", ".join(str(i) for i in bad[:_SHOWN_ROWS])
@@ -521,14 +550,39 @@ def _sample(args: argparse.Namespace) -> int:
     _check_outputs([out], args.force)
     theory = _theory(args)
     device = _device(args.device)
-    result = it.sample(theory, args.n, seed=args.seed, device=device, progress=not args.quiet)
+    _check_sample_memory(args.n, theory.dim)
+    result = it.sample(theory, args.n, seed=args.seed, device=device, progress=not args.quiet,
+                       n_chains=_CHAINS)
     _save_samples(result.x.numpy(), out)
     d = result.diagnostics
     print(f"{args.n} samples of {theory.parameters} ({d['method']}): acceptance "
           f"{d['acceptance']:.2f}, tau {d['tau']:.2f}, smallest ESS {d['ess']:.0f}, largest "
           f"R-hat {d['rhat']:.3f}, {d['seconds']:.1f} s")
+    unknown = [name for name, key in (("tau", "tau"), ("ESS", "ess"), ("R-hat", "rhat"))
+               if not math.isfinite(d[key])]
+    if unknown:
+        per_chain = math.ceil(args.n / _CHAINS)
+        print(f"note: {', '.join(unknown)} cannot be estimated from {per_chain} draw(s) per "
+              f"chain ({args.n} samples over {_CHAINS} chains): tau and ESS need at least 2 "
+              f"per chain, R-hat 4; use --n {4 * _CHAINS} or more to measure them")
     print(f"wrote {out}")
     return 0
+
+
+def _check_sample_memory(n: int, dim: int) -> None:
+    """Refuse a sample whose arrays would not fit in half the available host memory."""
+    needed = 8 * dim * (n + _LIVE_CHAIN_COPIES * _CHAINS)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
+        available = 8 * 2**30
+    if needed > available // 2:
+        raise CLIError(
+            f"sampling {n} configurations of N = {dim} sites needs about "
+            f"{needed / 2**30:.3g} GiB (the samples, {n} x {dim} float64, and {_CHAINS} "
+            f"chains), more than half the available memory ({available / 2**30:.3g} GiB); "
+            "lower --n or --shape"
+        )
 
 
 def _load_action(path: str) -> Any:
@@ -661,7 +715,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--force", action="store_true", help="overwrite existing outputs")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
         if device:
-            sub.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+            sub.add_argument("--seed", type=_seed, default=0,
+                             help="random seed, 0 to 2^63 - 1 (default 0)")
             sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                              help="auto: CUDA when available, else CPU")
 

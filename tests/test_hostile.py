@@ -383,3 +383,84 @@ def test_fit_on_data_scaled_by_1e150_prints_sensible_norms(folder: Path, tmp_pat
     exact = float(torch.linalg.vector_norm(action.coefficient(2) * 1e300)) * 1e-300
     assert 1e-302 < printed["2"] < 1e-298
     assert printed["2"] == pytest.approx(exact, rel=1e-3)  # printed with 4 digits
+
+
+# -- item 11: seeds, huge samples, unsafe-load advice, CSV headers, nan diagnostics, overflow -
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999", "-1", "1.5"])
+def test_bad_seeds_are_usage_errors(tmp_path: Path, seed: str) -> None:
+    result = run("sample", "gaussian", "--n", 10, "--seed", seed, "--out", "s.npy", cwd=tmp_path)
+    one_line_error(result, 2, "--seed", seed)
+    assert not (tmp_path / "s.npy").exists()
+
+
+def test_huge_sample_is_refused_with_the_memory_estimate(tmp_path: Path) -> None:
+    result = run("sample", "gaussian", "--shape", 100000, 100000, "--out", "s.npy",
+                 cwd=tmp_path)
+    one_line_error(result, 1, "N = 10000000000 sites", "needs about", "GiB", "lower --n")
+
+
+def test_damaged_files_never_advise_unsafe_loading(tmp_path: Path) -> None:
+    import pickle
+
+    from inntheory.datasets import load_dataset
+
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.savez(tmp_path / "objects.npz", x=np.array([{"a": 1}], dtype=object))
+    for name in ("objects.npy", "objects.npz"):
+        line = one_line_error(run("fit", name, "--out", "a.npz", cwd=tmp_path), 1, name,
+                              "pickled Python objects", "never loaded")
+        assert "allow_pickle" not in line and "weights_only" not in line
+    # A data-set cache file holding a pickled array.
+    cache = tmp_path / "cache"
+    load_dataset("gaussian", 8, cache_dir=cache, progress=False)
+    (cached,) = cache.iterdir()
+    np.savez(cached, x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError) as caught:
+        load_dataset("gaussian", 8, cache_dir=cache, progress=False)
+    assert "pickled" in str(caught.value)
+    assert "allow_pickle" not in str(caught.value)
+    # The helper itself, on numpy's and torch's own wordings.
+    for text in ("Object arrays cannot be loaded when allow_pickle=False",
+                 "This file contains pickled (object) data. If you trust the file you can load "
+                 "it unsafely using the `allow_pickle=` keyword argument or `pickle.load()`.",
+                 "Weights only load failed. Re-running `torch.load` with `weights_only` set to "
+                 "`False` will likely succeed"):
+        message = _io.load_error(ValueError(text))
+        assert "allow_pickle" not in message and "weights_only" not in message
+    assert _io.load_error(pickle.UnpicklingError("bad")) == "bad"
+
+
+def test_first_csv_row_with_a_number_is_data(tmp_path: Path) -> None:
+    (tmp_path / "h.csv").write_text("1.5,abc\n1,2\n3,4\n")
+    with pytest.raises(cli.CLIError, match=r"1 of 3 rows .* non-numeric .* indices 0;"):
+        cli.load_data(tmp_path / "h.csv")
+    (tmp_path / "header.csv").write_text("left,right\n1,2\n3,4\n")
+    np.testing.assert_array_equal(cli.load_data(tmp_path / "header.csv"), [[1, 2], [3, 4]])
+    result = run("fit", "h.csv", "--out", "a.npz", cwd=tmp_path)
+    one_line_error(result, 1, "h.csv", "indices 0")
+
+
+def test_sample_explains_nan_diagnostics(tmp_path: Path) -> None:
+    result = run("sample", "gaussian", "--shape", 2, "--n", 100, "--quiet", "--device", "cpu",
+                 "--out", "s.npy", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "tau nan" in result.stdout
+    assert "cannot be estimated from 1 draw(s) per chain" in result.stdout
+    assert "--n 512" in result.stdout
+    enough = run("sample", "gaussian", "--shape", 2, "--n", 600, "--quiet", "--device", "cpu",
+                 "--out", "t.npy", cwd=tmp_path)
+    assert enough.returncode == 0, enough.stderr
+    assert "nan" not in enough.stdout and "cannot be estimated" not in enough.stdout
+
+
+def test_cast_overflow_is_reported_as_overflow(tmp_path: Path) -> None:
+    if np.finfo(np.longdouble).max <= np.finfo(np.float64).max:
+        pytest.skip("long double is float64 here")
+    x = np.ones((3, 2), dtype=np.longdouble)
+    x[1, 0] = np.longdouble("1e400")
+    np.save(tmp_path / "wide.npy", x)
+    line = one_line_error(run("fit", "wide.npy", "--out", "a.npz", cwd=tmp_path), 1,
+                          "beyond the float64 range", "overflow", "indices 1")
+    assert "NaN" not in line
