@@ -12,10 +12,13 @@ Commands (``inntheory COMMAND --help`` for every option):
   couplings) to ``.npy``, ``.npz`` or ``.csv``.
 - ``compare TRUE LEARNED``: print the order-by-order table of two saved actions.
 
-User errors (a missing or unreadable file, data that is not (n, N), NaN/inf rows, too few
-samples for the order, an output that exists without ``--force``, an unavailable device) end
-with one line ``inntheory: error: ...`` on stderr and exit status 1; usage errors (unknown
-options or choices, bad numbers) with one such line and status 2. Anything else is a bug and
+User errors (a missing or unreadable file, a file that is not an action, data that is not
+(n, N), NaN/inf rows, too few samples for the order, an order or a sample too costly for the
+time or memory, an output that exists without ``--force`` or cannot be written, another run
+writing the same outputs, an unavailable device) end with one line ``inntheory: error: ...``
+on stderr and exit status 1, checked before the work starts; usage errors (unknown options or
+choices, bad numbers or seeds, a wrong output suffix) with one such line and status 2. Every
+file is written atomically; ``fit`` writes its action and model as one unit. Anything else is a bug and
 shows its traceback. The command uses the public API (``import inntheory as it``), whose
 modules, and torch, load on first use: only once the arguments and inputs have been checked,
 so that ``--help`` and most user errors answer at once.
