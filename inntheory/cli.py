@@ -18,10 +18,10 @@ time or memory, an output that exists without ``--force`` or cannot be written, 
 writing the same outputs, an unavailable device) end with one line ``inntheory: error: ...``
 on stderr and exit status 1, checked before the work starts; usage errors (unknown options or
 choices, bad numbers or seeds, a wrong output suffix) with one such line and status 2. Every
-file is written atomically; ``fit`` writes its action and model as one unit. Anything else is a bug and
-shows its traceback. The command uses the public API (``import inntheory as it``), whose
-modules, and torch, load on first use: only once the arguments and inputs have been checked,
-so that ``--help`` and most user errors answer at once.
+file is written atomically; ``fit`` writes its action and model as one unit. Anything else
+is a bug and shows its traceback. The command uses the public API (``import inntheory as
+it``), whose modules, and torch, load on first use: only once the arguments and inputs have
+been checked, so that ``--help`` and most user errors answer at once.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -293,11 +293,11 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
     path = Path(text)
     if text.endswith(("/", os.sep)) or not path.name or path.is_dir():
         raise CLIError(f"{what} {text} is a folder; give a file name")
-    if default is not None and path.suffix.lower() not in suffixes and (
+    if default is not None and path.suffix not in suffixes and (
         append_always or not path.suffix
     ):
         path = path.with_name(path.name + default)
-    if path.suffix.lower() not in suffixes:
+    if path.suffix not in suffixes:
         listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
         raise CLIError(f"{what} must end in {listed}, got {path.name!r}", code=2)
     return path
