@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -465,3 +466,23 @@ def test_cast_overflow_is_reported_as_overflow(tmp_path: Path) -> None:
     line = one_line_error(run("fit", "wide.npy", "--out", "a.npz", cwd=tmp_path), 1,
                           "beyond the float64 range", "overflow", "indices 1")
     assert "NaN" not in line
+
+
+def test_an_immutable_action_file_keeps_the_earlier_pair(folder: Path, tmp_path: Path) -> None:
+    """The issue's reproduction: ``chattr +i p.npz``, then a --force fit of another depth."""
+    (tmp_path / "base.npy").write_bytes((folder / "base.npy").read_bytes())
+    first = run("fit", "base.npy", "--depth", 2, "--order", 2, "--steps", 10, "--quiet",
+                "--device", "cpu", "--out", "p.npz", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    if shutil.which("chattr") is None or subprocess.run(
+        ["chattr", "+i", "p.npz"], cwd=tmp_path, capture_output=True, check=False
+    ).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        result = run("fit", "base.npy", "--depth", 1, "--order", 2, "--steps", 10, "--quiet",
+                     "--device", "cpu", "--force", "--out", "p.npz", cwd=tmp_path)
+    finally:
+        subprocess.run(["chattr", "-i", "p.npz"], cwd=tmp_path, check=True)
+    one_line_error(result, 1, "cannot write p.npz and p.model.pt", "unchanged")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
