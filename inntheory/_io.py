@@ -1,15 +1,56 @@
-"""Atomic file writes shared by every module that saves something a user made."""
+"""Atomic file writes shared by every module that saves something a user made.
+
+- :func:`atomic_write`: one file through a temporary file beside it and ``os.replace``.
+- :func:`atomic_write_all`: several files as one unit (all of them or none).
+- :func:`claim`: exclusive lock files beside output paths, so two processes cannot write the
+  same outputs at once.
+
+Files get the permissions a plain ``open(path, "w")`` would give them: those of the file they
+replace, else ``0o666`` less the process umask (``mkstemp`` alone would give ``0o600``).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "atomic_write_all", "claim", "load_error"]
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    """The mode open(path, "w") would leave: the existing file's, else 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _temporary(path: Path) -> tuple[int, Path]:
+    """A new temporary file beside `path` ending in path's suffix, with path's future mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+    )
+    try:
+        os.fchmod(handle, _mode_for(path))
+    except BaseException:
+        os.close(handle)
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return handle, Path(temporary)
 
 
 @contextlib.contextmanager
@@ -17,7 +58,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Open a temporary file beside `path` for binary writing; rename it onto `path` on success.
 
     A crash or an exception while writing leaves any earlier file at `path` untouched and no
-    temporary file behind.
+    temporary file behind. The file gets the permissions a plain ``open()`` would give it.
 
     Example:
         >>> import tempfile, pathlib
@@ -28,8 +69,7 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
         b'data'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = _temporary(path)
     try:
         with os.fdopen(handle, "wb") as stream:
             yield stream
@@ -37,5 +77,142 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def _backup(path: Path) -> Path | None:
+    """A hard link (or, where links fail, a copy) of an existing `path` beside it, else None."""
+    if not path.exists():
+        return None
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
+    os.close(handle)
+    backup = Path(name)
+    backup.unlink()
+    try:
+        os.link(path, backup)
+    except OSError:
+        shutil.copy2(path, backup)
+    return backup
+
+
+@contextlib.contextmanager
+def atomic_write_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
+    """Write several files as one unit: every one of them, or none.
+
+    Yields one temporary path per target (beside it, with the same suffix, already created
+    empty with the target's future permissions); the caller writes each one completely. On
+    success the temporaries are renamed onto the targets; if a rename fails, the targets
+    already replaced get their earlier contents back (or are removed when they did not exist),
+    so the earlier files stay a consistent set. Temporaries and backups never stay behind.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> with atomic_write_all([folder / "a.txt", folder / "b.txt"]) as (a, b):
+        ...     _ = a.write_text("A"), b.write_text("B")
+        >>> sorted(p.name for p in folder.iterdir())
+        ['a.txt', 'b.txt']
+    """
+    targets = [Path(path) for path in paths]
+    temporaries: list[Path] = []
+    backups: list[Path | None] = []
+    replaced: list[Path] = []
+    try:
+        for target in targets:
+            handle, temporary = _temporary(target)
+            os.close(handle)
+            temporaries.append(temporary)
+        yield list(temporaries)
+        try:
+            for temporary, target in zip(temporaries, targets, strict=True):
+                backups.append(_backup(target))
+                os.replace(temporary, target)
+                replaced.append(target)
+        except BaseException:
+            for target, backup in zip(replaced, backups, strict=False):
+                if backup is None:
+                    target.unlink(missing_ok=True)
+                else:
+                    os.replace(backup, target)
+            raise
+    finally:
+        for leftover in [*temporaries, *backups]:
+            if leftover is not None:
+                leftover.unlink(missing_ok=True)
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+def _holder(lock: Path) -> int | None:
+    """The process id in a lock file when that process is alive (or unknown), else None."""
+    try:
+        pid = int(lock.read_text().strip() or "0")
+    except (OSError, ValueError):
+        return -1
+    if pid <= 0:
+        return -1  # being written by its owner right now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+@contextlib.contextmanager
+def claim(paths: Sequence[str | os.PathLike]) -> Iterator[None]:
+    """Hold exclusive lock files ``.<name>.lock`` beside `paths` while the body runs.
+
+    Each lock is created with ``O_CREAT | O_EXCL`` and holds the process id; a lock whose
+    process no longer runs (a killed earlier run) is taken over. The locks are removed on exit.
+
+    Raises:
+        FileExistsError: another running process holds one of the locks (the message names
+            the output, the process and the lock file).
+    """
+    held: list[Path] = []
+    try:
+        for path in map(Path, paths):
+            lock = _lock_path(path)
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            for attempt in range(2):
+                try:
+                    handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                except FileExistsError:
+                    holder = _holder(lock)
+                    if holder is None and attempt == 0:
+                        lock.unlink(missing_ok=True)  # stale: its process is gone
+                        continue
+                    who = f"process {holder}" if holder and holder > 0 else "another process"
+                    raise FileExistsError(
+                        f"{path} is being written by {who} (lock file {lock}); wait for it, "
+                        "or delete the lock file if no such run is active"
+                    ) from None
+                with os.fdopen(handle, "w") as stream:
+                    stream.write(f"{os.getpid()}\n")
+                held.append(lock)
+                break
+        yield
+    finally:
+        for lock in held:
+            lock.unlink(missing_ok=True)
+
+
+def load_error(error: BaseException) -> str:
+    """Why a file could not be read, in one line, never advising to load it unsafely.
+
+    NumPy and torch suggest ``allow_pickle=True`` or ``weights_only=False`` for files holding
+    pickled Python objects; such files are refused here, and the message says why instead.
+
+    Example:
+        >>> load_error(ValueError("Object arrays cannot be loaded when allow_pickle=False"))
+        'it holds pickled Python objects, which are never loaded (unpickling can run code)'
+    """
+    text = " ".join(str(error).split())
+    if any(word in text.lower() for word in ("pickle", "weights_only", "object arrays")):
+        return "it holds pickled Python objects, which are never loaded (unpickling can run code)"
+    return text or type(error).__name__

@@ -18,6 +18,7 @@ import itertools
 import json
 import math
 import os
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,11 +27,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_write
+from ._io import atomic_write, load_error
 
 __all__ = ["PolynomialAction"]
 
 _SYMMETRY_RTOL = 1e-8
+_COEFFICIENT_NAME = re.compile(r"A([1-9][0-9]*)")
+
+
+def _real_array(array: np.ndarray, name: str) -> np.ndarray:
+    """`array` as float64 when it holds real numbers (bool, complex, strings are refused)."""
+    if array.dtype == np.bool_ or array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return array.astype(np.float64)
 
 
 def _as_tensor(value: Any, name: str) -> torch.Tensor:
@@ -288,23 +297,77 @@ class PolynomialAction:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PolynomialAction:
-        """Read an action written by `save` (or any `.npz` with arrays `A1`, `A2`, ...)."""
+        """Read an action written by `save` (or any `.npz` with arrays `A1`, `A2`, ...).
+
+        Raises:
+            FileNotFoundError: no file at `path`.
+            ValueError: the file is not a readable `.npz` archive (a model file `.model.pt`,
+                pickled objects, a damaged archive), or its contents are not an action: no
+                coefficient arrays, a name like `A01`, a coefficient that is not real-valued,
+                of the wrong shape or not finite, a `constant` that is not one number, a
+                `point` of the wrong shape, `metadata` that is not a JSON object. The
+                message names the file and the problem.
+        """
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no action file at {path}")
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {name: archive[name].copy() for name in archive.files}
-            metadata = json.loads(str(arrays.pop("metadata", "{}")))
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise ValueError("it is a single .npy array, not an .npz archive")
+            with loaded as archive:
+                arrays = {name: archive[name] for name in archive.files}
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path} is not a readable action file: {error}") from error
-        orders = sorted(int(name[1:]) for name in arrays if name[:1] == "A" and name[1:].isdigit())
-        if not orders:
-            raise ValueError(f"{path} holds no coefficient arrays A1, A2, ...")
-        coefficients = {k: torch.from_numpy(arrays[f"A{k}"]) for k in orders}
+            raise ValueError(f"{path} is not a readable action file: {load_error(error)}"
+                             ) from error
+        not_arrays = sorted(name for name, value in arrays.items()
+                            if not isinstance(value, np.ndarray))
+        if not_arrays:  # members of a zip that are not .npy files, e.g. a torch archive
+            raise ValueError(
+                f"{path} is not an action file: it holds non-array members "
+                f"({', '.join(not_arrays[:3])}{', ...' if len(not_arrays) > 3 else ''}); a "
+                "model file (.model.pt) is read with PolynomialINN.load"
+            )
+        try:
+            return cls._from_arrays(arrays)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a valid action file: {error}") from error
+
+    @classmethod
+    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> PolynomialAction:
+        """The action held by the arrays of an action `.npz` (see `load`)."""
+        metadata: Any = {}
+        if "metadata" in arrays:
+            text = arrays.pop("metadata")
+            if text.shape != () or text.dtype.kind != "U":
+                raise ValueError(f"metadata must be a JSON string, got an array of dtype "
+                                 f"{text.dtype} and shape {text.shape}")
+            try:
+                metadata = json.loads(str(text))
+            except ValueError as error:
+                raise ValueError(f"metadata is not valid JSON ({error})") from error
+            if not isinstance(metadata, dict):
+                raise ValueError(f"metadata must be a JSON object, got {type(metadata).__name__}")
+        coefficients = {}
+        for name in sorted(arrays):
+            match = _COEFFICIENT_NAME.fullmatch(name)
+            if match is None:
+                if name[:1] == "A" and name[1:].isdigit():
+                    raise ValueError(f"array {name!r} is not a coefficient name; the orders are "
+                                     "named A1, A2, ... (no leading zeros, no A0)")
+                continue
+            coefficients[int(match.group(1))] = _real_array(arrays[name], name)
+        if not coefficients:
+            raise ValueError("it holds no coefficient arrays A1, A2, ...")
         point = arrays.get("point")
-        constant = float(arrays.get("constant", 0.0))
-        return cls(coefficients, point, constant, metadata)
+        if point is not None:
+            point = _real_array(point, "point")
+        constant = arrays.get("constant", np.float64(0.0))
+        if np.shape(constant) != ():
+            raise ValueError(f"constant must be a single number, got shape {np.shape(constant)}")
+        constant = _real_array(constant, "constant")
+        return cls({k: torch.from_numpy(a) for k, a in coefficients.items()}, point,
+                   float(constant), metadata)
 
     def __repr__(self) -> str:
         source = self.metadata.get("source")

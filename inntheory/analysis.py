@@ -68,9 +68,24 @@ def _off_diagonal(tensor: Tensor) -> Tensor:
     return rest
 
 
-def _ratio(value: float, scale: float) -> tuple[float, bool]:
-    """value / scale when scale > 0 (relative), else value itself (absolute)."""
-    return (value / scale, True) if scale > 0 else (value, False)
+def _ratio(value: float, reference: float, scale: float) -> tuple[float, bool]:
+    """value / reference when reference > 0 (relative), else scale * value (absolute).
+
+    `value` and `reference` are norms of tensors divided by `scale`, so that neither the
+    squares inside the norms nor the ratio overflow or underflow (see `_norm`).
+    """
+    return (value / reference, True) if reference > 0 else (scale * value, False)
+
+
+def _norm(tensor: Tensor) -> float:
+    """The Frobenius norm, free of overflow and underflow: max|T| * ||T / max|T|||.
+
+    ``torch.linalg.vector_norm`` squares the entries: 1e200 gives inf and 1e-200 gives 0.
+    """
+    scale = float(tensor.abs().max()) if tensor.numel() else 0.0
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale
+    return scale * float(torch.linalg.vector_norm(tensor / scale))
 
 
 def _format(value: float) -> str:
@@ -368,28 +383,35 @@ def compare(
     rows = []
     for model, coefficients in estimates.items():
         for k in orders:
-            t, lrn = reference[k], coefficients[k]
+            # Norms of T / s and L / s, s = the largest |entry| of both: ratios are
+            # scale-free (no overflow of the squares at 1e200, no underflow at 1e-200).
+            scale = max(float(reference[k].abs().max()), float(coefficients[k].abs().max()))
+            scale = scale if scale > 0 else 1.0
+            t, lrn = reference[k] / scale, coefficients[k] / scale
             norm = float(torch.linalg.vector_norm(t))
             diagonal_norm = float(torch.linalg.vector_norm(_diagonal(t)))
-            error, relative = _ratio(float(torch.linalg.vector_norm(lrn - t)), norm)
+            error, relative = _ratio(float(torch.linalg.vector_norm(lrn - t)), norm, scale)
             diagonal_error, diagonal_relative = _ratio(
-                float(torch.linalg.vector_norm(_diagonal(lrn) - _diagonal(t))), diagonal_norm
+                float(torch.linalg.vector_norm(_diagonal(lrn) - _diagonal(t))), diagonal_norm,
+                scale,
             )
             rows.append(
                 ComparisonRow(
                     model=model,
                     order=k,
-                    true_norm=norm,
+                    true_norm=_norm(reference[k]),
                     relative=relative,
                     error=error,
                     diagonal_relative=diagonal_relative,
                     diagonal_error=diagonal_error,
-                    leakage=_ratio(float(torch.linalg.vector_norm(_off_diagonal(lrn))), norm)[0],
-                    true_offdiagonal=_ratio(
-                        float(torch.linalg.vector_norm(_off_diagonal(t))), norm
+                    leakage=_ratio(
+                        float(torch.linalg.vector_norm(_off_diagonal(lrn))), norm, scale
                     )[0],
-                    true_diagonal_mean=float(_diagonal(t).mean()),
-                    learned_diagonal_mean=float(_diagonal(lrn).mean()),
+                    true_offdiagonal=_ratio(
+                        float(torch.linalg.vector_norm(_off_diagonal(t))), norm, scale
+                    )[0],
+                    true_diagonal_mean=float(_diagonal(reference[k]).mean()),
+                    learned_diagonal_mean=float(_diagonal(coefficients[k]).mean()),
                 )
             )
     return Comparison(rows, orders, tuple(estimates), point, reference, estimates)

@@ -12,13 +12,16 @@ Commands (``inntheory COMMAND --help`` for every option):
   couplings) to ``.npy``, ``.npz`` or ``.csv``.
 - ``compare TRUE LEARNED``: print the order-by-order table of two saved actions.
 
-User errors (a missing or unreadable file, data that is not (n, N), NaN/inf rows, too few
-samples for the order, an output that exists without ``--force``, an unavailable device) end
-with one line ``inntheory: error: ...`` on stderr and exit status 1; usage errors (unknown
-options or choices, bad numbers) with one such line and status 2. Anything else is a bug and
-shows its traceback. The command uses the public API (``import inntheory as it``), whose
-modules, and torch, load on first use: only once the arguments and inputs have been checked,
-so that ``--help`` and most user errors answer at once.
+User errors (a missing or unreadable file, a file that is not an action, data that is not
+(n, N), NaN/inf rows, too few samples for the order, an order or a sample too costly for the
+time or memory, an output that exists without ``--force`` or cannot be written, another run
+writing the same outputs, an unavailable device) end with one line ``inntheory: error: ...``
+on stderr and exit status 1, checked before the work starts; usage errors (unknown options or
+choices, bad numbers or seeds, a wrong output suffix) with one such line and status 2. Every
+file is written atomically; ``fit`` writes its action and model as one unit. Anything else
+is a bug and shows its traceback. The command uses the public API (``import inntheory as
+it``), whose modules, and torch, load on first use: only once the arguments and inputs have
+been checked, so that ``--help`` and most user errors answer at once.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -31,7 +34,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 import warnings
 import zipfile
@@ -43,20 +48,27 @@ import numpy as np
 
 import inntheory as it
 
-from ._io import atomic_write
+from ._io import atomic_write, atomic_write_all, claim, load_error
 
-__all__ = ["CLIError", "SAMPLES_PER_COEFFICIENT", "build_parser", "load_data", "main",
-           "min_samples"]
+__all__ = ["CLIError", "SAMPLES_PER_COEFFICIENT", "build_parser", "extraction_cost", "load_data",
+           "main", "min_samples"]
 
 SAMPLES_PER_COEFFICIENT = 10
 """``fit`` needs at least this many samples per independent coefficient of A^(1)..A^(K)."""
 
 _DATA_FORMATS = (".npy", ".npz", ".csv")
+# fit refuses an extraction beyond these (see extraction_cost): cubic order <= 11 and
+# quadratic order <= 12 pass the placement limit.
+_MAX_PLACEMENTS = 500_000
+_MAX_EXTRACTION_SECONDS = 600.0
+_SECONDS_PER_PLACEMENT = 2e-5
 # Spelled out rather than read from ACTIVATIONS / PRESETS so that parsing, help and the checks
 # of user input run without importing torch (tests/test_cli.py keeps them in sync).
 _ACTIVATIONS = ("cubic", "quadratic")
 _PRESETS = ("double_well", "gaussian", "unimodal")
 _SHOWN_ROWS = 5
+_CHAINS = 128  # chains of `sample` (the library's default)
+_LIVE_CHAIN_COPIES = 16  # (n_chains, N) tensors alive at once in an HMC step, rounded up
 _NPY_MAGIC = b"\x93NUMPY"
 
 # The demo: full run (about a minute on two cores) and --quick (seconds, used by the tests).
@@ -101,6 +113,21 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+_MAX_SEED = 2**63 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value <= _MAX_SEED:
+        raise argparse.ArgumentTypeError(
+            f"expected a seed from 0 to 2^63 - 1 = {_MAX_SEED}, got {text}"
+        )
     return value
 
 
@@ -159,7 +186,9 @@ def _from_csv(path: Path) -> np.ndarray:
         for number, line in enumerate(stream, start=1):
             content = line.split("#", 1)[0].strip()
             if content:
-                if not all(_is_number(field) for field in content.split(",")):
+                # A header has no numeric field; a line with some (``1.5,abc``) is data, and
+                # its non-numeric fields are reported as NaN with its row index.
+                if not any(_is_number(field) for field in content.split(",")):
                     skip = number
                 break
     with warnings.catch_warnings():
@@ -174,8 +203,8 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
 
     Arguments:
         path: a ``.npy`` file, a ``.npz`` archive (the array `array`, or its only array) or a
-            ``.csv`` file (comma-separated; a non-numeric first line is a header; empty or
-            non-numeric fields count as NaN).
+            ``.csv`` file (comma-separated; a first line without any numeric field is a
+            header; empty or non-numeric fields count as NaN).
         array: the array name inside a ``.npz``.
 
     Returns:
@@ -208,7 +237,7 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         else:
             raw = _from_csv(path)
     except (OSError, ValueError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as error:
-        raise CLIError(f"cannot read {path}: {_one_line(error)}") from error
+        raise CLIError(f"cannot read {path}: {load_error(error)}") from error
     if raw.dtype == np.bool_ or not (
         np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
     ):
@@ -220,7 +249,17 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         )
     if raw.shape[0] == 0 or raw.shape[1] == 0:
         raise CLIError(f"{path}: no data (shape {raw.shape})")
-    x = raw.astype(np.float64)
+    with np.errstate(over="ignore"):
+        x = raw.astype(np.float64)
+    overflowed = np.flatnonzero((np.isfinite(raw) & ~np.isfinite(x)).any(axis=1))
+    if overflowed.size:
+        shown = ", ".join(str(i) for i in overflowed[:_SHOWN_ROWS])
+        more = ", ..." if overflowed.size > _SHOWN_ROWS else ""
+        raise CLIError(
+            f"{path}: {overflowed.size} of {x.shape[0]} rows hold values beyond the float64 "
+            f"range (|x| > {np.finfo(np.float64).max:.4g}, overflow when converting from "
+            f"{raw.dtype}), 0-based row indices {shown}{more}; rescale the data"
+        )
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
         shown = ", ".join(str(i) for i in bad[:_SHOWN_ROWS])
@@ -233,10 +272,66 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
     return x
 
 
+def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | None = None,
+            append_always: bool = False) -> Path:
+    """The output file named by option `what`: not empty, not a folder, ending in `suffixes`.
+
+    Arguments:
+        text: the option's value.
+        what: the option, for the messages (``--out``, ``--plot``).
+        suffixes: the accepted suffixes.
+        default: appended to a name without a suffix (to any name not ending in `suffixes`
+            when `append_always`), as the file written gets it, so that every check looks at
+            the file really written.
+        append_always: see `default`.
+
+    Raises:
+        CLIError: an empty name or a folder (status 1), another suffix (status 2).
+    """
+    if not text.strip():
+        raise CLIError(f"{what} is empty; give a file name")
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or not path.name or path.is_dir():
+        raise CLIError(f"{what} {text} is a folder; give a file name")
+    if default is not None and path.suffix not in suffixes and (
+        append_always or not path.suffix
+    ):
+        path = path.with_name(path.name + default)
+    if path.suffix not in suffixes:
+        listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
+        raise CLIError(f"{what} must end in {listed}, got {path.name!r}", code=2)
+    return path
+
+
+def _check_writable(path: Path) -> None:
+    """Raise CLIError unless a file can be created at `path` (its missing folders included).
+
+    The nearest existing folder above `path` must be a folder and must accept a new file (a
+    probe file is created and removed there: permission bits alone do not tell, e.g. for root
+    or a read-only mount).
+    """
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CLIError(f"cannot write {path}: {folder} is not a folder")
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".inntheory-probe-")
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise CLIError(f"cannot write {path}: the folder {folder} is not writable ({reason})"
+                       ) from error
+    os.close(handle)
+    os.unlink(probe)
+
+
 def _check_outputs(paths: Sequence[Path], force: bool) -> None:
+    """Every output is writable, and none exists unless `force` (before any work starts)."""
     for path in paths:
         if path.is_dir():
             raise CLIError(f"output {path} is a directory")
+        _check_writable(path)
+    for path in paths:
         if path.exists() and not force:
             raise CLIError(f"output {path} exists; pass --force to overwrite it")
 
@@ -300,12 +395,76 @@ def _train_and_extract(
     return model, history, action, timings
 
 
+def extraction_cost(dim: int, order: int, depth: int, activation: str) -> dict[str, float]:
+    """What extracting the order-`order` action of a trained INN costs, before training.
+
+    The pull-back through each of the `depth` activation stages adds every diagram of
+    :func:`inntheory.diagrams.catalogue` once per distinct placement of its legs on the output
+    positions, n! / (2!^j2 3!^j3 j1! j2! j3!) of them (a log-determinant vertex: one), each
+    touching N^k entries (k the vertex order; N for the diagonal log-determinant vertex).
+    Counting them needs no placement to be built.
+
+    Returns:
+        ``placements`` per activation stage; ``updates``, the tensor entries written over
+        all stages; ``bytes``, the memory of one action's tensors, 8 sum_{k<=K} N^k; and
+        ``seconds``, a rough time (measured: about 20 us per placement and stage in the
+        extraction's Python loop, 1 ns per entry; order 11, N = 2, depth 3 took 18 s).
+    """
+    from .diagrams import catalogue
+
+    placements = updates = 0
+    for diagram in catalogue(activation, order):
+        count = 1 if diagram.logdet else math.factorial(diagram.order) // (
+            2**diagram.forked2 * 6**diagram.forked3 * math.factorial(diagram.straight)
+            * math.factorial(diagram.forked2) * math.factorial(diagram.forked3)
+        )
+        placements += count
+        updates += count * (dim if diagram.logdet else dim**diagram.vertex)
+    return {
+        "placements": placements,
+        "updates": depth * updates,
+        "bytes": 8 * sum(dim**k for k in range(order + 1)),
+        "seconds": depth * (_SECONDS_PER_PLACEMENT * placements) + 1e-9 * depth * updates,
+    }
+
+
+def _check_extraction_cost(dim: int, order: int, depth: int, activation: str,
+                           device: Any) -> None:
+    """Refuse a fit whose extraction would not finish in reasonable time or memory."""
+    cost = extraction_cost(dim, order, depth, activation)
+    if cost["placements"] > _MAX_PLACEMENTS or cost["seconds"] > _MAX_EXTRACTION_SECONDS:
+        raise CLIError(
+            f"extracting order {order} (N = {dim}, depth {depth}, {activation}) would place "
+            f"{cost['placements']:.3g} diagram terms per layer and take roughly "
+            f"{cost['seconds']:.3g} s (it grows about 5x per order); the limits are "
+            f"{_MAX_PLACEMENTS:.0e} placements and {_MAX_EXTRACTION_SECONDS:.0f} s; lower --order"
+        )
+    from .extraction import _check_memory
+
+    try:
+        _check_memory(dim, order, 1, None, device)
+    except MemoryError as error:
+        raise CLIError(f"cannot extract the action: {_one_line(error)}") from error
+
+
 def _fit(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix != ".npz":
-        out = out.with_name(out.name + ".npz")
+    out = _output(args.out, "--out", (".npz",), default=".npz", append_always=True)
     model_path = out.with_suffix(".model.pt")
-    _check_outputs([out, model_path], args.force)
+    for path in (out, model_path):
+        if path.is_dir():
+            raise CLIError(f"output {path} is a directory")
+        _check_writable(path)
+    # The outputs are claimed (exclusive lock files) for the whole run, so that two runs
+    # writing the same files cannot both go ahead; only then is their existence checked.
+    try:
+        with claim([out, model_path]):
+            _check_outputs([out, model_path], args.force)
+            return _fit_claimed(args, out, model_path)
+    except FileExistsError as error:
+        raise CLIError(_one_line(error)) from error
+
+
+def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
     x = load_data(args.data, args.array)
     n, dim = x.shape
     need = min_samples(dim, args.order)
@@ -317,6 +476,7 @@ def _fit(args: argparse.Namespace) -> int:
             f"{args.order}, C(N+K, K) - 1 = {coefficients}); lower --order or add data"
         )
     device = _device(args.device)
+    _check_extraction_cost(dim, args.order, args.depth, args.activation, device)
     point = x.mean(axis=0) if args.point == "mean" else np.zeros(dim)
     model, history, action, timings = _train_and_extract(
         x, point, depth=args.depth, activation=args.activation, order=args.order,
@@ -338,14 +498,21 @@ def _fit(args: argparse.Namespace) -> int:
         model_file=model_path.name,
         seconds=timings,
     )
-    model.save(model_path)
-    out = action.save(out)
+    try:
+        with atomic_write_all([model_path, out]) as (model_file, action_file):
+            model.save(model_file)
+            action.save(action_file)
+    except OSError as error:
+        raise CLIError(f"cannot write {out} and {model_path} ({_one_line(error)}); neither "
+                       "was written, any earlier pair is unchanged") from error
     print(f"trained: best validation NLL {history.best_val_nll:.4f} nats at step "
           f"{history.best_step} of {history.steps[-1]}; {history.outside_fraction:.2%} of the "
           f"training data outside the model's domain; {timings['train']:.1f} s on {device}")
+    from .analysis import _norm  # free of overflow and underflow (data scaled by 1e150)
+
     print(f"{'k':>2}  {'||A^(k)||':>11}  {'mean A^(k)_i..i':>15}")
     for k in range(1, action.order + 1):
-        norm = float(action.coefficient(k).norm())
+        norm = _norm(action.coefficient(k))
         print(f"{k:>2}  {norm:>11.4g}  {float(action.diagonal(k).mean()):>15.4g}")
     print(f"wrote {out} and {model_path}")
     return 0
@@ -382,20 +549,43 @@ def _save_samples(x: np.ndarray, path: Path) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix not in _DATA_FORMATS:
-        raise CLIError(f"--out must end in .npy, .npz or .csv, got {out.name!r}", code=2)
+    out = _output(args.out, "--out", _DATA_FORMATS)
     _check_outputs([out], args.force)
     theory = _theory(args)
     device = _device(args.device)
-    result = it.sample(theory, args.n, seed=args.seed, device=device, progress=not args.quiet)
+    _check_sample_memory(args.n, theory.dim)
+    result = it.sample(theory, args.n, seed=args.seed, device=device, progress=not args.quiet,
+                       n_chains=_CHAINS)
     _save_samples(result.x.numpy(), out)
     d = result.diagnostics
     print(f"{args.n} samples of {theory.parameters} ({d['method']}): acceptance "
           f"{d['acceptance']:.2f}, tau {d['tau']:.2f}, smallest ESS {d['ess']:.0f}, largest "
           f"R-hat {d['rhat']:.3f}, {d['seconds']:.1f} s")
+    unknown = [name for name, key in (("tau", "tau"), ("ESS", "ess"), ("R-hat", "rhat"))
+               if not math.isfinite(d[key])]
+    if unknown:
+        per_chain = math.ceil(args.n / _CHAINS)
+        print(f"note: {', '.join(unknown)} cannot be estimated from {per_chain} draw(s) per "
+              f"chain ({args.n} samples over {_CHAINS} chains): tau and ESS need at least 2 "
+              f"per chain, R-hat 4; use --n {4 * _CHAINS} or more to measure them")
     print(f"wrote {out}")
     return 0
+
+
+def _check_sample_memory(n: int, dim: int) -> None:
+    """Refuse a sample whose arrays would not fit in half the available host memory."""
+    needed = 8 * dim * (n + _LIVE_CHAIN_COPIES * _CHAINS)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
+        available = 8 * 2**30
+    if needed > available // 2:
+        raise CLIError(
+            f"sampling {n} configurations of N = {dim} sites needs about "
+            f"{needed / 2**30:.3g} GiB (the samples, {n} x {dim} float64, and {_CHAINS} "
+            f"chains), more than half the available memory ({available / 2**30:.3g} GiB); "
+            "lower --n or --shape"
+        )
 
 
 def _load_action(path: str) -> Any:
@@ -408,8 +598,10 @@ def _load_action(path: str) -> Any:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    if args.plot:
-        _check_outputs([Path(args.plot)], args.force)
+    plot = None
+    if args.plot is not None:
+        plot = _output(args.plot, "--plot", (".png",), default=".png")
+        _check_outputs([plot], args.force)
     true, learned = _load_action(args.true), _load_action(args.learned)
     order = min(true.order, learned.order) if args.order is None else args.order
     try:
@@ -417,18 +609,20 @@ def _compare(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CLIError(_one_line(error)) from error
     print(comparison)
-    if args.plot:
-        _save_figure(comparison.plot(), Path(args.plot))
-        print(f"wrote {args.plot}")
+    if plot is not None:
+        _save_figure(comparison.plot(), plot)
+        print(f"wrote {plot}")
     return 0
 
 
 def _save_figure(figure: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    try:
+        with atomic_write(path) as stream:
+            figure.savefig(stream, format="png", dpi=110)
+    finally:
+        plt.close(figure)
 
 
 def _loss_figure(history: Any) -> Any:
@@ -447,6 +641,8 @@ def _loss_figure(history: Any) -> Any:
 def _demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     setup = dict(_DEMO[args.quick])
+    if not args.out.strip():
+        raise CLIError("--out is empty; give a folder name")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CLIError(f"output {out} exists and is not a folder")
@@ -499,7 +695,8 @@ def _demo(args: argparse.Namespace) -> int:
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
     }
-    (out / "summary.json").write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    with atomic_write(out / "summary.json") as stream:
+        stream.write((json.dumps(_json_safe(summary), indent=2) + "\n").encode())
     print(f"wrote {', '.join(_DEMO_FILES)} to {out}/ in {timings['total']:.1f} s")
     return 0
 
@@ -521,7 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--force", action="store_true", help="overwrite existing outputs")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
         if device:
-            sub.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+            sub.add_argument("--seed", type=_seed, default=0,
+                             help="random seed, 0 to 2^63 - 1 (default 0)")
             sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                              help="auto: CUDA when available, else CPU")
 
@@ -579,7 +777,9 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument("learned", metavar="LEARNED", help="action to measure (.npz)")
     comparer.add_argument("--order", type=_positive_int,
                           help="highest order compared (default: the lower of the two)")
-    comparer.add_argument("--plot", help="also write the comparison figure (PNG)")
+    comparer.add_argument("--plot", metavar="FILE.png",
+                          help="also write the comparison figure (PNG; .png is appended to a "
+                          "name without a suffix)")
     common(comparer, device=False)
     return parser
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_write
+from ._io import atomic_write, load_error
 from .sampling import SampleResult, sample
 from .theories import LatticeTheory, preset
 
@@ -84,8 +84,8 @@ def _read(path: Path, theory: LatticeTheory, n_samples: int, seed: int,
             stored_method = str(archive["method"])
             diagnostics = json.loads(str(archive["diagnostics"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"cache file {path} is unreadable or corrupt ({error}); delete it to "
-                         "regenerate the data set") from error
+        raise ValueError(f"cache file {path} is unreadable or corrupt ({load_error(error)}); "
+                         "delete it to regenerate the data set") from error
     expected = (theory.parameters, n_samples, seed, method)
     found = (parameters, x.shape[0], stored_seed, stored_method)
     if found != expected or x.shape != (n_samples, theory.dim):
