@@ -2,26 +2,30 @@
 
 Commands (``inntheory COMMAND --help`` for every option):
 
-- ``demo``: sample the ``unimodal`` preset, train a cubic INN, extract its action, print it
-  against the true action and the score-matching baseline, and write figures, both actions
-  and a JSON summary to a folder.
+- ``demo``: sample the ``unimodal`` preset, train a lattice-equivariant cubic INN (Adam, then
+  L-BFGS polish), extract its action, print it against the true action and the dense
+  score-matching baseline, and write figures, the three actions and a JSON summary to a
+  folder.
 - ``fit DATA``: train an INN on samples x: (n, N) from a ``.npy``, ``.npz`` or ``.csv`` file
-  and write the extracted :class:`~inntheory.action.PolynomialAction` (``.npz``) and the
-  trained model (``.model.pt``) beside it.
+  (dense, or lattice-equivariant with ``--lattice``, optionally ``--kernel-radius`` and
+  ``--odd``; L-BFGS polish after Adam unless ``--no-polish``) and write the extracted action
+  (``.npz``: a :class:`~inntheory.action.PolynomialAction`, or for a lattice model the
+  compressed :class:`~inntheory.lattice_action.LatticeAction`) and the trained model
+  (``.model.pt``) beside it.
 - ``sample [PRESET]``: draw configurations of a lattice theory (a preset or explicit
   couplings) to ``.npy``, ``.npz`` or ``.csv``.
 - ``compare TRUE LEARNED``: print the order-by-order table of two saved actions.
 
 User errors (a missing or unreadable file, a file that is not an action, data that is not
-(n, N), NaN/inf rows, too few samples for the order, an order or a sample too costly for the
-time or memory, an output that exists without ``--force`` or cannot be written, another run
-writing the same outputs, an unavailable device) end with one line ``inntheory: error: ...``
-on stderr and exit status 1, checked before the work starts; usage errors (unknown options or
+(n, N), NaN/inf rows, a lattice that does not match the data, an order or a sample too costly for
+the time or memory, an output that exists without ``--force`` or cannot be written, another run
+writing the same outputs, an unavailable device) end with one line ``inntheory: error: ...`` on
+stderr and exit status 1, checked before the work starts; usage errors (unknown options or
 choices, bad numbers or seeds, a wrong output suffix) with one such line and status 2. Every
-file is written atomically; ``fit`` writes its action and model as one unit. Anything else
-is a bug and shows its traceback. The command uses the public API (``import inntheory as
-it``), whose modules, and torch, load on first use: only once the arguments and inputs have
-been checked, so that ``--help`` and most user errors answer at once.
+file is written atomically; ``fit`` writes its action and model as one unit. Anything else is a
+bug and shows its traceback. The command uses the public API (``import inntheory as it``),
+whose modules, and torch, load on first use: only once the arguments and inputs have been
+checked, so that ``--help`` and most user errors answer at once.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -50,11 +54,11 @@ import inntheory as it
 
 from ._io import atomic_write, atomic_write_all, claim, load_error
 
-__all__ = ["CLIError", "SAMPLES_PER_COEFFICIENT", "build_parser", "extraction_cost", "load_data",
-           "main", "min_samples"]
+__all__ = ["CLIError", "SAMPLES_PER_PARAMETER", "build_parser", "extraction_cost", "load_data",
+           "main", "recommended_samples"]
 
-SAMPLES_PER_COEFFICIENT = 10
-"""``fit`` needs at least this many samples per independent coefficient of A^(1)..A^(K)."""
+SAMPLES_PER_PARAMETER = 10
+"""``fit`` warns below this many samples per trainable parameter of the network."""
 
 _DATA_FORMATS = (".npy", ".npz", ".csv")
 # fit refuses an extraction beyond these (see extraction_cost): cubic order <= 11 and
@@ -116,6 +120,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 _MAX_SEED = 2**63 - 1
 
 
@@ -144,17 +158,19 @@ def _finite_float(text: str) -> float:
 # -- data ---------------------------------------------------------------------------------------
 
 
-def min_samples(dim: int, order: int) -> int:
-    """The fewest samples `fit` accepts for N = `dim` and expansion order K = `order`.
+def recommended_samples(parameters: int) -> int:
+    """The samples `fit` asks for before it stops warning: :data:`SAMPLES_PER_PARAMETER` per
+    trainable parameter of the network being fitted.
 
-    The extracted action has C(N + K, K) - 1 independent coefficients (the symmetric tensors
-    A^(1)..A^(K)); the rule asks for :data:`SAMPLES_PER_COEFFICIENT` samples per coefficient.
+    The data are judged against what is fitted, the network, not against the coefficients
+    of the extracted action: a lattice-equivariant network has a few dozen parameters where
+    the dense A^(1)..A^(4) of an 8x8 lattice has C(68, 4) = 814 385 entries.
 
     Example:
-        >>> min_samples(8, 4)
-        4940
+        >>> recommended_samples(24)
+        240
     """
-    return SAMPLES_PER_COEFFICIENT * (math.comb(dim + order, order) - 1)
+    return SAMPLES_PER_PARAMETER * parameters
 
 
 def _from_npz(path: Path, array: str | None) -> np.ndarray:
@@ -359,31 +375,48 @@ def _json_safe(value: Any) -> Any:
 # -- commands ------------------------------------------------------------------------------------
 
 
+def _build_model(dim: int, args: argparse.Namespace) -> Any:
+    """The float64 network `fit` trains: (N = `dim`, --depth, --activation, --lattice,
+    --kernel-radius, --odd), seeded by --seed; a bad combination is a one-line error."""
+    import torch
+
+    lattice = tuple(args.lattice) if args.lattice else None
+    if lattice is not None and math.prod(lattice) != dim:
+        raise CLIError(f"--lattice {' x '.join(map(str, lattice))} has {math.prod(lattice)} "
+                       f"sites but the data have N = {dim} columns")
+    torch.manual_seed(args.seed)
+    try:
+        return it.PolynomialINN(dim, args.depth, activation=args.activation, lattice=lattice,
+                                kernel_radius=args.kernel_radius, odd=args.odd).double()
+    except ValueError as error:
+        raise CLIError(_one_line(error)) from error
+
+
 def _train_and_extract(
+    model: Any,
     x: np.ndarray,
     point: np.ndarray,
     *,
-    depth: int,
-    activation: str,
     order: int,
     steps: int,
     seed: int,
+    polish: bool | str,
     device: Any,
     progress: bool,
-) -> tuple[Any, Any, Any, dict[str, float]]:
-    """Train a float64 PolynomialINN on x: (n, N) and extract its action at `point`: (N,).
+) -> tuple[Any, Any, dict[str, float]]:
+    """Train `model` on x: (n, N) and extract its action at `point`: (N,).
 
     Returns:
-        The model, its TrainingHistory, the extracted PolynomialAction and the seconds spent
-        in training and extraction.
+        The TrainingHistory, the extracted action (a `PolynomialAction`, or a `LatticeAction`
+        for a lattice model at a uniform point) and the seconds spent in training and
+        extraction.
     """
     import torch
 
-    torch.manual_seed(seed)
-    model = it.PolynomialINN(x.shape[1], depth, activation=activation).double()
     start = time.perf_counter()
     try:
-        history = it.train(model, x, steps=steps, seed=seed, device=device, progress=progress)
+        history = it.train(model, x, steps=steps, seed=seed, device=device, progress=progress,
+                           polish=polish)
     except ValueError as error:
         raise CLIError(f"training failed: {_one_line(error)}") from error
     trained = time.perf_counter()
@@ -392,7 +425,7 @@ def _train_and_extract(
     except (ValueError, MemoryError) as error:
         raise CLIError(f"cannot extract the action: {_one_line(error)}") from error
     timings = {"train": trained - start, "extract": time.perf_counter() - trained}
-    return model, history, action, timings
+    return history, action, timings
 
 
 def extraction_cost(dim: int, order: int, depth: int, activation: str) -> dict[str, float]:
@@ -467,20 +500,30 @@ def _fit(args: argparse.Namespace) -> int:
 def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
     x = load_data(args.data, args.array)
     n, dim = x.shape
-    need = min_samples(dim, args.order)
-    if n < need:
-        coefficients = need // SAMPLES_PER_COEFFICIENT
-        raise CLIError(
-            f"too few samples for order {args.order}: {n} rows of N = {dim}, need at least "
-            f"{need} ({SAMPLES_PER_COEFFICIENT} per independent coefficient of A1..A"
-            f"{args.order}, C(N+K, K) - 1 = {coefficients}); lower --order or add data"
+    model = _build_model(dim, args)
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if n < recommended_samples(parameters):
+        warnings.warn(
+            f"thin data: {n} rows for a network of {parameters} trainable parameters (fewer "
+            f"than {SAMPLES_PER_PARAMETER} per parameter, {recommended_samples(parameters)}); "
+            "expect noisy couplings, or use a smaller --depth or a lattice-equivariant "
+            "network (--lattice)",
+            RuntimeWarning,
+            stacklevel=2,
         )
     device = _device(args.device)
-    _check_extraction_cost(dim, args.order, args.depth, args.activation, device)
-    point = x.mean(axis=0) if args.point == "mean" else np.zeros(dim)
-    model, history, action, timings = _train_and_extract(
-        x, point, depth=args.depth, activation=args.activation, order=args.order,
-        steps=args.steps, seed=args.seed, device=device, progress=not args.quiet,
+    compressed = model.lattice is not None and args.point in ("mean", "zero")
+    if not compressed:
+        _check_extraction_cost(dim, args.order, args.depth, args.activation, device)
+    if args.point == "zero":
+        point = np.zeros(dim)
+    elif compressed:  # a translation-invariant model is expanded at a uniform point
+        point = np.full(dim, x.mean())
+    else:
+        point = x.mean(axis=0)
+    history, action, timings = _train_and_extract(
+        model, x, point, order=args.order, steps=args.steps, seed=args.seed,
+        polish=False if args.no_polish else "auto", device=device, progress=not args.quiet,
     )
     action.metadata.update(
         source="inntheory fit",
@@ -489,6 +532,10 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
             "depth": args.depth,
             "order": args.order,
             "activation": args.activation,
+            "lattice": list(args.lattice) if args.lattice else None,
+            "kernel_radius": args.kernel_radius,
+            "odd": args.odd,
+            "polish": not args.no_polish,
             "point": args.point,
             "steps": args.steps,
             "seed": args.seed,
@@ -510,9 +557,16 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
           f"training data outside the model's domain; {timings['train']:.1f} s on {device}")
     from .analysis import _norm  # free of overflow and underflow (data scaled by 1e150)
 
+    polish = (f"; polish: {history.polish_iterations} L-BFGS iterations, max |gradient| "
+              f"{history.grad_norm:.2g} ({history.polish_stop})" if history.polished else "")
+    print(f"network: {parameters} trainable parameters{polish}")
     print(f"{'k':>2}  {'||A^(k)||':>11}  {'mean A^(k)_i..i':>15}")
     for k in range(1, action.order + 1):
-        norm = _norm(action.coefficient(k))
+        if isinstance(action, it.LatticeAction):
+            # every dense entry is one coupling relative to its first site: N copies of each
+            norm = math.sqrt(dim) * _norm(action.couplings(k))
+        else:
+            norm = _norm(action.coefficient(k))
         print(f"{k:>2}  {norm:>11.4g}  {float(action.diagonal(k).mean()):>15.4g}")
     print(f"wrote {out} and {model_path}")
     return 0
@@ -589,10 +643,18 @@ def _check_sample_memory(n: int, dim: int) -> None:
 
 
 def _load_action(path: str) -> Any:
+    """A saved action: a compressed `LatticeAction` when the file says so, else dense."""
     if not Path(path).is_file():
         raise CLIError(f"no such file: {path}")
+    kind = it.PolynomialAction
     try:
-        return it.PolynomialAction.load(path)
+        with np.load(path, allow_pickle=False) as archive:
+            if "format" in archive.files and str(archive["format"]) == "inntheory.LatticeAction":
+                kind = it.LatticeAction
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        pass  # not an archive: PolynomialAction.load names the problem
+    try:
+        return kind.load(path)
     except (FileNotFoundError, ValueError) as error:
         raise CLIError(_one_line(error)) from error
 
@@ -660,9 +722,11 @@ def _demo(args: argparse.Namespace) -> int:
     x = drawn.x.numpy()
     sampled = time.perf_counter()
     point = np.zeros(theory.dim)
-    _, history, learned, timings = _train_and_extract(
-        x, point, depth=setup["depth"], activation="cubic", order=4, steps=setup["steps"],
-        seed=args.seed, device=device, progress=not args.quiet,
+    torch.manual_seed(args.seed)
+    model = it.PolynomialINN(theory.dim, setup["depth"], lattice=theory.shape).double()
+    history, learned, timings = _train_and_extract(
+        model, x, point, order=4, steps=setup["steps"], seed=args.seed, polish="auto",
+        device=device, progress=not args.quiet,
     )
     before_baseline = time.perf_counter()
     baseline = it.score_matching(torch.from_numpy(x), order=4, basis="dense")
@@ -671,9 +735,11 @@ def _demo(args: argparse.Namespace) -> int:
 
     true = theory.coefficients(4)
     comparison = it.compare(true, {"INN": learned, "score matching": baseline})
-    print(f"unimodal preset {theory.parameters}, {setup['n_samples']} samples; cubic INN of "
-          f"depth {setup['depth']}, best validation NLL {history.best_val_nll:.4f} at step "
-          f"{history.best_step}")
+    polish = (f", then {history.polish_iterations} L-BFGS iterations (max |gradient| "
+              f"{history.grad_norm:.2g})" if history.polished else "")
+    print(f"unimodal preset {theory.parameters}, {setup['n_samples']} samples; "
+          f"lattice-equivariant cubic INN of depth {setup['depth']} trained by Adam{polish}; "
+          f"best validation NLL {history.best_val_nll:.4f}")
     print(comparison)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -687,7 +753,8 @@ def _demo(args: argparse.Namespace) -> int:
               for model in comparison.models}
     summary = {
         "settings": {"preset": "unimodal", "quick": args.quick, "seed": args.seed,
-                     **setup, "order": 4, "activation": "cubic", "point": "zero"},
+                     **setup, "order": 4, "activation": "cubic", "lattice": True,
+                     "point": "zero"},
         "errors": errors,
         "comparison": comparison.to_dict(),
         "diagnostics": {"sampling": drawn.diagnostics, "training": history.to_dict()},
@@ -725,8 +792,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo", help="sample, train, extract and compare on the unimodal preset",
-        description="Sample the unimodal preset, train a cubic INN, extract its action and "
-        "compare it (and the score-matching baseline) with the true one.",
+        description="Sample the unimodal preset, train a lattice-equivariant cubic INN, "
+        "extract its action and compare it (and the score-matching baseline) with the true "
+        "one.",
     )
     demo.add_argument("--out", default="inntheory-demo", help="output folder")
     demo.add_argument("--quick", action="store_true", help="a small run that takes seconds")
@@ -748,6 +816,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="expansion point: the data mean (default) or 0")
     fit.add_argument("--steps", type=_positive_int, default=2000,
                      help="maximum optimiser steps (default 2000)")
+    fit.add_argument("--lattice", type=_positive_int, nargs="+", metavar="L",
+                     help="lattice-equivariant network on this periodic lattice (L or L1 L2, "
+                     "sites in row-major order; the product must be N): every linear map a "
+                     "convolution, one bias and activation per layer shared by all sites")
+    fit.add_argument("--kernel-radius", type=_non_negative_int, metavar="R",
+                     help="with --lattice: convolution kernels reach R sites on every axis "
+                     "(the action's couplings then vanish beyond 2 x depth x R)")
+    fit.add_argument("--odd", action="store_true",
+                     help="a Z2-odd network (no biases, activation y + c y^3): the density is "
+                     "exactly even under x -> -x (cubic activation only)")
+    fit.add_argument("--no-polish", action="store_true",
+                     help="Adam only: skip the full-batch float64 L-BFGS stage that otherwise "
+                     "follows where it fits time and memory (train(polish='auto'))")
     fit.add_argument("--out", default="action.npz", help="action file (default action.npz)")
     common(fit)
 

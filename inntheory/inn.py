@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._io import atomic_write
+from ._io import atomic_write, load_error
 from .activations import ACTIVATIONS, make_activation
 from .linear import DenseLinear, LatticeConvolution, LinearMap, kernel_mask
 
@@ -59,10 +59,16 @@ def _as_batch(
         raise ValueError(
             f"{name} must have shape (n, {dim}) or ({dim},), got {tuple(value.shape)}"
         )
-    value = value.to(device=device, dtype=dtype)
     bad = int((~torch.isfinite(value)).sum())
     if bad:
         raise ValueError(f"{name} contains {bad} NaN or inf entries")
+    value = value.to(device=device, dtype=dtype)
+    overflowed = int((~torch.isfinite(value)).sum())
+    if overflowed:
+        raise ValueError(
+            f"{name} has {overflowed} entries beyond the range of the model's dtype {dtype} "
+            f"(|x| > {torch.finfo(dtype).max:.4g}): rescale the data or use a float64 model"
+        )
     return value, single
 
 
@@ -581,7 +587,9 @@ class PolynomialINN(nn.Module):
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch.load raises many kinds on a damaged archive
-            raise ValueError(f"{path} is not a readable PolynomialINN file: {error}") from error
+            raise ValueError(
+                f"{path} is not a readable PolynomialINN file: {load_error(error)}"
+            ) from error
         if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
             raise ValueError(f"{path} does not hold a saved PolynomialINN")
         if payload.get("version") not in _READABLE_VERSIONS:

@@ -148,24 +148,29 @@ def _compare(
 
     for model, coefficients in estimates.items():
         for k in orders:
-            t, lrn = reference[k], coefficients[k]
+            # As in `compare`: norms of T / s and L / s, s the largest |entry| of both, so
+            # that the ratios are scale-free (no overflow at 1e200, no underflow at 1e-200).
+            scale = max(float(reference[k].abs().max()), float(coefficients[k].abs().max()))
+            scale = scale if scale > 0 else 1.0
+            t, lrn = reference[k] / scale, coefficients[k] / scale
             t0, l0 = float(t.reshape(-1)[0]), float(lrn.reshape(-1)[0])
             total = norm(t)
-            error, relative = _ratio(norm(lrn - t), total)
-            diagonal_error, diagonal_relative = _ratio(root * abs(l0 - t0), root * abs(t0))
+            error, relative = _ratio(norm(lrn - t), total, scale)
+            diagonal_error, diagonal_relative = _ratio(root * abs(l0 - t0), root * abs(t0),
+                                                       scale)
             rows.append(
                 ComparisonRow(
                     model=model,
                     order=k,
-                    true_norm=total,
+                    true_norm=scale * total,
                     relative=relative,
                     error=error,
                     diagonal_relative=diagonal_relative,
                     diagonal_error=diagonal_error,
-                    leakage=_ratio(norm(off(lrn)), total)[0],
-                    true_offdiagonal=_ratio(norm(off(t)), total)[0],
-                    true_diagonal_mean=t0,
-                    learned_diagonal_mean=l0,
+                    leakage=_ratio(norm(off(lrn)), total, scale)[0],
+                    true_offdiagonal=_ratio(norm(off(t)), total, scale)[0],
+                    true_diagonal_mean=scale * t0,
+                    learned_diagonal_mean=scale * l0,
                 )
             )
     point = torch.full((true.dim,), true.point_value, dtype=torch.float64)

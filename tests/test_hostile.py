@@ -305,7 +305,6 @@ def test_extraction_memory_is_checked_before_training(
     from inntheory import extraction
 
     np.save(tmp_path / "wide.npy", np.random.default_rng(3).standard_normal((50, 20)))
-    monkeypatch.setattr(cli, "min_samples", lambda dim, order: 1)
     monkeypatch.setattr(extraction, "_available_bytes", lambda device: 2**20)
     monkeypatch.setattr(cli.it, "train", lambda *a, **k: pytest.fail("training started"))
     main_error(capsys, ["fit", tmp_path / "wide.npy", "--order", 4, "--quiet", "--device",

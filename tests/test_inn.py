@@ -334,3 +334,21 @@ def test_load_rejects_unusable_parameters(tmp_path, options, name, change, messa
     path = _tampered(tmp_path, model, name, change)
     with pytest.raises(ValueError, match=message):
         PolynomialINN.load(path)
+
+
+def test_a_float32_overflow_is_named_as_such() -> None:
+    model = PolynomialINN(2, depth=1)  # float32
+    x = torch.tensor([[1e300, 0.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="beyond the range of the model's dtype"):
+        model.action(x)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        model.action(torch.tensor([[math.nan, 0.0]]))
+
+
+def test_load_of_a_pickled_file_never_advises_unsafe_loading(tmp_path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "inntheory.PolynomialINN", "payload": ValueError("not a tensor")},
+               path)
+    with pytest.raises(ValueError) as error:
+        PolynomialINN.load(path)
+    assert "weights_only" not in str(error.value) and "pickle" in str(error.value)

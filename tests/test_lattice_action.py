@@ -268,3 +268,17 @@ def test_kernels_reaching_beyond_the_stated_range_are_refused():
     model.stages = lambda: [("affine", weight, stages[0][2]), *stages[1:]]
     with pytest.raises(ValueError, match="coupling_range = 4 but its kernels reach"):
         extract_action(model, 4)
+
+
+def test_compare_of_lattice_actions_is_scale_free() -> None:
+    # Relative errors of couplings 1e200 apart in scale: as for dense actions (issue 12).
+    theory = LatticeTheory((3,), m2=1.0, kappa=0.5, g3=0.5, g4=1.0)
+    for scale in (1e200, 1e-200):
+        true = theory.lattice_coefficients(4)
+        learned = LatticeAction({k: 1.1 * true.couplings(k) * scale for k in range(1, 5)},
+                                shape=true.shape, window=true.window)
+        true = LatticeAction({k: true.couplings(k) * scale for k in range(1, 5)},
+                             shape=true.shape, window=true.window)
+        row = compare(true, {"x": learned}).row(4, "x")
+        assert row.error == pytest.approx(0.1, rel=1e-9)
+        assert row.diagonal_error == pytest.approx(0.1, rel=1e-9)
