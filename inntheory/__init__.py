@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "PolynomialAction": "action",
     "LatticeAction": "lattice_action",
+    "load_action": "lattice_action",
     "LatticeTheory": "theories",
     "preset": "theories",
     "PRESETS": "theories",

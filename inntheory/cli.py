@@ -643,18 +643,11 @@ def _check_sample_memory(n: int, dim: int) -> None:
 
 
 def _load_action(path: str) -> Any:
-    """A saved action: a compressed `LatticeAction` when the file says so, else dense."""
+    """A saved action: a compressed `LatticeAction` when the file is one, else dense."""
     if not Path(path).is_file():
         raise CLIError(f"no such file: {path}")
-    kind = it.PolynomialAction
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "format" in archive.files and str(archive["format"]) == "inntheory.LatticeAction":
-                kind = it.LatticeAction
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        pass  # not an archive: PolynomialAction.load names the problem
-    try:
-        return kind.load(path)
+        return it.load_action(path)
     except (FileNotFoundError, ValueError) as error:
         raise CLIError(_one_line(error)) from error
 

@@ -41,10 +41,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_write
+from ._io import atomic_write, load_error
 from .action import PolynomialAction
 
-__all__ = ["LatticeAction", "lattice_window"]
+__all__ = ["LatticeAction", "lattice_action_file", "lattice_window", "load_action"]
 
 _SYMMETRY_RTOL = 1e-8
 _FORMAT = "inntheory.LatticeAction"
@@ -443,7 +443,8 @@ class LatticeAction:
                 arrays = {name: archive[name].copy() for name in archive.files}
             metadata = json.loads(str(arrays.pop("metadata", "{}")))
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path} is not a readable action file: {error}") from error
+            raise ValueError(f"{path} is not a readable action file: {load_error(error)}"
+                             ) from error
         if str(arrays.get("format", "")) != _FORMAT or "shape" not in arrays:
             raise ValueError(f"{path} is not a LatticeAction file (no format "
                              f"{_FORMAT!r}); read dense actions with PolynomialAction.load")
@@ -535,3 +536,31 @@ def _available_bytes() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
         return 8 * 2**30
+
+
+def lattice_action_file(path: str | os.PathLike) -> bool:
+    """Whether `path` is an ``.npz`` written by `LatticeAction.save` (False when unreadable)."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return False
+    with loaded:
+        return "format" in loaded.files and str(loaded["format"]) == _FORMAT
+
+
+def load_action(path: str | os.PathLike) -> PolynomialAction | LatticeAction:
+    """Read any saved action: a `LatticeAction` file as such, anything else as a dense
+    `PolynomialAction` (whose `load` names what is wrong with a file that is neither).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "a.npz"
+        >>> _ = LatticeAction({2: torch.tensor([2.0, -0.5, -0.5])}, shape=(3,)).save(path)
+        >>> type(load_action(path)).__name__
+        'LatticeAction'
+    """
+    if lattice_action_file(path):
+        return LatticeAction.load(path)
+    return PolynomialAction.load(path)

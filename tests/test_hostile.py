@@ -304,7 +304,8 @@ def test_extraction_memory_is_checked_before_training(
 ) -> None:
     from inntheory import extraction
 
-    np.save(tmp_path / "wide.npy", np.random.default_rng(3).standard_normal((50, 20)))
+    # enough rows for the default depth-3 network (1380 parameters): no thin-data warning
+    np.save(tmp_path / "wide.npy", np.random.default_rng(3).standard_normal((14_000, 20)))
     monkeypatch.setattr(extraction, "_available_bytes", lambda device: 2**20)
     monkeypatch.setattr(cli.it, "train", lambda *a, **k: pytest.fail("training started"))
     main_error(capsys, ["fit", tmp_path / "wide.npy", "--order", 4, "--quiet", "--device",
