@@ -17,6 +17,7 @@ Data sets are cached in ``benchmarks/.cache/data`` (ignored by git). Run from th
 root, on one thread:
 
     OMP_NUM_THREADS=1 python benchmarks/polish.py [--n 100000] [--models dense lattice]
+        [--cases 0 1 2]
 """
 
 from __future__ import annotations
@@ -76,13 +77,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="samples per data set")
     parser.add_argument("--models", nargs="+", choices=("dense", "lattice"),
                         default=["dense"], help="networks to run (default: dense)")
+    parser.add_argument("--cases", type=int, nargs="+", choices=range(len(CASES)),
+                        default=list(range(len(CASES))),
+                        help="which (lattice, depth) cases to run, by index: "
+                        + ", ".join(f"{i}: {'x'.join(map(str, s))} depth {d}"
+                                    for i, (s, d) in enumerate(CASES)) + " (default all)")
     arguments = parser.parse_args()
     kinds = [kind == "lattice" for kind in dict.fromkeys(arguments.models)]
     if True in kinds and "lattice" not in inspect.signature(PolynomialINN).parameters:
         parser.error("this version of PolynomialINN has no lattice option")
     print(f"unimodal phi^3 + phi^4, n = {arguments.n}, torch threads = "
           f"{torch.get_num_threads()}", flush=True)
-    rows = [row for shape, depth in CASES for lattice in kinds
+    cases = [CASES[i] for i in dict.fromkeys(arguments.cases)]
+    rows = [row for shape, depth in cases for lattice in kinds
             for row in run(shape, depth, arguments.n, lattice)]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
     print()
