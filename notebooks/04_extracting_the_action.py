@@ -236,7 +236,8 @@ def render(label):
     action = it.compare(true, {label: learned[label]}, orders=(2, 3, 4))
     for k, marker in ((2, "o"), (3, "s"), (4, "^")):
         diagonal = np.array([float(action.learned[label][k][(i,) * k]) for i in sites])
-        line, = right.plot(sites, diagonal, marker, label=f"learned $A^{{({k})}}_{{i..i}}$")
+        index = "i" * k
+        line, = right.plot(sites, diagonal, marker, label=f"learned $A^{{({k})}}_{{{index}}}$")
         right.axhline(float(action.true[k][(0,) * k]), color=line.get_color(), ls=":")
     right.set(xlabel="site $i$", ylabel="coefficient",
               title="On-site coefficients (dotted: true)")
@@ -451,6 +452,7 @@ right.hist(y1.numpy().ravel(), bins=100, density=True, alpha=0.7,
            label="layer-1 pre-activations (all units)")
 right.axvline(fold, color="red", lw=1.5, label=f"fold of $a$ = {a_for_a4:.3f}")
 right.set_yscale("log")
+right.set_ylim(top=10)
 right.set(xlabel="pre-activation $y$ (units of $\\sigma$)", ylabel="density",
           title="The fold barrier: where the data sit")
 right.legend(fontsize="small")
