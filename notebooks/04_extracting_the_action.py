@@ -359,7 +359,7 @@ for name, _, _ in METRICS:
 
 # %% [markdown]
 # The polished lattice network beats the dense network on every order, and dense score
-# matching (714 free coefficients) on every order by more than a factor of 2.
+# matching (714 free coefficients) on every order by at least a factor 1.5.
 #
 # ## Where the tied baseline still wins
 #
@@ -374,9 +374,12 @@ for name, _, _ in METRICS:
     print(f"{name:8s} lattice cubic {network:5.1f} %   tied score matching {tied:5.1f} %")
 
 # %% [markdown]
-# The tied fit wins the full $A^{(3)}$ and $A^{(4)}$ by a factor of 3 or more and the
-# $A^{(4)}$ diagonal by almost 2; $A^{(2)}$ is a tie (both about half a per cent); the
-# network wins the $A^{(3)}$ diagonal by a factor of 2. The network assumes only translation
+# The tied fit wins the full $A^{(3)}$ and $A^{(4)}$ by a factor of 3 or more; $A^{(2)}$ is a
+# tie (both about half a per cent). The diagonals are close (all four errors below 6 %): on
+# this data set the network is better on $A^{(3)}_{iii}$ and the tied fit on $A^{(4)}_{iiii}$,
+# but the tied fit's diagonal errors change by a few per cent from one data set to the next
+# (try `it.score_matching` on `it.load_dataset(theory, N_DATA, seed=2).x`), so this split is
+# one draw, not a verdict. The network assumes only translation
 # invariance and a polynomial map, so its action has weight on off-diagonal entries (e.g.
 # $A^{(3)}_{iij}$ for neighbours), small per entry but many, and it is not a quartic
 # polynomial at all: the action of a cubic-activation network grows like $x^6$ in the tails,
@@ -433,8 +436,8 @@ print(f"a matching A3: {a_for_a3:.4f} (its A4 = {12 * a_for_a3**2 + 96 * a_for_a
 print(f"a matching A4: {a_for_a4:.4f} (its A3 = {6 * a_for_a4 - 16 * a_for_a4**3:.3f}); "
       f"its fold at y = {fold:.2f}")
 print(f"learned a, layer 1: {learned_a.min():.3f} to {learned_a.max():.3f}")
-print(f"layer-1 pre-activations reach y = {float(y1.min()):.2f}: the fold of the "
-      f"quartic-matching a lies {float(y1.min()) - fold:.2f} sigma beyond the data")
+print(f"layer-1 pre-activations reach y = {float(y1.min()):.2f}, the fold of the "
+      f"quartic-matching a is at {fold:.2f}")
 
 # %%
 a_grid = np.linspace(0.0, 0.2, 201)
@@ -463,8 +466,8 @@ plt.show()
 # %% [markdown]
 # The quadratic network learned small $a$, below the value that matches the skew (two layers
 # share the work), and its quartic diagonal follows: near zero. The $a$ that would give the
-# quartic makes the skew five times too large, and its fold would sit only a fraction of a
-# $\sigma$ beyond the furthest pre-activation of $10^5$ samples: on this nearly Gaussian
+# quartic makes the skew five times too large, and its fold would sit at the edge of the data,
+# within a $\sigma$ of the furthest pre-activation of $10^5$ samples: on this nearly Gaussian
 # torus the skew is the binding constraint, and the fold leaves no room to trade it. The cubic
 # activation has $\phi'(y) = 1 + 2 a y + 3 c y^2 > 0$ for *every* $y$ (the parametrisation
 # keeps $a^2 < 3c$): no fold, and $c$ is a quartic knob independent of the skew.
@@ -511,28 +514,26 @@ polish_at = curve["stage"].index("polish")
 assert curve["train_nll"][-1] < curve["train_nll"][polish_at - 1]  # training NLL fell,
 assert curve["val_nll"][-1] > min(curve["val_nll"][:polish_at])  # validation NLL rose
 # symmetry: 24 against 216 parameters; the lattice network beats the dense one on every order
-# and dense score matching by more than 2x on every order
+# and dense score matching by more than 1.5x on every order
 assert n_parameters["lattice cubic"] == 24 and n_parameters["dense cubic"] == 216
 assert n_parameters["dense quadratic"] == 198
 for name, _, _ in METRICS:
     assert r["lattice cubic"][name] < r["dense cubic"][name], name
-    assert 2 * r["lattice cubic"][name] < r["score matching, dense"][name], name
-# the tied baseline: full errors equal diagonal ones; it wins full A3 and A4 by >= 3x and the
-# A4 diagonal by > 1.4x; A2 within 0.5 percentage points of the network; the network wins the
-# A3 diagonal by > 1.5x
+    assert 1.5 * r["lattice cubic"][name] < r["score matching, dense"][name], name
+# the tied baseline: full errors equal diagonal ones; it wins full A3 and A4 by >= 3x; A2
+# within 0.5 percentage points of the network; the four diagonal errors below 6 %
 tied, network = r["score matching, tied"], r["lattice cubic"]
 assert all(abs(tied[f"A{k} full"] - tied[f"A{k} diag"]) < 1e-9 for k in (3, 4))
 assert 3 * tied["A3 full"] < network["A3 full"] and 3 * tied["A4 full"] < network["A4 full"]
-assert 1.4 * tied["A4 diag"] < network["A4 diag"]
 assert abs(tied["A2"] - network["A2"]) < 0.5
-assert 1.5 * network["A3 diag"] < tied["A3 diag"]
+assert max(tied["A3 diag"], tied["A4 diag"], network["A3 diag"], network["A4 diag"]) < 6
 # the fold: the quadratic network keeps all data inside its domain; its learned a lie below
 # the skew-matching value; the quartic-matching a has 3x too much skew (five times, printed)
-# and its fold lies beyond the data by less than one sigma
+# and its fold lies within one sigma of the most extreme pre-activation
 assert quadratic_model.outside_fraction(x) == 0.0
 assert learned_a.max() < a_for_a3 < a_for_a4
 assert 6 * a_for_a4 - 16 * a_for_a4**3 > 3 * target3
-assert 0 < float(y1.min()) - fold < 1.0
+assert abs(float(y1.min()) - fold) < 1.0
 print("all checks passed")
 
 # %% [markdown]
