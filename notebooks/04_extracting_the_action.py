@@ -88,7 +88,7 @@ print(f"{x.shape[0]} training and {test_x.shape[0]} test samples of N = {x.shape
 # compute, folder)`: the key is a hash of *every* setting (theory, data, network and
 # training options with the library's defaults, the package version), so a change of any of
 # them trains afresh instead of reusing a stale network. They are committed in
-# `cache/lecture4`; the button below the figure of the next section retrains the selected
+# `cache/lecture4`; the button of the panel in "Look at one network" retrains the selected
 # one on your machine. Each stored network also keeps its training curve.
 
 # %%
@@ -165,7 +165,7 @@ print({label: action.metadata["n_monomials"] for label, action in baselines.item
 #
 # Per fit we report the relative Frobenius error $\|L - T\| / \|T\|$ of $A^{(2)}$, of the
 # local (diagonal) parts $A^{(3)}_{iii}$, $A^{(4)}_{iiii}$, and of the full $A^{(3)}$,
-# $A^{(4)}$ (the truth has nothing off the diagonal, so what a fit puts there counts as
+# $A^{(4)}$ (the truth has nothing off their diagonals, so what a fit puts there counts as
 # error); for the networks also the largest entry of the gradient of the training NLL at the
 # stored state, and the test NLL (nats per sample, on the $10^4$ test samples).
 
@@ -244,8 +244,10 @@ def render(label):
     right.legend(fontsize="small")
     plt.tight_layout()
     row = errors[label]
+    kept = ("" if not info["polish"] else ", kept Adam's state"
+            if info["best_step"] <= info["steps_run"] else ", kept the polished state")
     return (f"{n_parameters[label]} parameters; {info['steps_run']} Adam steps, "
-            f"{info['polish_iterations']} L-BFGS iterations; max|grad| = "
+            f"{info['polish_iterations']} L-BFGS iterations{kept}; max|grad| = "
             f"{info['grad_norm']:.1e}; errors " + ", ".join(
                 f"{name} {100 * e:.1f} %" for (name, _, _), e in zip(METRICS, row, strict=True)))
 
@@ -254,8 +256,8 @@ def retrain(values):
     label = values["label"]
     models[label] = stored_network(label, recompute=True)
     learned[label] = it.extract_action(models[label], order=4)
-    errors[label] = np.array([getattr(it.compare(true, {label: learned[label]}).row(k), kind)
-                              for _, k, kind in METRICS])
+    fresh = it.compare(true, {label: learned[label]}, orders=(2, 3, 4))
+    errors[label] = np.array([getattr(fresh.row(k), kind) for _, k, kind in METRICS])
 
 
 choice = widgets.Dropdown(options=list(NETWORKS), value="lattice cubic", description="network")
