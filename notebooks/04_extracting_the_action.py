@@ -494,18 +494,21 @@ assert quadratic_info["best_step"] <= quadratic_info["steps_run"]
 assert r["dense cubic"]["A4 diag"] < 25 and r["dense cubic"]["A4 diag"] > 15
 assert r["dense cubic"]["A3 full"] > 2 * r["dense cubic"]["A3 diag"]
 assert r["dense cubic"]["A4 full"] > 2 * r["dense cubic"]["A4 diag"]
-# convergence, lattice network: Adam's gradient > 1e-2, polished <= 1e-5 within 600
+# convergence, lattice network: Adam's gradient 1e-2 to 5e-2, polished <= 1e-5 after 400-600
 # iterations; test NLL change within 3 standard errors of zero and below 1e-3 nats; A3 and A4
 # move by 15-35 %; A3 diag error falls below a quarter of Adam's, full A4 below 0.6 of it, A2
 # below half of it; the A4 diagonal gets worse by less than 2 percentage points
 c = convergence["lattice cubic"]
-assert c["grad"][0] > 1e-2 and c["grad"][1] <= 1e-5 and c["iterations"] <= 600, c
+assert 1e-2 < c["grad"][0] < 5e-2 and c["grad"][1] <= 1e-5 and 400 <= c["iterations"] <= 600, c
 assert abs(c["nll_gain"]) < 3 * c["nll_se"] and abs(c["nll_gain"]) < 1e-3, c
 assert all(0.15 < c["moved"][k] < 0.35 for k in (3, 4)), c["moved"]
 adam, polished = r["lattice cubic, Adam only"], r["lattice cubic"]
 assert polished["A3 diag"] < 0.25 * adam["A3 diag"] and polished["A2"] < 0.5 * adam["A2"]
 assert polished["A4 full"] < 0.6 * adam["A4 full"]
 assert 0 < polished["A4 diag"] - adam["A4 diag"] < 2
+# the numbers quoted (stored networks, exact extraction: rounding-free to 0.05)
+assert abs(adam["A3 diag"] - 13.3) < 0.05 and abs(polished["A3 diag"] - 2.2) < 0.05
+assert abs(adam["A4 diag"] - 5.0) < 0.05 and abs(polished["A4 diag"] - 5.9) < 0.05
 # convergence, dense network: polish hit the cap far above the tolerance, lowered the
 # training NLL and raised the validation NLL; Adam's state kept
 c = convergence["dense cubic"]
