@@ -89,10 +89,13 @@ print(f"{x.shape[0]} training and {test_x.shape[0]} test samples of N = {x.shape
 # training options with the library's defaults, the package version), so a change of any of
 # them trains afresh instead of reusing a stale network. They are committed in
 # `cache/lecture4`; the button of the panel in "Look at one network" retrains the selected
-# one on your machine. Each stored network also keeps its training curve.
+# one on your machine. Each stored network also keeps its training curve. When some are
+# missing (a new library version, a changed default) the cell stops and names them rather
+# than start twenty minutes of training; set `TRAIN_MISSING = True` to train them here.
 
 # %%
 LECTURE4 = "cache/lecture4"  # relative to this notebook
+TRAIN_MISSING = False  # True: train the networks that are not stored (minutes each)
 NETWORKS = {  # label: (activation, lattice, polish)
     "dense quadratic": ("quadratic", None, True),
     "dense cubic, Adam only": ("cubic", None, False),
@@ -129,10 +132,18 @@ def stored_network(label, recompute=False):
                                         "val_nll": history.val_nll}
         return model
 
-    name = label.replace(", ", "-").replace(" ", "-")
-    return it.cached(settings, compute, LECTURE4, name=name, recompute=recompute)
+    return it.cached(settings, compute, LECTURE4, name=entry_name(label), recompute=recompute)
 
 
+def entry_name(label):
+    return label.replace(", ", "-").replace(" ", "-")
+
+
+missing = [label for label in NETWORKS if not it.store.entry_path(
+    network_settings(label), LECTURE4, entry_name(label)).exists()]
+if missing and not TRAIN_MISSING:
+    raise RuntimeError(f"not stored in {LECTURE4}: {missing}; set TRAIN_MISSING = True to "
+                       "train them (about 20 minutes), see cache/README.md")
 models = {label: stored_network(label) for label in NETWORKS}
 learned = {label: it.extract_action(model, order=4) for label, model in models.items()}
 
