@@ -150,7 +150,9 @@ print(f"Gaussian fit: test NLL = {float(gauss_test.mean()):.3f} nats/sample")
 # training and validation NLL (10 % of the training data held out for early stopping) every
 # 50 steps, and leaves the model in its best state. Steps that make the loss non-finite (a
 # batch pushed out of the quadratic domain) are undone. It runs on a GPU when one is
-# present; the lecture uses whatever `it.resolve_device("auto")` finds.
+# present; the lecture uses whatever `it.resolve_device("auto")` finds. By default `train`
+# follows Adam with a second, full-batch stage ("polish"); this lecture trains with Adam only
+# (`polish=False`), and lecture 4 adds the polish stage and shows what it changes.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -164,7 +166,7 @@ for activation in ("cubic", "quadratic"):
     torch.manual_seed(1)
     model = it.PolynomialINN(theory.dim, depth=2, activation=activation).double()
     histories[activation] = it.train(model, train_x, steps=STEPS, lr=1e-2, seed=0,
-                                      device=device, progress=False)
+                                      device=device, polish=False, progress=False)
     models[activation] = model
     h = histories[activation]
     print(f"{activation:9s}: best validation NLL {h.best_val_nll:.3f} at step {h.best_step}, "
@@ -258,7 +260,7 @@ plt.show()
 # %%
 MODELS = "cache/models"  # relative to this notebook
 TRAIN = it.store.defaults(it.train) | {"steps": STEPS, "lr": 1e-2, "seed": 0, "device": "cpu",
-                                      "progress": False}
+                                      "polish": False, "progress": False}
 
 
 def model_settings(depth, n_train):
