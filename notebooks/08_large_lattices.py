@@ -56,8 +56,8 @@ assert abs(dense_a4_bytes / 1e9 - 34.4) < 0.05 and abs(full_couplings_bytes / 1e
 #
 # * `PolynomialINN(N, 2, lattice=(16, 16), kernel_radius=1)`: every linear map is a periodic
 #   convolution with a $3 \times 3$ kernel (one step in each direction), every bias and cubic
-#   coefficient is one number per layer shared by all sites. A depth-2 network has a few
-#   dozen parameters, whatever the size of the lattice.
+#   coefficient is one number per layer shared by all sites. A depth-2 network has 24 free
+#   parameters, whatever the size of the lattice.
 # * Its action couples sites at most $R = 2 \times \text{depth} \times \text{radius} = 4$
 #   steps apart in each direction (`model.coupling_range`), so `it.extract_action` returns a
 #   `LatticeAction` that stores $C^{(k)}$ on a $9 \times 9$ window of offsets $-4 \dots 4$:
@@ -67,7 +67,8 @@ assert abs(dense_a4_bytes / 1e9 - 34.4) < 0.05 and abs(full_couplings_bytes / 1e
 # ## Data, network and the baseline, from the store
 #
 # 100 000 HMC samples of the theory (about 30 s on two cores), 1500 Adam steps of the
-# network (70-120 s) and tied score matching (a few seconds) exceed this lecture's budget,
+# network (one to three minutes) and tied score matching (10-15 s) exceed this lecture's
+# budget,
 # so their results are stored in `cache/lecture8` with `it.cached`, keyed by every setting
 # (the library's defaults included, and the package version): a changed setting computes
 # afresh instead of reusing a stale result. The network (`.pt`, a few kB: its kernels have
@@ -132,6 +133,7 @@ info = model.training_info
 free = sum(p.numel() for name, p in model.named_parameters() if name != "kernel")
 free += model.depth * int(model.kernel_support.sum())  # kernel entries within the radius
 print(f"network: {free} free parameters, coupling range {model.coupling_range}")
+assert free < 50 and model.coupling_range == 4
 print(f"stored training: {info['steps_run']} Adam steps on {info['n_train']} samples, "
       f"polish {info['polish']}")
 
@@ -211,7 +213,8 @@ plt.show()
 # `it.extract_action(model, 4)` of a lattice model returns a `LatticeAction`: `couplings(k)`
 # is $C^{(k)}$ over the window of relative offsets; `coefficient(k)` would expand it to the
 # dense tensor and refuses (with the estimate) where that does not fit.
-# `theory.lattice_coefficients(4)` gives the true action in the same form.
+# `theory.lattice_coefficients(4)` gives the true action in the same form. (The refusal's
+# estimate is larger than 34 GB: the expansion also needs an int64 index of the same size.)
 
 # %%
 start = time.perf_counter()
@@ -343,8 +346,8 @@ print(f"network leakage A3 {leak[3]:.1%}, A4 {leak[4]:.1%}; tied score matching 
 # 35 % ($A^{(4)}$). This lecture's network (the same recipe, trained on `load_dataset`'s
 # samples) gives the numbers above. So:
 #
-# * **met**: time (about a minute and a half of training, a fraction of a second of
-#   extraction), memory, the on-site quartic;
+# * **met**: time (one to three minutes of training, depending on the load, and a fraction
+#   of a second of extraction), memory, the on-site quartic;
 # * **missed**: the on-site cubic (about twice the target) and, by far, the leakage: the
 #   network spreads a quarter of its cubic and a third of its quartic weight over couplings
 #   up to four steps away that the data barely constrain (the map above: mostly the nearest
@@ -428,7 +431,7 @@ assert info["seconds"] < 300
 #   fraction of a second. The same network on a $32 \times 32$ lattice gives the same
 #   couplings.
 # * A lattice-equivariant network with a few dozen parameters learns this 256-site theory
-#   from $10^5$ samples in about a minute and a half on a CPU: its samples' variance and
+#   from $10^5$ samples in one to three minutes on a CPU: its samples' variance and
 #   correlator are right and its on-site quartic coupling is within the target.
 # * It does not yet learn the *form* of the action: its cubic and quartic weight leaks onto
 #   neighbouring couplings that the truth does not have, and its on-site cubic is off by
