@@ -69,6 +69,9 @@ print(theory)
 print(f"{data.shape[0]} samples; positive magnetisation: "
       f"{float((magnetisation > 0).double().mean()):.3f}; |M| < 0.5: "
       f"{float((magnetisation.abs() < 0.5).double().mean()):.3f}")
+data_cumulants = it.analysis.cumulants(data, order=4)
+site = torch.arange(theory.dim)
+assert float(data_cumulants[4][site, site, site, site].max()) < 0  # two peaks: kappa_4 < 0
 
 # %% [markdown]
 # ## Three networks
@@ -207,6 +210,9 @@ print(f"odd orders of the odd network's action: largest |A1| "
       f"{float(odd_action.couplings(3).abs().max()):.1e}")
 assert float(odd_action.couplings(1).abs()) < 1e-12
 assert float(odd_action.couplings(3).abs().max()) < 1e-12
+dense_a3 = float(it.extract_action(models["dense cubic"], order=3).coefficient(3).abs().max())
+print(f"dense cubic network's largest |A3| entry: {dense_a3:.1e}")
+assert dense_a3 > 1e-6
 
 # %%
 # NBVAL_IGNORE_OUTPUT

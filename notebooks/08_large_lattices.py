@@ -17,7 +17,7 @@
 # # Lecture 8: large lattices
 #
 # Lattice field theory is done on $16 \times 16$, $32 \times 32$ lattices and beyond. The
-# lectures so far used rings of 6-10 sites, where every coefficient tensor $A^{(k)}$ of the
+# lectures so far used lattices of 6-10 sites, where every coefficient tensor $A^{(k)}$ of the
 # action fits in memory. This lecture learns the $\phi^3 + \phi^4$ theory of lecture 1 (the
 # `unimodal` couplings) on a periodic $16 \times 16$ lattice, $N = 256$ sites, and reads off
 # its action up to order 4.
@@ -217,6 +217,7 @@ plt.show()
 # estimate is larger than 34 GB: the expansion also needs an int64 index of the same size.)
 
 # %%
+# NBVAL_CHECK_OUTPUT
 start = time.perf_counter()
 learned = it.extract_action(model, 4)
 extract_seconds = time.perf_counter() - start
@@ -404,8 +405,7 @@ assert big_seconds < 60
 # What this lecture claims, asserted (tolerances stated):
 #
 # 1. the network's samples reproduce the data's site variance and nearest-neighbour
-#    correlator within 5 % (4096 fresh HMC samples against 4096 network samples; the
-#    statistical error of each is about 1 %);
+#    correlator within 5 % (4096 fresh HMC samples against 4096 network samples);
 # 2. the on-site quartic is within the 10 % target, the on-site cubic misses the 5 % target
 #    but is within 15 %, and the leakage misses its 10 % target (above 15 % for both orders);
 # 3. tied score matching on the same samples gets the on-site cubic and quartic within 2 %;
