@@ -234,7 +234,7 @@ assert learned.window == (9, 9) and "GiB" in refusal
 # %%
 # NBVAL_IGNORE_OUTPUT
 print(f"extraction: {extract_seconds:.2f} s")
-assert extract_seconds < 5
+assert extract_seconds < 2
 
 # %% [markdown]
 # ### The couplings as pictures over the lattice
@@ -347,8 +347,8 @@ print(f"network leakage A3 {leak[3]:.1%}, A4 {leak[4]:.1%}; tied score matching 
 # 35 % ($A^{(4)}$). This lecture's network (the same recipe, trained on `load_dataset`'s
 # samples) gives the numbers above. So:
 #
-# * **met**: time (one to three minutes of training, depending on the load, and a fraction
-#   of a second of extraction), memory, the on-site quartic;
+# * **met**: time (one to three minutes of training, depending on the load, and under two
+#   seconds of extraction), memory, the on-site quartic;
 # * **missed**: the on-site cubic (about twice the target) and, by far, the leakage: the
 #   network spreads a quarter of its cubic and a third of its quartic weight over couplings
 #   up to four steps away that the data barely constrain (the map above: mostly the nearest
@@ -407,7 +407,9 @@ assert big_seconds < 60
 # 1. the network's samples reproduce the data's site variance and nearest-neighbour
 #    correlator within 5 % (4096 fresh HMC samples against 4096 network samples);
 # 2. the on-site quartic is within the 10 % target, the on-site cubic misses the 5 % target
-#    but is within 15 %, and the leakage misses its 10 % target (above 15 % for both orders);
+#    but is within 15 %, and the leakage misses its 10 % target: between 18 and 30 % for
+#    $A^{(3)}$ (about a quarter), between 28 and 40 % for $A^{(4)}$ (about a third), most of
+#    it one step from the root (the norm at distance 1 over five times that at distance 2);
 # 3. tied score matching on the same samples gets the on-site cubic and quartic within 2 %;
 # 4. the stored training took under 5 minutes.
 
@@ -418,7 +420,10 @@ neighbour_error = abs(c_network[1] / c_data[1] - 1)
 print(f"site variance {variance_error:.1%}, nearest-neighbour correlator {neighbour_error:.1%}")
 assert variance_error < 0.05 and neighbour_error < 0.05
 assert onsite["network"][4] < 0.10 and 0.05 < onsite["network"][3] < 0.15
-assert leak[3] > 0.15 and leak[4] > 0.15
+assert 0.18 < leak[3] < 0.30 and 0.28 < leak[4] < 0.40
+for k in (3, 4):
+    by_distance = leakage_by_distance(learned, k)
+    assert by_distance[1] > 5 * by_distance[2]
 assert onsite["tied"][3] < 0.02 and onsite["tied"][4] < 0.02
 assert info["seconds"] < 300
 
@@ -427,8 +432,8 @@ assert info["seconds"] < 300
 #
 # * A translation-invariant action is stored by its couplings relative to one site, and a
 #   network with local kernels builds one whose couplings end at a range it knows: the order-4
-#   action of a $16 \times 16$ lattice is a few MB instead of 34 GB, and is extracted in a
-#   fraction of a second. The same network on a $32 \times 32$ lattice gives the same
+#   action of a $16 \times 16$ lattice is a few MB instead of 34 GB, and is extracted in under
+#   two seconds. The same network on a $32 \times 32$ lattice gives the same
 #   couplings.
 # * A lattice-equivariant network with a few dozen parameters learns this 256-site theory
 #   from $10^5$ samples in one to three minutes on a CPU: its samples' variance and
