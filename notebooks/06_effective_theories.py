@@ -78,10 +78,12 @@ assert float(data_cumulants[4][site, site, site, site].max()) < 0  # two peaks: 
 # %% [markdown]
 # ## Three networks
 #
-# All three are depth 2 with the library's default training, on the same samples:
+# All three are depth 2, trained on the same samples with the library's default Adam stage
+# (up to 1500 steps, early stopping on a validation split):
 #
-# * the **paper's network**: dense weight matrices and the quadratic activation $y + ay^2$;
-# * the same dense network with the monotone cubic activation of lecture 2;
+# * the **paper's network**: dense weight matrices and the quadratic activation $y + ay^2$,
+#   Adam only, as in the paper;
+# * the same dense network with the monotone cubic activation of lecture 2, Adam only;
 # * an **odd, lattice-equivariant** cubic network,
 #   `PolynomialINN(N, 2, lattice=theory.shape, odd=True)`: every linear map is a periodic
 #   convolution (translation symmetry), there are no biases, the activation is
@@ -89,8 +91,8 @@ assert float(data_cumulants[4][site, site, site, site].max()) < 0  # two peaks: 
 #   density is *exactly* even, like the data's. It is trained to convergence: after Adam,
 #   the full-batch float64 L-BFGS polish of lecture 4 runs to its gradient tolerance.
 #
-# The dense networks train in seconds; the polish takes a few minutes on two cores, more than
-# this lecture's budget. So all three are stored in `cache/lecture6` by `it.cached`, keyed by
+# The dense networks train in seconds; the polish takes two to three minutes on two busy
+# cores, more than this lecture's budget. So all three are stored in `cache/lecture6` by `it.cached`, keyed by
 # every setting (theory, data, network and training options with the library's defaults,
 # package version), and read back; a changed setting retrains instead of reusing a stale
 # network, and the button below retrains all three on this machine.
