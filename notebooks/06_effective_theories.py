@@ -92,10 +92,10 @@ assert float(data_cumulants[4][site, site, site, site].max()) < 0  # two peaks: 
 #   the full-batch float64 L-BFGS polish of lecture 4 runs to its gradient tolerance.
 #
 # The dense networks train in seconds; the polish takes two to three minutes on two busy
-# cores, more than this lecture's budget. So all three are stored in `cache/lecture6` by `it.cached`, keyed by
-# every setting (theory, data, network and training options with the library's defaults,
-# package version), and read back; a changed setting retrains instead of reusing a stale
-# network, and the button below retrains all three on this machine.
+# cores, more than this lecture's budget. So all three are stored in `cache/lecture6` by
+# `it.cached`, keyed by every setting (theory, data, network and training options with the
+# library's defaults, package version), and read back; a changed setting retrains instead of
+# reusing a stale network, and the button below retrains all three on this machine.
 
 # %%
 STORE = "cache/lecture6"  # relative to this notebook
