@@ -9,8 +9,8 @@ The key is a SHA-256 hash of the settings (canonical JSON: sorted keys) and the 
 version, so any change of a setting, or a new release, misses the old files instead of
 silently reusing them. Each entry is a JSON file ``{name}-{hash}.json`` in `folder` holding
 the settings, the version, what kind of result it is and, for JSON-able results, the value
-itself. A `PolynomialINN` or `PolynomialAction` result is written with its own ``save`` beside
-the JSON file (``{name}-{hash}.pt`` / ``.npz``) and read back with its ``load``
+itself. A `PolynomialINN`, `PolynomialAction` or `LatticeAction` result is written with its own
+``save`` beside the JSON file (``{name}-{hash}.pt`` / ``.npz``) and read back with its ``load``
 (``torch.load(..., weights_only=True)`` for networks). Every write is atomic
 (`inntheory._io.atomic_write`); a file that cannot be read, or whose settings do not match the
 ones asked for, is reported with a warning and recomputed.
@@ -45,7 +45,7 @@ from ._io import atomic_write
 
 __all__ = ["cached", "defaults", "entry_path", "settings_key"]
 
-_OBJECT_SUFFIX = {"PolynomialINN": ".pt", "PolynomialAction": ".npz"}
+_OBJECT_SUFFIX = {"PolynomialINN": ".pt", "PolynomialAction": ".npz", "LatticeAction": ".npz"}
 
 
 def _canonical(settings: Mapping[str, Any]) -> str:
@@ -93,8 +93,10 @@ def defaults(function: Callable[..., Any]) -> dict[str, Any]:
 def _object_classes() -> dict[str, Any]:
     from .action import PolynomialAction
     from .inn import PolynomialINN
+    from .lattice_action import LatticeAction
 
-    return {"PolynomialINN": PolynomialINN, "PolynomialAction": PolynomialAction}
+    return {"PolynomialINN": PolynomialINN, "PolynomialAction": PolynomialAction,
+            "LatticeAction": LatticeAction}
 
 
 def _load(path: Path, settings: Mapping[str, Any]) -> Any:
@@ -127,8 +129,8 @@ def _store(path: Path, settings: Mapping[str, Any], value: Any) -> None:
         text = json.dumps(entry, indent=1, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise TypeError(
-            f"compute() must return a JSON-able value, a PolynomialINN or a PolynomialAction, "
-            f"got {type(value).__name__}: {error}"
+            f"compute() must return a JSON-able value, a PolynomialINN, a PolynomialAction or "
+            f"a LatticeAction, got {type(value).__name__}: {error}"
         ) from error
     with atomic_write(path) as stream:
         stream.write(text.encode() + b"\n")
@@ -149,7 +151,7 @@ def cached(
             version it forms the key.
         compute: called without arguments when there is no (readable) entry, or when
             `recompute` is set; returns a JSON-able value (NaN/inf not allowed), a
-            `PolynomialINN` or a `PolynomialAction`.
+            `PolynomialINN`, a `PolynomialAction` or a `LatticeAction`.
         folder: the directory of the entries (created when needed).
         name: file-name prefix of the entry, e.g. the kind of result.
         recompute: call `compute` and overwrite the entry even when one exists.

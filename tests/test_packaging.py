@@ -37,6 +37,7 @@ LECTURES = (
     "05_depth_and_data",
     "06_effective_theories",
     "07_your_own_data",
+    "08_large_lattices",
 )
 MARKERS = ("<!-- lectures-command -->", "<!-- test-command -->")
 

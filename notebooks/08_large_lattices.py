@@ -1,0 +1,444 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: notebooks//0/ipynb,notebooks//0/py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lecture 8: large lattices
+#
+# Lattice field theory is done on $16 \times 16$, $32 \times 32$ lattices and beyond. The
+# lectures so far used lattices of 6-10 sites, where every coefficient tensor $A^{(k)}$ of the
+# action fits in memory. This lecture learns the $\phi^3 + \phi^4$ theory of lecture 1 (the
+# `unimodal` couplings) on a periodic $16 \times 16$ lattice, $N = 256$ sites, and reads off
+# its action up to order 4.
+#
+# ## Why the dense action cannot be formed
+#
+# The dense quartic coefficient $A^{(4)}_{ijkl}$ has $N^4$ entries; in float64 that is:
+
+# %%
+import time
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import inntheory as it
+
+plt.rcParams["figure.dpi"] = 80
+SHAPE = (16, 16)
+theory = it.preset("unimodal", shape=SHAPE)
+dense_a4_bytes = theory.dim**4 * 8
+full_couplings_bytes = theory.dim**3 * 8
+print(f"N = {theory.dim}: dense A4 {dense_a4_bytes / 1e9:.1f} GB; "
+      f"couplings relative to one site {full_couplings_bytes / 1e6:.0f} MB")
+assert abs(dense_a4_bytes / 1e9 - 34.4) < 0.05 and abs(full_couplings_bytes / 1e6 - 134) < 1
+
+# %% [markdown]
+# 34 GB for one tensor: more than this machine has. But a lattice theory is **translation
+# invariant**, $A^{(k)}_{i_1 + a, \dots, i_k + a} = A^{(k)}_{i_1 \dots i_k}$ for every
+# lattice vector $a$, so the couplings relative to one site,
+# $C^{(k)}[o_2, \dots, o_k] = A^{(k)}_{0, o_2, \dots, o_k}$, hold everything: $N^{k-1}$
+# numbers, 134 MB for $k = 4$. A network that respects the same symmetry builds an action of
+# this form, and a network whose linear maps reach only a few sites builds one whose couplings
+# vanish beyond a range it knows. That is the network of this lecture:
+#
+# * `PolynomialINN(N, 2, lattice=(16, 16), kernel_radius=1)`: every linear map is a periodic
+#   convolution with a $3 \times 3$ kernel (one step in each direction), every bias and cubic
+#   coefficient is one number per layer shared by all sites. A depth-2 network has 24 free
+#   parameters, whatever the size of the lattice.
+# * Its action couples sites at most $R = 2 \times \text{depth} \times \text{radius} = 4$
+#   steps apart in each direction (`model.coupling_range`), so `it.extract_action` returns a
+#   `LatticeAction` that stores $C^{(k)}$ on a $9 \times 9$ window of offsets $-4 \dots 4$:
+#   $81^3$ numbers (4 MB) for $k = 4$, built by the compressed pull-back (each circulant map
+#   acts per leg in Fourier space, each activation site by site) without any $N^k$ tensor.
+#
+# ## Data, network and the baseline, from the store
+#
+# 100 000 HMC samples of the theory (about 30 s on two cores), 1500 Adam steps of the
+# network (one to three minutes) and tied score matching (10-15 s) exceed this lecture's
+# budget,
+# so their results are stored in `cache/lecture8` with `it.cached`, keyed by every setting
+# (the library's defaults included, and the package version): a changed setting computes
+# afresh instead of reusing a stale result. The network (`.pt`, a few kB: its kernels have
+# few parameters) and the score-matching action (`.npz`) are committed; the button below
+# recomputes both on this machine. The L-BFGS polish of lecture 4 is switched off here: its
+# full-batch pass over $10^5 \times 256$ numbers costs seconds per iteration on a CPU
+# (`polish="auto"` declines it for that reason).
+#
+# **Tied score matching** is the baseline given the action's exact form: it fits the
+# on-site powers $\sum_i d_i^k$ ($k = 1 \dots 4$) and the nearest-neighbour products
+# $\sum_i d_i d_{i + e_\mu}$, 8 coefficients tied over translations
+# (`it.score_matching(x, 4, basis="tied", lattice=(16, 16), radius=1)`). It cannot leak into
+# couplings the truth does not have: it has none.
+
+# %%
+STORE = "cache/lecture8"  # relative to this notebook
+N_DATA = 100_000
+DATA = it.store.defaults(it.load_dataset) | {"seed": 0, "progress": False}
+NETWORK = it.store.defaults(it.PolynomialINN) | {
+    "dim": theory.dim, "depth": 2, "activation": "cubic", "lattice": list(SHAPE),
+    "kernel_radius": 1}
+TRAIN = it.store.defaults(it.train) | {"steps": 1500, "seed": 0, "device": "cpu",
+                                      "progress": False, "polish": False}
+TIED = {"order": 4, "basis": "tied", "lattice": list(SHAPE), "radius": 1}
+SETTINGS = {"theory": theory.parameters, "n_data": N_DATA, "data": DATA}
+
+
+def training_data():
+    """The 1e5 HMC samples both fits use (sampled and cached on disk by load_dataset)."""
+    return it.load_dataset(theory, N_DATA, **DATA).x
+
+
+def stored_network(recompute=False):
+    """The lattice-equivariant cubic INN, from the store (trained and stored when missing)."""
+    def compute():
+        data = training_data()
+        torch.manual_seed(0)
+        model = it.PolynomialINN(**NETWORK)
+        it.train(model, data.float(), **TRAIN)
+        return model
+
+    settings = SETTINGS | {"network": NETWORK, "dtype": "float32", "init_seed": 0,
+                           "train": TRAIN}
+    return it.cached(settings, compute, STORE, name="inn-16x16", recompute=recompute)
+
+
+def stored_tied(recompute=False):
+    """Tied score matching on the same samples, from the store (a LatticeAction)."""
+    def compute():
+        start = time.perf_counter()
+        action = it.score_matching(training_data(), **TIED)
+        action.metadata["seconds"] = time.perf_counter() - start
+        return action
+
+    return it.cached(SETTINGS | {"score_matching": TIED}, compute, STORE, name="tied-16x16",
+                     recompute=recompute)
+
+
+model = stored_network()
+tied = stored_tied()
+info = model.training_info
+free = sum(p.numel() for name, p in model.named_parameters() if name != "kernel")
+free += model.depth * int(model.kernel_support.sum())  # kernel entries within the radius
+print(f"network: {free} free parameters, coupling range {model.coupling_range}")
+assert free < 50 and model.coupling_range == 4
+print(f"stored training: {info['steps_run']} Adam steps on {info['n_train']} samples, "
+      f"polish {info['polish']}")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"training took {info['seconds']:.0f} s, tied score matching "
+      f"{tied.metadata['seconds']:.1f} s (where they were computed)")
+status = widgets.HTML()
+button = widgets.Button(description="recompute network and baseline", button_style="warning",
+                        layout=widgets.Layout(width="max-content"),
+                        tooltip="samples, trains and fits again on this machine (about 3 min)")
+
+
+def recompute(_):
+    global model, tied
+    button.disabled = True
+    status.value = "recomputing (about 3 minutes) ..."
+    try:
+        model, tied = stored_network(recompute=True), stored_tied(recompute=True)
+        status.value = (f"recomputed and stored; training took "
+                        f"{model.training_info['seconds']:.0f} s: run the cells below again")
+    except Exception as error:  # shown to the reader instead of a lost traceback
+        status.value = f"recomputation failed: {type(error).__name__}: {error}"
+    finally:
+        button.disabled = False
+
+
+button.on_click(recompute)
+widgets.VBox([button, status])
+
+# %% [markdown]
+# ## Samples: the data and the network
+#
+# A fresh, short HMC run (4096 configurations; the stored network never saw them) against
+# 4096 samples drawn from the network: one configuration of each, the site marginal and the
+# connected correlator $C(r) = \langle x_0 x_r\rangle - \langle x_0\rangle\langle x_r\rangle$
+# along a lattice axis (averaged over sites and both axes).
+
+# %%
+fresh = it.sample(theory, 4096, seed=1, progress=False).x
+with torch.no_grad():
+    network_x = model.sample(4096, seed=2).double()
+
+
+def correlator(x):
+    """C(r) along the axes, r = 0..L/2, averaged over sites and both directions."""
+    field = (x - x.mean(0)).reshape(-1, *SHAPE)
+    return np.array([float(((field * field.roll(r, 1)).mean() + (field * field.roll(r, 2))
+                            .mean()) / 2) for r in range(SHAPE[0] // 2 + 1)])
+
+
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+for ax, x, label in ((axes[0], fresh, "HMC"), (axes[1], network_x, "network")):
+    image = ax.imshow(x[0].reshape(SHAPE).numpy(), cmap="RdBu_r", vmin=-2, vmax=2)
+    ax.set(title=f"one {label} configuration", xlabel="lattice coordinate 2",
+           ylabel="lattice coordinate 1", xticks=range(0, 16, 5), yticks=range(0, 16, 5))
+    fig.colorbar(image, ax=ax, label="field $x_i$")
+bins = np.linspace(-4, 4, 81)
+axes[2].hist(fresh.ravel().numpy(), bins=bins, density=True, color="k", alpha=0.3,
+             label="HMC")
+axes[2].hist(network_x.ravel().numpy(), bins=bins, density=True, histtype="step", lw=1.3,
+             label="network")
+axes[2].set(xlabel="$x_i$", ylabel="density", title="Site marginal")
+axes[2].legend(fontsize="small")
+c_data, c_network = correlator(fresh), correlator(network_x)
+axes[3].plot(c_data, "k--", label="HMC")
+axes[3].plot(c_network, "o-", ms=4, label="network")
+axes[3].set(xlabel="distance $r$ (lattice steps)", ylabel="$C(r)$",
+            title="Connected correlator")
+axes[3].legend(fontsize="small")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## The action, in compressed form
+#
+# `it.extract_action(model, 4)` of a lattice model returns a `LatticeAction`: `couplings(k)`
+# is $C^{(k)}$ over the window of relative offsets; `coefficient(k)` would expand it to the
+# dense tensor and refuses (with the estimate) where that does not fit.
+# `theory.lattice_coefficients(4)` gives the true action in the same form. (The refusal's
+# estimate is larger than 34 GB: the expansion also needs an int64 index of the same size.)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+start = time.perf_counter()
+learned = it.extract_action(model, 4)
+extract_seconds = time.perf_counter() - start
+truth = theory.lattice_coefficients(4)
+print(learned)
+print(f"window {learned.window}: C4 has {learned.couplings(4).numel()} numbers")
+try:
+    learned.coefficient(4)
+except MemoryError as error:
+    refusal = str(error)
+    print("coefficient(4):", refusal[:80], "...")
+assert learned.window == (9, 9) and "GiB" in refusal
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"extraction: {extract_seconds:.2f} s")
+assert extract_seconds < 2
+
+# %% [markdown]
+# ### The couplings as pictures over the lattice
+#
+# Each panel is a map over the relative offset $o = (o_1, o_2)$, centred on $o = 0$: the
+# pair couplings $A^{(2)}_{0, o}$, the cubic couplings $A^{(3)}_{0, 0, o}$ and the quartic
+# couplings $A^{(4)}_{0, 0, 0, o}$ (the slices of $C^{(3)}$ and $C^{(4)}$ with all legs but
+# one on the root). The truth has the on-site terms $m^2 + 4\kappa$, $g_3$, $g_4$ and the
+# hopping $-\kappa$ to the four neighbours, nothing else; tied score matching can only put
+# weight there. Every coupling the network gives anywhere else is **leakage**.
+
+# %%
+RANGE = learned.window[0] // 2
+
+
+def slice_map(action, k):
+    """A^(k)[0, .., 0, o] over offsets o in -RANGE..RANGE per axis, centred, (2R+1, 2R+1)."""
+    c = action.couplings(k).numpy()
+    c = c[(0,) * (2 * (k - 2))] if k > 2 else c
+    c = np.fft.fftshift(c)  # index 0 (offset 0) to the centre of the odd window
+    pad = RANGE - c.shape[0] // 2
+    return np.pad(c, pad)
+
+
+actions = {"truth": truth, "network": learned, "tied score matching": tied}
+titles = {2: "$A^{(2)}_{0,o}$", 3: "$A^{(3)}_{0,0,o}$", 4: "$A^{(4)}_{0,0,0,o}$"}
+fig, axes = plt.subplots(3, 3, figsize=(12, 10.5))
+extent = (-RANGE - 0.5, RANGE + 0.5, RANGE + 0.5, -RANGE - 0.5)
+for col, k in enumerate((2, 3, 4)):
+    scale = np.abs(slice_map(truth, k)).max()
+    for row, (label, action) in enumerate(actions.items()):
+        ax = axes[row, col]
+        image = ax.imshow(slice_map(action, k), cmap="RdBu_r", vmin=-scale, vmax=scale,
+                          extent=extent)
+        ax.set_title(f"{label}: {titles[k]}\non site {action.onsite(k):+.3f}", fontsize=10)
+        ax.set(xlabel="offset $o_2$", ylabel="offset $o_1$")
+        fig.colorbar(image, ax=ax, label="coupling")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The on-site values dominate each map, so the colour scale (the true map's largest
+# magnitude) hides the small leakage. Plotted alone, on its own scale, the learned cubic and
+# quartic couplings with the on-site one removed, and the norm of all of them (every leg
+# anywhere in the window) by the largest distance of a leg from the root:
+
+# %%
+def leakage_by_distance(action, k):
+    """||C^(k)|| over offsets whose largest |o| (over legs and axes) is d, d = 0..RANGE."""
+    c = action.couplings(k).numpy()
+    offsets = np.fft.ifftshift(np.arange(-RANGE, RANGE + 1))  # window index -> offset
+    grids = np.meshgrid(*[np.abs(offsets)] * c.ndim, indexing="ij")
+    distance = np.max(np.stack(grids), axis=0)
+    return np.array([np.sqrt((c[distance == d] ** 2).sum()) for d in range(RANGE + 1)])
+
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+for ax, k in zip(axes[:2], (3, 4), strict=True):
+    m = slice_map(learned, k).copy()
+    m[RANGE, RANGE] = 0.0
+    bound = np.abs(m).max()
+    image = ax.imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound, extent=extent)
+    ax.set(title=f"network {titles[k]}, on-site term removed", xlabel="offset $o_2$",
+           ylabel="offset $o_1$")
+    fig.colorbar(image, ax=ax, label="coupling")
+for k, marker in ((3, "o-"), (4, "s-")):
+    norms = leakage_by_distance(learned, k) / abs(truth.onsite(k))
+    axes[2].semilogy(range(RANGE + 1), norms, marker, label=f"network $C^{{({k})}}$")
+axes[2].set(xlabel="largest offset of a leg from the root (lattice steps)",
+            ylabel="norm / |true on-site coupling|", title="Where the cubic and quartic sit")
+axes[2].legend(fontsize="small")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ### Against the truth
+#
+# `it.compare` takes `LatticeAction`s and reports the same numbers a dense comparison would
+# (each entry of $C^{(k)}$ stands for $N$ entries of $A^{(k)}$): the error over all
+# couplings, the on-site ("diagonal") error and the leakage, the norm of the off-site part
+# relative to the true tensor. For $A^{(3)}$ and $A^{(4)}$ the truth has no off-site part, so
+# the leakage is the norm of everything the network put off site, relative to the true
+# on-site coupling.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+comparison = it.compare(truth, {"network": learned, "tied SM": tied}, orders=(2, 3, 4))
+print(comparison.table())
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+onsite = {label: {k: abs(a.onsite(k) - truth.onsite(k)) / abs(truth.onsite(k))
+                  for k in (2, 3, 4)} for label, a in (("network", learned), ("tied", tied))}
+leak = {k: comparison.row(k, "network").leakage for k in (3, 4)}
+for label, errors in onsite.items():
+    print(f"{label:8s} on-site A2 {errors[2]:6.1%}  A3 {errors[3]:6.1%}  A4 {errors[4]:6.1%}")
+print(f"network leakage A3 {leak[3]:.1%}, A4 {leak[4]:.1%}; tied score matching "
+      f"{comparison.row(3, 'tied SM').leakage:.1%}, {comparison.row(4, 'tied SM').leakage:.1%}")
+
+# %% [markdown]
+# ## Against the targets
+#
+# The targets of the issue that asked for this lecture, for $16 \times 16$, order 4,
+# $n = 10^5$ on two CPU cores: training plus extraction under **5 minutes**, peak memory under
+# **2 GB**, the on-site $A^{(3)}$ within **5 %** and the on-site $A^{(4)}$ within **10 %** of
+# the truth, leakage below **10 %**. The scale benchmark (`benchmarks/scale.py`, table in
+# `benchmarks/README.md`; the same settings: 1500 Adam steps, no polish) measured there:
+# training 72 s, extraction 0.07 s, peak 1.27 GB for sampling, training, extraction and score
+# matching together; on-site $A^{(3)}$ 9.7 %, $A^{(4)}$ 6.2 %; leakage 23 % ($A^{(3)}$) and
+# 35 % ($A^{(4)}$). This lecture's network (the same recipe, trained on `load_dataset`'s
+# samples) gives the numbers above. So:
+#
+# * **met**: time (one to three minutes of training, depending on the load, and under two
+#   seconds of extraction), memory, the on-site quartic;
+# * **missed**: the on-site cubic (about twice the target) and, by far, the leakage: the
+#   network spreads a quarter of its cubic and a third of its quartic weight over couplings
+#   up to four steps away that the data barely constrain (the map above: mostly the nearest
+#   neighbours). Tied score matching, which is *told* the action's form, gets the on-site
+#   couplings to about 1 % with 8 coefficients. Lectures 4 and 5 show where that advantage
+#   comes from and what the converged (polished) training changes on small lattices; here
+#   the polish is out of the CPU budget.
+#
+# ## A 32 x 32 lattice within the coupling range
+#
+# The network's parameters do not depend on the size of the lattice: its $3 \times 3$
+# kernels, biases and cubic coefficients define the same local map on any periodic lattice
+# larger than its range. Copied onto a $32 \times 32$ lattice ($N = 1024$, a dense $A^{(4)}$
+# of 8.8 TB), its action is extracted on the same $9 \times 9$ window, and, because no
+# coupling reaches around either lattice, the couplings are the same numbers:
+
+# %%
+def on_lattice(small, shape):
+    """The same local network on a bigger periodic lattice (kernels embedded by offset)."""
+    big = it.PolynomialINN(int(np.prod(shape)), small.depth, activation=small.activation_name,
+                           lattice=shape, kernel_radius=small.kernel_radius)
+    state = small.state_dict()
+    kernel = torch.zeros(small.depth, *shape, dtype=state["kernel"].dtype)
+    offsets = range(-small.kernel_radius, small.kernel_radius + 1)
+    for o1 in offsets:
+        for o2 in offsets:
+            kernel[:, o1, o2] = state["kernel"][:, o1, o2]
+    state["kernel"] = kernel
+    for name in ("shift", "scale"):  # one value per layer, shared by all sites
+        state[name] = state[name][:1].expand(big.dim).clone()
+    big.load_state_dict(state)
+    return big
+
+
+big_model = on_lattice(model, (32, 32))
+start = time.perf_counter()
+big_action = it.extract_action(big_model, 4)
+big_seconds = time.perf_counter() - start
+difference = max(float((big_action.couplings(k) - learned.couplings(k)).abs().max())
+                 for k in (1, 2, 3, 4))
+print(big_action)
+print(f"largest difference to the 16x16 couplings: {difference:.1e}")
+assert big_action.window == learned.window and difference < 1e-12
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+print(f"32x32 extraction of all couplings within range: {big_seconds:.2f} s "
+      f"(target: under a minute)")
+assert big_seconds < 60
+
+# %% [markdown]
+# ## Check
+#
+# What this lecture claims, asserted (tolerances stated):
+#
+# 1. the network's samples reproduce the data's site variance and nearest-neighbour
+#    correlator within 5 % (4096 fresh HMC samples against 4096 network samples);
+# 2. the on-site quartic is within the 10 % target, the on-site cubic misses the 5 % target
+#    but is within 15 %, and the leakage misses its 10 % target: between 18 and 30 % for
+#    $A^{(3)}$ (about a quarter), between 28 and 40 % for $A^{(4)}$ (about a third), most of
+#    it one step from the root (the norm at distance 1 over five times that at distance 2);
+# 3. tied score matching on the same samples gets the on-site cubic and quartic within 2 %;
+# 4. the stored training took under 5 minutes.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+variance_error = abs(c_network[0] / c_data[0] - 1)
+neighbour_error = abs(c_network[1] / c_data[1] - 1)
+print(f"site variance {variance_error:.1%}, nearest-neighbour correlator {neighbour_error:.1%}")
+assert variance_error < 0.05 and neighbour_error < 0.05
+assert onsite["network"][4] < 0.10 and 0.05 < onsite["network"][3] < 0.15
+assert 0.18 < leak[3] < 0.30 and 0.28 < leak[4] < 0.40
+for k in (3, 4):
+    by_distance = leakage_by_distance(learned, k)
+    assert by_distance[1] > 5 * by_distance[2]
+assert onsite["tied"][3] < 0.02 and onsite["tied"][4] < 0.02
+assert info["seconds"] < 300
+
+# %% [markdown]
+# ## What we learned
+#
+# * A translation-invariant action is stored by its couplings relative to one site, and a
+#   network with local kernels builds one whose couplings end at a range it knows: the order-4
+#   action of a $16 \times 16$ lattice is a few MB instead of 34 GB, and is extracted in under
+#   two seconds. The same network on a $32 \times 32$ lattice gives the same
+#   couplings.
+# * A lattice-equivariant network with a few dozen parameters learns this 256-site theory
+#   from $10^5$ samples in one to three minutes on a CPU: its samples' variance and
+#   correlator are right and its on-site quartic coupling is within the target.
+# * It does not yet learn the *form* of the action: its cubic and quartic weight leaks onto
+#   neighbouring couplings that the truth does not have, and its on-site cubic is off by
+#   about 10 %. Where the form is known, tied score matching does much better; the network's
+#   case is the one where it is not.
