@@ -377,7 +377,9 @@ def _run_inn(settings: dict[str, Any], data: torch.Tensor) -> dict[str, Any]:
         "device": history.device,
         "polished": history.polished,
         "polish_iterations": history.polish_iterations,
+        "polish_stop": history.polish_stop,
         "polish_seconds": history.polish_seconds,
+        "best_step": history.best_step,
         "grad_norm": history.grad_norm,
         "converged": history.converged,
     }
@@ -458,9 +460,11 @@ class SweepResult:
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
             ``extract_seconds``, ``steps_run`` (Adam steps), ``stopped_early``,
             ``rejected_steps``, ``outside_fraction``, ``device``, the polish stage's
-            ``polished``, ``polish_iterations``, ``polish_seconds``, ``grad_norm`` and
-            ``converged`` (see `TrainingHistory`), and ``baseline`` (the score-matching
-            record of the same n and seed, when a baseline was asked for).
+            ``polished``, ``polish_iterations``, ``polish_stop``, ``polish_seconds``,
+            ``grad_norm`` and ``converged`` (see `TrainingHistory`), ``best_step`` (the
+            kept state: an Adam step <= ``steps_run``, or beyond it when the polished state
+            was kept), and ``baseline`` (the
+            score-matching record of the same n and seed, when a baseline was asked for).
         baselines: one dict per (n, seed) of the score-matching baseline: ``n``, ``seed``,
             ``basis``, ``errors``, ``seconds``.
         missing: the grid points (dicts with ``kind``, ``depth``, ``n``, ``seed``) neither
