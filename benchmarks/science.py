@@ -296,6 +296,18 @@ def verdicts(points: dict, baselines: dict) -> list[str]:
         winner = min(values, key=values.get)
         out.append(f"- {name} at n = 1e5: best is {winner} ("
                    + ", ".join(f"{label} {percent(v)}" for label, v in values.items()) + ").")
+    # Did the polish converge, and did train keep its result?
+    for n in COUNTS:
+        polished = [r for (model, _, m), records in points.items() if m == n
+                    and "no polish" not in model for r in records if r["polished"]]
+        if not polished:
+            continue
+        tolerance = sum(r.get("polish_stop") == "tolerance" for r in polished)
+        kept = sum(r["best_step"] > r["steps_run"] for r in polished if "best_step" in r)
+        out.append(f"- Polish at n = {n:g}: {len(polished)} polished trainings; L-BFGS "
+                   f"reached the gradient tolerance in {tolerance}; the polished state was "
+                   f"kept (lower validation NLL than Adam's best) in {kept}, Adam's state in "
+                   f"the other {len(polished) - kept}.")
     # Convergence and symmetry at n = 1e5, seed 0, per depth.
     pairs = (("polish (lattice cubic)", "lattice cubic, no polish", MAIN),
              ("polish (dense cubic)", "dense cubic, no polish", "dense cubic, polish"),
