@@ -3,7 +3,8 @@
 Reads the sweep points that `benchmarks/science.py` computed (it trains nothing) and draws
 the relative error of A2, the A3 and A4 diagonals and the full A3 and A4 of the unimodal
 theory on the 3x3 torus against the sample count: the lattice-equivariant cubic INN with
-polish at its best depth at n = 1e5 (mean ± std over the seeds run), dense and tied score
+polish at its best depth at n = 1e5 (as science.py picks it: the smallest worst ratio to
+dense score matching; mean ± std over the seeds run), dense and tied score
 matching on the same data, and at n = 1e5 (seed 0, depth 1) the dense cubic and the paper's
 dense quadratic INN, both polished. Run from the repository root after science.py:
 
@@ -24,8 +25,8 @@ from science import (  # noqa: E402
     BIG,
     COLUMNS,
     COUNTS,
-    DEPTHS,
     MAIN,
+    best_depth,
     collect,
     error_of,
     mean_error,
@@ -38,12 +39,11 @@ SINGLE = (("dense cubic, polish", "tab:green", "^"), ("dense quadratic, polish",
 
 def main() -> None:
     points, baselines = collect()
-    done = [d for d in DEPTHS if points.get((MAIN, d, BIG))]
-    if not done:
+    best = best_depth(points, baselines)
+    if best is None:
         raise SystemExit("no lattice cubic point at n = 1e5 is cached: run science.py first")
     fig, axes = plt.subplots(1, len(COLUMNS), figsize=(15, 3.6), sharey=True, dpi=90)
     for ax, (order, kind, label) in zip(axes, COLUMNS, strict=True):
-        best = min(done, key=lambda d: mean_error(points[MAIN, d, BIG], order, kind))
         series = [(f"INN lattice cubic, polish (depth {best})", "tab:blue", "o", "-",
                    [points.get((MAIN, best, n)) for n in COUNTS])]
         series += [(f"score matching ({basis})", colour, "s", "--",

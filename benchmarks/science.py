@@ -111,7 +111,7 @@ LANES: tuple[tuple[dict[str, Any] | str, ...], ...] = (
     ),
     (
         job(MAIN, DEPTHS, SMALL, (0,), "dense"), job(MAIN, DEPTHS, SMALL, (0,), "tied"),
-        "double well 2",
+        "double well 2", "double well 2 no polish",
         job(MAIN, DEPTHS, SMALL, (1, 2), "dense"), job(MAIN, DEPTHS, SMALL, (1, 2), "tied"),
         *(job(model, (2,), (BIG,), (0,)) for model in ABLATIONS),
         "double well 1",
@@ -134,7 +134,8 @@ def run_lane(lane: int) -> None:
         start = time.perf_counter()
         try:
             if isinstance(item, str):
-                double_well_model(int(item.split()[-1]), compute=True)
+                double_well_model(int(item.split()[2]), compute=True,
+                                  polish=not item.endswith("no polish"))
             else:
                 run_sweep(**item, compute=True)
         except Exception as error:  # report and go on: the other jobs' points still count
@@ -229,6 +230,22 @@ def cells_of(records: list[dict[str, Any]] | None) -> str:
     return " / ".join(percent(mean_error(records, k, kind)) for k, kind, _ in COLUMNS)
 
 
+def best_depth(points: dict, baselines: dict) -> int | None:
+    """The depth of the lattice cubic INN at n = 1e5 with the smallest worst ratio of its
+    errors to dense score matching's (the smallest mean error without that baseline)."""
+    done = {d: points[MAIN, d, BIG] for d in DEPTHS if points.get((MAIN, d, BIG))}
+    sm = baselines.get(("dense", BIG))
+
+    def score(d: int) -> float:
+        errors = [mean_error(done[d], k, kind) for k, kind, _ in COLUMNS]
+        if sm:
+            return max(e / mean_error(sm, k, kind)
+                       for e, (k, kind, _) in zip(errors, COLUMNS, strict=True))
+        return float(np.mean(errors))
+
+    return min(done, key=score) if done else None
+
+
 def verdicts(points: dict, baselines: dict) -> list[str]:
     """Plain-words verdicts, every one computed from the numbers in the table."""
     names = ", ".join(c[2] for c in COLUMNS)
@@ -238,14 +255,7 @@ def verdicts(points: dict, baselines: dict) -> list[str]:
     sm = {basis: baselines.get((basis, BIG)) for basis in BASELINES}
     if not done:
         return out + ["- No lattice cubic point at n = 1e5 has finished: nothing to judge."]
-    # Best depth: the smallest worst ratio to dense score matching (or the smallest mean).
-    def score(d: int) -> float:
-        errors = [mean_error(done[d], k, kind) for k, kind, _ in COLUMNS]
-        if sm["dense"]:
-            return max(e / mean_error(sm["dense"], k, kind)
-                       for e, (k, kind, _) in zip(errors, COLUMNS, strict=True))
-        return float(np.mean(errors))
-    best = min(done, key=score)
+    best = best_depth(points, baselines)
     line = (f"- Target 1 (n = 1e5, lattice cubic with polish at its best depth at or below "
             f"dense score matching on every order): best depth {best} "
             f"({len(done[best])}/{len(SEEDS)} seeds): {cells_of(done[best])}")
@@ -339,27 +349,28 @@ def verdicts(points: dict, baselines: dict) -> list[str]:
 # ------------------------------------------------------------------------------ double well
 
 
-def defaults_tag(depth: int) -> str:
-    """A hash of `train`'s and `PolynomialINN`'s defaults and the settings of the model."""
+def defaults_tag(depth: int, polish: bool = True) -> str:
+    """A hash of `train`'s and `PolynomialINN`'s defaults and the settings of the model
+    (polish=True: `train`'s default; False: ``polish=False``)."""
     defaults = {name: repr(p.default) for function in (train, PolynomialINN)
                 for name, p in inspect.signature(function).parameters.items()
                 if p.default is not inspect.Parameter.empty}
     settings = {"defaults": defaults, "theory": DW_THEORY.parameters, "depth": depth,
-                "options": repr(DW_OPTIONS), "n": DW_N}
+                "options": repr(DW_OPTIONS), "n": DW_N, **({} if polish else {"polish": False})}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def double_well_path(depth: int) -> Path:
+def double_well_path(depth: int, polish: bool = True) -> Path:
     return CACHE / "models" / f"double_well-odd-lattice-cubic-L{depth}-n{DW_N}-s0-" \
-        f"{defaults_tag(depth)}.pt"
+        f"{defaults_tag(depth, polish)}.pt"
 
 
 def double_well_data(progress: bool = False) -> torch.Tensor:
     return load_dataset(DW_THEORY, DW_N, seed=0, cache_dir=DATA, progress=progress).x
 
 
-def double_well_model(depth: int, compute: bool) -> PolynomialINN | None:
-    path = double_well_path(depth)
+def double_well_model(depth: int, compute: bool, polish: bool = True) -> PolynomialINN | None:
+    path = double_well_path(depth, polish)
     if path.exists():
         return PolynomialINN.load(path)
     if not compute:
@@ -367,7 +378,7 @@ def double_well_model(depth: int, compute: bool) -> PolynomialINN | None:
     data = double_well_data()
     torch.manual_seed(0)
     model = PolynomialINN(DW_THEORY.dim, depth, activation="cubic", **DW_OPTIONS)
-    history = train(model, data, seed=0, progress=False)
+    history = train(model, data, seed=0, progress=False, **({} if polish else NO_POLISH))
     print(f"double well depth {depth}: {history.seconds:.0f} s, polished {history.polished}, "
           f"{history.polish_iterations} iterations, max|grad| {history.grad_norm}", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -379,19 +390,23 @@ def double_well() -> tuple[list[str], list[str]]:
     """Table and verdict lines of the odd lattice network on the double well."""
     header = ("| depth | k=1 max z | k=2 max z | k=3 max z | k=4 max z | kappa_2 rel. error | "
               "kappa_4 rel. error | lowest A2 eigenvalue (true) | overlap with uniform mode | "
-              "polish iterations (stop) | final max\\|grad\\| | train s |")
-    lines, verdict = [header, "|" + "---|" * 12], []
+              "samples beyond the data's max \\|x\\| | polish iterations (stop, kept) | "
+              "final max\\|grad\\| | train s |")
+    lines, verdict = [header, "|" + "---|" * 13], []
     true_a2 = DW_THEORY.coefficients(2).coefficient(2)
     true_low = float(torch.linalg.eigvalsh(true_a2)[0])
     data = None
-    for depth in (1, 2):
-        model = double_well_model(depth, compute=False)
+    for depth, polish in ((1, True), (2, True), (2, False)):
+        model = double_well_model(depth, compute=False, polish=polish)
+        label = f"{depth}{'' if polish else ', no polish'}"
         if model is None:
-            lines.append(f"| {depth} | not run |" + " |" * 10)
+            lines.append(f"| {label} | not run |" + " |" * 11)
             continue
         if data is None:
             data = double_well_data()
-        comparison = compare_cumulants(data, model.sample(DW_N, seed=1))
+        samples = model.sample(DW_N, seed=1)
+        comparison = compare_cumulants(data, samples)
+        outside = float((samples.abs() > data.abs().max()).any(1).double().mean())
         z = [comparison.row(k).max_z for k in (1, 2, 3, 4)]
         rel = {k: float((comparison.samples[k] - comparison.data[k]).norm()
                         / comparison.data[k].norm()) for k in (2, 4)}
@@ -400,11 +415,15 @@ def double_well() -> tuple[list[str], list[str]]:
         uniform = torch.ones(DW_THEORY.dim, dtype=torch.float64) / DW_THEORY.dim ** 0.5
         overlap = float((vectors[:, 0] @ uniform).abs())
         info = model.training_info
+        kept = "polished state kept" if info["best_step"] > info["steps_run"] else "Adam kept"
+        polish_cell = (f"{info['polish_iterations']} ({info['polish_stop']}, {kept})"
+                       if info["polish"] else "-")
+        grad = info["grad_norm"]
         lines.append(
-            f"| {depth} | " + " | ".join(f"{v:.1f}" for v in z)
+            f"| {label} | " + " | ".join(f"{v:.1f}" for v in z)
             + f" | {percent(rel[2])} | {percent(rel[4])} | {float(values[0]):.3f} "
-            f"({true_low:.3f}) | {overlap:.3f} | {info['polish_iterations']} "
-            f"({info['polish_stop']}) | {info['grad_norm']:.1e} | {info['seconds']:.0f} |")
+            f"({true_low:.3f}) | {overlap:.3f} | {percent(outside)} | {polish_cell} | "
+            + (f"{grad:.1e}" if grad is not None else "-") + f" | {info['seconds']:.0f} |")
         checks = {
             f"kappa_1, kappa_3 within 3 SE (max z {z[0]:.1f}, {z[2]:.1f})":
                 max(z[0], z[2]) <= DW_TARGETS["z13"],
@@ -414,7 +433,7 @@ def double_well() -> tuple[list[str], list[str]]:
             f"along the uniform mode (overlap {overlap:.3f} >= 0.99)":
                 float(values[0]) < 0 and overlap >= 0.99,
         }
-        verdict.append(f"- Double well, odd lattice cubic INN, depth {depth}: " + "; ".join(
+        verdict.append(f"- Double well, odd lattice cubic INN, depth {label}: " + "; ".join(
             f"{name}: **{'met' if ok else 'missed'}**" for name, ok in checks.items()) + ".")
     return lines, verdict
 
