@@ -21,7 +21,7 @@ User errors (a missing or unreadable file, a file that is not an action, data th
 the time or memory, an output that exists without ``--force`` or cannot be written, another run
 writing the same outputs, an unavailable device) end with one line ``inntheory: error: ...`` on
 stderr and exit status 1, checked before the work starts; usage errors (unknown options or
-choices, bad numbers or seeds, a wrong output suffix) with one such line and status 2. Every
+choices, bad numbers or seeds) with one such line and status 2. Every
 file is written atomically; ``fit`` writes its action and model as one unit. Anything else is a
 bug and shows its traceback. The command uses the public API (``import inntheory as it``),
 whose modules, and torch, load on first use: only once the arguments and inputs have been
@@ -302,7 +302,7 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
         append_always: see `default`.
 
     Raises:
-        CLIError: an empty name or a folder (status 1), another suffix (status 2).
+        CLIError: an empty name, a folder or another suffix (status 1: a bad output path).
     """
     if not text.strip():
         raise CLIError(f"{what} is empty; give a file name")
@@ -315,7 +315,7 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
         path = path.with_name(path.name + default)
     if path.suffix not in suffixes:
         listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
-        raise CLIError(f"{what} must end in {listed}, got {path.name!r}", code=2)
+        raise CLIError(f"{what} must end in {listed}, got {path.name!r}")
     return path
 
 

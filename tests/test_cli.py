@@ -326,7 +326,7 @@ def test_saved_samples_read_back(tmp_path: Path, suffix: str) -> None:
         (["--n", "5"], 2, ["give a PRESET", "--m2, --kappa"]),
         (["--m2", "1"], 2, ["missing: --kappa"]),
         (["tachyon"], 2, ["invalid choice: 'tachyon'"]),
-        (["gaussian", "--out", "x.txt"], 2, ["--out must end in .npy, .npz or .csv"]),
+        (["gaussian", "--out", "x.txt"], 1, ["--out must end in .npy, .npz or .csv"]),
         (["gaussian", "--n", "0"], 2, ["--n", "positive integer"]),
         (["gaussian", "--m2", "nan"], 2, ["finite number"]),
     ],
