@@ -66,7 +66,7 @@ from . import __version__
 from ._io import atomic_write
 from .activations import ACTIVATIONS
 from .analysis import Comparison, compare
-from .baselines import score_matching
+from .baselines import _tied_offsets, score_matching
 from .datasets import default_cache_dir, load_dataset
 from .extraction import extract_action
 from .inn import PolynomialINN
@@ -80,7 +80,7 @@ KINDS = ("frobenius", "diagonal")
 error of its diagonal (local) part."""
 
 _SERIAL = "serial"
-_BASES = ("dense", "local")
+_BASES = ("dense", "local", "tied")
 # Torch's global generator initialises the network; threads of one process share it.
 _INIT_LOCK = threading.Lock()
 
@@ -306,10 +306,16 @@ def _plan(
         )
     if baseline is not None:
         if baseline not in _BASES:
-            raise ValueError(f"baseline must be None, 'dense' or 'local', got {baseline!r}")
+            raise ValueError(
+                f"baseline must be None, 'dense', 'local' or 'tied', got {baseline!r}"
+            )
         dim = theory.dim
-        size = (math.comb(dim + order, order) - 1 if baseline == "dense"
-                else dim * order + dim * (dim - 1) // 2)
+        if baseline == "dense":
+            size = math.comb(dim + order, order) - 1
+        elif baseline == "local":
+            size = dim * order + dim * (dim - 1) // 2
+        else:  # one coefficient per power and per pair of nearest-neighbour offsets
+            size = order + len(_tied_offsets(tuple(theory.shape), 1))
         if min(sample_counts) < size:
             raise ValueError(
                 f"n = {min(sample_counts)} is below the {size} monomials of the {baseline} "
@@ -371,7 +377,9 @@ def _run_inn(settings: dict[str, Any], data: torch.Tensor) -> dict[str, Any]:
         "device": history.device,
         "polished": history.polished,
         "polish_iterations": history.polish_iterations,
+        "polish_stop": history.polish_stop,
         "polish_seconds": history.polish_seconds,
+        "best_step": history.best_step,
         "grad_norm": history.grad_norm,
         "converged": history.converged,
     }
@@ -381,7 +389,8 @@ def _run_baseline(settings: dict[str, Any], data: torch.Tensor) -> dict[str, Any
     """Score matching on one (n, seed); returns its JSON-able record."""
     theory = LatticeTheory(**{**settings["theory"], "shape": tuple(settings["theory"]["shape"])})
     start = time.perf_counter()
-    learned = score_matching(data, order=settings["order"], basis=settings["basis"])
+    lattice = {"lattice": theory.shape} if settings["basis"] == "tied" else {}
+    learned = score_matching(data, order=settings["order"], basis=settings["basis"], **lattice)
     seconds = time.perf_counter() - start
     comparison = compare(theory.coefficients(settings["order"]), learned)
     return {"n": settings["n"], "seed": settings["seed"], "basis": settings["basis"],
@@ -451,9 +460,11 @@ class SweepResult:
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
             ``extract_seconds``, ``steps_run`` (Adam steps), ``stopped_early``,
             ``rejected_steps``, ``outside_fraction``, ``device``, the polish stage's
-            ``polished``, ``polish_iterations``, ``polish_seconds``, ``grad_norm`` and
-            ``converged`` (see `TrainingHistory`), and ``baseline`` (the score-matching
-            record of the same n and seed, when a baseline was asked for).
+            ``polished``, ``polish_iterations``, ``polish_stop``, ``polish_seconds``,
+            ``grad_norm`` and ``converged`` (see `TrainingHistory`), ``best_step`` (the
+            kept state: an Adam step <= ``steps_run``, or beyond it when the polished state
+            was kept), and ``baseline`` (the
+            score-matching record of the same n and seed, when a baseline was asked for).
         baselines: one dict per (n, seed) of the score-matching baseline: ``n``, ``seed``,
             ``basis``, ``errors``, ``seconds``.
         missing: the grid points (dicts with ``kind``, ``depth``, ``n``, ``seed``) neither
@@ -769,8 +780,10 @@ def sweep(
         train_options: keyword arguments of `train` (JSON-able; not seed or progress),
             completed with `train`'s current defaults: the completed set keys the cache, so
             a changed library default never reads results trained under the old one.
-        baseline: None, or "dense" / "local": also fit `score_matching` with that basis to
-            the same n samples (once per n and seed).
+        baseline: None, or "dense" / "local" / "tied": also fit `score_matching` with that
+            basis to the same n samples (once per n and seed); "tied" ties the coefficients
+            over the theory's lattice translations (``lattice=theory.shape``, radius 1) and
+            gives a `LatticeAction`.
         n_data: size of each seed's data set; max(sample_counts) when None.
         data_options: keyword arguments of `load_dataset` (method, cache_dir), completed
             with its defaults; all but cache_dir key the sweep cache.

@@ -79,6 +79,8 @@ class Forbidden:
         ({"activation": "tanh"}, ValueError, "unknown activation 'tanh'"),
         ({"baseline": "sparse"}, ValueError, "baseline must be"),
         ({"sample_counts": (50,)}, ValueError, "below the 69 monomials"),
+        ({"sample_counts": (4,), "baseline": "tied"}, ValueError,
+         "below the 5 monomials of the tied"),
         ({"order": 1}, ValueError, "order must be an int >= 2"),
         ({"train_options": {"seed": 3}}, ValueError, "must not set"),
         ({"train_options": {"epochs": 3}}, ValueError, "unknown train_options"),
@@ -129,6 +131,21 @@ def test_baseline_is_score_matching_on_the_same_data(result, folders):
     assert entry["errors"]["3"]["diagonal"] == pytest.approx(expected, rel=1e-9)
     record = next(r for r in result.records if (r["depth"], r["n"], r["seed"]) == (1, 150, 0))
     assert record["baseline"] == entry
+
+
+def test_tied_baseline_is_lattice_tied_score_matching(folders, tmp_path):
+    """baseline="tied" fits the translation-tied score matching on the theory's lattice."""
+    tied = sweep(THEORY, (1,), (150,), (0,), executor="serial",
+                 **options(folders, baseline="tied", cache=tmp_path))
+    learned = score_matching(data(folders, seed=0, n=150), order=4, basis="tied",
+                             lattice=THEORY.shape)
+    comparison = compare(THEORY.coefficients(4), learned)
+    (entry,) = tied.baselines
+    assert entry["basis"] == "tied"
+    for k in (2, 3, 4):
+        assert entry["errors"][str(k)]["frobenius"] == pytest.approx(comparison.row(k).error,
+                                                                      rel=1e-9)
+    assert len(list(tmp_path.glob("sm-tied-n150-s0-*.json"))) == 1
 
 
 def test_errors_are_mean_and_std_over_seeds(result):
