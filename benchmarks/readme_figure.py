@@ -42,7 +42,7 @@ def main() -> None:
     best = best_depth(points, baselines)
     if best is None:
         raise SystemExit("no lattice cubic point at n = 1e5 is cached: run science.py first")
-    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(15, 3.6), sharey=True, dpi=90)
+    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(15, 4.0), sharey=True, dpi=90)
     for ax, (order, kind, label) in zip(axes, COLUMNS, strict=True):
         series = [(f"INN lattice cubic, polish (depth {best})", "tab:blue", "o", "-",
                    [points.get((MAIN, best, n)) for n in COUNTS])]
@@ -61,10 +61,11 @@ def main() -> None:
                         color=colour, markersize=8, label=f"INN {model} (depth 1, seed 0)")
         ax.set(xscale="log", yscale="log", xlabel="samples n", title=f"{label} error")
     axes[0].set_ylabel("relative error [%] (mean ± std over seeds)")
-    axes[-1].legend(fontsize=7)
+    handles, labels = axes[-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.suptitle("Unimodal phi^3 + phi^4 on a 3x3 torus (N = 9): which model learns which "
                  "coupling")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     FIGURE.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(FIGURE)
     print(f"wrote {FIGURE}")
