@@ -211,7 +211,6 @@ plt.show()
 # the reference point. Same data, same five errors:
 
 # %%
-# NBVAL_IGNORE_OUTPUT
 VARIANTS = {  # name -> (activation, model_options, train_options)
     "lattice cubic, polish": ("cubic", {"lattice": [3, 3]}, {}),
     "lattice cubic, no polish": ("cubic", {"lattice": [3, 3]}, {"polish": False}),
