@@ -471,6 +471,10 @@ def test_slider_redraws_from_cache(
         output = page.locator(".jp-OutputArea", has=page.locator(".inntheory-summary")).first
         handle = output.locator(".noUi-handle").first
         handle.wait_for(state="visible", timeout=10_000)
+        # JupyterLab's windowed notebook skips rendering cells far from the viewport, and a
+        # skipped summary's innerText is empty: bring the panel in, and wait until it is drawn
+        handle.scroll_into_view_if_needed()
+        expect(summary).not_to_have_text("", use_inner_text=True, timeout=10_000)
         start = (summary.inner_text(), page.locator(FIGURE).first.get_attribute("src"))
         new_s, new_text, new_source = _move(page, handle, "ArrowRight", start)
         if notebook == TINY_NOTEBOOK:
