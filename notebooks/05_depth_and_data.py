@@ -280,9 +280,9 @@ display(variant_table())
 #   the polish climbed the training likelihood, but the state it reached had the worse
 #   validation NLL. With few samples the maximum of the likelihood fits the sample, not the
 #   theory. At $n = 10^5$ the polished state was kept at depths 2 and 3 (at depth 1 Adam's
-#   state was still the better one), and at depth 2 it
-#   cut the A3 diagonal from 13.3 % to 2.3 % and the full $A^{(4)}$ from 31.2 % to 14.4 %
-#   (the A4 diagonal went from 5.0 % to 6.0 %).
+#   state was still the better one), and at depth 2 it cut the A3 diagonal from 13.3 % to
+#   2.3 % and the full $A^{(4)}$ from 31.2 % to 14.4 % (the A4 diagonal went from 5.0 % to
+#   6.0 %).
 # * **Symmetry.** At $n = 10^5$ and depth 1 the lattice-equivariant network is more accurate
 #   than the dense one on every error, most on the A4 diagonal (5.2 % against 17.4 %).
 # * **Depth**, once training is converged and the network respects the lattice ($n = 10^5$):
@@ -309,7 +309,7 @@ display(variant_table())
 # (the scatter behind the table's ± numbers) against $n$ at that depth (left) and against
 # depth at that $n$ (right), beside both baselines, and redraws from the cache. The button
 # trains **one more seed** of the selected point and adds it to the cache (only when pressed:
-# at $n = 10^3$ under a minute on two cores, at $n = 10^5$ several minutes to an hour, see the
+# at $n = 10^3$ under a minute on two cores, at $n = 10^5$ ten minutes or more: see the
 # table's training times).
 
 # %%
