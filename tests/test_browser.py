@@ -11,7 +11,8 @@ would (no news; accept the proposed kernel).
 - ``test_lecture_figures``: every lecture, opened and *not* run, has its saved figures drawn
   (each goes to ``test-artifacts/<lecture>-<k>.png``) and no widget shown as raw
   ``VBox(...)`` text; a slider lecture draws its saved panel (a noUiSlider handle, summary
-  and one figure); lecture 5's button label fits its button.
+  and one figure); lecture 5's button label fits its button and its two tables fit the
+  page, one line per cell.
 - ``test_slider_redraws_from_cache``: Run All from the Run menu, wait until every cell has run
   without error, focus the first slider handle of the panel (ipywidgets 8 renders noUiSlider,
   whose ``.noUi-handle`` takes arrow keys), press ArrowRight (a new position: rendered) and
@@ -391,24 +392,28 @@ def test_lecture_figures(browser: Any, lab: Lab, notebook: str, repo_root: Path)
             button = page.locator("button", has_text="train one more seed").first
             overflow = button.evaluate("(b) => b.scrollWidth - b.clientWidth")
             assert overflow <= 0, f"the button label overflows by {overflow} px"
-        if notebook == "05_depth_and_data.ipynb":  # the sweep table fits, one line per cell
-            table = page.locator(".jp-OutputArea-output table").first
-            table.scroll_into_view_if_needed()
-            table.screenshot(path=str(artifacts / f"{stem}-table.png"))
-            # its width against the page, and the most text lines any cell takes
-            width, room, lines = table.evaluate("""(t) => {
-                const lines = (cell) => {
-                    const range = document.createRange();
-                    range.selectNodeContents(cell);
-                    const tops = Array.from(range.getClientRects(), (r) => Math.round(r.top));
-                    return new Set(tops).size;
-                };
-                const cells = Array.from(t.querySelectorAll("td, th"));
-                return [t.getBoundingClientRect().width, t.parentElement.clientWidth,
-                        Math.max(...cells.map(lines))];
-            }""")
-            assert width <= room and lines == 1, (
-                f"the sweep table is {width:.0f} px wide in {room} px, cells of {lines} lines")
+        if notebook == "05_depth_and_data.ipynb":  # its tables fit, one line per cell
+            tables = page.locator(".jp-OutputArea-output table")
+            assert tables.count() == 2, f"lecture 5 shows {tables.count()} tables, not 2"
+            for k in range(tables.count()):
+                table = tables.nth(k)
+                table.scroll_into_view_if_needed()
+                table.screenshot(path=str(artifacts / f"{stem}-table-{k + 1}.png"))
+                # its width against the page, and the most text lines any cell takes
+                width, room, lines = table.evaluate("""(t) => {
+                    const lines = (cell) => {
+                        const range = document.createRange();
+                        range.selectNodeContents(cell);
+                        const tops = Array.from(range.getClientRects(),
+                                                (r) => Math.round(r.top));
+                        return new Set(tops).size;
+                    };
+                    const cells = Array.from(t.querySelectorAll("td, th"));
+                    return [t.getBoundingClientRect().width, t.parentElement.clientWidth,
+                            Math.max(...cells.map(lines))];
+                }""")
+                assert width <= room and lines == 1, (
+                    f"table {k + 1} is {width:.0f} px wide in {room} px, cells of {lines} lines")
     except (AssertionError, PlaywrightTimeout) as error:
         raise AssertionError(f"{error}\n--- JupyterLab log ---\n{lab.log_tail()}") from error
     finally:
@@ -466,6 +471,10 @@ def test_slider_redraws_from_cache(
         output = page.locator(".jp-OutputArea", has=page.locator(".inntheory-summary")).first
         handle = output.locator(".noUi-handle").first
         handle.wait_for(state="visible", timeout=10_000)
+        # JupyterLab's windowed notebook skips rendering cells far from the viewport, and a
+        # skipped summary's innerText is empty: bring the panel in, and wait until it is drawn
+        handle.scroll_into_view_if_needed()
+        expect(summary).not_to_have_text("", use_inner_text=True, timeout=10_000)
         start = (summary.inner_text(), page.locator(FIGURE).first.get_attribute("src"))
         new_s, new_text, new_source = _move(page, handle, "ArrowRight", start)
         if notebook == TINY_NOTEBOOK:
