@@ -29,7 +29,7 @@ import torch
 
 from ._io import atomic_write, load_error
 
-__all__ = ["PolynomialAction"]
+__all__ = ["PolynomialAction", "configurations"]
 
 _SYMMETRY_RTOL = 1e-8
 _COEFFICIENT_NAME = re.compile(r"A([1-9][0-9]*)")
@@ -83,6 +83,26 @@ def symmetrize(tensor: torch.Tensor) -> torch.Tensor:
     for permutation in itertools.permutations(range(k)):
         total += tensor.permute(permutation)
     return total / math.factorial(k)
+
+
+def configurations(
+    x: Any, dim: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, bool]:
+    """Check a batch an action is evaluated on: (n, dim) or (dim,) -> ((n, dim) in `dtype` on
+    `device`, whether it was a single configuration); ValueError naming a wrong shape or
+    NaN/inf entries."""
+    x = torch.as_tensor(x, device=device)
+    if not x.is_floating_point():
+        x = x.to(dtype)
+    single = x.dim() == 1
+    if single:
+        x = x.unsqueeze(0)
+    if x.dim() != 2 or x.shape[1] != dim:
+        shape = tuple(x.shape[1:]) if single else tuple(x.shape)
+        raise ValueError(f"x must have shape (n, {dim}) or ({dim},), got {shape}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or inf entries")
+    return x.to(dtype), single
 
 
 class PolynomialAction:
@@ -228,18 +248,8 @@ class PolynomialAction:
     # -- evaluation --------------------------------------------------------------------------
 
     def _deviations(self, x: Any) -> tuple[torch.Tensor, bool]:
-        x = torch.as_tensor(x, device=self.device)
-        if not x.is_floating_point():
-            x = x.to(self.dtype)
-        single = x.dim() == 1
-        if single:
-            x = x.unsqueeze(0)
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            shape = tuple(x.shape[1:]) if single else tuple(x.shape)
-            raise ValueError(f"x must have shape (n, {self.dim}) or ({self.dim},), got {shape}")
-        if not torch.isfinite(x).all():
-            raise ValueError("x contains NaN or inf entries")
-        return x.to(self.dtype) - self.point, single
+        x, single = configurations(x, self.dim, self.dtype, self.device)
+        return x - self.point, single
 
     def _contract(self, k: int, d: torch.Tensor, keep: int) -> torch.Tensor:
         """A^(k) with all but `keep` legs contracted with d: (n, N) -> (n, (N,)*keep)."""

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_write, load_error
-from .action import PolynomialAction
+from .action import PolynomialAction, configurations
 
 __all__ = ["LatticeAction", "lattice_action_file", "lattice_window", "load_action"]
 
@@ -339,18 +339,8 @@ class LatticeAction:
     # -- evaluation --------------------------------------------------------------------------
 
     def _deviations(self, x: Any) -> tuple[torch.Tensor, bool]:
-        x = torch.as_tensor(x, device=self.device)
-        if not x.is_floating_point():
-            x = x.to(self.dtype)
-        single = x.dim() == 1
-        if single:
-            x = x.unsqueeze(0)
-        if x.dim() != 2 or x.shape[1] != self.dim:
-            shape = tuple(x.shape[1:]) if single else tuple(x.shape)
-            raise ValueError(f"x must have shape (n, {self.dim}) or ({self.dim},), got {shape}")
-        if not torch.isfinite(x).all():
-            raise ValueError("x contains NaN or inf entries")
-        return x.to(self.dtype) - self.point_value, single
+        x, single = configurations(x, self.dim, self.dtype, self.device)
+        return x - self.point_value, single
 
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
         """G_k(j) = sum_o C^(k)[o] d_{j+o2} .. d_{j+ok} for the stored orders: (n, N) each.
