@@ -208,8 +208,19 @@ def test_concurrent_fits_of_the_same_output(folder: Path, tmp_path: Path, force:
     finally:
         first.send_signal(signal.SIGINT)
         _, stderr = first.communicate(timeout=120)
-    assert first.returncode == 130, stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["base.npy"]
+    if first.returncode == 130:  # the interrupt reached Python: clean exit, nothing left
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["base.npy"]
+        return
+    # A SIGINT that lands while torch runs a Python callback from C++ aborts the process
+    # (pybind11 cannot carry the KeyboardInterrupt out: SIGABRT, -6). No output is written
+    # then either; at most the locks stay, and the next fit takes them over.
+    assert first.returncode == -signal.SIGABRT, stderr
+    assert {p.name for p in tmp_path.iterdir()} <= {"base.npy", lock.name,
+                                                     ".same.model.pt.lock"}
+    after = run(*FIT, "--steps", 10, "--out", "same.npz", *extra, cwd=tmp_path)
+    assert after.returncode == 0, after.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "base.npy", "same.model.pt", "same.npz"]
 
 
 def test_simultaneous_fits_never_both_write(folder: Path, tmp_path: Path) -> None:
