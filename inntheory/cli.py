@@ -806,7 +806,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--activation", choices=_ACTIVATIONS, default="cubic",
                      help="polynomial activation (default cubic)")
     fit.add_argument("--point", choices=("mean", "zero"), default="mean",
-                     help="expansion point: the data mean (default) or 0")
+                     help="expansion point: the data mean (default; with --lattice its mean over "
+                     "sites, a uniform point) or 0")
     fit.add_argument("--steps", type=_positive_int, default=2000,
                      help="maximum optimiser steps (default 2000)")
     fit.add_argument("--lattice", type=_positive_int, nargs="+", metavar="L",
