@@ -220,6 +220,8 @@ def test_thin_data_warn_against_the_network_not_the_action(
     assert "trainable parameters" in captured.out
     action = inntheory.LatticeAction.load(tmp_path / "a.npz")
     assert action.shape == (8, 8) and action.order == 4
+    # --point mean on a lattice model: the mean over rows and sites, a uniform point
+    assert action.point_value == pytest.approx(float(x.mean()), rel=1e-12, abs=1e-15)
     assert action.metadata["settings"]["lattice"] == [8, 8]
     # the same rows for a dense depth-1 network (4224 parameters): a warning, not a refusal
     few = tmp_path / "few.npy"
