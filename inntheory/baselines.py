@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import warnings
 from typing import Any, Literal
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._memory import available_bytes
 from .action import PolynomialAction
 from .lattice_action import LatticeAction, lattice_window
 
@@ -64,13 +64,6 @@ def _memory_estimate(dim: int, order: int, basis: str, n_tied: int) -> tuple[int
     output = sum(dim**k * (1 + k) for k in range(1, order + 1))
     needed = 8 * (3 * size**2 + lower**2 + 2 * dim * size + _CHUNK_ELEMENTS + output)
     return needed, size
-
-
-def _available_bytes() -> int:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
-        return 8 * 2**30
 
 
 def _tied_offsets(shape: tuple[int, ...], radius: int) -> list[tuple[int, ...]]:
@@ -345,7 +338,7 @@ def score_matching(
     elif lattice is not None:
         raise ValueError(f"lattice is only used by basis='tied', not {basis!r}")
     needed, size = _memory_estimate(dim, order, basis, order + len(offsets))
-    limit = _available_bytes() // 2 if max_bytes is None else int(max_bytes)
+    limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
     if needed > limit:
         raise MemoryError(
             f"score matching with basis={basis!r}, order {order} on N = {dim} has {size} "

@@ -36,7 +36,6 @@ References:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._memory import available_bytes
 from .action import PolynomialAction
 from .diagrams import Diagram, activation_degree, catalogue
 from .inn import PolynomialINN
@@ -263,12 +263,7 @@ def _check_memory(
 
 
 def _available_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
-        return 8 * 2**30
+    return int(available_bytes(device))
 
 
 # ---------------------------------------------------------------------------- pull-back

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from ._io import atomic_write, load_error
+from ._memory import available_bytes
 from .action import PolynomialAction, configurations
 
 __all__ = ["LatticeAction", "lattice_action_file", "lattice_window", "load_action"]
@@ -284,7 +285,7 @@ class LatticeAction:
         """
         k = self._check_k(k)
         needed = self.dense_bytes(k)
-        limit = _available_bytes() // 2 if max_bytes is None else int(max_bytes)
+        limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
         if needed > limit:
             raise MemoryError(
                 f"the dense A^({k}) of N = {self.dim} sites has {self.dim}^{k} entries and "
@@ -519,13 +520,6 @@ def _real_tensor(value: Any, name: str) -> torch.Tensor:
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} contains NaN or inf entries")
     return tensor
-
-
-def _available_bytes() -> int:
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
-        return 8 * 2**30
 
 
 def lattice_action_file(path: str | os.PathLike) -> bool:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._memory import available_bytes
 from .inn import PolynomialINN, _as_batch
 
 __all__ = ["TrainingHistory", "resolve_device", "train"]
@@ -491,12 +491,7 @@ def _fit(
 
 def _free_memory(device: torch.device) -> float:
     """Free memory of `device` in bytes; inf where it cannot be read."""
-    if device.type == "cuda":
-        return float(torch.cuda.mem_get_info(device)[0])
-    try:
-        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return math.inf
+    return float(available_bytes(device, default=math.inf))
 
 
 def _chunk_rows(dim: int, depth: int) -> int:
