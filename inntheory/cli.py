@@ -53,6 +53,7 @@ import numpy as np
 import inntheory as it
 
 from ._io import atomic_write, atomic_write_all, claim, load_error
+from ._memory import available_bytes
 
 __all__ = ["CLIError", "SAMPLES_PER_PARAMETER", "build_parser", "extraction_cost", "load_data",
            "main", "recommended_samples"]
@@ -110,24 +111,23 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(minimum: int, wording: str) -> Any:
+    """An argparse type: an integer >= `minimum`, else a usage error saying `wording`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wording}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {wording}, got {value}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
 _MAX_SEED = 2**63 - 1
@@ -629,10 +629,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _check_sample_memory(n: int, dim: int) -> None:
     """Refuse a sample whose arrays would not fit in half the available host memory."""
     needed = 8 * dim * (n + _LIVE_CHAIN_COPIES * _CHAINS)
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): assume 8 GiB
-        available = 8 * 2**30
+    available = int(available_bytes())
     if needed > available // 2:
         raise CLIError(
             f"sampling {n} configurations of N = {dim} sites needs about "
