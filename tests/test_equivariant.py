@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from torch.func import jacfwd
+from autodiff import nested_derivatives
 
 from inntheory import PolynomialINN, extract_action
 
@@ -61,23 +61,6 @@ def _translated(tensor: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     for axis in range(tensor.dim()):
         tensor = tensor.index_select(axis, perm)
     return tensor
-
-
-def derivatives(function, point: torch.Tensor, order: int) -> list[torch.Tensor]:
-    """[d^k S / dx^k at point for k = 1..order] from one nest of forward-mode autodiff."""
-
-    def lift(inner):
-        def value_and_lower(v):
-            value, lower = inner(v)
-            return value, (*lower, value)
-
-        return jacfwd(value_and_lower, has_aux=True)
-
-    nested = lambda v: (function(v), ())  # noqa: E731
-    for _ in range(order):
-        nested = lift(nested)
-    top, lower = nested(point)
-    return [t.detach() for t in (*lower[1:], top)]
 
 
 def _relative(actual: torch.Tensor, expected: torch.Tensor) -> float:
@@ -175,7 +158,7 @@ def test_extraction_matches_nested_autodiff(lattice, depth, radius, odd, activat
         point = point / 2
     extracted = extract_action(model, order=order, point=point)
     assert extracted.constant == pytest.approx(float(model.action(point).detach()), rel=1e-12)
-    for k, expected in enumerate(derivatives(model.action, point, order), start=1):
+    for k, expected in enumerate(nested_derivatives(model.action, point, order), start=1):
         error = _relative(extracted.coefficient(k), expected)
         assert error < TOL, f"order {k}: relative error {error:.1e}"
 

@@ -8,7 +8,7 @@ import math
 import pytest
 import sympy as sp
 import torch
-from torch.func import jacfwd
+from autodiff import nested_derivatives
 
 from inntheory import PolynomialAction, PolynomialINN, action_history, extract_action
 from inntheory import extraction as ex
@@ -41,23 +41,6 @@ def _inside_point(model: PolynomialINN, seed: int) -> torch.Tensor:
     while not bool(model.in_domain(point)):
         point = point / 2
     return point
-
-
-def _derivatives(function, point: torch.Tensor, order: int) -> list[torch.Tensor]:
-    """[d^k S / dx^k at point for k = 1..order] from one nest of forward-mode autodiff."""
-
-    def lift(inner):
-        def value_and_lower(v):
-            value, lower = inner(v)
-            return value, (*lower, value)
-
-        return jacfwd(value_and_lower, has_aux=True)
-
-    nested = lambda v: (function(v), ())  # noqa: E731
-    for _ in range(order):
-        nested = lift(nested)
-    top, lower = nested(point)
-    return [t.detach() for t in (*lower[1:], top)]
 
 
 def _lean_action(stages: list[tuple]):
@@ -124,7 +107,7 @@ def test_matches_nested_autodiff(activation, dim, depth, order, standardize, ran
         for x in [point, *(0.3 * torch.randn(4, dim, dtype=torch.float64))]:
             if bool(model.in_domain(x)):
                 assert float(function(x)) == pytest.approx(float(model.action(x).detach()))
-    for k, expected in enumerate(_derivatives(function, point, order), start=1):
+    for k, expected in enumerate(nested_derivatives(function, point, order), start=1):
         _assert_close(extracted.coefficient(k), expected)
 
 
@@ -175,7 +158,7 @@ def test_action_history(standardize):
     for entry in history[1:-1]:
         rest = _lean_action(stages[entry.metadata["stage"]:])
         assert entry.constant == pytest.approx(float(rest(entry.point)))
-        for k, expected_k in enumerate(_derivatives(rest, entry.point, 4), start=1):
+        for k, expected_k in enumerate(nested_derivatives(rest, entry.point, 4), start=1):
             _assert_close(entry.coefficient(k), expected_k)
 
 
