@@ -17,7 +17,7 @@ import time
 import torch
 
 import inntheory as it
-from inntheory.training import train
+from inntheory.model.training import train
 
 
 def main() -> int:

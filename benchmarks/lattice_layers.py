@@ -5,7 +5,7 @@ costs) of a depth-`--depth` cubic `PolynomialINN` on an (n, N) float64 batch, de
 lattice-equivariant (periodic convolution, full kernel), on square lattices L x L.
 Part 2 times the lattice convolution's forward map alone (forward + backward), its dense
 matmul with `matrix()` against the FFT route, which sets the switch in
-`inntheory.linear.LatticeConvolution.forward`. Each entry is the best of `--repeats` runs.
+`inntheory.model.linear.LatticeConvolution.forward`. Each entry is the best of `--repeats` runs.
 
 Usage:
     python benchmarks/lattice_layers.py [--samples 100000] [--depth 2] [--repeats 3]
@@ -20,7 +20,7 @@ import time
 import torch
 
 from inntheory import PolynomialINN
-from inntheory.linear import LatticeConvolution
+from inntheory.model.linear import LatticeConvolution
 
 
 def _best_time(step, repeats: int, device: torch.device) -> float:

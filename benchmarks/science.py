@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from inntheory import PolynomialINN, extract_action, load_dataset, preset, sweep, train
-from inntheory.analysis import compare_cumulants
+from inntheory.comparison import compare_cumulants
 
 ROOT = Path(__file__).resolve().parent
 REPO = ROOT.parent

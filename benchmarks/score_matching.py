@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from inntheory.analysis import compare_cumulants, cumulants
 from inntheory.baselines import _basis, _to_tensors, score_matching
+from inntheory.comparison import compare_cumulants, cumulants
 
 
 def direct(x: torch.Tensor, order: int, basis: str) -> dict[int, torch.Tensor]:

@@ -24,7 +24,7 @@ import torch
 import zuko
 
 import inntheory as it
-from inntheory.training import train
+from inntheory.model.training import train
 
 BATCH, STEPS, EVAL_EVERY, PATIENCE = 1024, 1500, 50, 10
 

@@ -16,37 +16,54 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "PolynomialAction": "action",
-    "LatticeAction": "lattice_action",
-    "load_action": "lattice_action",
+    "PolynomialAction": "actions.dense",
+    "LatticeAction": "actions.lattice",
+    "load_action": "actions.lattice",
     "LatticeTheory": "theories",
     "preset": "theories",
     "PRESETS": "theories",
     "sample": "sampling",
     "SampleResult": "sampling",
     "load_dataset": "datasets",
-    "make_activation": "activations",
-    "ACTIVATIONS": "activations",
-    "PolynomialINN": "inn",
-    "train": "training",
-    "TrainingHistory": "training",
-    "resolve_device": "training",
-    "extract_action": "extraction",
-    "action_history": "extraction",
-    "compare": "analysis",
-    "Comparison": "analysis",
-    "cumulants": "analysis",
-    "compare_cumulants": "analysis",
-    "CumulantComparison": "analysis",
+    "make_activation": "model.activations",
+    "ACTIVATIONS": "model.activations",
+    "PolynomialINN": "model.inn",
+    "train": "model.training",
+    "TrainingHistory": "model.training",
+    "resolve_device": "model.training",
+    "extract_action": "extraction.dense",
+    "action_history": "extraction.dense",
+    "compare": "comparison",
+    "Comparison": "comparison",
+    "cumulants": "comparison",
+    "compare_cumulants": "comparison",
+    "CumulantComparison": "comparison",
     "normalisable": "loop",
     "close_loop": "loop",
     "score_matching": "baselines",
-    "sweep": "sweeps",
-    "SweepResult": "sweeps",
-    "cached": "store",
+    "sweep": "lab.sweeps",
+    "SweepResult": "lab.sweeps",
+    "cached": "lab.store",
 }
 
-_SUBMODULES = frozenset(set(_PUBLIC.values()) | {"activations", "diagrams", "widgets", "cli"})
+_SUBMODULES = {
+    "actions": "actions",
+    "model": "model",
+    "extraction": "extraction",
+    "lab": "lab",
+    "theories": "theories",
+    "sampling": "sampling",
+    "datasets": "datasets",
+    "comparison": "comparison",
+    "baselines": "baselines",
+    "loop": "loop",
+    "activations": "model.activations",
+    "diagrams": "extraction.diagrams",
+    "store": "lab.store",
+    "sweeps": "lab.sweeps",
+    "widgets": "lab.widgets",
+    "cli": "lab.cli",
+}
 
 __all__ = sorted(_PUBLIC)
 
@@ -55,7 +72,7 @@ def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f".{name}", __name__)
+        value = importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     else:
         raise AttributeError(f"module 'inntheory' has no attribute {name!r}")
     globals()[name] = value

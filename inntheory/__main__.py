@@ -1,10 +1,10 @@
-"""``python -m inntheory``: the ``inntheory`` command line (see :mod:`inntheory.cli`)."""
+"""``python -m inntheory``: the ``inntheory`` command line (see :mod:`inntheory.lab.cli`)."""
 
 from __future__ import annotations
 
 import sys
 
-from .cli import main
+from .lab.cli import main
 
 __all__: list[str] = []
 

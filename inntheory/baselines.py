@@ -9,7 +9,7 @@ E[1/2 |grad S|^2 - laplacian S] is quadratic in theta, so the estimate is one li
 
 (``METHOD.md``). The monomial coefficients are mapped back to the symmetric tensors A^(k) of
 the convention S(x0 + d) = sum_k (1/k!) A^(k) d...d, so the result is a
-:class:`~inntheory.action.PolynomialAction` that :func:`inntheory.compare` accepts like any
+:class:`~inntheory.actions.dense.PolynomialAction` that :func:`inntheory.compare` accepts like any
 other.
 
 References:
@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from ._memory import available_bytes
-from .action import PolynomialAction
-from .lattice_action import LatticeAction, lattice_window
+from .actions.dense import PolynomialAction
+from .actions.lattice import LatticeAction, lattice_window
 
 __all__ = ["score_matching"]
 
@@ -277,7 +277,7 @@ def score_matching(
       every axis: order + (number of such pairs) coefficients (4 + 4 on a 2-D lattice with
       radius 1). G is accumulated over chunks of rows from per-site feature gradients
       (rows, N, coefficients), so 1e5 samples of a 16x16 lattice fit in a few MB. The result
-      is a :class:`~inntheory.lattice_action.LatticeAction` with window min(L, 2 radius + 1):
+      is a :class:`~inntheory.actions.lattice.LatticeAction` with window min(L, 2 radius + 1):
       A^(2) on site and within the range, A^(k >= 3) on site only.
 
     Every basis first estimates the memory of G and its features and refuses
@@ -295,7 +295,7 @@ def score_matching(
         max_bytes: memory limit; default half the memory available now.
 
     Returns:
-        A :class:`~inntheory.action.PolynomialAction` with A^(1)..A^(order) (float64) around
+        A :class:`~inntheory.actions.dense.PolynomialAction` with A^(1)..A^(order) (float64) around
         `point` (a `LatticeAction` for ``"tied"``), `metadata` recording the method, basis,
         n, number of monomials and ridge.
 

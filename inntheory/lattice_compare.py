@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .analysis import Comparison, ComparisonRow, _new_figure, _ratio
-from .lattice_action import LatticeAction, _axis_offsets
+from .actions.lattice import LatticeAction, _axis_offsets
+from .comparison import Comparison, ComparisonRow, _new_figure, _ratio
 
 __all__ = ["LatticeComparison", "lattice_support"]
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from .action import PolynomialAction
-from .analysis import CumulantComparison, compare_cumulants
-from .lattice_action import LatticeAction
+from .actions.dense import PolynomialAction
+from .actions.lattice import LatticeAction
+from .comparison import CumulantComparison, compare_cumulants
 from .sampling import sample
 
 __all__ = ["close_loop", "normalisable"]
@@ -197,7 +197,7 @@ def close_loop(
         sample_options: further keyword arguments of `sample` (method, n_chains, burn_in, ...).
 
     Returns:
-        The :class:`~inntheory.analysis.CumulantComparison` of data (first) and samples.
+        The :class:`~inntheory.comparison.CumulantComparison` of data (first) and samples.
 
     Raises:
         ValueError: the truncated action is not normalisable (the message gives the top order

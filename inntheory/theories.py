@@ -3,7 +3,7 @@
 A :class:`LatticeTheory` is a *target* in the sense of ``docs/architecture.md``: it has a
 ``dim`` and evaluates the action and its gradient on flattened batches ``x: (n, N)``, locally,
 with ``torch.roll`` along the lattice axes. :meth:`LatticeTheory.coefficients` returns the
-exact polynomial action at ``x0 = 0`` as a :class:`~inntheory.action.PolynomialAction`.
+exact polynomial action at ``x0 = 0`` as a :class:`~inntheory.actions.dense.PolynomialAction`.
 
 The action (``METHOD.md``), on a periodic lattice of ``d = 1`` or ``2`` dimensions, is
 
@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .action import PolynomialAction
-from .lattice_action import LatticeAction, lattice_window
+from .actions.dense import PolynomialAction
+from .actions.lattice import LatticeAction, lattice_window
 
 __all__ = ["PRESETS", "LatticeTheory", "preset"]
 

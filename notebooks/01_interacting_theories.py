@@ -44,7 +44,7 @@ import torch
 from torch.func import hessian, jacfwd
 
 import inntheory as it
-from inntheory.widgets import log_slider, slider_panel
+from inntheory.lab.widgets import log_slider, slider_panel
 
 plt.rcParams["figure.dpi"] = 80
 SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))

@@ -67,7 +67,7 @@ import numpy as np
 import torch
 
 import inntheory as it
-from inntheory.widgets import int_slider, log_slider, recompute_button, slider_panel
+from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
 plt.rcParams["figure.dpi"] = 80
 SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))

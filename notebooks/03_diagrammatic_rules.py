@@ -31,7 +31,7 @@
 # can be computed **exactly**, layer by layer, with a small set of diagrammatic rules. This
 # lecture
 #
-# 1. derives the rules and draws them (`inntheory.diagrams`),
+# 1. derives the rules and draws them (`inntheory.extraction.diagrams`),
 # 2. checks the extracted coefficients against brute-force nested automatic differentiation,
 # 3. follows the action through the network (`it.action_history`): a purely pairwise
 #    (Gaussian) action at the latent grows three- and four-point interactions layer by layer.
@@ -46,8 +46,8 @@ from ipywidgets import Dropdown
 from torch.func import hessian, jacfwd
 
 import inntheory as it
-from inntheory.diagrams import catalogue, draw_diagrams
-from inntheory.widgets import int_slider, slider_panel
+from inntheory.extraction.diagrams import catalogue, draw_diagrams
+from inntheory.lab.widgets import int_slider, slider_panel
 
 plt.rcParams["figure.dpi"] = 80
 torch.manual_seed(0)

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 import inntheory as it
-from inntheory.widgets import recompute_button, slider_panel
+from inntheory.lab.widgets import recompute_button, slider_panel
 
 plt.rcParams["figure.dpi"] = 80
 DEPTH = 2

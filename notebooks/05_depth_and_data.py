@@ -56,7 +56,7 @@ from IPython.display import HTML, display
 from matplotlib.ticker import FuncFormatter
 
 import inntheory as it
-from inntheory.widgets import int_slider, log_slider, recompute_button, slider_panel
+from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
 plt.rcParams["figure.dpi"] = 80
 CACHE = "cache/sweeps"  # relative to this notebook

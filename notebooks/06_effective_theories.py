@@ -71,7 +71,7 @@ print(theory)
 print(f"{data.shape[0]} samples; positive magnetisation: "
       f"{float((magnetisation > 0).double().mean()):.3f}; |M| < 0.5: "
       f"{float((magnetisation.abs() < 0.5).double().mean()):.3f}")
-data_cumulants = it.analysis.cumulants(data, order=4)
+data_cumulants = it.cumulants(data, order=4)
 site = torch.arange(theory.dim)
 assert float(data_cumulants[4][site, site, site, site].max()) < 0  # two peaks: kappa_4 < 0
 

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 import inntheory as it
-from inntheory.cli import load_data
+from inntheory.lab.cli import load_data
 
 plt.rcParams["figure.dpi"] = 80
 SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))
@@ -89,7 +89,7 @@ print(f"wrote {N_SAMPLES} samples of N = {N} to my_data.npy and my_data.csv")
 # %% [markdown]
 # ## Loading: the command line's loader
 #
-# `inntheory.cli.load_data` reads `.npy`, `.npz` (one named array) and `.csv` (an optional
+# `inntheory.lab.cli.load_data` reads `.npy`, `.npz` (one named array) and `.csv` (an optional
 # header line), and checks what it reads: a 2-D array of real numbers, one configuration per
 # row, no NaN or inf (it names the bad rows). The same function serves `inntheory fit`, so a
 # file that loads here fits there.

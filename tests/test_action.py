@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from inntheory.action import PolynomialAction, symmetrize
+from inntheory.actions.dense import PolynomialAction, symmetrize
 
 
 def _random_action(dim: int = 3, order: int = 4, seed: int = 0) -> PolynomialAction:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from inntheory.activations import (
+from inntheory.model.activations import (
     ACTIVATIONS,
     CubicActivation,
     QuadraticActivation,

@@ -1,4 +1,4 @@
-"""Tests for inntheory.analysis: action comparison and cumulant comparison."""
+"""Tests for inntheory.comparison: action comparison and cumulant comparison."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from inntheory.action import PolynomialAction
-from inntheory.analysis import compare, compare_cumulants, cumulants
+from inntheory.actions.dense import PolynomialAction
+from inntheory.comparison import compare, compare_cumulants, cumulants
 
 matplotlib.use("Agg")
 

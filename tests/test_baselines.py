@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from inntheory.action import PolynomialAction
-from inntheory.analysis import compare
+from inntheory.actions.dense import PolynomialAction
+from inntheory.actions.lattice import LatticeAction
 from inntheory.baselines import _basis, _tied_offsets, _to_tensors, score_matching
-from inntheory.lattice_action import LatticeAction
+from inntheory.comparison import compare
 from inntheory.sampling import sample
 from inntheory.theories import LatticeTheory
 

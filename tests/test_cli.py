@@ -21,11 +21,11 @@ import pytest
 import torch
 
 import inntheory
-from inntheory import cli
-from inntheory.action import PolynomialAction
-from inntheory.activations import ACTIVATIONS
-from inntheory.analysis import compare
-from inntheory.inn import PolynomialINN
+from inntheory.actions.dense import PolynomialAction
+from inntheory.comparison import compare
+from inntheory.lab import cli
+from inntheory.model.activations import ACTIVATIONS
+from inntheory.model.inn import PolynomialINN
 from inntheory.theories import PRESETS, LatticeTheory
 
 SCRIPT = Path(sys.executable).with_name("inntheory")

@@ -9,8 +9,8 @@ import matplotlib
 import pytest
 import sympy as sp
 
-from inntheory.activations import CubicActivation, QuadraticActivation
-from inntheory.diagrams import Diagram, catalogue, draw_diagrams
+from inntheory.extraction.diagrams import Diagram, catalogue, draw_diagrams
+from inntheory.model.activations import CubicActivation, QuadraticActivation
 
 matplotlib.use("Agg")
 

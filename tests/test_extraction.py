@@ -11,8 +11,8 @@ import torch
 from autodiff import nested_derivatives
 
 from inntheory import PolynomialAction, PolynomialINN, action_history, extract_action
-from inntheory import extraction as ex
-from inntheory.diagrams import catalogue
+from inntheory.extraction import dense as ex
+from inntheory.extraction.diagrams import catalogue
 
 TOL = 1e-10
 

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from inntheory import _io, cli
-from inntheory.action import PolynomialAction
+from inntheory import _io
+from inntheory.actions.dense import PolynomialAction
+from inntheory.lab import cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
@@ -296,7 +297,7 @@ def test_huge_order_is_refused_at_once(folder: Path) -> None:
 
 
 def test_extraction_cost_counts_the_catalogue_placements() -> None:
-    from inntheory.diagrams import catalogue
+    from inntheory.extraction.diagrams import catalogue
 
     for activation in ("cubic", "quadratic"):
         for order in (1, 4, 7):
@@ -313,7 +314,7 @@ def test_extraction_cost_counts_the_catalogue_placements() -> None:
 def test_extraction_memory_is_checked_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inntheory import extraction
+    from inntheory.extraction import dense as extraction
 
     # enough rows for the default depth-3 network (1380 parameters): no thin-data warning
     np.save(tmp_path / "wide.npy", np.random.default_rng(3).standard_normal((14_000, 20)))
@@ -382,7 +383,7 @@ def test_compare_reports_bad_action_files_in_one_line(folder: Path, tmp_path: Pa
                          [(1e200, 1.1e200, 0.1), (1e-200, 2e-200, 1.0), (1e300, 1.5e300, 0.5),
                           (1.0, 1.1, 0.1)])
 def test_compare_is_scale_free(true_scale: float, learned_scale: float, expected: float) -> None:
-    from inntheory.analysis import compare
+    from inntheory.comparison import compare
 
     eye = torch.eye(3, dtype=torch.float64)
     offdiagonal = torch.ones(3, 3, dtype=torch.float64) - eye

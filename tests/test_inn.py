@@ -1,4 +1,5 @@
-"""Tests of `inntheory.inn`: exact density, inverse, sampling, stages, persistence, validation."""
+"""Tests of `inntheory.model.inn`: exact density, inverse, sampling, stages, persistence,
+validation."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from torch.func import jacrev, vmap
 
-from inntheory.inn import PolynomialINN
+from inntheory.model.inn import PolynomialINN
 
 DTYPE = torch.float64
 

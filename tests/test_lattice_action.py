@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from inntheory import LatticeTheory, PolynomialAction, PolynomialINN, compare, extract_action
-from inntheory.lattice_action import LatticeAction, lattice_window
-from inntheory.lattice_extraction import extract_lattice_action
+from inntheory.actions.lattice import LatticeAction, lattice_window
+from inntheory.extraction.lattice import extract_lattice_action
 
 TOL = 1e-12  # relative to the largest entry of the dense tensor
 
@@ -258,7 +258,7 @@ def test_odd_model_compressed_equals_dense_and_has_no_odd_couplings():
 
 
 def test_kernels_reaching_beyond_the_stated_range_are_refused():
-    from inntheory.linear import LatticeConvolution
+    from inntheory.model.linear import LatticeConvolution
 
     model = lattice_model((12,), 2, "cubic", False, radius=1)  # coupling_range 4
     stages = model.stages()

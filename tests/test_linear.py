@@ -1,11 +1,12 @@
-"""Tests of `inntheory.linear`: dense and lattice-convolution maps against dense linear algebra."""
+"""Tests of `inntheory.model.linear`: dense and lattice-convolution maps against dense linear
+algebra."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from inntheory.linear import DenseLinear, LatticeConvolution, kernel_mask
+from inntheory.model.linear import DenseLinear, LatticeConvolution, kernel_mask
 
 DTYPE = torch.float64
 SHAPES = [(7,), (8,), (4, 6), (5, 5)]

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from inntheory.action import PolynomialAction
+from inntheory.actions.dense import PolynomialAction
 from inntheory.loop import close_loop, normalisable
 from inntheory.sampling import sample
 from inntheory.theories import LatticeTheory, preset

@@ -18,6 +18,7 @@ def test_public_name_resolves_to_its_module_attribute(name):
 
 
 def test_submodules_are_reachable_as_attributes_and_unknown_names_are_errors():
-    assert inntheory.diagrams.catalogue is importlib.import_module("inntheory.diagrams").catalogue
+    diagrams = importlib.import_module("inntheory.extraction.diagrams")
+    assert inntheory.diagrams.catalogue is diagrams.catalogue
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         inntheory.nonexistent  # noqa: B018

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from inntheory.action import PolynomialAction
+from inntheory.actions.dense import PolynomialAction
 from inntheory.sampling import SampleResult, integrated_autocorrelation_time, sample, split_rhat
 from inntheory.theories import LatticeTheory, preset
 

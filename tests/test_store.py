@@ -1,4 +1,4 @@
-"""`inntheory.store.cached`: keyed, atomic, safe; and committed lecture results recomputed."""
+"""`inntheory.lab.store.cached`: keyed, atomic, safe; and committed lecture results recomputed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import inntheory as it
-from inntheory import store
+from inntheory.lab import store
 
 MODELS = Path(__file__).resolve().parents[1] / "notebooks" / "cache" / "models"
 # The committed lecture-2 network that CI trains again (the smallest: depth 1, 512 samples).

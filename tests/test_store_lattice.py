@@ -1,4 +1,4 @@
-"""`inntheory.store.cached` with `LatticeAction` results (compressed lattice actions)."""
+"""`inntheory.lab.store.cached` with `LatticeAction` results (compressed lattice actions)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import torch
 
 import inntheory as it
-from inntheory import store
-from inntheory.lattice_action import LatticeAction
+from inntheory.actions.lattice import LatticeAction
+from inntheory.lab import store
 
 
 def test_lattice_action_round_trip(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests of inntheory.sweeps: grid validation, results, the on-disk cache and the executors."""
+"""Tests of inntheory.lab.sweeps: grid validation, results, the on-disk cache and the executors."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-import inntheory.sweeps as sweeps
-from inntheory.analysis import compare
+import inntheory.lab.sweeps as sweeps
 from inntheory.baselines import score_matching
+from inntheory.comparison import compare
 from inntheory.datasets import load_dataset
-from inntheory.extraction import extract_action
-from inntheory.inn import PolynomialINN
-from inntheory.sweeps import SweepResult, sweep
+from inntheory.extraction.dense import extract_action
+from inntheory.lab.sweeps import SweepResult, sweep
+from inntheory.model.inn import PolynomialINN
+from inntheory.model.training import train
 from inntheory.theories import preset
-from inntheory.training import train
 
 matplotlib.use("Agg")
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.func import grad, hessian, jacfwd
 
-from inntheory.action import PolynomialAction
+from inntheory.actions.dense import PolynomialAction
 from inntheory.theories import PRESETS, LatticeTheory, preset
 
 SHAPES = [(1,), (2,), (3,), (8,), (1, 1), (2, 2), (3, 2), (4, 4), (1, 3)]

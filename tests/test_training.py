@@ -1,4 +1,5 @@
-"""Tests of `inntheory.training`: fit quality, reproducibility, the non-finite guard, devices."""
+"""Tests of `inntheory.model.training`: fit quality, reproducibility, the non-finite guard,
+devices."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-import inntheory.training as training
-from inntheory.extraction import extract_action
-from inntheory.inn import PolynomialINN
-from inntheory.training import TrainingHistory, resolve_device, train
+import inntheory.model.training as training
+from inntheory.extraction.dense import extract_action
+from inntheory.model.inn import PolynomialINN
+from inntheory.model.training import TrainingHistory, resolve_device, train
 
 DTYPE = torch.float64
 

@@ -11,7 +11,7 @@ import ipywidgets as widgets  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from inntheory.widgets import (  # noqa: E402
+from inntheory.lab.widgets import (  # noqa: E402
     FIGURE_CLASS,
     SUMMARY_CLASS,
     int_slider,

@@ -4,7 +4,7 @@ For a model whose linear maps are periodic convolutions (circulant W[i, j] = w[i
 site-shared biases and activation coefficients, and a uniform expansion point, every action
 S_l of the pull-back (METHOD.md, "Layer-to-layer rules") is translation invariant, so it is
 carried as its couplings relative to site 0, C^(k)[o2..ok] = A^(k)[0, o2..ok]
-(`inntheory.lattice_action`). Nothing of size N^k is formed:
+(`inntheory.actions.lattice`). Nothing of size N^k is formed:
 
 - affine stage e' = W e, in Fourier space over the k - 1 relative legs (torch.fft, convention
   w^(q) = sum_r w[r] exp(-i q.r)):
@@ -13,7 +13,7 @@ carried as its couplings relative to site 0, C^(k)[o2..ok] = A^(k)[0, o2..ok]
 
   (the root leg carries the total momentum), constant -sum_q ln|w^(q)| on the big lattice;
   a kernel that is a single on-site number s (the standardisation) is the scaling s^k.
-- activation stage: the diagrams of `inntheory.diagrams.catalogue` with uniform Taylor
+- activation stage: the diagrams of `inntheory.extraction.diagrams.catalogue` with uniform Taylor
   coefficients, so each dressed vertex is the vertex times a number; a placement writes it
   onto a diagonal view of C'^(n) in which the block holding output position 0 sits at
   offset 0 (the vertex is symmetric, so it can be rooted at that leg); constant
@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..actions.lattice import LatticeAction, lattice_window
 from .diagrams import activation_degree, catalogue
-from .lattice_action import LatticeAction, lattice_window
 
 __all__ = ["compressed_bytes", "extract_lattice_action"]
 

@@ -1,6 +1,6 @@
 """Compare actions order by order, and data against model samples cumulant by cumulant.
 
-- :func:`compare` puts a true :class:`~inntheory.action.PolynomialAction` next to one or
+- :func:`compare` puts a true :class:`~inntheory.actions.dense.PolynomialAction` next to one or
   several learned ones (an INN, a score-matching baseline, ...): per order k the relative
   Frobenius error, the error of the local (diagonal) part, the off-diagonal leakage and the
   diagonal means, as a :class:`Comparison` (table, HTML, JSON-able dict, figure).
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .action import PolynomialAction
+from .actions.dense import PolynomialAction
 
 __all__ = [
     "Comparison",
@@ -337,7 +337,7 @@ def compare(
         learned: one action, or several as {label: action} (one column group each).
         orders: orders k >= 1 to compare; each must be present (k <= .order) in every action.
 
-    A :class:`~inntheory.lattice_action.LatticeAction` is accepted anywhere: when every
+    A :class:`~inntheory.actions.lattice.LatticeAction` is accepted anywhere: when every
     action is one (same lattice) the comparison runs on the compressed couplings with the same
     numbers as the dense one (a ``LatticeComparison``); mixed with dense actions it is
     expanded to its dense tensors.

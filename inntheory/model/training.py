@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._memory import available_bytes
+from .._memory import available_bytes
 from .inn import PolynomialINN, _as_batch
 
 __all__ = ["TrainingHistory", "resolve_device", "train"]

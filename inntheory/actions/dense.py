@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_write, load_error
+from .._io import atomic_write, load_error
 
 __all__ = ["PolynomialAction", "configurations"]
 

@@ -3,8 +3,8 @@
 `PolynomialINN` maps data to latent, z = f(x) with z ~ N(0, I) (METHOD.md, "The polynomial
 INN"). In data -> latent order it is an optional fixed standardisation u = (x - shift) / scale
 followed by `depth` layers, each an invertible affine map y = W u + b (W from
-`inntheory.linear`: a dense matrix, or a periodic convolution on a lattice) and an
-elementwise polynomial activation from `inntheory.activations`. Its action is
+`inntheory.model.linear`: a dense matrix, or a periodic convolution on a lattice) and an
+elementwise polynomial activation from `inntheory.model.activations`. Its action is
 
     S(x) = 1/2 |f(x)|^2 + N/2 ln 2 pi - ln|det df/dx|,
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._io import atomic_write, load_error
+from .._io import atomic_write, load_error
 from .activations import ACTIVATIONS, make_activation
 from .linear import DenseLinear, LatticeConvolution, LinearMap, kernel_mask
 
@@ -136,7 +136,7 @@ class PolynomialINN(nn.Module):
       `torch.linalg.slogdet`; `bias` (depth, N); one activation coefficient set per unit;
       per-site shift and scale.
     - lattice-equivariant (``lattice=(L,)`` or ``(L1, L2)``, ...): W_l is a periodic
-      convolution on that lattice (`inntheory.linear.LatticeConvolution`),
+      convolution on that lattice (`inntheory.model.linear.LatticeConvolution`),
       W[i, j] = kernel[(site(i) - site(j)) mod shape], parameter `kernel`
       (depth, *lattice), initialised at a delta at offset 0 + 1e-2 * noise / sqrt(#offsets);
       log|det| and the inverse come from the kernel's FFT. With ``kernel_radius=r`` only

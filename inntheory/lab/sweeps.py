@@ -62,16 +62,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from ._io import atomic_write
-from .activations import ACTIVATIONS
-from .analysis import Comparison, compare
-from .baselines import _tied_offsets, score_matching
-from .datasets import default_cache_dir, load_dataset
-from .extraction import extract_action
-from .inn import PolynomialINN
-from .theories import LatticeTheory, preset
-from .training import train
+from .. import __version__
+from .._io import atomic_write
+from ..baselines import _tied_offsets, score_matching
+from ..comparison import Comparison, compare
+from ..datasets import default_cache_dir, load_dataset
+from ..extraction.dense import extract_action
+from ..model.activations import ACTIVATIONS
+from ..model.inn import PolynomialINN
+from ..model.training import train
+from ..theories import LatticeTheory, preset
 
 __all__ = ["SweepResult", "sweep"]
 

@@ -9,8 +9,8 @@ Commands (``inntheory COMMAND --help`` for every option):
 - ``fit DATA``: train an INN on samples x: (n, N) from a ``.npy``, ``.npz`` or ``.csv`` file
   (dense, or lattice-equivariant with ``--lattice``, optionally ``--kernel-radius`` and
   ``--odd``; L-BFGS polish after Adam unless ``--no-polish``) and write the extracted action
-  (``.npz``: a :class:`~inntheory.action.PolynomialAction`, or for a lattice model the
-  compressed :class:`~inntheory.lattice_action.LatticeAction`) and the trained model
+  (``.npz``: a :class:`~inntheory.actions.dense.PolynomialAction`, or for a lattice model the
+  compressed :class:`~inntheory.actions.lattice.LatticeAction`) and the trained model
   (``.model.pt``) beside it.
 - ``sample [PRESET]``: draw configurations of a lattice theory (a preset or explicit
   couplings) to ``.npy``, ``.npz`` or ``.csv``.
@@ -52,8 +52,8 @@ import numpy as np
 
 import inntheory as it
 
-from ._io import atomic_write, atomic_write_all, claim, load_error
-from ._memory import available_bytes
+from .._io import atomic_write, atomic_write_all, claim, load_error
+from .._memory import available_bytes
 
 __all__ = ["CLIError", "SAMPLES_PER_PARAMETER", "build_parser", "extraction_cost", "load_data",
            "main", "recommended_samples"]
@@ -432,8 +432,8 @@ def extraction_cost(dim: int, order: int, depth: int, activation: str) -> dict[s
     """What extracting the order-`order` action of a trained INN costs, before training.
 
     The pull-back through each of the `depth` activation stages adds every diagram of
-    :func:`inntheory.diagrams.catalogue` once per distinct placement of its legs on the output
-    positions, n! / (2!^j2 3!^j3 j1! j2! j3!) of them (a log-determinant vertex: one), each
+    :func:`inntheory.extraction.diagrams.catalogue` once per distinct placement of its legs on
+    the output positions, n! / (2!^j2 3!^j3 j1! j2! j3!) of them (a log-determinant vertex: one), each
     touching N^k entries (k the vertex order; N for the diagonal log-determinant vertex).
     Counting them needs no placement to be built.
 
@@ -443,7 +443,7 @@ def extraction_cost(dim: int, order: int, depth: int, activation: str) -> dict[s
         ``seconds``, a rough time (measured: about 20 us per placement and stage in the
         extraction's Python loop, 1 ns per entry; order 11, N = 2, depth 3 took 18 s).
     """
-    from .diagrams import catalogue
+    from ..extraction.diagrams import catalogue
 
     placements = updates = 0
     for diagram in catalogue(activation, order):
@@ -472,7 +472,7 @@ def _check_extraction_cost(dim: int, order: int, depth: int, activation: str,
             f"{cost['seconds']:.3g} s (it grows about 5x per order); the limits are "
             f"{_MAX_PLACEMENTS:.0e} placements and {_MAX_EXTRACTION_SECONDS:.0f} s; lower --order"
         )
-    from .extraction import _check_memory
+    from ..extraction.dense import _check_memory
 
     try:
         _check_memory(dim, order, 1, None, device)
@@ -555,7 +555,7 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
     print(f"trained: best validation NLL {history.best_val_nll:.4f} nats at step "
           f"{history.best_step} of {history.steps[-1]}; {history.outside_fraction:.2%} of the "
           f"training data outside the model's domain; {timings['train']:.1f} s on {device}")
-    from .analysis import _norm  # free of overflow and underflow (data scaled by 1e150)
+    from ..comparison import _norm  # free of overflow and underflow (data scaled by 1e150)
 
     polish = (f"; polish: {history.polish_iterations} L-BFGS iterations, max |gradient| "
               f"{history.grad_norm:.2g} ({history.polish_stop})" if history.polished else "")

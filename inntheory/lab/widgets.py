@@ -9,7 +9,7 @@ calling `render` again (a single widget update, well under a second). Nothing is
 nbval sees no stray output, and the figure lives in the widget state a notebook saves, so a
 saved notebook shows it before any cell runs.
 
-`recompute_button` pairs a panel with `inntheory.store.cached` results: a button that
+`recompute_button` pairs a panel with `inntheory.lab.store.cached` results: a button that
 recomputes the stored result of the current control values and redraws.
 """
 
@@ -157,7 +157,7 @@ def recompute_button(
     """A button that recomputes the stored result behind the panel's current values.
 
     Pressing it calls ``recompute(panel.values())`` (e.g. a function that calls
-    `inntheory.store.cached` with ``recompute=True``), then redraws the panel with its cache
+    `inntheory.lab.store.cached` with ``recompute=True``), then redraws the panel with its cache
     of figures dropped. Progress and errors go to a status line below the button.
 
     Arguments:

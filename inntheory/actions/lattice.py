@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._io import atomic_write, load_error
-from ._memory import available_bytes
-from .action import PolynomialAction, configurations
+from .._io import atomic_write, load_error
+from .._memory import available_bytes
+from .dense import PolynomialAction, configurations
 
 __all__ = ["LatticeAction", "lattice_action_file", "lattice_window", "load_action"]
 

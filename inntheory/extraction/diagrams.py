@@ -16,7 +16,7 @@ and the action of the layer below is S_prev(e) = S(e'(e)) - sum_i ln phi'(y*_i +
 - a log-determinant vertex: n! times the n-th Taylor coefficient of -ln phi'(y*_i + D) in D,
   a diagonal n-vertex (all n indices on the same unit).
 
-`catalogue` lists them; `inntheory.extraction` loops over the same list to compute the
+`catalogue` lists them; `inntheory.extraction.dense` loops over the same list to compute the
 numbers, and `draw_diagrams` draws it, so pictures and numbers cannot drift apart.
 
 Example:
@@ -42,7 +42,7 @@ from functools import cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
-from .activations import ACTIVATIONS
+from ..model.activations import ACTIVATIONS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -11,7 +11,8 @@ truncating at order K after every stage is exact for all orders <= K:
 
 - affine stage e' = W e: B^(k) = A^(k) with every leg contracted with W (one leg at a time,
   k N^(k+1) multiply-adds), constant -ln|det W|;
-- activation stage: the diagrams of `inntheory.diagrams.catalogue` (straight and forked legs,
+- activation stage: the diagrams of `inntheory.extraction.diagrams.catalogue` (straight and
+  forked legs,
   log-determinant vertices), each applied through its diagonal structure: a dressed vertex
   costs N^k and is added onto the strided diagonal views of B^(n) of its placements.
 
@@ -43,12 +44,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._memory import available_bytes
-from .action import PolynomialAction
+from .._memory import available_bytes
+from ..actions.dense import PolynomialAction
+from ..actions.lattice import LatticeAction
+from ..model.inn import PolynomialINN
 from .diagrams import Diagram, activation_degree, catalogue
-from .inn import PolynomialINN
-from .lattice_action import LatticeAction
-from .lattice_extraction import extract_lattice_action
+from .lattice import extract_lattice_action
 
 __all__ = ["action_history", "extract_action"]
 
@@ -88,7 +89,7 @@ def extract_action(
     For a lattice-equivariant model (`model.lattice` not None) the result is the
     translation-invariant action in compressed form, a `LatticeAction` holding the couplings
     relative to site 0 (only within `model.coupling_range` when the kernels are local), built
-    by the compressed pull-back of `inntheory.lattice_extraction` without any N^k tensor.
+    by the compressed pull-back of `inntheory.extraction.lattice` without any N^k tensor.
     The action around a point whose entries differ is not translation invariant: then (and
     with `compressed=False`) the result is the dense `PolynomialAction`, whose memory guard
     refuses with the estimate where N^K does not fit.

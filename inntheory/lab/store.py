@@ -40,8 +40,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from ._io import atomic_write
+from .. import __version__
+from .._io import atomic_write
 
 __all__ = ["cached", "defaults", "entry_path", "settings_key"]
 
@@ -91,9 +91,9 @@ def defaults(function: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _object_classes() -> dict[str, Any]:
-    from .action import PolynomialAction
-    from .inn import PolynomialINN
-    from .lattice_action import LatticeAction
+    from ..actions.dense import PolynomialAction
+    from ..actions.lattice import LatticeAction
+    from ..model.inn import PolynomialINN
 
     return {"PolynomialINN": PolynomialINN, "PolynomialAction": PolynomialAction,
             "LatticeAction": LatticeAction}

@@ -1,0 +1,1 @@
+"""Polynomial actions: the dense representation and the compressed lattice one."""

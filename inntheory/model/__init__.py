@@ -1,0 +1,1 @@
+"""The polynomial invertible network: linear maps, activations, the network, its training."""
