@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from ..actions.lattice import LatticeAction, lattice_window
-from .diagrams import Diagram
 from .dense import geometric_sum
+from .diagrams import Diagram
 from .pullback import LIVE_COPIES, pull_back
 
 __all__ = ["LatticeBackend", "compressed_bytes", "extract_lattice_action"]
@@ -187,8 +187,7 @@ class LatticeBackend:
     ) -> dict[int, torch.Tensor]:
         """Every C^(k) pulled back through e' = W e (W the circulant of `kernel` on the window)."""
         window = tuple(kernel.shape)
-        ndim = len(window)
-        size = math.prod(window)
+        ndim, size, device = len(window), math.prod(window), kernel.device
         flat = kernel.reshape(-1)
         onsite = bool(torch.count_nonzero(flat[1:]) == 0)
         spectrum = torch.fft.fftn(kernel)
@@ -204,15 +203,7 @@ class LatticeBackend:
             lattice = tensor.reshape(window * legs)
             dims = tuple(range(legs * ndim))
             transformed = torch.fft.fftn(lattice, dim=dims)
-            total = torch.zeros(window * legs, dtype=torch.int64, device=kernel.device)
-            for axis, w in enumerate(window):
-                momentum = torch.zeros((1,) * (legs * ndim), dtype=torch.int64, device=kernel.device)
-                for leg in range(legs):
-                    view = [1] * (legs * ndim)
-                    view[leg * ndim + axis] = w
-                    momentum = momentum + torch.arange(w, device=kernel.device).reshape(view)
-                stride = math.prod(window[axis + 1 :])
-                total = total + (momentum % w) * stride
+            total = _total_momentum(window, legs, device)
             transformed = transformed * spectrum.reshape(-1)[total]
             conjugate = spectrum.conj()
             for leg in range(legs):
@@ -251,6 +242,21 @@ class LatticeBackend:
         for term in terms:
             total -= term
         return total + latent
+
+
+def _total_momentum(window: tuple[int, ...], legs: int, device: torch.device) -> torch.Tensor:
+    """(window * legs) int64: the flat index on the window of q2 + .. + q_(legs+1) (mod window)
+    for the momenta q of `legs` legs."""
+    ndim = len(window)
+    total = torch.zeros(window * legs, dtype=torch.int64, device=device)
+    for axis, w in enumerate(window):
+        momentum = torch.zeros((1,) * (legs * ndim), dtype=torch.int64, device=device)
+        for leg in range(legs):
+            view = [1] * (legs * ndim)
+            view[leg * ndim + axis] = w
+            momentum = momentum + torch.arange(w, device=device).reshape(view)
+        total = total + (momentum % w) * math.prod(window[axis + 1 :])
+    return total
 
 
 def _convolve(kernel: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
