@@ -358,3 +358,51 @@ def test_memory_guard():
     with pytest.raises(MemoryError):
         action_history(PolynomialINN(4, 3), order=4, max_bytes=8 * 5 * 341)
     extract_action(PolynomialINN(4, 3), order=4, max_bytes=8 * 5 * 341)  # fits without history
+
+
+@pytest.mark.parametrize(
+    ("dim", "order", "options"),
+    [(4, 4, {}), (3, 5, {}), (6, 4, {"lattice": (6,)}), (12, 5, {"lattice": (3, 4)}),
+     (9, 4, {"lattice": (9,), "kernel_radius": 1})],
+)
+def test_extraction_cost_is_the_memory_the_extraction_checks(dim, order, options):
+    from inntheory.extraction import extraction_cost
+
+    model = PolynomialINN(dim, 2, **options).double()
+    cost = extraction_cost(dim, order, 2, "cubic", lattice=options.get("lattice"),
+                           kernel_radius=options.get("kernel_radius"))
+    peak = int(cost["peak_bytes"])
+    assert peak == cost["peak_bytes"]  # exact at these sizes
+    extract_action(model, order=order, max_bytes=peak)
+    with pytest.raises(MemoryError, match="GiB"):
+        extract_action(model, order=order, max_bytes=peak - 1)
+
+
+def test_extraction_cost_of_the_compressed_pullback_counts_window_couplings():
+    from inntheory.extraction import extraction_cost
+
+    dense = extraction_cost(16, 4, 2, "cubic")
+    local = extraction_cost(16, 4, 2, "cubic", lattice=(4, 4), kernel_radius=1)
+    full = extraction_cost(16, 4, 2, "cubic", lattice=(4, 4))
+    assert dense["placements"] == local["placements"] == full["placements"]
+    assert full["bytes"] == 8 * sum(16 ** (k - 1) for k in range(1, 5))
+    assert local["bytes"] == full["bytes"]  # the window min(L, 2 R + 1) is the whole 4 x 4
+    wide = extraction_cost(100, 4, 1, "cubic", lattice=(10, 10), kernel_radius=1)
+    # coupling range 2 depth r = 2: the window 5 x 5
+    assert wide["bytes"] == 8 * sum(25 ** (k - 1) for k in range(1, 5))
+    assert wide["updates"] < extraction_cost(100, 4, 1, "cubic")["updates"] / 100
+
+
+def test_compressed_pullback_of_high_order_on_a_2d_lattice_equals_dense():
+    # order 6 on a 2-D lattice: Fourier transforms over 2 (K - 1) = 10 axes
+    torch.manual_seed(1)
+    model = PolynomialINN(6, 1, lattice=(2, 3)).double()
+    with torch.no_grad():
+        model.kernel.normal_(0.0, 0.3)
+        model.kernel[:, 0, 0] += 1.0
+        model.activations[0].t.normal_(0.0, 0.5)
+    point = torch.full((6,), 0.2, dtype=torch.float64)
+    compressed = extract_action(model, order=6, point=point)
+    dense = extract_action(model, order=6, point=point, compressed=False)
+    for k in range(1, 7):
+        _assert_close(compressed.coefficient(k), dense.coefficient(k), tol=1e-12)

@@ -147,7 +147,8 @@ class LatticeBackend:
                 "lattice-equivariant maps"
             )
         kernel = kernel.detach().to(torch.float64).to(self.device)
-        image = _convolve(kernel, self._full(u)) + stage.bias.detach().to(kernel)
+        # a convolution maps the uniform vector u to u * sum(kernel) on every site
+        image = self._full(u) * float(kernel.sum()) + stage.bias.detach().to(kernel)
         stage_reach, small = _fold(kernel, self.window)
         self.reach += 2 * stage_reach
         logabsdet = float(torch.log(torch.fft.fftn(kernel).abs()).sum())
@@ -202,7 +203,7 @@ class LatticeBackend:
             legs = k - 1
             lattice = tensor.reshape(window * legs)
             dims = tuple(range(legs * ndim))
-            transformed = torch.fft.fftn(lattice, dim=dims)
+            transformed = _fftn(lattice, dims, torch.fft.fftn)
             total = _total_momentum(window, legs, device)
             transformed = transformed * spectrum.reshape(-1)[total]
             conjugate = spectrum.conj()
@@ -210,7 +211,7 @@ class LatticeBackend:
                 view = [1] * (legs * ndim)
                 view[leg * ndim : (leg + 1) * ndim] = window
                 transformed = transformed * conjugate.reshape(view)
-            result[k] = torch.fft.ifftn(transformed, dim=dims).real.reshape((size,) * legs)
+            result[k] = _fftn(transformed, dims, torch.fft.ifftn).real.reshape((size,) * legs)
             del transformed, total
         return result
 
@@ -244,6 +245,18 @@ class LatticeBackend:
         return total + latent
 
 
+_FFT_MAX_AXES = 6
+"""Most axes one torch.fft call transforms here (MKL refuses more than 7)."""
+
+
+def _fftn(tensor: torch.Tensor, dims: tuple[int, ...], transform) -> torch.Tensor:
+    """`transform` (fftn or ifftn) over `dims`, in groups of at most _FFT_MAX_AXES axes (the
+    transform is separable), so high orders on 2-D lattices (2 (K - 1) axes) work."""
+    for start in range(0, len(dims), _FFT_MAX_AXES):
+        tensor = transform(tensor, dim=dims[start : start + _FFT_MAX_AXES])
+    return tensor
+
+
 def _total_momentum(window: tuple[int, ...], legs: int, device: torch.device) -> torch.Tensor:
     """(window * legs) int64: the flat index on the window of q2 + .. + q_(legs+1) (mod window)
     for the momenta q of `legs` legs."""
@@ -257,14 +270,6 @@ def _total_momentum(window: tuple[int, ...], legs: int, device: torch.device) ->
             momentum = momentum + torch.arange(w, device=device).reshape(view)
         total = total + (momentum % w) * math.prod(window[axis + 1 :])
     return total
-
-
-def _convolve(kernel: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """The periodic convolution kernel * u on the lattice of kernel.shape, u: (N,) -> (N,)."""
-    axes = tuple(range(kernel.dim()))
-    image = torch.fft.ifftn(torch.fft.fftn(kernel) * torch.fft.fftn(u.reshape(kernel.shape)),
-                            dim=axes)
-    return image.real.reshape(-1)
 
 
 def _uniform(values: torch.Tensor, what: str) -> float:

@@ -402,10 +402,11 @@ class PolynomialINN(nn.Module):
             kind, tensors = LatticeConvolution, self.kernel * self.kernel_support
         biases = self.bias
         if detach:
-            tensors, biases = tensors.detach().clone(), biases.detach()
+            tensors, biases = tensors.detach(), biases.detach()
         stages: list[Stage] = []
         for tensor, bias, act in zip(tensors, biases, self.activations, strict=True):
-            bias = bias.expand(self.dim).clone() if detach else bias  # (N,), or (1,) shared
+            if detach:  # copies of their own (also aligned as fresh tensors for the BLAS)
+                tensor, bias = tensor.clone(), bias.expand(self.dim).clone()
             stages += [AffineStage(kind(tensor), bias), ActivationStage(act)]
         return stages
 
