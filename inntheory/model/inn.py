@@ -120,8 +120,8 @@ class PolynomialINN(nn.Module):
 
     Raises:
         ValueError: on a lattice whose size is not dim, with a side < 1 or with other than 1
-            or 2 axes, a kernel radius
-            that is negative, too large or given without a lattice, or odd with "quadratic".
+            or 2 axes, a kernel radius that is negative, too large or given without a
+            lattice, or odd with "quadratic".
 
     Example:
         >>> model = PolynomialINN(2, depth=2)
