@@ -3,7 +3,7 @@
 For each N, a random float64 `PolynomialINN` (depth 4, standardisation set) is expanded at
 x0 = 0 to order 4 twice, in one run:
 
-- `extract_action(model, 4)` (the layer-to-layer pull-back of `inntheory.extraction.dense`);
+- `extract_action(model, 4)` (the layer-to-layer pull-back of `inntheory.extraction`);
 - `torch.func.jacfwd(jacfwd(hessian(model.action)))(x0)`, nested autodiff (for N > 32 its
   outermost jacfwd runs as a loop of jvps, else its memory, ~N^5, exhausts the machine).
 

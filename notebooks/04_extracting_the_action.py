@@ -427,11 +427,9 @@ def pre_activations(model, x):
     out, u = [], x
     with torch.no_grad():
         for stage in model.stages():
-            if stage[0] == "affine":
-                u = u @ stage[1].T + stage[2]
-            else:
-                out.append((u, stage[1]))
-                u = stage[1](u)
+            if hasattr(stage, "activation"):  # an ActivationStage
+                out.append((u, stage.activation))
+            u = stage(u)
     return out
 
 

@@ -1,4 +1,5 @@
-"""The activation family: coefficients, derivative, inverse, domain, Taylor pieces."""
+"""The activation family beyond the contract (tests/test_contracts_model.py): each member's
+inverse, domain, monotonicity and odd form, and the errors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import pytest
 import torch
 
 from inntheory.model.activations import (
-    ACTIVATIONS,
     CubicActivation,
     QuadraticActivation,
     make_activation,
@@ -30,29 +30,6 @@ def _randomised(name: str, dim: int = 5, seed: int = 0):
         for parameter in activation.parameters():
             parameter.normal_(0.0, 0.8)
     return activation
-
-
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_forward_matches_coefficients_and_derivative_matches_autograd(name):
-    activation = _randomised(name)
-    y = torch.randn(7, 5, requires_grad=True)
-    coefficients = activation.coefficients()
-    expected = sum(coefficients[:, p] * y**p for p in range(activation.degree + 1))
-    torch.testing.assert_close(activation(y), expected)
-    (slope,) = torch.autograd.grad(activation(y).sum(), y)
-    torch.testing.assert_close(activation.derivative(y), slope)
-
-
-@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_taylor_pieces_are_derivatives_at_the_point(name):
-    activation = _randomised(name)
-    y_star = torch.randn(5)
-    taylor = activation.taylor(y_star)
-    d = 0.3 * torch.randn(4, 5)
-    # a polynomial equals its Taylor series exactly
-    series = sum(taylor[:, j] * d**j for j in range(activation.degree + 1))
-    torch.testing.assert_close(series, activation(y_star + d))
-    torch.testing.assert_close(taylor[:, 1], activation.derivative(y_star.unsqueeze(0))[0])
 
 
 def test_quadratic_inverse_on_its_branch_and_nan_without_preimage():
@@ -103,39 +80,6 @@ def test_unknown_activation_and_bad_dim_are_clear_errors():
         make_activation("relu", 3)
     with pytest.raises(ValueError, match="dim must be an integer >= 1"):
         make_activation("cubic", 0)
-
-
-VARIANTS = [("quadratic", {"shared": True}), ("cubic", {"shared": True}),
-            ("cubic", {"odd": True}), ("cubic", {"odd": True, "shared": True})]
-
-
-@pytest.mark.parametrize(("name", "options"), VARIANTS)
-def test_shared_and_odd_variants_keep_the_contract(name, options):
-    torch.manual_seed(3)
-    activation = make_activation(name, 5, **options)
-    with torch.no_grad():
-        for parameter in activation.parameters():
-            parameter.normal_(0.0, 0.8)
-    units = 1 if options.get("shared") else 5
-    assert activation.units == units
-    assert all(p.shape == (units,) for p in activation.parameters())
-    coefficients = activation.coefficients()
-    assert coefficients.shape == (5, activation.degree + 1)
-    assert activation.unit_coefficients().shape == (units, activation.degree + 1)
-    if options.get("shared"):
-        assert bool((coefficients == coefficients[0]).all())
-    y = torch.randn(7, 5, requires_grad=True)
-    expected = sum(coefficients[:, p] * y**p for p in range(activation.degree + 1))
-    torch.testing.assert_close(activation(y), expected)
-    (slope,) = torch.autograd.grad(activation(y).sum(), y)
-    torch.testing.assert_close(activation.derivative(y), slope)
-    y_star = torch.randn(5)
-    d = 0.3 * torch.randn(4, 5)
-    taylor = activation.taylor(y_star)
-    series = sum(taylor[:, j] * d**j for j in range(activation.degree + 1))
-    torch.testing.assert_close(series, activation(y_star + d))
-    y = y.detach()[activation.in_domain(y.detach()).all(dim=1)]
-    torch.testing.assert_close(activation.inverse(activation(y)), y)
 
 
 def test_odd_cubic_is_odd_monotone_and_invertible():

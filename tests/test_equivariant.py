@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from autodiff import nested_derivatives
 
 from inntheory import PolynomialINN, extract_action
+from inntheory.model.linear import LatticeConvolution
+from inntheory.model.stages import ActivationStage, AffineStage
 
 DTYPE = torch.float64
 TOL = 1e-10
@@ -138,29 +139,7 @@ def test_odd_model_has_even_action_and_zero_odd_orders(lattice):
         assert float(extracted.coefficient(k).abs().max()) <= 1e-12 * scale
 
 
-CASES = [
-    # (lattice, depth, kernel_radius, odd, activation, order)
-    ((6,), 2, 1, False, "cubic", 4),
-    ((2, 3), 2, None, True, "cubic", 4),
-    ((5,), 3, None, False, "quadratic", 3),
-    ((3, 3), 1, 1, True, "cubic", 3),
-    (None, 2, None, True, "cubic", 4),
-]
-
-
-@pytest.mark.parametrize(("lattice", "depth", "radius", "odd", "activation", "order"), CASES)
-def test_extraction_matches_nested_autodiff(lattice, depth, radius, odd, activation, order):
-    model = random_model(lattice, depth, activation=activation, kernel_radius=radius, odd=odd,
-                         seed=4)
-    generator = torch.Generator().manual_seed(order)
-    point = 0.4 * torch.randn(model.dim, generator=generator, dtype=DTYPE)
-    while not bool(model.in_domain(point)):
-        point = point / 2
-    extracted = extract_action(model, order=order, point=point)
-    assert extracted.constant == pytest.approx(float(model.action(point).detach()), rel=1e-12)
-    for k, expected in enumerate(nested_derivatives(model.action, point, order), start=1):
-        error = _relative(extracted.coefficient(k), expected)
-        assert error < TOL, f"order {k}: relative error {error:.1e}"
+# (extraction against nested autodiff for every kind of model: test_contracts_model.py)
 
 
 @pytest.mark.parametrize(
@@ -196,65 +175,38 @@ def test_kernel_radius_model_has_zero_kernel_outside_the_radius():
     assert PolynomialINN(9, 2, lattice=(9,)).coupling_range is None
 
 
-@pytest.mark.parametrize(
-    ("lattice", "radius", "odd", "activation"),
-    [((7,), None, False, "cubic"), ((3, 4), 1, False, "quadratic"), ((2, 3), None, True, "cubic"),
-     (None, None, True, "cubic")],
-)
-def test_inverse_undoes_forward(lattice, radius, odd, activation):
-    model = random_model(lattice, 3, activation=activation, kernel_radius=radius, odd=odd,
-                         seed=6)
-    with torch.no_grad():  # milder activations, as in test_inn.py: far tails of a strongly
-        for act in model.activations:  # cubic depth-3 map overflow what float64 can invert
-            if activation == "quadratic":
-                act.a.normal_(0.0, 0.1)
-            else:
-                act.r.copy_(torch.randn_like(act.r) - 3.0)
-    x = torch.randn(200, model.dim, dtype=DTYPE) * 1.5
-    x = x[model.in_domain(x)]
-    assert x.shape[0] > 50
-    z, _ = model(x)
-    torch.testing.assert_close(model.inverse(z), x, rtol=1e-8, atol=1e-8)
-    samples = model.sample(100, seed=1)
-    assert samples.shape == (100, model.dim) and bool(torch.isfinite(samples).all())
-    gradient = model.grad(x[:3])
-    assert gradient.shape == (3, model.dim) and bool(torch.isfinite(gradient).all())
-
-
-def test_lattice_stages_are_circulant_with_shared_bias_and_coefficients():
+def test_lattice_stages_hold_the_convolutions_with_shared_bias_and_coefficients():
     model = random_model((3, 4), 2, seed=7)
     stages = model.stages()
-    assert [s[0] for s in stages] == ["affine"] + ["affine", "activation"] * 2
-    for kernel, (_, weight, bias) in zip(model.kernel, stages[1::2], strict=True):
-        assert torch.equal(weight[:, 0], kernel.detach().flatten())
-        assert bool((bias == bias[0]).all()) and bias.shape == (12,)
-    for _, act in stages[2::2]:
-        coefficients = act.coefficients()
+    assert [type(s) for s in stages] == [AffineStage] + [AffineStage, ActivationStage] * 2
+    assert stages[0].linear.lattice_kernel((3, 4)) is not None  # one scale: a convolution
+    for kernel, stage in zip(model.kernel, stages[1::2], strict=True):
+        assert isinstance(stage.linear, LatticeConvolution)
+        assert torch.equal(stage.linear.kernel, (kernel * model.kernel_support).detach())
+        assert bool((stage.bias == stage.bias[0]).all()) and stage.bias.shape == (12,)
+    for stage in stages[2::2]:
+        coefficients = stage.activation.coefficients()
         assert coefficients.shape == (12, 4) and bool((coefficients == coefficients[0]).all())
-    x = torch.randn(10, 12, dtype=DTYPE)
-    u = x
-    for stage in stages:
-        u = u @ stage[1].T + stage[2] if stage[0] == "affine" else stage[1](u)
-    torch.testing.assert_close(u, model(x)[0])
     assert bool((model.shift == model.shift[0]).all())
     assert bool((model.scale == model.scale[0]).all())
-    assert model.weight.shape == (2, 12, 12)
+    assert [layer.kernel.shape for layer in model.linear_maps()] == [(3, 4)] * 2
+    assert not hasattr(model, "weight")  # a lattice model has kernels, no (N, N) weights
     assert model.dtype == DTYPE and model.device.type == "cpu"
     parameters = sum(p.numel() for p in model.parameters())
     assert parameters == 2 * (12 + 1 + 2)  # kernel, one bias, (r, t) per layer
 
 
-def test_large_lattice_forward_by_fft_agrees_with_the_dense_stages():
+def test_large_lattice_forward_by_fft_agrees_with_the_stages():
     model = random_model((32, 32), 1, kernel_radius=2, seed=8)  # 1024 sites: the FFT route
     x = torch.randn(6, 1024, dtype=DTYPE)
     u, expected_logdet = x, torch.zeros(6, dtype=DTYPE)
     for stage in model.stages():
-        if stage[0] == "affine":
-            u = u @ stage[1].T + stage[2]
-            expected_logdet += torch.linalg.slogdet(stage[1]).logabsdet
+        if isinstance(stage, AffineStage):
+            u = u @ stage.linear.matrix().T + stage.bias
+            expected_logdet += torch.linalg.slogdet(stage.linear.matrix()).logabsdet
         else:
-            expected_logdet += stage[1].log_derivative(u).sum(dim=1)
-            u = stage[1](u)
+            expected_logdet += stage.activation.log_derivative(u).sum(dim=1)
+            u = stage.activation(u)
     z, logdet = model(x)
     torch.testing.assert_close(z, u.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(logdet, expected_logdet.detach(), rtol=1e-12, atol=1e-12)

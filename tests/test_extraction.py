@@ -11,8 +11,11 @@ import torch
 from autodiff import nested_derivatives
 
 from inntheory import PolynomialAction, PolynomialINN, action_history, extract_action
-from inntheory.extraction import dense as ex
+from inntheory.extraction import pullback
+from inntheory.extraction.dense import DenseBackend
 from inntheory.extraction.diagrams import catalogue
+from inntheory.model.linear import DenseLinear
+from inntheory.model.stages import AffineStage
 
 TOL = 1e-10
 
@@ -43,18 +46,19 @@ def _inside_point(model: PolynomialINN, seed: int) -> torch.Tensor:
     return point
 
 
-def _lean_action(stages: list[tuple]):
+def _lean_action(stages: list):
     """Hand-written action of the representation entering `stages` (data -> latent order).
 
     Lean (coefficients evaluated once) so that sixth-order nested autodiff stays fast.
     """
     lean = []
     for stage in stages:
-        if stage[0] == "affine":
-            weight = stage[1].double()
-            lean.append(("affine", weight, stage[2].double(), torch.linalg.slogdet(weight)[1]))
+        if isinstance(stage, AffineStage):
+            weight = stage.linear.matrix().double()
+            lean.append(("affine", weight, stage.bias.double(),
+                         torch.linalg.slogdet(weight)[1]))
         else:
-            poly = stage[1].coefficients().detach().double()
+            poly = stage.activation.coefficients().detach().double()
             slope = poly[:, 1:] * torch.arange(1, poly.shape[1], dtype=torch.float64)
             lean.append(("activation", poly, slope, None))
 
@@ -232,13 +236,25 @@ def test_linear_layer_pullback():
     a3 = torch.randn(3, 3, 3, generator=generator, dtype=torch.float64)
     a3 = sum(a3.permute(p) for p in [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1),
                                       (2, 1, 0)])
-    above = ex._Expansion({2: a2, 3: a3}, 0.5, torch.zeros(3, dtype=torch.float64))
-    below = ex._pull_affine(above, weight, torch.zeros(3, dtype=torch.float64))
-    torch.testing.assert_close(below.coefficients[2], weight.T @ a2 @ weight)
+    stage = AffineStage(DenseLinear(weight), torch.zeros(3, dtype=torch.float64))
+    prepared, logabsdet, _ = _backend(3).affine(stage, torch.zeros(3).double(), 0)
+    below = _backend(3).pull_affine({2: a2, 3: a3}, prepared)
+    torch.testing.assert_close(below[2], weight.T @ a2 @ weight)
     torch.testing.assert_close(
-        below.coefficients[3], torch.einsum("abc,ai,bj,ck->ijk", a3, weight, weight, weight)
+        below[3], torch.einsum("abc,ai,bj,ck->ijk", a3, weight, weight, weight)
     )
-    assert below.constant == pytest.approx(0.5 - math.log(abs(float(torch.det(weight)))))
+    assert logabsdet == pytest.approx(math.log(abs(float(torch.det(weight)))))
+
+
+def _backend(dim: int) -> DenseBackend:
+    return DenseBackend(dim, torch.device("cpu"))
+
+
+def _pull_activation(above: dict, taylor: torch.Tensor, degree: int, order: int):
+    """(coefficients below, their constant) of the activation step from `above` (constant 0)."""
+    below, log_total = pullback._pull_activation(_backend(taylor.shape[0]), above, taylor,
+                                                 degree, order)
+    return below, -log_total
 
 
 def _taylor_1d(m: float, q: float, t: float) -> torch.Tensor:
@@ -253,17 +269,15 @@ def _logdet_derivative(m: float, q: float, t: float, n: int) -> float:
 
 def test_one_dimensional_b4_rule():
     m, q, t, a2 = 1.3, 0.7, 0.4, 2.1
-    above = ex._Expansion({2: torch.tensor([[a2]], dtype=torch.float64)}, 0.0,
-                          torch.zeros(1, dtype=torch.float64))
-    below = ex._pull_activation(above, _taylor_1d(m, q, t), 3, 4,
-                                torch.zeros(1, dtype=torch.float64))
-    b4 = float(below.coefficients[4].reshape(()))
+    above = {2: torch.tensor([[a2]], dtype=torch.float64)}
+    below, constant = _pull_activation(above, _taylor_1d(m, q, t), 3, 4)
+    b4 = float(below[4].reshape(()))
     assert b4 - _logdet_derivative(m, q, t, 4) == pytest.approx(a2 * (4 * m * t + 3 * q**2))
-    b3 = float(below.coefficients[3].reshape(()))
+    b3 = float(below[3].reshape(()))
     assert b3 - _logdet_derivative(m, q, t, 3) == pytest.approx(a2 * 3 * m * q)
-    b2 = float(below.coefficients[2].reshape(()))
+    b2 = float(below[2].reshape(()))
     assert b2 - _logdet_derivative(m, q, t, 2) == pytest.approx(a2 * m**2)
-    assert below.constant == pytest.approx(-math.log(m))
+    assert constant == pytest.approx(-math.log(m))
 
 
 def test_small_activation_pullback_by_hand():
@@ -271,14 +285,11 @@ def test_small_activation_pullback_by_hand():
     m, q = torch.tensor([1.2, 0.8]).double(), torch.tensor([0.5, -0.3]).double()
     a1, a2 = torch.tensor([0.3, -0.7]).double(), torch.tensor([[2.0, 0.4], [0.4, 1.5]]).double()
     taylor = torch.stack([torch.zeros(2).double(), m, q / 2], dim=1)
-    above = ex._Expansion({1: a1, 2: a2}, 0.0, torch.zeros(2).double())
-    below = ex._pull_activation(above, taylor, 2, 3, torch.zeros(2).double())
+    below, _ = _pull_activation({1: a1, 2: a2}, taylor, 2, 3)
     eye = torch.eye(2).double()
     ld1, ld2, ld3 = -q / m, q**2 / m**2, -2 * q**3 / m**3  # derivatives of -ln(m + q D)
-    torch.testing.assert_close(below.coefficients[1], a1 * m + ld1)
-    torch.testing.assert_close(
-        below.coefficients[2], a2 * m[:, None] * m[None, :] + torch.diag(a1 * q + ld2)
-    )
+    torch.testing.assert_close(below[1], a1 * m + ld1)
+    torch.testing.assert_close(below[2], a2 * m[:, None] * m[None, :] + torch.diag(a1 * q + ld2))
     expected3 = torch.zeros(2, 2, 2).double()
     for i, j, k in torch.cartesian_prod(*[torch.arange(2)] * 3).tolist():
         expected3[i, j, k] = (
@@ -287,27 +298,26 @@ def test_small_activation_pullback_by_hand():
             + a2[k, i] * m[k] * q[i] * eye[i, j]
             + (ld3[i] if i == j == k else 0.0)
         )
-    torch.testing.assert_close(below.coefficients[3], expected3)
+    torch.testing.assert_close(below[3], expected3)
 
 
 def test_pullback_loops_over_the_catalogue(monkeypatch):
     """Dropping one diagram from the catalogue removes exactly its term from the numbers."""
     m, q, t, a2 = 1.1, 0.6, 0.0, 1.7
-    above = ex._Expansion({2: torch.tensor([[a2]], dtype=torch.float64)}, 0.0,
-                          torch.zeros(1, dtype=torch.float64))
-    full = ex._pull_activation(above, _taylor_1d(m, q, t), 2, 4, torch.zeros(1).double())
+    above = {2: torch.tensor([[a2]], dtype=torch.float64)}
+    full, _ = _pull_activation(above, _taylor_1d(m, q, t), 2, 4)
     calls = []
 
     def without_double_fork(activation, order):
         calls.append((activation, order))
         return [d for d in catalogue(activation, order) if (d.order, d.forked2) != (4, 2)]
 
-    monkeypatch.setattr(ex, "catalogue", without_double_fork)
-    cut = ex._pull_activation(above, _taylor_1d(m, q, t), 2, 4, torch.zeros(1).double())
+    monkeypatch.setattr(pullback, "catalogue", without_double_fork)
+    cut, _ = _pull_activation(above, _taylor_1d(m, q, t), 2, 4)
     assert calls == [(2, 4)]
-    difference = float((full.coefficients[4] - cut.coefficients[4]).reshape(()))
+    difference = float((full[4] - cut[4]).reshape(()))
     assert difference == pytest.approx(3 * q**2 * a2)
-    torch.testing.assert_close(full.coefficients[3], cut.coefficients[3])
+    torch.testing.assert_close(full[3], cut[3])
 
 
 # ---------------------------------------------------------------------------- errors
@@ -348,3 +358,51 @@ def test_memory_guard():
     with pytest.raises(MemoryError):
         action_history(PolynomialINN(4, 3), order=4, max_bytes=8 * 5 * 341)
     extract_action(PolynomialINN(4, 3), order=4, max_bytes=8 * 5 * 341)  # fits without history
+
+
+@pytest.mark.parametrize(
+    ("dim", "order", "options"),
+    [(4, 4, {}), (3, 5, {}), (6, 4, {"lattice": (6,)}), (12, 5, {"lattice": (3, 4)}),
+     (9, 4, {"lattice": (9,), "kernel_radius": 1})],
+)
+def test_extraction_cost_is_the_memory_the_extraction_checks(dim, order, options):
+    from inntheory.extraction import extraction_cost
+
+    model = PolynomialINN(dim, 2, **options).double()
+    cost = extraction_cost(dim, order, 2, "cubic", lattice=options.get("lattice"),
+                           kernel_radius=options.get("kernel_radius"))
+    peak = int(cost["peak_bytes"])
+    assert peak == cost["peak_bytes"]  # exact at these sizes
+    extract_action(model, order=order, max_bytes=peak)
+    with pytest.raises(MemoryError, match="GiB"):
+        extract_action(model, order=order, max_bytes=peak - 1)
+
+
+def test_extraction_cost_of_the_compressed_pullback_counts_window_couplings():
+    from inntheory.extraction import extraction_cost
+
+    dense = extraction_cost(16, 4, 2, "cubic")
+    local = extraction_cost(16, 4, 2, "cubic", lattice=(4, 4), kernel_radius=1)
+    full = extraction_cost(16, 4, 2, "cubic", lattice=(4, 4))
+    assert dense["placements"] == local["placements"] == full["placements"]
+    assert full["bytes"] == 8 * sum(16 ** (k - 1) for k in range(1, 5))
+    assert local["bytes"] == full["bytes"]  # the window min(L, 2 R + 1) is the whole 4 x 4
+    wide = extraction_cost(100, 4, 1, "cubic", lattice=(10, 10), kernel_radius=1)
+    # coupling range 2 depth r = 2: the window 5 x 5
+    assert wide["bytes"] == 8 * sum(25 ** (k - 1) for k in range(1, 5))
+    assert wide["updates"] < extraction_cost(100, 4, 1, "cubic")["updates"] / 100
+
+
+def test_compressed_pullback_of_high_order_on_a_2d_lattice_equals_dense():
+    # order 6 on a 2-D lattice: Fourier transforms over 2 (K - 1) = 10 axes
+    torch.manual_seed(1)
+    model = PolynomialINN(6, 1, lattice=(2, 3)).double()
+    with torch.no_grad():
+        model.kernel.normal_(0.0, 0.3)
+        model.kernel[:, 0, 0] += 1.0
+        model.activations[0].t.normal_(0.0, 0.5)
+    point = torch.full((6,), 0.2, dtype=torch.float64)
+    compressed = extract_action(model, order=6, point=point)
+    dense = extract_action(model, order=6, point=point, compressed=False)
+    for k in range(1, 7):
+        _assert_close(compressed.coefficient(k), dense.coefficient(k), tol=1e-12)

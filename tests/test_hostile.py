@@ -7,6 +7,7 @@ real entry point (``python -m inntheory ...``) in a subprocess with this working
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import shutil
@@ -297,28 +298,30 @@ def test_huge_order_is_refused_at_once(folder: Path) -> None:
 
 
 def test_extraction_cost_counts_the_catalogue_placements() -> None:
+    from inntheory.extraction import extraction_cost
     from inntheory.extraction.diagrams import catalogue
 
     for activation in ("cubic", "quadratic"):
         for order in (1, 4, 7):
             counted = sum(len(d.placements) for d in catalogue(activation, order))
-            assert cli.extraction_cost(3, order, 2, activation)["placements"] == counted
-    cost = cli.extraction_cost(8, 4, 3, "cubic")
+            assert extraction_cost(3, order, 2, activation)["placements"] == counted
+    cost = extraction_cost(8, 4, 3, "cubic")
     assert cost["bytes"] == 8 * sum(8**k for k in range(5))
     # The limits let the orders one uses through (cubic up to 11 at N = 2, depth 3).
-    cli._check_extraction_cost(2, 11, 3, "cubic", torch.device("cpu"))
+    settings = argparse.Namespace(order=11, depth=3, activation="cubic", lattice=None,
+                                  kernel_radius=None)
+    cli._check_extraction_cost(2, settings, torch.device("cpu"), False)
+    settings.order = 12
     with pytest.raises(cli.CLIError, match="order 12 .* lower --order"):
-        cli._check_extraction_cost(2, 12, 3, "cubic", torch.device("cpu"))
+        cli._check_extraction_cost(2, settings, torch.device("cpu"), False)
 
 
 def test_extraction_memory_is_checked_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inntheory.extraction import dense as extraction
-
     # enough rows for the default depth-3 network (1380 parameters): no thin-data warning
     np.save(tmp_path / "wide.npy", np.random.default_rng(3).standard_normal((14_000, 20)))
-    monkeypatch.setattr(extraction, "_available_bytes", lambda device: 2**20)
+    monkeypatch.setattr(cli, "available_bytes", lambda device: 2**20)
     monkeypatch.setattr(cli.it, "train", lambda *a, **k: pytest.fail("training started"))
     main_error(capsys, ["fit", tmp_path / "wide.npy", "--order", 4, "--quiet", "--device",
                         "cpu", "--out", tmp_path / "w.npz"], 1, "needs about", "GiB",

@@ -12,6 +12,8 @@ import torch
 from torch.func import jacrev, vmap
 
 from inntheory.model.inn import PolynomialINN
+from inntheory.model.linear import DenseLinear, Scaling
+from inntheory.model.stages import ActivationStage, AffineStage
 
 DTYPE = torch.float64
 
@@ -69,18 +71,25 @@ def test_inverse_undoes_forward(activation: str) -> None:
     torch.testing.assert_close(model(model.inverse(z))[0], z, rtol=1e-7, atol=1e-7)
 
 
-def test_stages_compose_to_forward() -> None:
+def test_stages_are_objects_in_data_to_latent_order() -> None:
+    # that stages compose to the forward map for every kind of model: test_contracts_model.py
     model = random_model(3, 2, "cubic")
     stages = model.stages()
-    assert [s[0] for s in stages] == ["affine"] + ["affine", "activation"] * 2
-    x = torch.randn(10, 3, dtype=DTYPE)
-    u = x
-    for stage in stages:
-        u = u @ stage[1].T + stage[2] if stage[0] == "affine" else stage[1](u)
-    torch.testing.assert_close(u, model(x)[0])
-    assert not any(t.requires_grad for s in stages if s[0] == "affine" for t in s[1:])
+    kinds = [type(stage) for stage in stages]
+    assert kinds == [AffineStage] + [AffineStage, ActivationStage] * 2
+    assert isinstance(stages[0].linear, Scaling)
+    torch.testing.assert_close(stages[0].linear.diagonal, 1 / model.scale)
+    torch.testing.assert_close(stages[0].bias, -model.shift / model.scale)
+    assert all(isinstance(stage.linear, DenseLinear) for stage in stages[1::2])
+    assert [stage.activation for stage in stages[2::2]] == list(model.activations)
+    weights = [stage.linear.weight for stage in stages[1::2]]
+    biases = [stage.bias for stage in stages if isinstance(stage, AffineStage)]
+    assert not any(t.requires_grad for t in (*biases, *weights))
+    with torch.no_grad():
+        model.weight.add_(1.0)  # the stages hold copies
+    assert torch.equal(stages[1].linear.weight + 1.0, model.weight[0])
     unset = PolynomialINN(3, 1)
-    assert [s[0] for s in unset.stages()] == ["affine", "activation"]
+    assert [type(stage) for stage in unset.stages()] == [AffineStage, ActivationStage]
 
 
 def test_cubic_density_integrates_to_one_in_1d() -> None:
@@ -234,43 +243,8 @@ def test_input_validation() -> None:
         PolynomialINN(3, 1, standardize=False).standardize_to(torch.randn(10, 3))
 
 
-# ---------------------------------------------------------------- lattice and odd options
-
-NEW_OPTIONS = [
-    {"lattice": (9,)},
-    {"lattice": (3, 3), "kernel_radius": 1},
-    {"odd": True},
-    {"lattice": (9,), "kernel_radius": 2, "odd": True},
-    {"lattice": [3, 3], "activation": "quadratic"},
-]
-
-
-@pytest.mark.parametrize("options", NEW_OPTIONS)
-def test_save_load_round_trip_with_new_options(tmp_path, options) -> None:
-    options = dict(options)
-    activation = options.pop("activation", "cubic")
-    torch.manual_seed(1)
-    model = PolynomialINN(9, 2, activation, **options).to(DTYPE)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    model.standardize_to(torch.randn(40, 9, dtype=DTYPE) + 0.5)
-    model.training_info = {"steps_run": 3}
-    path = tmp_path / "model.pt"
-    model.save(path)
-    assert torch.load(path, weights_only=True)["version"] == 2
-    loaded = PolynomialINN.load(path)
-    assert loaded.config == model.config and loaded.training_info == model.training_info
-    lattice = options.get("lattice")
-    assert loaded.lattice == (None if lattice is None else tuple(lattice))
-    assert loaded.kernel_radius == options.get("kernel_radius")
-    assert loaded.odd == options.get("odd", False) and loaded.dtype == DTYPE
-    assert loaded.coupling_range == model.coupling_range
-    x = torch.randn(30, 9, dtype=DTYPE) * 0.5
-    x = x[model.in_domain(x)]
-    assert x.shape[0] > 10
-    torch.testing.assert_close(loaded.action(x), model.action(x), rtol=0, atol=0)
-    torch.testing.assert_close(loaded.inverse(model(x)[0]), x, rtol=1e-9, atol=1e-9)
+# ---------------------------------------------------------------- persistence
+# (the save/load round trip of every kind of model: test_contracts_model.py)
 
 
 def test_version_1_file_written_by_the_previous_code_still_loads() -> None:

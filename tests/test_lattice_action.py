@@ -11,6 +11,8 @@ import torch
 from inntheory import LatticeTheory, PolynomialAction, PolynomialINN, compare, extract_action
 from inntheory.actions.lattice import LatticeAction, lattice_window
 from inntheory.extraction.lattice import extract_lattice_action
+from inntheory.model.linear import DenseLinear
+from inntheory.model.stages import AffineStage
 
 TOL = 1e-12  # relative to the largest entry of the dense tensor
 
@@ -105,19 +107,20 @@ def test_non_lattice_stages_and_points_are_refused_with_reasons():
     dense = extract_action(model, 2, point=torch.arange(5.0) / 10)
     assert isinstance(dense, PolynomialAction)
     with pytest.raises(ValueError, match="uniform expansion point"):
-        extract_lattice_action(model, 2, torch.arange(5.0, dtype=torch.float64) / 10, 2**30)
+        extract_lattice_action(model, model.stages(), 2,
+                               torch.arange(5.0, dtype=torch.float64) / 10, 2**30)
     stages = model.stages()
-    bias = stages[0][2].clone()
+    bias = stages[0].bias.clone()
     bias[1] += 0.1
-    model.stages = lambda: [("affine", stages[0][1], bias), *stages[1:]]
+    model.stages = lambda: [AffineStage(stages[0].linear, bias), *stages[1:]]
     with pytest.raises(ValueError, match="bias"):
         extract_action(model, 2)
     model = lattice_model((5,), 1, "cubic", False)
     stages = model.stages()
-    weight = stages[0][1].clone()
+    weight = stages[0].linear.matrix().clone()
     weight[1, 3] += 0.1
-    model.stages = lambda: [("affine", weight, stages[0][2]), *stages[1:]]
-    with pytest.raises(ValueError, match="not a periodic convolution"):
+    model.stages = lambda: [AffineStage(DenseLinear(weight), stages[0].bias), *stages[1:]]
+    with pytest.raises(ValueError, match="DenseLinear is not a periodic convolution"):
         extract_action(model, 2)
 
 
@@ -264,8 +267,7 @@ def test_kernels_reaching_beyond_the_stated_range_are_refused():
     stages = model.stages()
     wide = torch.zeros(12, dtype=torch.float64)
     wide[0], wide[3] = 1.0, 0.2  # reaches 3 steps
-    weight = LatticeConvolution(wide).matrix()
-    model.stages = lambda: [("affine", weight, stages[0][2]), *stages[1:]]
+    model.stages = lambda: [AffineStage(LatticeConvolution(wide), stages[0].bias), *stages[1:]]
     with pytest.raises(ValueError, match="coupling_range = 4 but its kernels reach"):
         extract_action(model, 4)
 

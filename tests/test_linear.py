@@ -1,12 +1,12 @@
-"""Tests of `inntheory.model.linear`: dense and lattice-convolution maps against dense linear
-algebra."""
+"""Tests of `inntheory.model.linear` beyond the contract (tests/test_contracts_model.py): the
+circulant structure, kernel masks, the lattice kernel of each map, errors."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from inntheory.model.linear import DenseLinear, LatticeConvolution, kernel_mask
+from inntheory.model.linear import DenseLinear, LatticeConvolution, Scaling, kernel_mask
 
 DTYPE = torch.float64
 SHAPES = [(7,), (8,), (4, 6), (5, 5)]
@@ -26,21 +26,13 @@ def _offset(a: int, b: int, length: int) -> int:
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("radius", [None, 1])
-def test_circulant_logdet_and_solve_equal_dense_linear_algebra(shape, radius):
+def test_fourier_route_equals_the_matrix_product(shape, radius):
+    # the contract tests (test_contracts_model.py) check forward, solve and log|det| of every
+    # map; this checks the FFT route of the forward map on the small lattices too
     layer = LatticeConvolution(_kernel(shape, radius, seed=len(shape) * 10 + (radius or 0)))
-    matrix = layer.matrix()
-    dim = matrix.shape[0]
-    assert matrix.shape == (dim, dim) and dim == layer.dim
-    expected = torch.linalg.slogdet(matrix).logabsdet
-    assert abs(float(layer.logabsdet() - expected)) < 1e-12 * max(1.0, abs(float(expected)))
-    assert layer.logabsdet().dtype == DTYPE and layer.logabsdet().dim() == 0
-    y = torch.randn(11, dim, dtype=DTYPE)
-    torch.testing.assert_close(layer.solve(y), torch.linalg.solve(matrix, y.T).T,
-                               rtol=1e-12, atol=1e-12)
-    u = torch.randn(11, dim, dtype=DTYPE)
-    torch.testing.assert_close(layer(u), u @ matrix.T, rtol=1e-12, atol=1e-12)
+    u = torch.randn(11, layer.dim, dtype=DTYPE)
     fourier = layer._fourier(u, lambda spectrum, u_hat: spectrum * u_hat)
-    torch.testing.assert_close(fourier, u @ matrix.T, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fourier, u @ layer.matrix().T, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -67,31 +59,25 @@ def test_kernel_mask_minimal_image_and_bounds():
         kernel_mask((5, 4), 2)
 
 
-def test_gradients_of_fft_logdet_solve_and_forward_match_dense():
-    kernel = _kernel((3, 4), None, seed=7).requires_grad_(True)
-    y = torch.randn(5, 12, dtype=DTYPE)
-    layer = LatticeConvolution(kernel)
-    forward = layer._fourier(y, lambda spectrum, y_hat: spectrum * y_hat)
-    (layer.logabsdet() + layer.solve(y).square().sum() + forward.pow(3).sum()).backward()
-    fast = kernel.grad.clone()
-    kernel.grad = None
-    matrix = layer.matrix()
-    dense = torch.linalg.solve(matrix, y.T).T.square().sum() + (y @ matrix.T).pow(3).sum()
-    (torch.linalg.slogdet(matrix).logabsdet + dense).backward()
-    torch.testing.assert_close(fast, kernel.grad, rtol=1e-10, atol=1e-12)
-
-
 def test_singular_kernel_has_infinite_negative_logdet():
     assert float(LatticeConvolution(torch.ones(4, dtype=DTYPE)).logabsdet()) == float("-inf")
 
 
-def test_dense_linear_contract():
-    weight = torch.eye(3, dtype=DTYPE) + 0.3 * torch.randn(3, 3, dtype=DTYPE)
-    layer = DenseLinear(weight)
-    u = torch.randn(4, 3, dtype=DTYPE)
-    torch.testing.assert_close(layer(u), u @ weight.T)
-    torch.testing.assert_close(layer.solve(layer(u)), u)
-    torch.testing.assert_close(layer.logabsdet(), torch.linalg.slogdet(weight).logabsdet)
-    assert layer.matrix() is weight
+def test_bad_shapes_are_clear_errors():
     with pytest.raises(ValueError, match="square"):
         DenseLinear(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="vector"):
+        Scaling(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="at least one axis"):
+        LatticeConvolution(torch.tensor(1.0))
+
+
+def test_only_convolutions_have_a_lattice_kernel():
+    weight = torch.eye(4, dtype=DTYPE)
+    assert DenseLinear(weight).lattice_kernel((4,)) is None  # even where W is circulant
+    assert Scaling(torch.tensor([1.0, 2.0])).lattice_kernel((2,)) is None
+    kernel = Scaling(torch.full((4,), 3.0)).lattice_kernel((2, 2))
+    assert kernel.tolist() == [[3.0, 0.0], [0.0, 0.0]]
+    convolution = LatticeConvolution(_kernel((2, 3), None, seed=1))
+    assert convolution.lattice_kernel((2, 3)) is convolution.kernel
+    assert convolution.lattice_kernel((3, 2)) is None

@@ -16,7 +16,7 @@ import inntheory.lab.sweeps as sweeps
 from inntheory.baselines import score_matching
 from inntheory.comparison import compare
 from inntheory.datasets import load_dataset
-from inntheory.extraction.dense import extract_action
+from inntheory.extraction import extract_action
 from inntheory.lab.sweeps import SweepResult, sweep
 from inntheory.model.inn import PolynomialINN
 from inntheory.model.training import train

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import inntheory.model.training as training
-from inntheory.extraction.dense import extract_action
+from inntheory.extraction import extract_action
 from inntheory.model.inn import PolynomialINN
 from inntheory.model.training import TrainingHistory, resolve_device, train
 

@@ -1,5 +1,10 @@
-"""The exact action of a polynomial INN by the layer-to-layer pull-back (diagrammatic rules)."""
+"""The exact action of a polynomial INN by the layer-to-layer pull-back (diagrammatic rules).
 
-from .dense import action_history, extract_action
+`extract` holds the entry points, `pullback` the algorithm, `dense` and `lattice` its two
+backends, `diagrams` the catalogue of the activation step, `cost` the estimate of its cost.
+"""
 
-__all__ = ["action_history", "extract_action"]
+from .cost import extraction_cost
+from .extract import action_history, extract_action
+
+__all__ = ["action_history", "extract_action", "extraction_cost"]

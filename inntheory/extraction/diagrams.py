@@ -16,8 +16,9 @@ and the action of the layer below is S_prev(e) = S(e'(e)) - sum_i ln phi'(y*_i +
 - a log-determinant vertex: n! times the n-th Taylor coefficient of -ln phi'(y*_i + D) in D,
   a diagonal n-vertex (all n indices on the same unit).
 
-`catalogue` lists them; `inntheory.extraction.dense` loops over the same list to compute the
-numbers, and `draw_diagrams` draws it, so pictures and numbers cannot drift apart.
+`catalogue` lists them; the pull-back driver (`inntheory.extraction.pullback`) loops over the
+same list to compute the numbers, and `draw_diagrams` draws it, so pictures and numbers cannot
+drift apart.
 
 Example:
     >>> for diagram in catalogue("quadratic", 4)[-4:]:
@@ -42,6 +43,7 @@ from functools import cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+from .._checks import check_order
 from ..model.activations import ACTIVATIONS
 
 if TYPE_CHECKING:
@@ -130,7 +132,7 @@ def catalogue(activation: Any, order: int) -> list[Diagram]:
         ...  for d in catalogue("cubic", 4) if d.order == 4 and not d.logdet]
         [(4, 4, 0, 0, 1), (3, 2, 1, 0, 6), (2, 0, 2, 0, 3), (2, 1, 0, 1, 4)]
     """
-    return list(_catalogue(activation_degree(activation), _check_order(order)))
+    return list(_catalogue(activation_degree(activation), check_order(order)))
 
 
 def activation_degree(activation: Any) -> int:
@@ -152,12 +154,6 @@ def activation_degree(activation: Any) -> int:
     if not 1 <= degree <= MAX_FORK:
         raise ValueError(f"activation degree must be 1..{MAX_FORK}, got {degree}")
     return int(degree)
-
-
-def _check_order(order: Any) -> int:
-    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
-        raise ValueError(f"order must be an integer >= 1, got {order!r}")
-    return order
 
 
 @cache

@@ -55,18 +55,17 @@ import inntheory as it
 from .._io import atomic_write, atomic_write_all, claim, load_error
 from .._memory import available_bytes
 
-__all__ = ["CLIError", "SAMPLES_PER_PARAMETER", "build_parser", "extraction_cost", "load_data",
-           "main", "recommended_samples"]
+__all__ = ["CLIError", "SAMPLES_PER_PARAMETER", "build_parser", "load_data", "main",
+           "recommended_samples"]
 
 SAMPLES_PER_PARAMETER = 10
 """``fit`` warns below this many samples per trainable parameter of the network."""
 
 _DATA_FORMATS = (".npy", ".npz", ".csv")
-# fit refuses an extraction beyond these (see extraction_cost): cubic order <= 11 and
-# quadratic order <= 12 pass the placement limit.
+# fit refuses an extraction beyond these (see inntheory.extraction.extraction_cost): cubic
+# order <= 11 and quadratic order <= 12 pass the placement limit.
 _MAX_PLACEMENTS = 500_000
 _MAX_EXTRACTION_SECONDS = 600.0
-_SECONDS_PER_PLACEMENT = 2e-5
 # Spelled out rather than read from ACTIVATIONS / PRESETS so that parsing, help and the checks
 # of user input run without importing torch (tests/test_cli.py keeps them in sync).
 _ACTIVATIONS = ("cubic", "quadratic")
@@ -428,56 +427,34 @@ def _train_and_extract(
     return history, action, timings
 
 
-def extraction_cost(dim: int, order: int, depth: int, activation: str) -> dict[str, float]:
-    """What extracting the order-`order` action of a trained INN costs, before training.
-
-    The pull-back through each of the `depth` activation stages adds every diagram of
-    :func:`inntheory.extraction.diagrams.catalogue` once per distinct placement of its legs on
-    the output positions, n! / (2!^j2 3!^j3 j1! j2! j3!) of them (a log-determinant vertex: one), each
-    touching N^k entries (k the vertex order; N for the diagonal log-determinant vertex).
-    Counting them needs no placement to be built.
-
-    Returns:
-        ``placements`` per activation stage; ``updates``, the tensor entries written over
-        all stages; ``bytes``, the memory of one action's tensors, 8 sum_{k<=K} N^k; and
-        ``seconds``, a rough time (measured: about 20 us per placement and stage in the
-        extraction's Python loop, 1 ns per entry; order 11, N = 2, depth 3 took 18 s).
-    """
-    from ..extraction.diagrams import catalogue
-
-    placements = updates = 0
-    for diagram in catalogue(activation, order):
-        count = 1 if diagram.logdet else math.factorial(diagram.order) // (
-            2**diagram.forked2 * 6**diagram.forked3 * math.factorial(diagram.straight)
-            * math.factorial(diagram.forked2) * math.factorial(diagram.forked3)
-        )
-        placements += count
-        updates += count * (dim if diagram.logdet else dim**diagram.vertex)
-    return {
-        "placements": placements,
-        "updates": depth * updates,
-        "bytes": 8 * sum(dim**k for k in range(order + 1)),
-        "seconds": depth * (_SECONDS_PER_PLACEMENT * placements) + 1e-9 * depth * updates,
-    }
-
-
-def _check_extraction_cost(dim: int, order: int, depth: int, activation: str,
-                           device: Any) -> None:
-    """Refuse a fit whose extraction would not finish in reasonable time or memory."""
-    cost = extraction_cost(dim, order, depth, activation)
+def _check_extraction_cost(dim: int, args: argparse.Namespace, device: Any,
+                           compressed: bool) -> None:
+    """Refuse a fit whose extraction would not finish in reasonable time or memory (the dense
+    pull-back, or the compressed one of a lattice model)."""
+    order, depth, activation = args.order, args.depth, args.activation
+    cost = it.extraction.extraction_cost(
+        dim, order, depth, activation, lattice=tuple(args.lattice) if compressed else None,
+        kernel_radius=args.kernel_radius if compressed else None,
+    )
     if cost["placements"] > _MAX_PLACEMENTS or cost["seconds"] > _MAX_EXTRACTION_SECONDS:
         raise CLIError(
             f"extracting order {order} (N = {dim}, depth {depth}, {activation}) would place "
-            f"{cost['placements']:.3g} diagram terms per layer and take roughly "
-            f"{cost['seconds']:.3g} s (it grows about 5x per order); the limits are "
+            f"{_count(cost['placements'])} diagram terms per layer and take roughly "
+            f"{_count(cost['seconds'])} s (it grows about 5x per order); the limits are "
             f"{_MAX_PLACEMENTS:.0e} placements and {_MAX_EXTRACTION_SECONDS:.0f} s; lower --order"
         )
-    from ..extraction.dense import _check_memory
+    limit = available_bytes(device) // 2
+    if cost["peak_bytes"] > limit:
+        raise CLIError(
+            f"cannot extract the action: order {order} for N = {dim} needs about "
+            f"{_count(cost['peak_bytes'] / 2**30)} GiB, more than half the memory available "
+            f"({limit / 2**30:.3g} GiB); lower the order"
+        )
 
-    try:
-        _check_memory(dim, order, 1, None, device)
-    except MemoryError as error:
-        raise CLIError(f"cannot extract the action: {_one_line(error)}") from error
+
+def _count(value: float) -> str:
+    """A count or estimate for a message: 3 digits, or "more than 1e308" past the float range."""
+    return f"{value:.3g}" if math.isfinite(value) else "more than 1e308"
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -513,8 +490,7 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
         )
     device = _device(args.device)
     compressed = model.lattice is not None and args.point in ("mean", "zero")
-    if not compressed:
-        _check_extraction_cost(dim, args.order, args.depth, args.activation, device)
+    _check_extraction_cost(dim, args, device, compressed)
     if args.point == "zero":
         point = np.zeros(dim)
     elif compressed:  # a translation-invariant model is expanded at a uniform point

@@ -67,7 +67,7 @@ from .._io import atomic_write
 from ..baselines import _tied_offsets, score_matching
 from ..comparison import Comparison, compare
 from ..datasets import default_cache_dir, load_dataset
-from ..extraction.dense import extract_action
+from ..extraction import extract_action
 from ..model.activations import ACTIVATIONS
 from ..model.inn import PolynomialINN
 from ..model.training import train

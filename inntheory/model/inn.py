@@ -30,8 +30,16 @@ import torch
 from torch import nn
 
 from .._io import atomic_write, load_error
-from .activations import ACTIVATIONS, make_activation
-from .linear import DenseLinear, LatticeConvolution, LinearMap, kernel_mask
+from .._memory import available_bytes
+from .linear import DenseLinear, LatticeConvolution, LinearMap, Scaling, kernel_mask
+from .stages import ActivationStage, AffineStage, Stage
+from .validation import (
+    _as_batch,
+    check_config,
+    layer_activation,
+    parameter_problem,
+    state_problem,
+)
 
 __all__ = ["PolynomialINN"]
 
@@ -40,73 +48,8 @@ _FORMAT_VERSION = 2  # 2: config has lattice, kernel_radius, odd; version 1 file
 _READABLE_VERSIONS = (1, 2)
 _INIT_NOISE = 1e-2
 _MAX_SAMPLE_ROUNDS = 100
-
-
-def _as_batch(
-    value: Any, dim: int, name: str, dtype: torch.dtype, device: torch.device
-) -> tuple[torch.Tensor, bool]:
-    """Validate an input batch and return it as a (n, dim) tensor plus whether it was 1-D."""
-    if isinstance(value, np.ndarray):
-        value = torch.from_numpy(value)
-    if not torch.is_tensor(value):
-        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(value)}")
-    if value.is_complex() or value.dtype == torch.bool:
-        raise TypeError(f"{name} must hold real numbers, got dtype {value.dtype}")
-    single = value.dim() == 1
-    if single:
-        value = value.unsqueeze(0)
-    if value.dim() != 2 or value.shape[1] != dim:
-        raise ValueError(
-            f"{name} must have shape (n, {dim}) or ({dim},), got {tuple(value.shape)}"
-        )
-    bad = int((~torch.isfinite(value)).sum())
-    if bad:
-        raise ValueError(f"{name} contains {bad} NaN or inf entries")
-    value = value.to(device=device, dtype=dtype)
-    overflowed = int((~torch.isfinite(value)).sum())
-    if overflowed:
-        raise ValueError(
-            f"{name} has {overflowed} entries beyond the range of the model's dtype {dtype} "
-            f"(|x| > {torch.finfo(dtype).max:.4g}): rescale the data or use a float64 model"
-        )
-    return value, single
-
-
-def _check_lattice(lattice: Any, dim: int) -> tuple[int, ...] | None:
-    """Validate the `lattice` option: None or a tuple/list of ints >= 1 with product dim."""
-    if lattice is None:
-        return None
-    if not isinstance(lattice, tuple | list) or not lattice:
-        raise TypeError(f"lattice must be None or a tuple of ints, got {lattice!r}")
-    for side in lattice:
-        if isinstance(side, bool) or not isinstance(side, int | np.integer):
-            raise TypeError(f"lattice sides must be ints, got {lattice!r}")
-        if side < 1:
-            raise ValueError(f"lattice sides must be >= 1, got {tuple(lattice)}")
-    shape = tuple(int(side) for side in lattice)
-    if math.prod(shape) != dim:
-        raise ValueError(
-            f"lattice {shape} has {math.prod(shape)} sites but dim is {dim}; they must agree"
-        )
-    return shape
-
-
-def _check_radius(radius: Any, lattice: tuple[int, ...] | None) -> int | None:
-    """Validate `kernel_radius`: None, or an int r >= 0 with 2 r + 1 <= L on every axis."""
-    if radius is None:
-        return None
-    if lattice is None:
-        raise ValueError("kernel_radius needs a lattice (lattice=None is a dense model)")
-    if isinstance(radius, bool) or not isinstance(radius, int | np.integer):
-        raise TypeError(f"kernel_radius must be an int or None, got {type(radius).__name__}")
-    if radius < 0:
-        raise ValueError(f"kernel_radius must be >= 0, got {radius}")
-    if 2 * radius + 1 > min(lattice):
-        raise ValueError(
-            f"kernel_radius {radius} is too large for the lattice {lattice}: it needs "
-            f"2 r + 1 <= L on every axis, i.e. r <= {(min(lattice) - 1) // 2}"
-        )
-    return int(radius)
+_SAMPLE_COPIES = 8
+"""(n, N) tensors alive at once while `sample` inverts one round of draws, rounded up."""
 
 
 def _evaluate(coefficients: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,8 +92,8 @@ class PolynomialINN(nn.Module):
       y + c y^3 (a = 0 exactly), shift fixed at 0, so f(-x) = -f(x) and the density is
       exactly even.
 
-    The activations start near the identity. `stages()` hands plain dense matrices to
-    extraction for every kind.
+    The activations start near the identity. `stages()` lists the network as
+    `inntheory.model.stages` objects (each layer's `LinearMap` as built, not a dense matrix).
 
     Arguments:
         dim: N, the number of degrees of freedom (>= 1).
@@ -176,8 +119,9 @@ class PolynomialINN(nn.Module):
             `sample` call.
 
     Raises:
-        ValueError: on a lattice whose size is not dim or with a side < 1, a kernel radius
-            that is negative, too large or given without a lattice, or odd with "quadratic".
+        ValueError: on a lattice whose size is not dim, with a side < 1 or with other than 1
+            or 2 axes, a kernel radius that is negative, too large or given without a
+            lattice, or odd with "quadratic".
 
     Example:
         >>> model = PolynomialINN(2, depth=2)
@@ -201,30 +145,16 @@ class PolynomialINN(nn.Module):
         odd: bool = False,
     ) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; known: {', '.join(sorted(ACTIVATIONS))}"
-            )
-        for name, value in (("standardize", standardize), ("odd", odd)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-        if odd and activation == "quadratic":
-            raise ValueError(
-                "odd=True needs an odd activation: 'quadratic' (y + a y^2) has none; use "
-                "activation='cubic' (odd form y + c y^3)"
-            )
-        self.dim = int(dim)
-        self.depth = int(depth)
+        dim, depth, lattice, kernel_radius = check_config(
+            dim, depth, activation, standardize, lattice, kernel_radius, odd
+        )
+        self.dim = dim
+        self.depth = depth
         self.activation_name = activation
         self.standardize = standardize
         self.odd = odd
-        self.lattice = _check_lattice(lattice, self.dim)
-        self.kernel_radius = _check_radius(kernel_radius, self.lattice)
+        self.lattice = lattice
+        self.kernel_radius = kernel_radius
         if self.lattice is None:
             noise = torch.randn(self.depth, self.dim, self.dim) * (_INIT_NOISE / math.sqrt(dim))
             self.weight = nn.Parameter(torch.eye(self.dim) + noise)
@@ -245,11 +175,8 @@ class PolynomialINN(nn.Module):
             self.register_buffer("bias", torch.zeros(bias_shape), persistent=False)
         else:
             self.bias = nn.Parameter(torch.zeros(bias_shape))
-        options: dict[str, bool] = {"shared": self.lattice is not None}
-        if odd:
-            options["odd"] = True
         self.activations = nn.ModuleList(
-            make_activation(activation, self.dim, **options) for _ in range(self.depth)
+            layer_activation(activation, self.dim, self.lattice, odd) for _ in range(self.depth)
         )
         self.register_buffer("shift", torch.zeros(self.dim))
         self.register_buffer("scale", torch.ones(self.dim))
@@ -311,18 +238,27 @@ class PolynomialINN(nn.Module):
         `DenseLinear` for a dense model, `LatticeConvolution` (masked kernel) on a lattice;
         differentiable with respect to the parameters.
         """
-        if self.lattice is None:
-            return [DenseLinear(weight) for weight in self.weight]
-        return [LatticeConvolution(kernel) for kernel in self.kernel * self.kernel_support]
+        return [stage.linear for stage in self._layer_stages()[::2]]
 
-    def __getattr__(self, name: str) -> Any:
-        # A lattice model has no `weight` parameter; `weight` there is the stack of its
-        # circulant matrices (depth, N, N), built on demand (differentiable, O(depth N^2)
-        # memory), so code that reads `model.weight` (its device, dtype, values) keeps
-        # working. Use `device`/`dtype` rather than `weight` for those.
-        if name == "weight" and "kernel" in self._parameters:
-            return torch.stack([layer.matrix() for layer in self.linear_maps()])
-        return super().__getattr__(name)
+    def _layer_stages(self, detach: bool = False) -> list[Stage]:
+        """Affine and activation stage of every layer, in data -> latent order.
+
+        Differentiable with respect to the parameters, or (`detach`) built from detached
+        copies of them (the activation modules themselves are shared in both cases).
+        """
+        if self.lattice is None:
+            kind, tensors = DenseLinear, self.weight
+        else:
+            kind, tensors = LatticeConvolution, self.kernel * self.kernel_support
+        biases = self.bias
+        if detach:
+            tensors, biases = tensors.detach(), biases.detach()
+        stages: list[Stage] = []
+        for tensor, bias, act in zip(tensors, biases, self.activations, strict=True):
+            if detach:  # copies of their own (also aligned as fresh tensors for the BLAS)
+                tensor, bias = tensor.clone(), bias.expand(self.dim).clone()
+            stages += [AffineStage(kind(tensor), bias), ActivationStage(act)]
+        return stages
 
     @property
     def is_standardized(self) -> bool:
@@ -359,30 +295,21 @@ class PolynomialINN(nn.Module):
             self.scale.copy_(scale.expand(self.dim))
             self.standardized.fill_(True)
 
-    def stages(self) -> list[tuple]:
+    def stages(self) -> list[Stage]:
         """The network as a list of stages in data -> latent order (detached tensors).
 
         Returns:
-            `("affine", W (N, N), b (N,))` and `("activation", act)` entries: the fixed
-            standardisation first when set (W = diag(1/scale), b = -shift/scale), then per
-            layer its affine map (a dense matrix for every kind of model; a circulant on a
-            lattice) and its activation module (`coefficients()` of shape (N, degree + 1),
-            identical rows on a lattice).
+            The fixed standardisation first when it is set, as an `AffineStage` with
+            W = `Scaling(1 / scale)` and b = -shift / scale; then per layer its `AffineStage`
+            (a `DenseLinear`, or the `LatticeConvolution` with its kernel on a lattice; the
+            bias (N,)) and its `ActivationStage` (the layer's activation module,
+            `coefficients()` of shape (N, degree + 1), identical rows on a lattice).
         """
-        out: list[tuple] = []
+        out: list[Stage] = []
         if self.is_standardized:
             inverse_scale = 1.0 / self.scale.detach()
-            out.append(
-                ("affine", torch.diag(inverse_scale), -self.shift.detach() * inverse_scale)
-            )
-        for layer, bias, act in zip(self.linear_maps(), self.bias, self.activations,
-                                    strict=True):
-            out.append(
-                ("affine", layer.matrix().detach().clone(),
-                 bias.detach().expand(self.dim).clone())
-            )
-            out.append(("activation", act))
-        return out
+            out.append(AffineStage(Scaling(inverse_scale), -self.shift.detach() * inverse_scale))
+        return out + self._layer_stages(detach=True)
 
     # ------------------------------------------------------------------ density
 
@@ -391,14 +318,13 @@ class PolynomialINN(nn.Module):
 
         logdet is -inf on rows outside the domain (`inside` False).
         """
-        layers = self.linear_maps()
+        stages = self._layer_stages()
         u = (x - self.shift) / self.scale
         logdet = -torch.log(self.scale).sum().expand(x.shape[0])
-        logdet = logdet + sum(layer.logabsdet() for layer in layers)
+        logdet = logdet + sum(affine.linear.logabsdet() for affine in stages[::2])
         inside = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
-        for layer, bias, act in zip(layers, self.bias, self.activations, strict=True):
-            y = layer(u) + bias
-            u, slope = _evaluate(act.unit_coefficients(), y)
+        for affine, activation in zip(stages[::2], stages[1::2], strict=True):
+            u, slope = _evaluate(activation.activation.unit_coefficients(), affine(u))
             positive = slope > 0
             inside = inside & positive.all(dim=1)
             logdet = logdet + torch.log(torch.where(positive, slope, 1.0)).sum(dim=1)
@@ -484,14 +410,12 @@ class PolynomialINN(nn.Module):
         """
         v, single = _as_batch(z, self.dim, "z", self.dtype, self.device)
         with torch.no_grad():
-            for layer, bias, act in zip(
-                reversed(self.linear_maps()), reversed(self.bias), reversed(self.activations),
-                strict=True,
-            ):
-                y = act.inverse(v)
+            stages = self._layer_stages()
+            for affine, activation in zip(stages[-2::-2], stages[::-2], strict=True):
+                y = activation.activation.inverse(v)
                 valid = torch.isfinite(y).all(dim=1, keepdim=True)
-                y = torch.where(valid, y, 0.0) - bias
-                v = layer.solve(y)
+                y = torch.where(valid, y, 0.0) - affine.bias
+                v = affine.linear.solve(y)
                 v = torch.where(valid, v, math.nan)
             x = v * self.scale + self.shift
         return x[0] if single else x
@@ -511,6 +435,11 @@ class PolynomialINN(nn.Module):
             redraw: True (default) draws again until n valid rows are found; False returns
                 only the valid rows among n draws (possibly fewer than n).
 
+        Raises:
+            ValueError: n is not a positive int.
+            MemoryError: the draws would need more than half the available memory (raised
+                with the estimate, before allocating).
+
         Returns:
             (n, N) configurations (fewer rows when redraw=False and some draws were invalid),
             detached, in the model's dtype and on its device.
@@ -518,6 +447,14 @@ class PolynomialINN(nn.Module):
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         ref = self.shift
+        needed = _SAMPLE_COPIES * int(n) * self.dim * ref.element_size()
+        limit = available_bytes(ref.device) // 2
+        if needed > limit:
+            raise MemoryError(
+                f"sampling {n} configurations of N = {self.dim} needs about "
+                f"{needed / 2**30:.3g} GiB, more than half the memory available "
+                f"({limit / 2**30:.3g} GiB); draw fewer at a time"
+            )
         generator = None
         if seed is not None:
             generator = torch.Generator(device=ref.device).manual_seed(int(seed))
@@ -577,9 +514,11 @@ class PolynomialINN(nn.Module):
 
         Raises:
             FileNotFoundError: no file at `path`.
-            ValueError: the file is corrupt or is not a saved PolynomialINN, or its
-                parameters are unusable: NaN/inf entries, a standardisation scale <= 0, a
-                singular weight (ln|det W| not finite); the message names the problem.
+            ValueError: the file is corrupt or is not a saved PolynomialINN, its config
+                disagrees with its tensors (checked before anything is built) or its dtype is
+                not float32/float64, or its parameters are unusable: NaN/inf entries, a
+                standardisation scale <= 0, a singular weight (ln|det W| not finite); the
+                message names the problem.
         """
         path = Path(path)
         if not path.is_file():
@@ -598,37 +537,18 @@ class PolynomialINN(nn.Module):
                 f"this code reads {', '.join(map(str, _READABLE_VERSIONS))}"
             )
         try:
+            problem = state_problem(payload)
+        except (TypeError, ValueError) as error:
+            problem = f"its config is invalid: {error}"
+        if problem:
+            raise ValueError(f"{path} holds an unusable PolynomialINN: {problem}")
+        try:
             model = cls(**payload["config"]).to(getattr(torch, payload["dtype"]))
             model.load_state_dict(payload["state_dict"])
             model.training_info = json.loads(payload["training_info"])
         except (KeyError, TypeError, AttributeError, RuntimeError) as error:
             raise ValueError(f"{path} holds an incomplete PolynomialINN: {error}") from error
-        problem = model._parameter_problem()
+        problem = parameter_problem(model)
         if problem:
             raise ValueError(f"{path} holds an unusable PolynomialINN: {problem}")
         return model
-
-    def _parameter_problem(self) -> str | None:
-        """What makes the parameters unusable (non-finite, bad scale, singular W), or None."""
-        for name, tensor in (*self.named_parameters(), *self.named_buffers()):
-            if tensor.is_floating_point():
-                bad = int((~torch.isfinite(tensor)).sum())
-                if bad:
-                    return f"{name} has {bad} NaN or inf entries"
-        if not bool((self.scale > 0).all()):
-            return f"the standardisation scale must be > 0, got {self.scale.tolist()}"
-        if self.odd and bool((self.shift != 0).any()):
-            return "an odd model's standardisation shift must be 0"
-        if self.lattice is not None and not (
-            bool((self.shift == self.shift[0]).all()) and bool((self.scale == self.scale[0]).all())
-        ):
-            return "a lattice model's standardisation must be one shift and one scale"
-        with torch.no_grad():
-            for layer, linear in enumerate(self.linear_maps(), start=1):
-                logabsdet = float(linear.logabsdet())
-                if not math.isfinite(logabsdet):
-                    return (
-                        f"the weight of layer {layer} is singular or overflows "
-                        f"(ln|det W| = {logabsdet})"
-                    )
-        return None

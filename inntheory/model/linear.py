@@ -3,25 +3,29 @@
 Every member wraps the tensor that parametrises one invertible linear map W: R^N -> R^N and
 knows
 
-- `matrix()`: W as a dense (N, N) tensor (what `PolynomialINN.stages` hands to extraction),
+- `matrix()`: W as a dense (N, N) tensor (what the dense extraction backend reads),
 - `logabsdet()`: ln|det W|, a real 0-d tensor,
-- `forward(u)` (also `map(u)` by calling the object): y = u W^T on a batch u: (n, N),
+- `forward(u)` (also by calling the object): y = u W^T on a batch u: (n, N),
 - `solve(y)`: u with u W^T = y, y: (n, N),
+- `lattice_kernel(shape)`: the kernel w with W[i, j] = w[(site(i) - site(j)) mod shape] when W
+  is a periodic convolution on that lattice, else None (what the lattice extraction backend
+  reads),
 
 all differentiable with respect to the wrapped tensor, so the model builds them from its
-parameters on every pass (they hold no state of their own).
+parameters on every pass (they hold no state of their own). A new kind of linear layer is one
+subclass.
 
 Members:
 
 - `DenseLinear(weight)`: any invertible (N, N) matrix; log|det| by `torch.linalg.slogdet`,
-  solve by `torch.linalg.solve`.
+  solve by `torch.linalg.solve`; no lattice kernel.
+- `Scaling(diagonal)`: W = diag(diagonal); a convolution (an on-site kernel) when every
+  entry is equal.
 - `LatticeConvolution(kernel)`: a periodic convolution on a lattice of shape
-  ``kernel.shape`` ((L,) or (L1, L2), ...; sites flattened in C order), i.e. a circulant
-  W[i, j] = kernel[(site(i) - site(j)) mod shape], so y_i = sum_j kernel[i - j] u_j and the
-  first column of W is ``kernel.flatten()``. The N-dimensional discrete Fourier transform
-  diagonalises it: the eigenvalues of W are ``fftn(kernel)``, so
-  ln|det W| = sum ln|fftn(kernel)| and the solve divides by them in Fourier space; no dense
-  determinant or solve is ever formed.
+  ``kernel.shape`` ((L,) or (L1, L2); sites flattened in C order), W[i, j] =
+  kernel[(site(i) - site(j)) mod shape], so the first column of W is ``kernel.flatten()``.
+  The discrete Fourier transform diagonalises it: the eigenvalues of W are ``fftn(kernel)``,
+  so ln|det W| = sum ln|fftn(kernel)| and the solve divides by them in Fourier space.
 
 `kernel_mask(shape, radius)` gives the offsets a kernel of finite radius may use.
 """
@@ -33,19 +37,18 @@ import math
 
 import torch
 
-__all__ = ["DenseLinear", "LatticeConvolution", "LinearMap", "kernel_mask"]
+__all__ = ["DenseLinear", "LatticeConvolution", "LinearMap", "Scaling", "kernel_mask"]
 
-# Forward-map switch of LatticeConvolution, measured with benchmarks/lattice_layers.py
-# (float64, one CPU thread, 1e4 rows, forward + backward of one map, two runs on a loaded
-# machine): FFT / matmul time 2.5-3.6 at N = 64, 1.3-1.4 at N = 256, 0.8-1.0 at N = 1024,
-# so the matmul with matrix() is used below 1024 sites and the FFT from there.
 _FFT_MIN_SITES = 1024
+"""LatticeConvolution.forward multiplies by matrix() below this many sites, by FFT from here
+(the faster one on CPUs; benchmarks/lattice_layers.py)."""
 
 
 class LinearMap:
     """Base class of the linear maps: y = W u on batches of row vectors (n, N).
 
-    Subclasses define `matrix`, `logabsdet` and `solve`; `forward` defaults to a matmul.
+    Subclasses define `matrix`, `logabsdet` and `solve`; `forward` defaults to a matmul and
+    `lattice_kernel` to None (not a convolution).
     """
 
     dim: int
@@ -66,8 +69,16 @@ class LinearMap:
         """u with u W^T = y: (n, N) -> (n, N)."""
         raise NotImplementedError
 
+    def lattice_kernel(self, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """The kernel w (`shape`) with W[i, j] = w[(site(i) - site(j)) mod shape], or None
+        when W is not a periodic convolution on that lattice."""
+        return None
+
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         return self.forward(u)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim})"
 
 
 class DenseLinear(LinearMap):
@@ -96,6 +107,45 @@ class DenseLinear(LinearMap):
 
     def solve(self, y: torch.Tensor) -> torch.Tensor:
         return torch.linalg.solve(self.weight, y.T).T
+
+
+class Scaling(LinearMap):
+    """A diagonal map W = diag(diagonal): y_i = diagonal_i u_i.
+
+    Arguments:
+        diagonal: (N,), no zero entry for an invertible map.
+
+    Example:
+        >>> layer = Scaling(torch.tensor([2.0, 0.5]))
+        >>> layer(torch.ones(1, 2)).tolist(), float(layer.logabsdet())
+        ([[2.0, 0.5]], 0.0)
+    """
+
+    def __init__(self, diagonal: torch.Tensor) -> None:
+        if diagonal.dim() != 1 or diagonal.numel() < 1:
+            raise ValueError(f"diagonal must be a vector (N,), got {tuple(diagonal.shape)}")
+        self.diagonal = diagonal
+        self.dim = diagonal.shape[0]
+
+    def matrix(self) -> torch.Tensor:
+        return torch.diag(self.diagonal)
+
+    def logabsdet(self) -> torch.Tensor:
+        return torch.log(self.diagonal.abs()).sum()
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return u * self.diagonal
+
+    def solve(self, y: torch.Tensor) -> torch.Tensor:
+        return y / self.diagonal
+
+    def lattice_kernel(self, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """The on-site kernel (diagonal_0 at offset 0) when every entry is equal, else None."""
+        if math.prod(shape) != self.dim or bool((self.diagonal != self.diagonal[0]).any()):
+            return None
+        kernel = self.diagonal.new_zeros(shape)
+        kernel[(0,) * len(shape)] = self.diagonal[0]
+        return kernel
 
 
 class LatticeConvolution(LinearMap):
@@ -143,6 +193,10 @@ class LatticeConvolution(LinearMap):
 
     def solve(self, y: torch.Tensor) -> torch.Tensor:
         return self._fourier(y, lambda spectrum, y_hat: y_hat / spectrum)
+
+    def lattice_kernel(self, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """The kernel itself on its own lattice, None on any other."""
+        return self.kernel if tuple(shape) == self.shape else None
 
     def _fourier(self, v: torch.Tensor, combine) -> torch.Tensor:
         """irfftn(combine(rfftn(kernel), rfftn(v))) on the lattice axes: (n, N) -> (n, N)."""

@@ -1,0 +1,103 @@
+"""What an extraction will cost, from the network's settings alone (nothing is built).
+
+The activation step of the pull-back adds every diagram of the catalogue once per distinct
+placement of its legs on the output positions. The placements of the diagrams feeding B^(n)
+are the set partitions of n output positions into blocks of size <= degree (a block is a
+leg, forked when larger than one), plus one log-determinant vertex, so their number and the
+entries they write follow from one recurrence over n, without the catalogue: with
+P_n(x) = sum over those partitions of x^(number of blocks),
+
+    P_n(x) = x [P_{n-1}(x) + (n-1) P_{n-2}(x) + C(n-1, 2) P_{n-3}(x)]   (P_0 = 1)
+
+(the block of position 1 holds 1, 2 or 3 positions; terms beyond the degree dropped). The
+counts are floats, inf once they overflow, so any order answers at once.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._checks import check_order
+from ..actions.lattice import lattice_window
+from .dense import dense_bytes, geometric_sum
+from .diagrams import activation_degree
+from .lattice import compressed_bytes
+
+__all__ = ["extraction_cost"]
+
+SECONDS_PER_PLACEMENT = 2e-5
+"""Rough time per placement and activation stage in the pull-back's Python loop (order 11,
+N = 2, depth 3 takes about 18 s)."""
+SECONDS_PER_UPDATE = 1e-9
+"""Rough time per tensor entry written."""
+
+
+def extraction_cost(
+    dim: int,
+    order: int,
+    depth: int,
+    activation: str,
+    *,
+    lattice: tuple[int, ...] | None = None,
+    kernel_radius: int | None = None,
+) -> dict[str, float]:
+    """The cost of extracting the order-`order` action of a `PolynomialINN` of these settings.
+
+    Without `lattice` the dense pull-back is costed (N^k entries per vertex of order k); with
+    it the compressed one of a lattice-equivariant network at a uniform point (M^(k-1)
+    entries, M the sites of the window min(L, 2R + 1), R = 2 depth kernel_radius).
+
+    Arguments:
+        dim: N; order: K >= 1; depth: the number of layers; activation: its name (or
+            degree).
+        lattice, kernel_radius: as for `PolynomialINN`.
+
+    Returns:
+        ``placements``: diagram placements per activation stage; ``updates``: tensor entries
+        they write over all stages; ``bytes``: one action's coefficient tensors;
+        ``peak_bytes``: the memory the pull-back needs (what `extract_action` checks);
+        ``seconds``: a rough time. Floats, inf where a count overflows.
+
+    Example:
+        >>> extraction_cost(2, 4, 1, "cubic")["placements"]  # 1 + 2 + 5 + 14 partitions, 4 logdets
+        26.0
+    """
+    order, degree = check_order(order), activation_degree(activation)
+    if lattice is None:
+        legs, bytes_, peak = float(dim), 8.0 * geometric_sum(dim, order), dense_bytes(dim, order)
+        logdet_entries, root = float(dim), 1.0
+    else:
+        window = lattice_window(tuple(lattice),
+                                None if kernel_radius is None else 2 * depth * kernel_radius)
+        size = math.prod(window)
+        legs, root, logdet_entries = float(size), float(size), 1.0
+        bytes_ = 8.0 * geometric_sum(size, order - 1)
+        peak = compressed_bytes(window, order)
+    logdets = float(order) if degree >= 2 else 0.0
+    placements = _partitions(order, degree, 1.0) + logdets
+    updates = _partitions(order, degree, legs) / root + logdets * logdet_entries
+    return {
+        "placements": placements,
+        "updates": depth * updates,
+        "bytes": bytes_,
+        "peak_bytes": peak,
+        "seconds": depth * (SECONDS_PER_PLACEMENT * placements + SECONDS_PER_UPDATE * updates),
+    }
+
+
+def _partitions(order: int, degree: int, x: float) -> float:
+    """sum_{n=1}^{order} P_n(x) (module docstring) as a float; inf once it overflows."""
+    history = [1.0, 0.0, 0.0]  # P_{n-1}, P_{n-2}, P_{n-3}
+    total = 0.0
+    for n in range(1, order + 1):
+        value = history[0]
+        if degree >= 2:
+            value += (n - 1) * history[1]
+        if degree >= 3:
+            value += (n - 1) * (n - 2) / 2 * history[2]
+        value *= x
+        total += value
+        if math.isinf(total):
+            return math.inf
+        history = [value, history[0], history[1]]
+    return total

@@ -1,0 +1,204 @@
+"""Exact action extraction from a `PolynomialINN`: the public entry points.
+
+`extract_action` and `action_history` check their arguments and the memory, then run the
+pull-back (`inntheory.extraction.pullback`) with the dense backend, or, for a
+lattice-equivariant model at a uniform point, the compressed lattice backend.
+
+Example:
+    >>> import torch
+    >>> from inntheory import PolynomialINN
+    >>> model = PolynomialINN(3, depth=2).double()
+    >>> S = extract_action(model, order=4)
+    >>> S.coefficient(4).shape
+    torch.Size([3, 3, 3, 3])
+    >>> abs(S.constant - float(model.action(torch.zeros(3)))) < 1e-12
+    True
+
+References:
+    C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp, M. Helias,
+    "Learning Interacting Theories from Data", Phys. Rev. X 13, 041033 (2023),
+    arXiv:2304.00599.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._checks import check_order
+from .._memory import available_bytes
+from ..actions.dense import PolynomialAction
+from ..actions.lattice import LatticeAction
+from ..model.inn import PolynomialINN
+from .dense import DenseBackend, dense_bytes
+from .lattice import extract_lattice_action
+from .pullback import pull_back
+
+__all__ = ["action_history", "extract_action"]
+
+
+def extract_action(
+    model: PolynomialINN,
+    order: int = 4,
+    point: Any = None,
+    *,
+    max_bytes: int | None = None,
+    compressed: bool = True,
+) -> PolynomialAction | LatticeAction:
+    """The Taylor coefficients A^(1..K) (and the constant) of `model.action` at a point.
+
+    For a lattice-equivariant model (`model.lattice` not None) the result is the
+    translation-invariant action in compressed form, a `LatticeAction` holding the couplings
+    relative to site 0 (only within `model.coupling_range` when the kernels are local), built
+    by the compressed pull-back of `inntheory.extraction.lattice` without any N^k tensor.
+    The action around a point whose entries differ is not translation invariant: then (and
+    with `compressed=False`) the result is the dense `PolynomialAction`, whose memory guard
+    refuses with the estimate where N^K does not fit.
+
+    Arguments:
+        model: a `PolynomialINN` (any dtype and device; the pull-back runs in float64).
+        order: K >= 1, the highest order extracted.
+        point: the expansion point x0 in data units, (N,); default 0. It must lie inside the
+            model's domain (every pre-activation with phi'(y*) > 0).
+        max_bytes: memory limit for the coefficient tensors; default half the memory
+            available now (host RAM, or free GPU memory for a CUDA model).
+        compressed: for a lattice model, return the compressed `LatticeAction` (default);
+            False forces the dense pull-back. Ignored for dense models.
+
+    Returns:
+        A float64 `PolynomialAction` (a `LatticeAction` for a lattice model) with orders
+        1..K at `point`, `constant` equal to `model.action(point)`, and metadata {source,
+        order, point, activation, depth, standardized} (plus lattice, coupling_range, window
+        when compressed).
+
+    Raises:
+        TypeError: `model` is not a PolynomialINN.
+        ValueError: bad order, point of the wrong shape or with NaN/inf, or a point outside
+            the domain (the message names the layer and unit).
+        MemoryError: the tensors would not fit in `max_bytes` (raised before allocating).
+    """
+    if compressed and getattr(model, "lattice", None) is not None:
+        order, device = _check_model(model, order)
+        x0 = _check_point(point, model.dim, device)
+        if bool((x0 == x0[0]).all()):
+            if max_bytes is None:
+                max_bytes = available_bytes(device) // 2
+            return extract_lattice_action(model, model.stages(), order, x0, max_bytes)
+        # a non-uniform point breaks translation invariance: only the dense action is exact
+    return _extract(model, order, point, max_bytes, history=False)[-1]
+
+
+def action_history(
+    model: PolynomialINN,
+    order: int = 4,
+    point: Any = None,
+    *,
+    max_bytes: int | None = None,
+) -> list[PolynomialAction]:
+    """The action of every representation, from the Gaussian latent down to the data.
+
+    Entry 0 is the latent action (only the linear and pairwise terms are non-zero), then the
+    representation after layer L-1, ..., after layer 1, the standardised coordinates (when the
+    model's standardisation is set) and last the data action, equal to `extract_action`.
+    Each entry is expanded around the image u* of `point` in its own coordinates, holds every
+    order 1..K (zeros included, so the growth of interactions can be plotted) and carries
+    metadata["label"] ("latent", "after layer 3", ..., "standardized", "data") and
+    metadata["stage"] (the number of stages between it and the data).
+
+    The history is always dense (`PolynomialAction` entries), also for a lattice model.
+
+    Arguments:
+        model, order, point, max_bytes: as in `extract_action` (the memory estimate counts
+            every stored entry).
+
+    Returns:
+        A list of float64 `PolynomialAction`, latent first, data last.
+    """
+    return _extract(model, order, point, max_bytes, history=True)
+
+
+def _extract(
+    model: Any, order: Any, point: Any, max_bytes: int | None, *, history: bool
+) -> list[PolynomialAction]:
+    order, device = _check_model(model, order)
+    x0 = _check_point(point, model.dim, device)
+    boundaries = _boundaries(model)
+    kept = len(boundaries) if history else 1
+    _check_memory(model.dim, order, kept, max_bytes, device)
+    keep = set(boundaries) if history else {0}
+    expansions = pull_back(model.stages(), x0, order, DenseBackend(model.dim, device), keep)
+    base = {
+        "source": "inntheory.action_history" if history else "inntheory.extract_action",
+        "order": order,
+        "point": x0.cpu().tolist(),
+        "activation": model.activation_name,
+        "depth": model.depth,
+        "standardized": model.is_standardized,
+    }
+    result = []
+    for stage, label in sorted(boundaries.items(), reverse=True) if history else [(0, "data")]:
+        expansion = expansions[stage]
+        coefficients = {
+            k: expansion.coefficients.get(k, x0.new_zeros((model.dim,) * k))
+            for k in range(1, order + 1)
+        }
+        result.append(PolynomialAction(
+            coefficients, expansion.point, expansion.constant,
+            {**base, "label": label, "stage": stage}, check_symmetry=False,
+        ))
+    return result
+
+
+def _check_model(model: Any, order: Any) -> tuple[int, torch.device]:
+    """The checked order and where the pull-back runs: the model's device (the CPU for MPS,
+    which has no float64)."""
+    order = check_order(order)
+    if not isinstance(model, PolynomialINN):
+        raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
+    device = next(model.parameters()).device
+    return order, torch.device("cpu") if device.type == "mps" else device
+
+
+def _boundaries(model: PolynomialINN) -> dict[int, str]:
+    """Labels of the representations, keyed by the number of stages from the data."""
+    offset = 1 if model.is_standardized else 0
+    labels = {0: "data"}
+    if offset:
+        labels[1] = "standardized"
+    for layer in range(1, model.depth):
+        labels[offset + 2 * layer] = f"after layer {layer}"
+    labels[offset + 2 * model.depth] = "latent"
+    return labels
+
+
+def _check_point(point: Any, dim: int, device: torch.device) -> torch.Tensor:
+    if point is None:
+        return torch.zeros(dim, dtype=torch.float64, device=device)
+    try:
+        x0 = point.detach() if torch.is_tensor(point) else torch.as_tensor(
+            np.asarray(point, dtype=np.float64)
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"point must be an array of real numbers of shape ({dim},)") from error
+    if x0.shape != (dim,):
+        raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
+    if x0.is_complex() or not torch.isfinite(x0).all():
+        raise ValueError("point must be real and contain no NaN or inf entries")
+    return x0.to(device=device, dtype=torch.float64)
+
+
+def _check_memory(
+    dim: int, order: int, kept: int, max_bytes: int | None, device: torch.device
+) -> None:
+    """Raise MemoryError if the pull-back would need more than `max_bytes` (before allocating)."""
+    needed = dense_bytes(dim, order, kept)
+    if max_bytes is None:
+        max_bytes = available_bytes(device) // 2
+    if needed > max_bytes:
+        raise MemoryError(
+            f"extracting order {order} for N = {dim} needs about {needed / 2**30:.3g} GiB "
+            f"(tensors of {dim}^{order} float64 entries), more than the limit "
+            f"{max_bytes / 2**30:.3g} GiB; lower the order or raise max_bytes"
+        )
