@@ -45,10 +45,11 @@ def _mode_for(path: Path) -> int:
 
 
 def _temporary(path: Path) -> tuple[int, Path]:
-    """A new temporary file beside `path` ending in path's suffix, with path's future mode."""
+    """A new temporary file beside `path` ending in path's suffix (in lower case, the one
+    savers expect), with path's future mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix.lower()}"
     )
     try:
         os.fchmod(handle, _mode_for(path))
@@ -182,7 +183,7 @@ def atomic_write_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]
 def _leftovers(path: Path) -> list[Path]:
     """Temporaries and backups of `path` a killed writer left beside it."""
     prefix = f".{path.name}."
-    endings = (f".tmp{path.suffix}", ".old")
+    endings = (f".tmp{path.suffix.lower()}", ".old")
     try:
         names = os.listdir(path.parent)
     except OSError:
@@ -192,15 +193,18 @@ def _leftovers(path: Path) -> list[Path]:
         for ending in endings)]
 
 
-def _recover(path: Path) -> None:
-    """Complete a commit of `path` a killed run left (its journal), and remove its leftovers.
+def _recover(paths: Sequence[Path]) -> None:
+    """Complete the commits of `paths` killed runs left (their journals), then remove the
+    leftovers of killed writers beside them.
 
-    Called with the lock of `path` held. A journal that cannot be read was being written when
-    its run died, before any rename: that commit never started.
+    Called with the locks of `paths` held. A journal that cannot be read was being written
+    when its run died, before any rename: that commit never started.
     """
-    journal = _journal_path(path)
-    targets = [path]
-    if journal.exists():
+    targets = list(paths)
+    for path in paths:
+        journal = _journal_path(path)
+        if not journal.exists():
+            continue
         try:
             entries = json.loads(journal.read_text())
             pairs = [(Path(temporary), Path(target)) for temporary, target in entries]
@@ -229,7 +233,7 @@ def name_error(path: str | os.PathLike) -> str | None:
     """
     path = Path(path).absolute()
     folder = path.parent
-    while not folder.exists() and folder != folder.parent:
+    while not os.path.isdir(folder) and folder != folder.parent:  # isdir: never raises
         folder = folder.parent
     try:
         name_max = os.pathconf(folder, "PC_NAME_MAX")
@@ -307,8 +311,7 @@ def claim(paths: Sequence[str | os.PathLike]) -> Iterator[None]:
                     stream.write(f"{os.getpid()}\n")
                 held.append(lock)
                 break
-        for path in map(Path, paths):
-            _recover(path)
+        _recover([Path(path) for path in paths])
         yield
     finally:
         for lock in held:

@@ -415,7 +415,10 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
     if not text.strip():
         raise CLIError(f"{what} is empty; give a file name")
     path = Path(text)
-    if text.endswith(("/", os.sep)) or not path.name or path.is_dir():
+    if text.endswith(("/", os.sep)) or not path.name:
+        raise CLIError(f"{what} {text} is a folder; give a file name")
+    _check_name(path)
+    if path.is_dir():
         raise CLIError(f"{what} {text} is a folder; give a file name")
     if default is not None and path.suffix.lower() not in suffixes and (
         append_always or not path.suffix
@@ -424,7 +427,15 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
     if path.suffix.lower() not in suffixes:
         listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
         raise CLIError(f"{what} must end in {listed}, got {_quote(path.name)}")
+    _check_name(path)
     return path
+
+
+def _check_name(path: Path) -> None:
+    """Refuse a name too long for the file system, with the names derived from it."""
+    problem = name_error(path)
+    if problem is not None:
+        raise CLIError(f"cannot write {_short(path)}: {problem}")
 
 
 def _check_writable(path: Path) -> None:
@@ -435,9 +446,7 @@ def _check_writable(path: Path) -> None:
     probe file is created and removed there: permission bits alone do not tell, e.g. for root
     or a read-only mount).
     """
-    problem = name_error(path)
-    if problem is not None:
-        raise CLIError(f"cannot write {_quote(path)}: {problem}")
+    _check_name(path)
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -615,12 +624,13 @@ def _claimed(paths: Sequence[Path]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _writing(paths: Sequence[Path], lost: str = "") -> Iterator[None]:
-    """A failure to write `paths` (a full disk, a file that cannot be replaced) as one line."""
+def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator[None]:
+    """A failure to write `paths` (a full disk, a file that cannot be replaced) as one line
+    naming them (or `names`)."""
     try:
         yield
     except OSError as error:
-        names = " and ".join(str(path) for path in paths)
+        names = names or " and ".join(str(path) for path in paths)
         earlier = "any earlier files are" if len(paths) > 1 else "any earlier file is"
         raise CLIError(f"cannot write {names} ({_one_line(error)}); none was written, "
                        f"{earlier} unchanged{lost}") from error
@@ -897,6 +907,7 @@ def _demo(args: argparse.Namespace) -> int:
     if not args.out.strip():
         raise CLIError("--out is empty; give a folder name")
     out = Path(args.out)
+    _check_name(out / _DEMO_FILES[0])
     if out.exists() and not out.is_dir():
         raise CLIError(f"output {out} exists and is not a folder")
     paths = [out / name for name in _DEMO_FILES]
@@ -956,7 +967,7 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
         "torch_threads": torch.get_num_threads(),
     }
     # Every file or none: a failure leaves an earlier run's files as they were.
-    with _writing([out / name for name in _DEMO_FILES]), atomic_write_all(
+    with _writing(_DEMO_FILES, names=f"the files of the demo in {out}/"), atomic_write_all(
         [out / name for name in _DEMO_FILES]
     ) as temporaries:
         files = dict(zip(_DEMO_FILES, temporaries, strict=True))
