@@ -16,16 +16,20 @@ Commands (``inntheory COMMAND --help`` for every option):
   couplings) to ``.npy``, ``.npz`` or ``.csv``.
 - ``compare TRUE LEARNED``: print the order-by-order table of two saved actions.
 
-User errors (a missing or unreadable file, a file that is not an action, data that is not
-(n, N), NaN/inf rows, a lattice that does not match the data, an order or a sample too costly for
-the time or memory, an output that exists without ``--force`` or cannot be written, another run
-writing the same outputs, an unavailable device) end with one line ``inntheory: error: ...`` on
-stderr and exit status 1, checked before the work starts; usage errors (unknown options or
-choices, bad numbers or seeds) with one such line and status 2. Every
-file is written atomically; ``fit`` writes its action and model as one unit. Anything else is a
-bug and shows its traceback. The command uses the public API (``import inntheory as it``),
-whose modules, and torch, load on first use: only once the arguments and inputs have been
-checked, so that ``--help`` and most user errors answer at once.
+User errors (a missing or unreadable file, a folder, FIFO or device given as a file, a file
+that is not an action, an array whose header declares more than the file or memory holds, data
+that is not (n, N), NaN/inf rows, values too small or large for float64, an exactly
+degenerate direction, a lattice that does not match the data, an order or a sample too costly
+for the time or memory, an output that exists without ``--force``, is the input, or cannot be
+written or named, another run writing the same outputs, a full disk, an unavailable device)
+end with one line ``inntheory: error: ...`` on stderr and exit status 1, checked before the
+work starts where they can be; usage errors (unknown options or choices, bad numbers or seeds,
+a lattice of more than two axes) with one such line and status 2. Every command claims its
+outputs with lock files (removed on exit and on SIGTERM) and writes them atomically as one
+unit (``fit``: action and model; ``demo``: its six files). Anything else is a bug and shows its
+traceback. The command uses the public API (``import inntheory as it``), whose modules, and
+torch, load on first use: only once the arguments and inputs have been checked, so that
+``--help`` and most user errors answer at once.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -478,7 +482,7 @@ def _check_outputs(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = 
     for path in paths:
         if path.is_symlink() and not path.exists() and not force:
             raise CLIError(f"output {path} exists (a symbolic link to a missing "
-                           f"{os.readlink(path)}); pass --force to overwrite it")
+                           f"{_short(os.readlink(path))}); pass --force to overwrite it")
         if path.exists() and not force:
             raise CLIError(f"output {path} exists; pass --force to overwrite it")
 
@@ -1134,8 +1138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("inntheory: error: interrupted", file=sys.stderr)
             return 130
         except _Terminated:
-            print("inntheory: error: terminated (SIGTERM); no output was written",
-                  file=sys.stderr)
+            print("inntheory: error: terminated (SIGTERM); outputs not yet in place were not "
+                  "written", file=sys.stderr)
             return 128 + signal.SIGTERM
         finally:
             if in_main_thread:
