@@ -158,7 +158,8 @@ def _enospc(*_: object) -> None:
 
 
 def _small_demo(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(cli._DEMO, True, {**cli._DEMO[True], "depth": 1, "steps": 10})
+    monkeypatch.setitem(cli._DEMO, True, {"shape": [2], "n_samples": 400, "depth": 1,
+                                          "steps": 10, "burn_in": 60})
 
 
 @pytest.mark.parametrize("command", ["sample", "compare", "demo"])

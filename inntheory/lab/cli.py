@@ -971,8 +971,9 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
         "torch_threads": torch.get_num_threads(),
     }
     # Every file or none: a failure leaves an earlier run's files as they were.
-    with _writing(_DEMO_FILES, names=f"the files of the demo in {out}/"), atomic_write_all(
-        [out / name for name in _DEMO_FILES]
+    paths = [out / name for name in _DEMO_FILES]
+    with _writing(paths, names=f"the files of the demo in {out}/"), atomic_write_all(
+        paths
     ) as temporaries:
         files = dict(zip(_DEMO_FILES, temporaries, strict=True))
         _save_figure(comparison.plot(), files["comparison.png"])
