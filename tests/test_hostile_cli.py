@@ -244,11 +244,13 @@ def test_exactly_degenerate_data_are_refused(
     assert not (folder / "a.npz").exists()
 
 
-def test_strongly_correlated_data_are_not_called_degenerate() -> None:
+def test_strongly_correlated_or_repeated_rows_are_not_called_degenerate() -> None:
     generator = np.random.default_rng(3)
     x = generator.standard_normal((500, 3))
     x[:, 2] = x[:, 0] + 1e-4 * x[:, 2]  # correlation 1 - 5e-9, yet a density
     cli._check_degenerate(x, "x.npy")
+    chain = np.repeat(generator.standard_normal((100, 3)), 20, axis=0)  # rejected moves
+    cli._check_degenerate(chain, "chain.npy")
 
 
 # -- careless cases ---------------------------------------------------------------------------

@@ -675,19 +675,24 @@ def _check_degenerate(x: np.ndarray, path: str) -> None:
     """Refuse data with an exactly degenerate direction: the centred rows satisfy a linear
     relation (e.g. one column a copy of another), so they have no density in R^N to fit.
 
-    Checked on the first 4 N rows (an exact relation holds in any of them) when n > N and
-    N <= 512 (beyond, it would cost more than the check is worth).
+    Checked for N <= 512 (beyond, it would cost more than the check is worth) on the distinct
+    rows among 4 N + 1000 spread over the data: an exact relation holds in any of them, and
+    repeated rows (a rejected Monte Carlo move) would only hide directions.
     """
     n, dim = x.shape
-    std = x.std(axis=0)
-    if dim < 2 or n <= dim or dim > _MAX_RANK_COLUMNS or not (std > 0).all():
-        return  # (a constant column is refused by the standardisation, in its own words)
-    rows = x[: 4 * dim]
+    if dim < 2 or dim > _MAX_RANK_COLUMNS:
+        return
+    spread = np.linspace(0, n - 1, min(n, 4 * dim + 1000)).astype(int)
+    rows = np.unique(x[spread], axis=0)
+    std = rows.std(axis=0)
+    if len(rows) <= dim or not (std > 0).all():
+        return  # too few distinct rows to tell (the thin-data warning speaks for them), or a
+        # constant column (the standardisation refuses it, in its own words)
     z = (rows - rows.mean(axis=0)) / std
-    _, singular, vt = np.linalg.svd(z, full_matrices=False)
+    singular = np.linalg.svd(z, compute_uv=False)
     if singular[-1] > _DEGENERATE * singular[0]:
         return
-    null = np.abs(vt[-1])
+    null = np.abs(np.linalg.svd(z, full_matrices=False)[2][-1])
     columns = np.flatnonzero(null > 0.1 * null.max())
     raise CLIError(
         f"{path}: the data are exactly degenerate: a linear combination of columns "
