@@ -3,7 +3,9 @@
 - :func:`atomic_write`: one file through a temporary file beside it and ``os.replace``.
 - :func:`atomic_write_all`: several files as one unit (all of them or none).
 - :func:`claim`: exclusive lock files beside output paths, so two processes cannot write the
-  same outputs at once.
+  same outputs at once; it first completes any commit of those outputs a killed run left.
+- :func:`name_error`: why a file could not be written under a name (too long, with the
+  temporary, backup, lock and journal names derived from it), before any work.
 
 Files get the permissions a plain ``open(path, "w")`` would give them: those of the file they
 replace, else ``0o666`` less the process umask (``mkstemp`` alone would give ``0o600``).
@@ -12,6 +14,7 @@ replace, else ``0o666`` less the process umask (``mkstemp`` alone would give ``0
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import stat
@@ -20,7 +23,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_all", "claim", "load_error"]
+__all__ = ["atomic_write", "atomic_write_all", "claim", "load_error", "name_error"]
+
+_TEMPORARY_NAME_EXTRA = len(".") + 8 + len(".tmp")
+"""What `tempfile.mkstemp` adds to ``.<name>``: a dot, 8 random characters, ``.tmp``."""
 
 
 def _umask() -> int:
@@ -39,10 +45,11 @@ def _mode_for(path: Path) -> int:
 
 
 def _temporary(path: Path) -> tuple[int, Path]:
-    """A new temporary file beside `path` ending in path's suffix, with path's future mode."""
+    """A new temporary file beside `path` ending in path's suffix (in lower case, the one
+    savers expect), with path's future mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+        dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix.lower()}"
     )
     try:
         os.fchmod(handle, _mode_for(path))
@@ -96,15 +103,40 @@ def _backup(path: Path) -> Path | None:
     return backup
 
 
+def _journal_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.commit")
+
+
+def _write_journal(journal: Path, pairs: Sequence[tuple[Path, Path]]) -> None:
+    """Record (temporary, target) pairs before the first rename (created new, then synced)."""
+    entries = [[str(temporary.absolute()), str(target.absolute())] for temporary, target in pairs]
+    handle = os.open(journal, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    with os.fdopen(handle, "w") as stream:
+        json.dump(entries, stream)
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def _sync(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
 @contextlib.contextmanager
 def atomic_write_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
     """Write several files as one unit: every one of them, or none.
 
     Yields one temporary path per target (beside it, with the same suffix, already created
     empty with the target's future permissions); the caller writes each one completely. On
-    success the temporaries are renamed onto the targets; if a rename fails, the targets
+    success the temporaries are synced to disk, listed in a journal ``.<first name>.commit``
+    and renamed onto the targets; the journal is removed last. If a rename fails, the targets
     already replaced get their earlier contents back (or are removed when they did not exist),
-    so the earlier files stay a consistent set. Temporaries and backups never stay behind.
+    so the earlier files stay a consistent set. A process killed between the renames leaves
+    the journal: the set is then incomplete, which a reader can tell, and the next
+    :func:`claim` of these paths completes it. Temporaries and backups never stay behind.
 
     Example:
         >>> import tempfile, pathlib
@@ -118,12 +150,16 @@ def atomic_write_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]
     temporaries: list[Path] = []
     backups: list[Path | None] = []
     replaced: list[Path] = []
+    journal = _journal_path(targets[0])
     try:
         for target in targets:
             handle, temporary = _temporary(target)
             os.close(handle)
             temporaries.append(temporary)
         yield list(temporaries)
+        for temporary in temporaries:
+            _sync(temporary)
+        _write_journal(journal, list(zip(temporaries, targets, strict=True)))
         try:
             for temporary, target in zip(temporaries, targets, strict=True):
                 backups.append(_backup(target))
@@ -136,10 +172,87 @@ def atomic_write_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]
                 else:
                     os.replace(backup, target)
             raise
+        finally:
+            journal.unlink(missing_ok=True)
     finally:
         for leftover in [*temporaries, *backups]:
             if leftover is not None:
                 leftover.unlink(missing_ok=True)
+
+
+def _leftovers(path: Path) -> list[Path]:
+    """Temporaries and backups of `path` a killed writer left beside it."""
+    prefix = f".{path.name}."
+    endings = (f".tmp{path.suffix.lower()}", ".old")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    return [path.parent / name for name in names if name.startswith(prefix) and any(
+        name.endswith(ending) and len(name) == len(prefix) + 8 + len(ending)
+        for ending in endings)]
+
+
+def _recover(paths: Sequence[Path]) -> None:
+    """Complete the commits of `paths` killed runs left (their journals), then remove the
+    leftovers of killed writers beside them.
+
+    Called with the locks of `paths` held. A journal that cannot be read was being written
+    when its run died, before any rename: that commit never started.
+    """
+    targets = list(paths)
+    for path in paths:
+        journal = _journal_path(path)
+        if not journal.exists():
+            continue
+        try:
+            entries = json.loads(journal.read_text())
+            pairs = [(Path(temporary), Path(target)) for temporary, target in entries]
+        except (OSError, ValueError, TypeError):
+            pairs = []
+        for temporary, target in pairs:
+            if temporary.exists():
+                os.replace(temporary, target)
+            targets.append(target)
+        journal.unlink(missing_ok=True)
+    for target in targets:
+        for leftover in _leftovers(target):
+            leftover.unlink(missing_ok=True)
+
+
+def name_error(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be written by this module, else None: a name (or a folder name on the
+    way) longer than the file system allows, counting the longest name derived from it (the
+    temporary ``.<name>.XXXXXXXX.tmp<suffix>``), or a path longer than it allows.
+
+    Example:
+        >>> name_error("x" * 300 + ".npy")  # doctest: +ELLIPSIS
+        'the name x...x.npy is too long: 304 bytes, ...'
+        >>> name_error("samples.npy") is None
+        True
+    """
+    path = Path(path).absolute()
+    folder = path.parent
+    while not os.path.isdir(folder) and folder != folder.parent:  # isdir: never raises
+        folder = folder.parent
+    try:
+        name_max = os.pathconf(folder, "PC_NAME_MAX")
+        path_max = os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max, path_max = 255, 4096
+    extra = 1 + _TEMPORARY_NAME_EXTRA + len(os.fsencode(path.suffix))
+    for part in path.parts[1:]:
+        size = len(os.fsencode(part))
+        limit = name_max - extra if part == path.name else name_max
+        if size > limit:
+            shown = part if len(part) <= 40 else f"{part[:20]}...{part[-20:]}"
+            added = (f" (the temporary file written beside it adds {extra})"
+                     if part == path.name else "")
+            return f"the name {shown} is too long: {size} bytes, at most {limit} here{added}"
+    size = len(os.fsencode(str(path.parent))) + 1 + len(os.fsencode(path.name)) + extra
+    if size >= path_max:
+        return f"the path is too long: {size} bytes with its temporary file, at most {path_max}"
+    return None
 
 
 def _lock_path(path: Path) -> Path:
@@ -168,7 +281,9 @@ def claim(paths: Sequence[str | os.PathLike]) -> Iterator[None]:
     """Hold exclusive lock files ``.<name>.lock`` beside `paths` while the body runs.
 
     Each lock is created with ``O_CREAT | O_EXCL`` and holds the process id; a lock whose
-    process no longer runs (a killed earlier run) is taken over. The locks are removed on exit.
+    process no longer runs (a killed earlier run) is taken over. Once all are held, a commit
+    of these paths that a killed :func:`atomic_write_all` left is completed, and temporaries
+    and backups such a run left are removed. The locks are removed on exit.
 
     Raises:
         FileExistsError: another running process holds one of the locks (the message names
@@ -196,6 +311,7 @@ def claim(paths: Sequence[str | os.PathLike]) -> Iterator[None]:
                     stream.write(f"{os.getpid()}\n")
                 held.append(lock)
                 break
+        _recover([Path(path) for path in paths])
         yield
     finally:
         for lock in held:

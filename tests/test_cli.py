@@ -283,9 +283,12 @@ def test_load_data_formats(data_dir: Path, tmp_path: Path) -> None:
         cli.load_data(strings)
 
 
-def test_choices_match_the_library() -> None:
-    assert sorted(cli._ACTIVATIONS) == sorted(ACTIVATIONS)
-    assert sorted(cli._PRESETS) == sorted(PRESETS)
+def test_choices_are_the_library_registries(capsys: pytest.CaptureFixture) -> None:
+    for command, name, registry in (("fit", "cubic", ACTIVATIONS), ("sample", "PRESET", PRESETS)):
+        assert cli.main([command, "--help"]) == 0
+        assert ", ".join(sorted(registry)) in capsys.readouterr().out, (command, name)
+    assert cli.main(["fit", "x.npy", "--activation", "sine"]) == 2
+    assert "choose from 'cubic', 'quadratic'" in capsys.readouterr().err
 
 
 # -- sample ------------------------------------------------------------------------------------

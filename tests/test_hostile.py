@@ -165,7 +165,7 @@ def test_fit_bad_out_before_any_work(
         (["sample", "gaussian", "--n", 100000, "--out", "base.npy/s.npy"], 1,
          ["base.npy is not a folder"]),
         (["sample", "gaussian", "--n", 100000, "--out", ""], 1, ["--out is empty"]),
-        (["sample", "gaussian", "--out", "X.NPY"], 1, ["--out must end in .npy, .npz or .csv"]),
+        (["sample", "gaussian", "--out", "X.NPX"], 1, ["--out must end in .npy, .npz or .csv"]),
         (["compare", "t.npz", "t.npz", "--plot", "c.txt"], 1, ["--plot must end in .png",
                                                                "c.txt"]),
         (["compare", "t.npz", "t.npz", "--plot", "t.npz/c.png"], 1, ["t.npz is not a folder"]),

@@ -16,16 +16,20 @@ Commands (``inntheory COMMAND --help`` for every option):
   couplings) to ``.npy``, ``.npz`` or ``.csv``.
 - ``compare TRUE LEARNED``: print the order-by-order table of two saved actions.
 
-User errors (a missing or unreadable file, a file that is not an action, data that is not
-(n, N), NaN/inf rows, a lattice that does not match the data, an order or a sample too costly for
-the time or memory, an output that exists without ``--force`` or cannot be written, another run
-writing the same outputs, an unavailable device) end with one line ``inntheory: error: ...`` on
-stderr and exit status 1, checked before the work starts; usage errors (unknown options or
-choices, bad numbers or seeds) with one such line and status 2. Every
-file is written atomically; ``fit`` writes its action and model as one unit. Anything else is a
-bug and shows its traceback. The command uses the public API (``import inntheory as it``),
-whose modules, and torch, load on first use: only once the arguments and inputs have been
-checked, so that ``--help`` and most user errors answer at once.
+User errors (a missing or unreadable file, a folder, FIFO or device given as a file, a file
+that is not an action, an array whose header declares more than the file or memory holds, data
+that is not (n, N), NaN/inf rows, values too small or large for float64, an exactly
+degenerate direction, a lattice that does not match the data, an order or a sample too costly
+for the time or memory, an output that exists without ``--force``, is the input, or cannot be
+written or named, another run writing the same outputs, a full disk, an unavailable device)
+end with one line ``inntheory: error: ...`` on stderr and exit status 1, checked before the
+work starts where they can be; usage errors (unknown options or choices, bad numbers or seeds,
+a lattice of more than two axes) with one such line and status 2. Every command claims its
+outputs with lock files (removed on exit and on SIGTERM) and writes them atomically as one
+unit (``fit``: action and model; ``demo``: its six files). Anything else is a bug and shows its
+traceback. The command uses the public API (``import inntheory as it``), whose modules, and
+torch, load on first use: only once the arguments and inputs have been checked, so that
+``--help`` and most user errors answer at once.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -36,23 +40,28 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import json
 import math
 import os
+import signal
+import stat
 import sys
 import tempfile
+import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
 import inntheory as it
 
-from .._io import atomic_write, atomic_write_all, claim, load_error
+from .._io import atomic_write_all, claim, load_error, name_error
 from .._memory import available_bytes
 
 __all__ = ["CLIError", "SAMPLES_PER_PARAMETER", "build_parser", "load_data", "main",
@@ -66,12 +75,11 @@ _DATA_FORMATS = (".npy", ".npz", ".csv")
 # order <= 11 and quadratic order <= 12 pass the placement limit.
 _MAX_PLACEMENTS = 500_000
 _MAX_EXTRACTION_SECONDS = 600.0
-# Spelled out rather than read from ACTIVATIONS / PRESETS so that parsing, help and the checks
-# of user input run without importing torch (tests/test_cli.py keeps them in sync).
-_ACTIVATIONS = ("cubic", "quadratic")
-_PRESETS = ("double_well", "gaussian", "unimodal")
 _SHOWN_ROWS = 5
-_CHAINS = 128  # chains of `sample` (the library's default)
+_MAX_RANK_COLUMNS = 512  # fit checks data up to this width for an exactly degenerate direction
+_DEGENERATE = 1e-10  # ... where the smallest singular value is below this share of the largest
+_MAX_MESSAGE = 600  # longer error lines are elided in the middle
+_QUOTED = 100  # at most this many characters of user content quoted in a message
 _LIVE_CHAIN_COPIES = 16  # (n_chains, N) tensors alive at once in an HMC step, rounded up
 _NPY_MAGIC = b"\x93NUMPY"
 
@@ -104,6 +112,32 @@ class _Parser(argparse.ArgumentParser):
         command = self.prog.removeprefix("inntheory").strip()
         where = f"{command}: " if command else ""
         self.exit(2, f"inntheory: error: {where}{message} (see '{self.prog} --help')\n")
+
+
+class _LibraryNames:
+    """The keys of a public registry of the library (``ACTIVATIONS``, ``PRESETS``), read on
+    first use: argparse ``choices`` that import the library (and torch) only when a value is
+    checked or the help lists them, so that other options and input checks answer at once."""
+
+    def __init__(self, registry: str) -> None:
+        self.registry = registry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(getattr(it, self.registry)))
+
+    def __contains__(self, name: object) -> bool:
+        return name in getattr(it, self.registry)
+
+
+class _LatticeShape(argparse.Action):
+    """``L`` or ``L1 L2``: a periodic lattice of one or two axes (more is a usage error)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if len(values) > 2:
+            parser.error(f"{option_string} takes L or L1 L2 (a lattice of one or two axes), "
+                         f"got {len(values)} sizes")
+        setattr(namespace, self.dest, values)
 
 
 def _one_line(text: object) -> str:
@@ -172,19 +206,84 @@ def recommended_samples(parameters: int) -> int:
     return SAMPLES_PER_PARAMETER * parameters
 
 
+def _short(text: object, limit: int = _QUOTED) -> str:
+    """`text` (user content: a name read from a file, a value) for a message: at most about
+    `limit` characters of it, its middle elided."""
+    text = str(text)
+    if len(text) > limit:
+        text = f"{text[:limit // 2]}...{text[-(limit // 2):]} ({len(text)} characters)"
+    return text
+
+
+def _quote(text: object, limit: int = _QUOTED) -> str:
+    return repr(_short(text, limit))
+
+
+def _listed(names: Sequence[str]) -> str:
+    shown = ", ".join(_short(name, 40) for name in names[:_SHOWN_ROWS])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > _SHOWN_ROWS else "")
+
+
+def _check_npy_header(stream: BinaryIO, size: int, what: str) -> None:
+    """Refuse, from the header of the .npy `stream` alone, an array of `size` bytes in all
+    (header included) whose declared shape those bytes cannot hold, or whose values (and their
+    float64 copy) would take more than half the available memory.
+
+    Raises:
+        CLIError: naming `what`, the declared shape and dtype, and the sizes.
+    """
+    from numpy.lib import format as npy
+
+    try:
+        version = npy.read_magic(stream)
+        readers = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}
+        if version not in readers:
+            raise CLIError(f"cannot read {what}: unsupported .npy format version {version}")
+        shape, _, dtype = readers[version](stream)
+    except ValueError as error:
+        raise CLIError(f"cannot read {what}: {_short(_one_line(error))}") from error
+    if dtype.hasobject:
+        raise CLIError(f"cannot read {what}: {load_error(ValueError('object arrays'))}")
+    count = math.prod(shape)
+    declared, held = count * dtype.itemsize, size - stream.tell()
+    described = f"declares shape {tuple(shape)} of {dtype} ({declared / 2**30:.3g} GiB)"
+    if declared > held:
+        raise CLIError(f"cannot read {what}: its header {described} but it holds {held} bytes "
+                       "of data; the file is truncated or damaged")
+    needed, available = declared + 8 * count, int(available_bytes())
+    if needed > available // 2:
+        raise CLIError(f"cannot read {what}: it {described}; with its float64 copy that needs "
+                       f"{needed / 2**30:.3g} GiB, more than half the available memory "
+                       f"({available / 2**30:.3g} GiB)")
+
+
+def _from_npy(path: Path) -> np.ndarray:
+    with path.open("rb") as stream:
+        if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise CLIError(f"cannot read {path}: not a .npy file (no NumPy header)")
+        stream.seek(0)
+        _check_npy_header(stream, path.stat().st_size, str(path))
+    return np.load(path, allow_pickle=False)
+
+
 def _from_npz(path: Path, array: str | None) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as archive:
-        names = list(archive.files)
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+        names = list(members)
         if array is None:
             if len(names) != 1:
-                listed = ", ".join(names) if names else "none"
+                listed = _listed(names) if names else "none"
                 raise CLIError(
                     f"{path} holds {len(names)} arrays ({listed}); choose one with --array"
                 )
             array = names[0]
         elif array not in names:
-            raise CLIError(f"{path} has no array {array!r}; it holds: {', '.join(names)}")
-        return archive[array]
+            raise CLIError(f"{path} has no array {_quote(array)}; it holds: {_listed(names)}")
+        with archive.open(members[array]) as stream:
+            _check_npy_header(stream, members[array].file_size,
+                              f"{path} (array {_quote(array)})")
+    with np.load(path, allow_pickle=False) as arrays:
+        return arrays[array]
 
 
 def _is_number(field: str) -> bool:
@@ -197,7 +296,7 @@ def _is_number(field: str) -> bool:
 
 def _from_csv(path: Path) -> np.ndarray:
     skip = 0
-    with path.open(encoding="utf-8") as stream:
+    with path.open(encoding="utf-8-sig") as stream:  # -sig: a byte-order mark is not data
         for number, line in enumerate(stream, start=1):
             content = line.split("#", 1)[0].strip()
             if content:
@@ -209,8 +308,25 @@ def _from_csv(path: Path) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an empty file is reported below as "no rows"
         return np.genfromtxt(
-            path, delimiter=",", skip_header=skip, dtype=np.float64, comments="#", ndmin=2
+            path, delimiter=",", skip_header=skip, dtype=np.float64, comments="#", ndmin=2,
+            encoding="utf-8-sig",
         )
+
+
+def _check_regular_file(path: Path, what: str) -> None:
+    """Refuse, before opening it, a `path` that is missing or not a regular file (a folder, a
+    FIFO or a device would be misread, or block)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise CLIError(f"no such file: {path}") from None
+    except OSError as error:
+        raise CLIError(f"cannot read {path}: {error.strerror or type(error).__name__}"
+                       ) from error
+    if stat.S_ISDIR(mode):
+        raise CLIError(f"{path} is a folder, not a {what}")
+    if not stat.S_ISREG(mode):
+        raise CLIError(f"{path} is not a regular file (a FIFO, socket or device); give a {what}")
 
 
 def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
@@ -226,15 +342,14 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         The samples as float64, (n, N).
 
     Raises:
-        CLIError: a missing or unreadable file, an unknown format, an ``.npz`` with several
+        CLIError: a missing or unreadable file, a folder or anything else that is not a regular
+            file, an unknown format, a ``.npy`` array whose header declares more data than the
+            file holds or than half the available memory, an ``.npz`` with several
             arrays and no `array`, data that is not real-valued or not 2-D, no rows, or rows
             with NaN/inf (their number and the first few 0-based row indices).
     """
     path = Path(path)
-    if not path.exists():
-        raise CLIError(f"no such file: {path}")
-    if path.is_dir():
-        raise CLIError(f"{path} is a directory, not a data file")
+    _check_regular_file(path, "data file")
     suffix = path.suffix.lower()
     if suffix not in _DATA_FORMATS:
         raise CLIError(f"{path}: unknown data format {suffix or '(none)'!r}; use .npy, .npz "
@@ -243,10 +358,7 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         raise CLIError(f"--array applies to .npz archives, but {path} is {suffix}", code=2)
     try:
         if suffix == ".npy":
-            with path.open("rb") as stream:
-                if stream.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
-                    raise CLIError(f"cannot read {path}: not a .npy file (no NumPy header)")
-            raw = np.load(path, allow_pickle=False)
+            raw = _from_npy(path)
         elif suffix == ".npz":
             raw = _from_npz(path, array)
         else:
@@ -294,7 +406,7 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
     Arguments:
         text: the option's value.
         what: the option, for the messages (``--out``, ``--plot``).
-        suffixes: the accepted suffixes.
+        suffixes: the accepted suffixes, lower case (matched in any case: ``fig.PNG``).
         default: appended to a name without a suffix (to any name not ending in `suffixes`
             when `append_always`), as the file written gets it, so that every check looks at
             the file really written.
@@ -306,25 +418,38 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
     if not text.strip():
         raise CLIError(f"{what} is empty; give a file name")
     path = Path(text)
-    if text.endswith(("/", os.sep)) or not path.name or path.is_dir():
+    if text.endswith(("/", os.sep)) or not path.name:
         raise CLIError(f"{what} {text} is a folder; give a file name")
-    if default is not None and path.suffix not in suffixes and (
+    _check_name(path)
+    if path.is_dir():
+        raise CLIError(f"{what} {text} is a folder; give a file name")
+    if default is not None and path.suffix.lower() not in suffixes and (
         append_always or not path.suffix
     ):
         path = path.with_name(path.name + default)
-    if path.suffix not in suffixes:
+    if path.suffix.lower() not in suffixes:
         listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
-        raise CLIError(f"{what} must end in {listed}, got {path.name!r}")
+        raise CLIError(f"{what} must end in {listed}, got {_quote(path.name)}")
+    _check_name(path)
     return path
+
+
+def _check_name(path: Path) -> None:
+    """Refuse a name too long for the file system, with the names derived from it."""
+    problem = name_error(path)
+    if problem is not None:
+        raise CLIError(f"cannot write {_short(path)}: {problem}")
 
 
 def _check_writable(path: Path) -> None:
     """Raise CLIError unless a file can be created at `path` (its missing folders included).
 
+    Its name, and those derived from it (temporary, lock), must fit the file system's limits.
     The nearest existing folder above `path` must be a folder and must accept a new file (a
     probe file is created and removed there: permission bits alone do not tell, e.g. for root
     or a read-only mount).
     """
+    _check_name(path)
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -340,13 +465,23 @@ def _check_writable(path: Path) -> None:
     os.unlink(probe)
 
 
-def _check_outputs(paths: Sequence[Path], force: bool) -> None:
-    """Every output is writable, and none exists unless `force` (before any work starts)."""
+def _check_outputs(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = ()) -> None:
+    """Every output is writable, none is one of `inputs`, and none exists (a symbolic link
+    that points nowhere included) unless `force`: checked before any work starts."""
     for path in paths:
         if path.is_dir():
             raise CLIError(f"output {path} is a directory")
         _check_writable(path)
+        for source in inputs:
+            if path.absolute() == source.absolute() or (
+                path.exists() and source.exists() and path.samefile(source)
+            ):
+                raise CLIError(f"output {path} is the input {source}; it would be replaced, "
+                               "give another --out")
     for path in paths:
+        if path.is_symlink() and not path.exists() and not force:
+            raise CLIError(f"output {path} exists (a symbolic link to a missing "
+                           f"{_short(os.readlink(path))}); pass --force to overwrite it")
         if path.exists() and not force:
             raise CLIError(f"output {path} exists; pass --force to overwrite it")
 
@@ -457,6 +592,31 @@ def _count(value: float) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "more than 1e308"
 
 
+@contextlib.contextmanager
+def _claimed(paths: Sequence[Path]) -> Iterator[None]:
+    """Hold the outputs' lock files (see `claim`) while the body runs; another run holding
+    one is a one-line error."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(claim(paths))
+        except FileExistsError as error:
+            raise CLIError(_one_line(error)) from error
+        yield
+
+
+@contextlib.contextmanager
+def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator[None]:
+    """A failure to write `paths` (a full disk, a file that cannot be replaced) as one line
+    naming them (or `names`)."""
+    try:
+        yield
+    except OSError as error:
+        names = names or " and ".join(str(path) for path in paths)
+        earlier = "any earlier files are" if len(paths) > 1 else "any earlier file is"
+        raise CLIError(f"cannot write {names} ({_one_line(error)}); none was written, "
+                       f"{earlier} unchanged{lost}") from error
+
+
 def _fit(args: argparse.Namespace) -> int:
     out = _output(args.out, "--out", (".npz",), default=".npz", append_always=True)
     model_path = out.with_suffix(".model.pt")
@@ -466,17 +626,67 @@ def _fit(args: argparse.Namespace) -> int:
         _check_writable(path)
     # The outputs are claimed (exclusive lock files) for the whole run, so that two runs
     # writing the same files cannot both go ahead; only then is their existence checked.
-    try:
-        with claim([out, model_path]):
-            _check_outputs([out, model_path], args.force)
-            return _fit_claimed(args, out, model_path)
-    except FileExistsError as error:
-        raise CLIError(_one_line(error)) from error
+    with _claimed([out, model_path]):
+        _check_outputs([out, model_path], args.force, inputs=[Path(args.data)])
+        return _fit_claimed(args, out, model_path)
+
+
+def _check_spread(x: np.ndarray, path: str) -> None:
+    """Refuse columns whose spread float64 cannot standardise: so small that its square
+    underflows (read as constant), or so large that it overflows."""
+    with np.errstate(all="ignore"):
+        spread, variance = np.ptp(x, axis=0), np.square(x.std(axis=0))
+    tiny = np.flatnonzero((spread > 0) & ~(variance >= np.finfo(np.float64).tiny))
+    huge = np.flatnonzero(~np.isfinite(variance))
+    for columns, what, cause in ((tiny, "small", "underflows to 0"),
+                                 (huge, "large", "overflows")):
+        if columns.size:
+            raise CLIError(
+                f"{path}: the values of columns {_listed([str(j) for j in columns])} are too "
+                f"{what} for float64 arithmetic (spread {spread[columns[0]]:.3g}; the square "
+                f"of the standard deviation {cause}); rescale the data"
+            )
+
+
+def _check_degenerate(x: np.ndarray, path: str) -> None:
+    """Refuse data with an exactly degenerate direction: the centred rows satisfy a linear
+    relation (e.g. one column a copy of another), so they have no density in R^N to fit.
+
+    Checked for N <= 512 (beyond, it would cost more than the check is worth) on the distinct
+    rows among 4 N + 1000 spread over the data: an exact relation holds in any of them, and
+    repeated rows (a rejected Monte Carlo move) would only hide directions.
+    """
+    n, dim = x.shape
+    if dim < 2 or dim > _MAX_RANK_COLUMNS:
+        return
+    spread = np.linspace(0, n - 1, min(n, 4 * dim + 1000)).astype(int)
+    rows = np.unique(x[spread], axis=0)
+    std = rows.std(axis=0)
+    if len(rows) <= dim or not (std > 0).all():
+        return  # too few distinct rows to tell (the thin-data warning speaks for them), or a
+        # constant column (the standardisation refuses it, in its own words)
+    z = (rows - rows.mean(axis=0)) / std
+    singular = np.linalg.svd(z, compute_uv=False)
+    if singular[-1] > _DEGENERATE * singular[0]:
+        return
+    null = np.abs(np.linalg.svd(z, full_matrices=False)[2][-1])
+    columns = np.flatnonzero(null > 0.1 * null.max())
+    raise CLIError(
+        f"{path}: the data are exactly degenerate: a linear combination of columns "
+        f"{_listed([str(j) for j in columns])} is the same in every row (e.g. a column copied "
+        "or the sum of others), so they have no density to fit and the action would be "
+        "meaningless; remove the redundant column(s)"
+    )
 
 
 def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
     x = load_data(args.data, args.array)
     n, dim = x.shape
+    _check_spread(x, args.data)
+    device = _device(args.device)
+    compressed = args.lattice is not None and args.point in ("mean", "zero")
+    _check_extraction_cost(dim, args, device, compressed)
+    _check_degenerate(x, args.data)
     model = _build_model(dim, args)
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if n < recommended_samples(parameters):
@@ -488,9 +698,6 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
             RuntimeWarning,
             stacklevel=2,
         )
-    device = _device(args.device)
-    compressed = model.lattice is not None and args.point in ("mean", "zero")
-    _check_extraction_cost(dim, args, device, compressed)
     if args.point == "zero":
         point = np.zeros(dim)
     elif compressed:  # a translation-invariant model is expanded at a uniform point
@@ -521,13 +728,11 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
         model_file=model_path.name,
         seconds=timings,
     )
-    try:
-        with atomic_write_all([model_path, out]) as (model_file, action_file):
-            model.save(model_file)
-            action.save(action_file)
-    except OSError as error:
-        raise CLIError(f"cannot write {out} and {model_path} ({_one_line(error)}); neither "
-                       "was written, any earlier pair is unchanged") from error
+    with _writing([out, model_path]), atomic_write_all([model_path, out]) as (
+        model_file, action_file
+    ):
+        model.save(model_file)
+        action.save(action_file)
     print(f"trained: best validation NLL {history.best_val_nll:.4f} nats at step "
           f"{history.best_step} of {history.steps[-1]}; {history.outside_fraction:.2%} of the "
           f"training data outside the model's domain; {timings['train']:.1f} s on {device}")
@@ -568,25 +773,41 @@ def _theory(args: argparse.Namespace) -> Any:
 
 
 def _save_samples(x: np.ndarray, path: Path) -> None:
-    with atomic_write(path) as stream:
-        if path.suffix == ".npy":
-            np.save(stream, x)
-        elif path.suffix == ".npz":
-            np.savez(stream, x=x)
-        else:
-            header = ",".join(f"x{i}" for i in range(x.shape[1]))
-            np.savetxt(stream, x, delimiter=",", header=header, comments="")
+    """Write x: (n, N) to `path` (.npy, .npz with array x, or .csv with a header x0,x1,...)."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        np.save(path, x)
+    elif suffix == ".npz":
+        np.savez(path, x=x)
+    else:
+        header = ",".join(f"x{i}" for i in range(x.shape[1]))
+        np.savetxt(path, x, delimiter=",", header=header, comments="")
+
+
+def _chains() -> int:
+    """The number of chains `sample` runs: the library's default."""
+    return int(inspect.signature(it.sample).parameters["n_chains"].default)
 
 
 def _sample(args: argparse.Namespace) -> int:
     out = _output(args.out, "--out", _DATA_FORMATS)
-    _check_outputs([out], args.force)
+    _check_outputs([out], True)
     theory = _theory(args)
+    with _claimed([out]):
+        _check_outputs([out], args.force)
+        return _sample_claimed(args, theory, out)
+
+
+def _sample_claimed(args: argparse.Namespace, theory: Any, out: Path) -> int:
     device = _device(args.device)
-    _check_sample_memory(args.n, theory.dim)
+    chains = _chains()
+    _check_sample_memory(args.n, theory.dim, chains)
     result = it.sample(theory, args.n, seed=args.seed, device=device, progress=not args.quiet,
-                       n_chains=_CHAINS)
-    _save_samples(result.x.numpy(), out)
+                       n_chains=chains)
+    with _writing([out], "; the samples drawn are lost"), atomic_write_all([out]) as (
+        temporary,
+    ):
+        _save_samples(result.x.numpy(), temporary)
     d = result.diagnostics
     print(f"{args.n} samples of {theory.parameters} ({d['method']}): acceptance "
           f"{d['acceptance']:.2f}, tau {d['tau']:.2f}, smallest ESS {d['ess']:.0f}, largest "
@@ -594,22 +815,22 @@ def _sample(args: argparse.Namespace) -> int:
     unknown = [name for name, key in (("tau", "tau"), ("ESS", "ess"), ("R-hat", "rhat"))
                if not math.isfinite(d[key])]
     if unknown:
-        per_chain = math.ceil(args.n / _CHAINS)
+        per_chain = math.ceil(args.n / chains)
         print(f"note: {', '.join(unknown)} cannot be estimated from {per_chain} draw(s) per "
-              f"chain ({args.n} samples over {_CHAINS} chains): tau and ESS need at least 2 "
-              f"per chain, R-hat 4; use --n {4 * _CHAINS} or more to measure them")
+              f"chain ({args.n} samples over {chains} chains): tau and ESS need at least 2 "
+              f"per chain, R-hat 4; use --n {4 * chains} or more to measure them")
     print(f"wrote {out}")
     return 0
 
 
-def _check_sample_memory(n: int, dim: int) -> None:
+def _check_sample_memory(n: int, dim: int, chains: int) -> None:
     """Refuse a sample whose arrays would not fit in half the available host memory."""
-    needed = 8 * dim * (n + _LIVE_CHAIN_COPIES * _CHAINS)
+    needed = 8 * dim * (n + _LIVE_CHAIN_COPIES * chains)
     available = int(available_bytes())
     if needed > available // 2:
         raise CLIError(
             f"sampling {n} configurations of N = {dim} sites needs about "
-            f"{needed / 2**30:.3g} GiB (the samples, {n} x {dim} float64, and {_CHAINS} "
+            f"{needed / 2**30:.3g} GiB (the samples, {n} x {dim} float64, and {chains} "
             f"chains), more than half the available memory ({available / 2**30:.3g} GiB); "
             "lower --n or --shape"
         )
@@ -617,8 +838,7 @@ def _check_sample_memory(n: int, dim: int) -> None:
 
 def _load_action(path: str) -> Any:
     """A saved action: a compressed `LatticeAction` when the file is one, else dense."""
-    if not Path(path).is_file():
-        raise CLIError(f"no such file: {path}")
+    _check_regular_file(Path(path), "saved action (.npz)")
     try:
         return it.load_action(path)
     except (FileNotFoundError, ValueError) as error:
@@ -629,7 +849,7 @@ def _compare(args: argparse.Namespace) -> int:
     plot = None
     if args.plot is not None:
         plot = _output(args.plot, "--plot", (".png",), default=".png")
-        _check_outputs([plot], args.force)
+        _check_outputs([plot], args.force, inputs=[Path(args.true), Path(args.learned)])
     true, learned = _load_action(args.true), _load_action(args.learned)
     order = min(true.order, learned.order) if args.order is None else args.order
     try:
@@ -638,17 +858,18 @@ def _compare(args: argparse.Namespace) -> int:
         raise CLIError(_one_line(error)) from error
     print(comparison)
     if plot is not None:
-        _save_figure(comparison.plot(), plot)
+        with _claimed([plot]), _writing([plot]), atomic_write_all([plot]) as (temporary,):
+            _save_figure(comparison.plot(), temporary)
         print(f"wrote {plot}")
     return 0
 
 
 def _save_figure(figure: Any, path: Path) -> None:
+    """Write `figure` to `path` as PNG and close it."""
     import matplotlib.pyplot as plt
 
     try:
-        with atomic_write(path) as stream:
-            figure.savefig(stream, format="png", dpi=110)
+        figure.savefig(path, format="png", dpi=110)
     finally:
         plt.close(figure)
 
@@ -668,13 +889,21 @@ def _loss_figure(history: Any) -> Any:
 
 def _demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    setup = dict(_DEMO[args.quick])
     if not args.out.strip():
         raise CLIError("--out is empty; give a folder name")
     out = Path(args.out)
+    _check_name(out / _DEMO_FILES[0])
     if out.exists() and not out.is_dir():
         raise CLIError(f"output {out} exists and is not a folder")
-    _check_outputs([out / name for name in _DEMO_FILES], args.force)
+    paths = [out / name for name in _DEMO_FILES]
+    _check_outputs(paths, True)
+    with _claimed(paths):
+        _check_outputs(paths, args.force)
+        return _demo_claimed(args, out, start)
+
+
+def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
+    setup = dict(_DEMO[args.quick])
     device = _device(args.device)
     import matplotlib
 
@@ -708,12 +937,6 @@ def _demo(args: argparse.Namespace) -> int:
           f"best validation NLL {history.best_val_nll:.4f}")
     print(comparison)
 
-    out.mkdir(parents=True, exist_ok=True)
-    _save_figure(comparison.plot(), out / "comparison.png")
-    _save_figure(_loss_figure(history), out / "loss.png")
-    for name, action in (("true_action.npz", true), ("learned_action.npz", learned),
-                         ("score_matching_action.npz", baseline)):
-        action.save(out / name)
     timings["total"] = time.perf_counter() - start
     errors = {model: {str(r.order): r.error for r in comparison.rows if r.model == model}
               for model in comparison.models}
@@ -728,8 +951,18 @@ def _demo(args: argparse.Namespace) -> int:
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
     }
-    with atomic_write(out / "summary.json") as stream:
-        stream.write((json.dumps(_json_safe(summary), indent=2) + "\n").encode())
+    # Every file or none: a failure leaves an earlier run's files as they were.
+    paths = [out / name for name in _DEMO_FILES]
+    with _writing(paths, names=f"the files of the demo in {out}/"), atomic_write_all(
+        paths
+    ) as temporaries:
+        files = dict(zip(_DEMO_FILES, temporaries, strict=True))
+        _save_figure(comparison.plot(), files["comparison.png"])
+        _save_figure(_loss_figure(history), files["loss.png"])
+        for name, action in (("true_action.npz", true), ("learned_action.npz", learned),
+                             ("score_matching_action.npz", baseline)):
+            action.save(files[name])
+        files["summary.json"].write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
     print(f"wrote {', '.join(_DEMO_FILES)} to {out}/ in {timings['total']:.1f} s")
     return 0
 
@@ -776,14 +1009,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--depth", type=_positive_int, default=3, help="layers (default 3)")
     fit.add_argument("--order", type=_positive_int, default=4,
                      help="highest order K of the extracted action (default 4)")
-    fit.add_argument("--activation", choices=_ACTIVATIONS, default="cubic",
-                     help="polynomial activation (default cubic)")
+    fit.add_argument("--activation", choices=_LibraryNames("ACTIVATIONS"), default="cubic",
+                     metavar="NAME", help="polynomial activation: %(choices)s (default cubic)")
     fit.add_argument("--point", choices=("mean", "zero"), default="mean",
                      help="expansion point: the data mean (default; with --lattice its mean over "
                      "sites, a uniform point) or 0")
     fit.add_argument("--steps", type=_positive_int, default=2000,
-                     help="maximum optimiser steps (default 2000)")
+                     help="Adam steps (default 2000); unless --no-polish, the L-BFGS polish "
+                     "that follows runs up to polish_steps more iterations (see train)")
     fit.add_argument("--lattice", type=_positive_int, nargs="+", metavar="L",
+                     action=_LatticeShape,
                      help="lattice-equivariant network on this periodic lattice (L or L1 L2, "
                      "sites in row-major order; the product must be N): every linear map a "
                      "convolution, one bias and activation per layer shared by all sites")
@@ -804,11 +1039,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw configurations of a periodic phi^3 + phi^4 lattice theory: a "
         "PRESET, or explicit couplings (which also override a preset's).",
     )
-    sampler.add_argument("preset", nargs="?", choices=_PRESETS, metavar="PRESET",
-                         help=f"one of {', '.join(_PRESETS)}")
+    sampler.add_argument("preset", nargs="?", choices=_LibraryNames("PRESETS"),
+                         metavar="PRESET", help="one of %(choices)s")
     sampler.add_argument("--n", type=_positive_int, default=10000,
                          help="number of samples (default 10000)")
     sampler.add_argument("--shape", type=_positive_int, nargs="+", default=[8],
+                         action=_LatticeShape,
                          help="lattice, L or L1 L2 (default 8)")
     for name in ("m2", "kappa", "g3", "g4"):
         sampler.add_argument(f"--{name}", type=_finite_float, help=f"coupling {name}")
@@ -839,6 +1075,24 @@ def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__
     print(f"inntheory: warning: {_one_line(message)}", file=sys.stderr)
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that lock files and temporaries are removed."""
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    raise _Terminated(signum)
+
+
+def _error_line(error: object) -> str:
+    """One line, a very long one (user content a library message quoted) elided in the
+    middle."""
+    text = _one_line(error)
+    if len(text) > _MAX_MESSAGE:
+        half = _MAX_MESSAGE // 2
+        text = f"{text[:half]} [... {len(text) - 2 * half} characters ...] {text[-half:]}"
+    return f"inntheory: error: {text}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``inntheory`` command.
 
@@ -853,13 +1107,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
             return _COMMANDS[args.command](args)
         except CLIError as error:
-            print(f"inntheory: error: {_one_line(error)}", file=sys.stderr)
+            print(_error_line(error), file=sys.stderr)
             return error.code
         except KeyboardInterrupt:
             print("inntheory: error: interrupted", file=sys.stderr)
             return 130
+        except _Terminated:
+            print("inntheory: error: terminated (SIGTERM); outputs not yet in place were not "
+                  "written", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
