@@ -11,7 +11,8 @@ stores A^(k) itself; N for `LatticeAction`, whose coupling C^(k)[o] stands for t
 A^(k)[i, i + o, ..]). The norms of the dense tensors follow from the stored ones in one place,
 `Action.norm`, `Action.diagonal_norm` and `Action.offdiagonal_norm`:
 ||A^(k)|| = sqrt(multiplicity) ||tensor(k)||, and likewise for the diagonal and off-diagonal
-parts (`diagonal_entries`, `offdiagonal_entries` pick them out of a stored tensor).
+parts (`diagonal_entries`, `offdiagonal_entries` pick them out of a stored tensor;
+`stored_norm` turns the norm of any stored-layout tensor into the dense one).
 
 Files: `save` writes an `.npz` archive; a `format` array names the representation (files
 without one are dense actions, the format written before tags existed). `load_action` reads
@@ -34,7 +35,7 @@ import torch
 
 from .._io import atomic_write, load_error
 
-__all__ = ["FORMATS", "Action", "configurations", "frobenius", "load_action", "real_tensor"]
+__all__ = ["FORMATS", "Action", "configurations", "load_action", "real_tensor"]
 
 FORMATS: dict[str, type[Action]] = {}
 """The registered action file formats: format tag -> class (its `load` reads the file)."""
@@ -75,17 +76,6 @@ def real_array(array: np.ndarray, name: str) -> np.ndarray:
     if array.dtype == np.bool_ or array.dtype.kind not in "iuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {array.dtype}")
     return array.astype(np.float64)
-
-
-def frobenius(tensor: torch.Tensor) -> float:
-    """The Frobenius norm, free of overflow and underflow: max|T| * ||T / max|T|||.
-
-    ``torch.linalg.vector_norm`` squares the entries: 1e200 gives inf and 1e-200 gives 0.
-    """
-    scale = float(tensor.abs().max()) if tensor.numel() else 0.0
-    if scale == 0.0 or not math.isfinite(scale):
-        return scale
-    return scale * float(torch.linalg.vector_norm(tensor / scale))
 
 
 def configurations(
@@ -383,18 +373,31 @@ class Action(abc.ABC):
         """The couplings of order k relative to one site (translation-invariant forms)."""
         raise TypeError(f"a {type(self).__name__} has no couplings; use coefficient({k})")
 
+    def stored_norm(self, stored: torch.Tensor) -> float:
+        """The Frobenius norm of the dense tensor that `stored` (a tensor of this layout:
+        `tensor(k)`, its diagonal or off-diagonal entries, a difference of them) stands for:
+        sqrt(multiplicity) * ||stored||. Plain: divide by the largest entry first where the
+        squares could overflow or underflow (as `norm` does)."""
+        return math.sqrt(self.multiplicity) * float(torch.linalg.vector_norm(stored))
+
+    def dense_norm(self, stored: torch.Tensor) -> float:
+        """`stored_norm` free of overflow and underflow: max|T| * stored_norm(T / max|T|)."""
+        scale = float(stored.abs().max()) if stored.numel() else 0.0
+        if scale == 0.0 or not math.isfinite(scale):
+            return scale
+        return scale * self.stored_norm(stored / scale)
+
     def norm(self, k: int) -> float:
         """||A^(k)||, the Frobenius norm of the dense tensor (free of overflow)."""
-        return math.sqrt(self.multiplicity) * frobenius(self.tensor(k))
+        return self.dense_norm(self.tensor(k))
 
     def diagonal_norm(self, k: int) -> float:
-        """||diag A^(k)|| over the local entries i1 = .. = ik."""
-        return math.sqrt(self.multiplicity) * frobenius(self.diagonal_entries(self.tensor(k)))
+        """||diag A^(k)|| over the local entries i1 = .. = ik (free of overflow)."""
+        return self.dense_norm(self.diagonal_entries(self.tensor(k)))
 
     def offdiagonal_norm(self, k: int) -> float:
-        """||offdiag A^(k)||, everything but the local entries."""
-        return math.sqrt(self.multiplicity) * frobenius(
-            self.offdiagonal_entries(self.tensor(k)))
+        """||offdiag A^(k)||, everything but the local entries (free of overflow)."""
+        return self.dense_norm(self.offdiagonal_entries(self.tensor(k)))
 
     # -- evaluation --------------------------------------------------------------------------
 

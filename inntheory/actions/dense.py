@@ -24,8 +24,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import (DENSE_FORMAT, Action, check_order, check_orders, configurations,
-                   metadata_from, quote, real_array, real_tensor)
+from .base import (
+    DENSE_FORMAT,
+    Action,
+    check_order,
+    check_orders,
+    configurations,
+    metadata_from,
+    quote,
+    real_array,
+    real_tensor,
+)
 
 __all__ = ["PolynomialAction", "configurations", "symmetrize"]
 

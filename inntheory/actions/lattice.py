@@ -40,8 +40,7 @@ import numpy as np
 import torch
 
 from .._memory import available_bytes
-from .base import (Action, check_order, check_orders, metadata_from, quote, real_array,
-                   real_tensor)
+from .base import Action, check_order, check_orders, metadata_from, quote, real_array, real_tensor
 from .dense import PolynomialAction
 
 __all__ = ["LatticeAction", "lattice_window"]
