@@ -44,6 +44,8 @@ _PUBLIC = {
     "sweep": "lab.sweeps",
     "SweepResult": "lab.sweeps",
     "cached": "lab.store",
+    "stored_network": "lab.store",
+    "network_settings": "lab.store",
 }
 
 _SUBMODULES = {
