@@ -51,8 +51,8 @@ from .. import __version__
 from .._io import atomic_write
 from ..actions.base import Action, load_action
 from ..datasets import load_dataset
-from ..model.inn import PolynomialINN
 from ..model import training
+from ..model.inn import PolynomialINN
 
 __all__ = ["cached", "defaults", "entry_path", "lookup", "network_settings", "settings_key",
            "store", "stored_network"]
