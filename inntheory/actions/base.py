@@ -5,7 +5,8 @@ With x0 the expansion point and d = x - x0, every action is
     S(x0 + d) = A^(0) + sum_{k=1}^{K} (1/k!) A^(k)_{i1..ik} d_i1 ... d_ik,
 
 A^(k) a symmetric tensor of shape (N,)*k (METHOD.md's convention). A representation stores
-the A^(k) in its own form: `tensor(k)` is the stored tensor of order k, and every stored
+the A^(k) in its own form (a translation-invariant one also has `couplings(k)`, the
+couplings relative to one site): `tensor(k)` is the stored tensor of order k, and every stored
 entry stands for `multiplicity` entries of the dense A^(k) (1 for `PolynomialAction`, which
 stores A^(k) itself; N for `LatticeAction`, whose coupling C^(k)[o] stands for the N entries
 A^(k)[i, i + o, ..]). The norms of the dense tensors follow from the stored ones in one place,
@@ -368,10 +369,6 @@ class Action(abc.ABC):
     @property
     def device(self) -> torch.device:
         return self.items()[0][1].device
-
-    def couplings(self, k: int) -> torch.Tensor:
-        """The couplings of order k relative to one site (translation-invariant forms)."""
-        raise TypeError(f"a {type(self).__name__} has no couplings; use coefficient({k})")
 
     def stored_norm(self, stored: torch.Tensor) -> float:
         """The Frobenius norm of the dense tensor that `stored` (a tensor of this layout:
