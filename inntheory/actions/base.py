@@ -144,7 +144,8 @@ def _check_declared_sizes(path: Path) -> None:
                 continue
             shape, dtype = _member_header(archive, info)
             if dtype.hasobject:
-                raise ValueError(f"member {quote(info.filename)} holds Python objects")
+                raise ValueError(f"member {quote(info.filename)} holds pickled Python objects "
+                                 "(never loaded)")
             declared = math.prod(shape) * dtype.itemsize
             if declared > info.file_size:
                 raise ValueError(
