@@ -186,16 +186,6 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return arrays
 
 
-def format_tag(arrays: Mapping[str, np.ndarray]) -> str:
-    """The format tag of an archive's arrays (dense when it has none)."""
-    tag = arrays.get("format")
-    if tag is None:
-        return DENSE_FORMAT
-    if tag.shape != () or tag.dtype.kind != "U":
-        raise ValueError(f"format must be a string, got dtype {tag.dtype} shape {tag.shape}")
-    return str(tag)
-
-
 def metadata_from(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """Pop and parse the `metadata` JSON string of an archive ({} when absent)."""
     if "metadata" not in arrays:
@@ -232,16 +222,21 @@ def load_action(path: str | os.PathLike) -> Action:
         >>> type(load_action(path)).__name__
         'LatticeAction'
     """
-    path = Path(path)
-    arrays = read_npz(path)
-    try:
-        tag = format_tag(arrays)
-    except ValueError as error:
-        raise ValueError(f"{path} is not a valid action file: {error}") from error
+    tag, arrays = _read(path)
     if tag not in FORMATS:
         raise ValueError(f"{path} has the unknown action format {quote(tag)}; known: "
                          f"{', '.join(sorted(FORMATS))}")
-    return FORMATS[tag].from_arrays(arrays, path)
+    return FORMATS[tag]._parse(arrays, Path(path))
+
+
+def _read(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
+    """The format tag (dense when the file has none) and the arrays of an action file."""
+    arrays = read_npz(path)
+    tag = arrays.pop("format", np.array(DENSE_FORMAT))
+    if tag.shape != () or tag.dtype.kind != "U":
+        raise ValueError(f"{path} is not a valid action file: format must be a string, got "
+                         f"dtype {tag.dtype} and shape {tag.shape}")
+    return str(tag), arrays
 
 
 # -- the protocol ------------------------------------------------------------------------------
@@ -339,8 +334,16 @@ class Action(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], path: Path) -> Action:
-        """The action held by the arrays read from `path` (ValueError naming the file)."""
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Action:
+        """The action held by the arrays of a file (`metadata` included, `format` removed);
+        ValueError or TypeError naming what is wrong."""
+
+    @classmethod
+    def _parse(cls, arrays: dict[str, np.ndarray], path: Path) -> Action:
+        try:
+            return cls.from_arrays(dict(arrays))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a valid action file: {error}") from error
 
     @abc.abstractmethod
     def homogeneous(self, k: int) -> Action:
@@ -455,16 +458,11 @@ class Action(abc.ABC):
             ValueError: the file is not a readable action file of this class (the message
                 names the file and the problem).
         """
-        path = Path(path)
-        arrays = read_npz(path)
-        try:
-            tag = format_tag(arrays)
-        except ValueError as error:
-            raise ValueError(f"{path} is not a valid action file: {error}") from error
+        tag, arrays = _read(path)
         if tag != cls.format:
             raise ValueError(f"{path} is not a {cls.__name__} file (format {quote(tag)}); "
                              "read it with inntheory.load_action")
-        return cls.from_arrays(arrays, path)
+        return cls._parse(arrays, Path(path))
 
     def __repr__(self) -> str:
         source = self.metadata.get("source")

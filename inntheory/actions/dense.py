@@ -18,7 +18,6 @@ import itertools
 import math
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -265,23 +264,12 @@ class PolynomialAction(Action):
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], path: Path) -> PolynomialAction:
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PolynomialAction:
         """The action held by the arrays of a dense action `.npz` (any `.npz` with arrays
-        `A1`, `A2`, ...).
-
-        Raises:
-            ValueError: no coefficient arrays, a name like `A01`, a coefficient that is not
-                real-valued, of the wrong shape or not finite, a `constant` that is not one
-                number, a `point` of the wrong shape, `metadata` that is not a JSON object.
-                The message names the file and the problem.
-        """
-        try:
-            return cls._from_arrays(dict(arrays))
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{path} is not a valid action file: {error}") from error
-
-    @classmethod
-    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> PolynomialAction:
+        `A1`, `A2`, ...); ValueError for no coefficient arrays, a name like `A01`, a
+        coefficient that is not real-valued, of the wrong shape or not finite, a `constant`
+        that is not one number, a `point` of the wrong shape, `metadata` that is not a JSON
+        object."""
         metadata = metadata_from(arrays)
         coefficients = {}
         for name in sorted(arrays):

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -396,22 +395,11 @@ class LatticeAction(Action):
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], path: Path) -> LatticeAction:
-        """The action held by the arrays of a `LatticeAction` file.
-
-        Raises:
-            ValueError: a coupling name like `C01`, couplings that are not real numbers or
-                do not match the window, a shape or window that is not 1 or 2 positive
-                integers, a lattice too large for one configuration to fit in memory,
-                metadata that is not a JSON object. The message names the file.
-        """
-        try:
-            return cls._from_arrays(dict(arrays))
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{path} is not a valid LatticeAction file: {error}") from error
-
-    @classmethod
-    def _from_arrays(cls, arrays: dict[str, np.ndarray]) -> LatticeAction:
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LatticeAction:
+        """The action held by the arrays of a `LatticeAction` file; ValueError for a coupling
+        name like `C01`, couplings that are not real numbers or do not match the window, a
+        shape or window that is not 1 or 2 positive integers, a lattice too large for one
+        configuration to fit in memory, metadata that is not a JSON object."""
         metadata = metadata_from(arrays)
         couplings = {}
         for name in sorted(arrays):
