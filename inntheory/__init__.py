@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "PolynomialAction": "actions.dense",
     "LatticeAction": "actions.lattice",
-    "load_action": "actions.lattice",
+    "load_action": "actions.base",
     "LatticeTheory": "theories",
     "preset": "theories",
     "PRESETS": "theories",
@@ -44,6 +44,8 @@ _PUBLIC = {
     "sweep": "lab.sweeps",
     "SweepResult": "lab.sweeps",
     "cached": "lab.store",
+    "stored_network": "lab.store",
+    "network_settings": "lab.store",
 }
 
 _SUBMODULES = {

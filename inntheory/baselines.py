@@ -32,7 +32,7 @@ from ._memory import available_bytes
 from .actions.dense import PolynomialAction
 from .actions.lattice import LatticeAction, lattice_window
 
-__all__ = ["score_matching"]
+__all__ = ["basis_size", "score_matching"]
 
 Monomial = tuple[int, ...]
 
@@ -64,6 +64,18 @@ def _memory_estimate(dim: int, order: int, basis: str, n_tied: int) -> tuple[int
     output = sum(dim**k * (1 + k) for k in range(1, order + 1))
     needed = 8 * (3 * size**2 + lower**2 + 2 * dim * size + _CHUNK_ELEMENTS + output)
     return needed, size
+
+
+def basis_size(dim: int, order: int, basis: str, lattice: tuple[int, ...] | None = None,
+               radius: int = 1) -> int:
+    """The number of monomials (fitted coefficients) of `score_matching` with this basis.
+
+    Arguments:
+        dim: N; order: K; basis: "dense", "local" or "tied".
+        lattice, radius: the lattice shape and coupling radius of the tied basis.
+    """
+    n_tied = order + len(_tied_offsets(tuple(lattice), radius)) if basis == "tied" else 0
+    return _memory_estimate(dim, order, basis, n_tied)[1]
 
 
 def _tied_offsets(shape: tuple[int, ...], radius: int) -> list[tuple[int, ...]]:

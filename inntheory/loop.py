@@ -25,8 +25,7 @@ from typing import Any
 
 import torch
 
-from .actions.dense import PolynomialAction
-from .actions.lattice import LatticeAction
+from .actions.base import Action
 from .comparison import CumulantComparison, compare_cumulants
 from .sampling import sample
 
@@ -40,35 +39,22 @@ _GRADIENT_STEPS = 200
 Form = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _top_order(action: PolynomialAction | LatticeAction) -> int:
+def _top_order(action: Action) -> int:
     """The highest order with a non-zero tensor (0 when every tensor vanishes)."""
     nonzero = [k for k, tensor in action.items() if bool((tensor != 0).any())]
     return max(nonzero, default=0)
 
 
-def _lattice_form(action: LatticeAction, k: int) -> tuple[Form, float]:
-    """F(u) = A^(k) u...u of a compressed action without its dense tensor, and ||A^(k)||.
-
-    F(u) = sum_j u_j G_k(j) and its gradient k G_k (`LatticeAction.fields`); the dense
-    Frobenius norm is sqrt(N) times the norm of the couplings.
-    """
-    top = LatticeAction({k: action.couplings(k).detach().to("cpu", torch.float64)},
-                        action.shape, window=action.window, check_symmetry=False)
+def _top_form(action: Action, k: int) -> Form:
+    """u -> (F(u), grad F(u)) with F(u) = A^(k) u...u, from the action's own contraction
+    (`Action.fields`: a compressed action needs no dense tensor)."""
+    top = action.homogeneous(k)
 
     def form(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         field = top.fields(u)[k]
         return (u * field).sum(dim=1), k * field
 
-    return form, action.dim**0.5 * float(top.couplings(k).norm())
-
-
-def _form(tensor: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """F(u) = A u...u: (m,) and its gradient K A u...u(.): (m, N), for u: (m, N)."""
-    dim, k = tensor.shape[0], tensor.dim()
-    contracted = (u @ tensor.reshape(dim, -1)).reshape(u.shape[0], *(dim,) * (k - 1))
-    for _ in range(k - 2):
-        contracted = torch.einsum("mi,mi...->m...", u, contracted)
-    return (u * contracted).sum(dim=1), k * contracted
+    return form
 
 
 def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
@@ -93,7 +79,7 @@ def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
 
 
 def normalisable(
-    action: PolynomialAction | LatticeAction, *, directions: int = _DIRECTIONS, seed: int = 0
+    action: Action, *, directions: int = _DIRECTIONS, seed: int = 0
 ) -> tuple[bool, float]:
     """Decide whether exp(-S) of a truncated polynomial action is normalisable.
 
@@ -108,11 +94,13 @@ def normalisable(
     exactly 0 (a flat direction) is reported as not normalisable: the top order alone cannot
     certify it.
 
-    A `LatticeAction` is searched in compressed form (no dense tensor; for K = 2 the exact
-    smallest eigenvalue from the Fourier spectrum of its couplings).
+    The search uses the action's own contraction (`Action.fields`) and spectrum, so a
+    `LatticeAction` needs no dense tensor (for K = 2 the exact smallest eigenvalue from the
+    Fourier spectrum of its couplings).
 
     Arguments:
-        action: the truncated action (`PolynomialAction` or `LatticeAction`).
+        action: the truncated action (any representation: `PolynomialAction`,
+            `LatticeAction`).
         directions: number of random starting directions, >= 1.
         seed: seed of the random directions.
 
@@ -122,44 +110,33 @@ def normalisable(
         is 0.
 
     Raises:
-        TypeError: `action` is not a PolynomialAction or LatticeAction.
+        TypeError: `action` is not an action.
         ValueError: directions < 1.
 
     Example:
         >>> import torch
+        >>> from inntheory.actions.dense import PolynomialAction
         >>> quartic = torch.zeros(2, 2, 2, 2)
         >>> quartic[0, 0, 0, 0] = quartic[1, 1, 1, 1] = 1.0
         >>> ok, minimum = normalisable(PolynomialAction({2: torch.eye(2), 4: quartic}))
         >>> ok, round(minimum, 6)
         (True, 0.5)
     """
-    if not isinstance(action, PolynomialAction | LatticeAction):
-        raise TypeError(f"action must be a PolynomialAction or LatticeAction, got "
+    if not isinstance(action, Action):
+        raise TypeError(f"action must be an action (PolynomialAction, LatticeAction), got "
                         f"{type(action).__name__}")
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
         raise ValueError(f"directions must be an int >= 1, got {directions!r}")
     top = _top_order(action)
     if top == 0:
         return False, 0.0
-    if isinstance(action, LatticeAction):
-        if top == 1:
-            return False, -action.dim**0.5 * abs(action.onsite(1))
-        if top == 2:
-            minimum = float(action.spectrum().min())
-            return minimum > 0, minimum
-        form, norm = _lattice_form(action, top)
-    else:
-        tensor = action.coefficient(top).detach().to(device="cpu", dtype=torch.float64)
-        if top == 1:
-            return False, -float(tensor.norm())
-        if top == 2:
-            minimum = float(torch.linalg.eigvalsh(tensor)[0])
-            return minimum > 0, minimum
-
-        def form(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return _form(tensor, u)
-
-        norm = float(tensor.norm())
+    action = action.to("cpu", torch.float64)
+    if top == 1:
+        return False, -action.norm(1)
+    if top == 2:
+        minimum = float(action.spectrum().min())
+        return minimum > 0, minimum
+    form, norm = _top_form(action, top), action.norm(top)
     generator = torch.Generator().manual_seed(int(seed))
     dim = action.dim
     u = torch.randn(directions, dim, generator=generator, dtype=torch.float64)
@@ -170,7 +147,7 @@ def normalisable(
 
 
 def close_loop(
-    learned: PolynomialAction | LatticeAction,
+    learned: Action,
     data: Any,
     *,
     n_samples: int | None = None,
@@ -202,10 +179,10 @@ def close_loop(
     Raises:
         ValueError: the truncated action is not normalisable (the message gives the top order
             and the minimum of its form), data of the wrong shape, n_samples < 1.
-        TypeError: `learned` is not a PolynomialAction or LatticeAction.
+        TypeError: `learned` is not an action.
     """
-    if not isinstance(learned, PolynomialAction | LatticeAction):
-        raise TypeError(f"learned must be a PolynomialAction or LatticeAction, got "
+    if not isinstance(learned, Action):
+        raise TypeError(f"learned must be an action (PolynomialAction, LatticeAction), got "
                         f"{type(learned).__name__}")
     x = data if torch.is_tensor(data) else torch.as_tensor(data)
     if x.dim() != 2 or x.shape[1] != learned.dim:

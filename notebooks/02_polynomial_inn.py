@@ -265,23 +265,15 @@ TRAIN = it.store.defaults(it.train) | {"steps": STEPS, "lr": 1e-2, "seed": 0, "d
 
 def model_settings(depth, n_train):
     """Everything that determines the network of (depth, n_train): the key of its entry."""
-    return {"theory": theory.parameters, "n_data": data.shape[0], "n_test": n_test,
-            "data": it.store.defaults(it.load_dataset), "n_train": n_train,
-            "network": it.store.defaults(it.PolynomialINN) | {"dim": theory.dim, "depth": depth,
-                                                              "activation": "cubic"},
-            "dtype": "float64", "init_seed": 1, "train": TRAIN}
+    return it.network_settings(theory, data.shape[0], network={"depth": depth,
+                                                               "activation": "cubic"},
+                               train=TRAIN, init_seed=1, n_test=n_test, n_train=n_train)
 
 
 def stored_network(depth, n_train, recompute=False):
     """The cubic INN of (depth, n_train) from the store, trained and stored when missing."""
-    def compute():
-        torch.manual_seed(1)
-        model = it.PolynomialINN(theory.dim, depth=depth, activation="cubic").double()
-        it.train(model, train_x[:n_train], **TRAIN)
-        return model
-
-    return it.cached(model_settings(depth, n_train), compute, MODELS,
-                     name=f"cubic-L{depth}-n{n_train}", recompute=recompute)
+    return it.stored_network(model_settings(depth, n_train), train_x[:n_train], MODELS,
+                             name=f"cubic-L{depth}-n{n_train}", recompute=recompute)
 
 
 def render(depth, n_train):

@@ -108,35 +108,20 @@ NETWORKS = {  # label: (activation, lattice, polish)
 def network_settings(label):
     """Everything that determines the network `label`: the key of its stored entry."""
     activation, lattice, polish = NETWORKS[label]
-    return {"theory": theory.parameters, "n_data": N_DATA,
-            "data": it.store.defaults(it.load_dataset) | {"seed": 0, "progress": False},
-            "network": it.store.defaults(it.PolynomialINN) | {
-                "dim": theory.dim, "depth": DEPTH, "activation": activation,
-                "lattice": lattice},
-            "dtype": "float64", "init_seed": 0,
-            "train": it.store.defaults(it.train) | {"seed": 0, "device": "cpu",
-                                                    "progress": False, "polish": polish}}
-
-
-def stored_network(label, recompute=False):
-    """The network `label` from the store; trained (and stored) when missing."""
-    settings = network_settings(label)
-
-    def compute():
-        torch.manual_seed(settings["init_seed"])
-        network = dict(settings["network"])
-        model = it.PolynomialINN(network.pop("dim"), **network).double()
-        history = it.train(model, x, **settings["train"])
-        model.training_info["curve"] = {"step": history.steps, "stage": history.stage,
-                                        "train_nll": history.train_nll,
-                                        "val_nll": history.val_nll}
-        return model
-
-    return it.cached(settings, compute, LECTURE4, name=entry_name(label), recompute=recompute)
+    return it.network_settings(
+        theory, N_DATA, data={"seed": 0, "progress": False},
+        network={"depth": DEPTH, "activation": activation, "lattice": lattice},
+        train={"seed": 0, "device": "cpu", "progress": False, "polish": polish})
 
 
 def entry_name(label):
     return label.replace(", ", "-").replace(" ", "-")
+
+
+def stored_network(label, recompute=False):
+    """The network `label` from the store; trained (and stored) when missing."""
+    return it.stored_network(network_settings(label), x, LECTURE4, name=entry_name(label),
+                             recompute=recompute)
 
 
 missing = [label for label in NETWORKS if not it.store.entry_path(

@@ -110,24 +110,14 @@ POLISH = {"dense quadratic": False, "dense cubic": False, "odd lattice cubic": T
 
 def network_settings(label):
     """Everything that determines the network `label`: the key of its stored entry."""
-    network = it.store.defaults(it.PolynomialINN) | {"dim": theory.dim, "depth": 2}
-    return {"theory": theory.parameters, "n_data": N_DATA, "data": DATA,
-            "network": network | NETWORKS[label], "dtype": "float64", "init_seed": 0,
-            "train": TRAIN | {"polish": POLISH[label]}}
+    return it.network_settings(theory, N_DATA, data=DATA, network={"depth": 2} | NETWORKS[label],
+                               train=TRAIN | {"polish": POLISH[label]})
 
 
 def stored_network(label, recompute=False):
     """The network `label` from the store, trained and stored when missing."""
-    settings = network_settings(label)
-
-    def compute():
-        torch.manual_seed(settings["init_seed"])
-        model = it.PolynomialINN(**settings["network"]).double()
-        it.train(model, data, **settings["train"])
-        return model
-
-    return it.cached(settings, compute, STORE, name=label.replace(" ", "-"),
-                     recompute=recompute)
+    return it.stored_network(network_settings(label), data, STORE, name=label.replace(" ", "-"),
+                             recompute=recompute)
 
 
 models = {label: stored_network(label) for label in NETWORKS}

@@ -103,16 +103,10 @@ def training_data():
 
 def stored_network(recompute=False):
     """The lattice-equivariant cubic INN, from the store (trained and stored when missing)."""
-    def compute():
-        data = training_data()
-        torch.manual_seed(0)
-        model = it.PolynomialINN(**NETWORK)
-        it.train(model, data.float(), **TRAIN)
-        return model
-
-    settings = SETTINGS | {"network": NETWORK, "dtype": "float32", "init_seed": 0,
-                           "train": TRAIN}
-    return it.cached(settings, compute, STORE, name="inn-16x16", recompute=recompute)
+    settings = it.network_settings(theory, N_DATA, data=DATA, network=NETWORK,
+                                   train=TRAIN, dtype="float32")
+    return it.stored_network(settings, training_data, STORE, name="inn-16x16",
+                             recompute=recompute)
 
 
 def stored_tied(recompute=False):

@@ -34,11 +34,9 @@ def test_evaluation_matches_the_defining_sum():
     torch.testing.assert_close(action(x[0]), expected[0])
 
 
-def test_gradient_matches_autograd_and_taylor_coefficients_are_derivatives():
+def test_taylor_coefficients_are_derivatives():
+    """(The gradient against autograd: tests/test_contracts_actions.py.)"""
     action = _random_action(seed=1)
-    x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
-    (autograd,) = torch.autograd.grad(action(x).sum(), x)
-    torch.testing.assert_close(action.grad(x.detach()), autograd)
     hessian = torch.func.hessian(lambda y: action(y))(action.point)
     torch.testing.assert_close(hessian, action.coefficient(2))
     fourth = torch.func.jacfwd(torch.func.jacfwd(torch.func.hessian(lambda y: action(y))))
@@ -55,22 +53,13 @@ def test_absent_orders_are_zero_and_diagonal_is_local_part():
     assert action.truncate(2).order == 2
 
 
-def test_save_load_round_trip_and_plain_numpy_readability(tmp_path):
+def test_saved_file_is_plain_numpy_readable(tmp_path):
+    """(The round trip of every representation: tests/test_contracts_actions.py.)"""
     action = _random_action(seed=2)
     path = action.save(tmp_path / "learned")
-    assert path.suffix == ".npz" and not list(tmp_path.glob(".*tmp"))
-    loaded = PolynomialAction.load(path)
-    for k in range(1, 5):
-        torch.testing.assert_close(loaded.coefficient(k), action.coefficient(k))
-    torch.testing.assert_close(loaded.point, action.point)
-    assert loaded.constant == action.constant and loaded.metadata == {"source": "test"}
     with np.load(path) as archive:
+        assert "format" not in archive.files  # the format of dense files before tags
         np.testing.assert_array_equal(archive["A3"], action.coefficient(3).numpy())
-
-
-def test_to_changes_dtype():
-    action = _random_action().to(dtype=torch.float32)
-    assert action.coefficient(4).dtype == torch.float32 and action.point.dtype == torch.float32
 
 
 @pytest.mark.parametrize(

@@ -2,49 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
+from lattice_models import lattice_model
 
-from inntheory import LatticeTheory, PolynomialAction, PolynomialINN, compare, extract_action
+from inntheory import LatticeTheory, PolynomialAction, compare, extract_action
 from inntheory.actions.lattice import LatticeAction, lattice_window
 from inntheory.extraction.lattice import extract_lattice_action
 from inntheory.model.linear import DenseLinear
 from inntheory.model.stages import AffineStage
 
 TOL = 1e-12  # relative to the largest entry of the dense tensor
-
-
-def lattice_model(
-    shape: tuple[int, ...],
-    depth: int = 2,
-    activation: str = "cubic",
-    standardize: bool = True,
-    radius: int | None = None,
-    seed: int = 0,
-    odd: bool = False,
-) -> PolynomialINN:
-    """A float64 lattice-equivariant PolynomialINN far from the identity, 0 in its domain."""
-    dim = math.prod(shape)
-    for attempt in range(50):
-        torch.manual_seed(seed + 1000 * attempt)
-        model = PolynomialINN(dim, depth, activation=activation, standardize=standardize,
-                              lattice=shape, kernel_radius=radius, odd=odd).double()
-        with torch.no_grad():
-            model.kernel.normal_(0.0, 0.3)
-            model.kernel[(slice(None),) + (0,) * len(shape)] += 1.0
-            if not odd:
-                model.bias.normal_(0.0, 0.2)
-            for act in model.activations:
-                for parameter in act.parameters():
-                    parameter.normal_(0.0, 0.3)
-        if standardize:
-            model.standardize_to(1.7 * torch.randn(64, dim, dtype=torch.float64) + 0.3)
-        if bool(model.in_domain(torch.zeros(dim, dtype=torch.float64))):
-            return model
-    raise AssertionError("no model with 0 in its domain")
 
 
 def assert_same(compressed: LatticeAction, dense: PolynomialAction, order: int) -> None:
@@ -138,33 +107,20 @@ def test_memory_guard_names_the_estimate():
         extract_action(model, 4, max_bytes=1000)
 
 
-def test_action_grad_and_dense_expansion_agree():
-    model = lattice_model((7,), 1, "cubic", True, radius=1)
-    compressed = extract_action(model, 4)
+def test_radius_window_is_kept_by_truncate():
+    """(Action, gradient, diagonal, spectrum against the dense expansion of this and every
+    other representation: tests/test_contracts_actions.py.)"""
+    compressed = extract_action(lattice_model((7,), 1, "cubic", True, radius=1), 4)
     assert compressed.window == (5,)
-    dense = compressed.to_dense()
-    x = 0.3 * torch.randn(11, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(compressed.action(x), dense.action(x), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(compressed.grad(x), dense.grad(x), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(compressed(x[0]), dense(x[0]), rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(compressed.diagonal(3), dense.diagonal(3))
-    eigenvalues = torch.linalg.eigvalsh(dense.coefficient(2))
-    torch.testing.assert_close(compressed.spectrum().sort().values, eigenvalues)
     truncated = compressed.truncate(2)
     assert truncated.order == 2 and truncated.window == (5,)
-    assert compressed.to(dtype=torch.float32).dtype == torch.float32
 
 
-def test_save_load_round_trip_and_refusals(tmp_path):
-    model = lattice_model((3, 4), 2, "cubic", True)
-    action = extract_action(model, 4)
-    written = action.save(tmp_path / "lattice")
-    assert written.suffix == ".npz"
-    loaded = LatticeAction.load(written)
+def test_save_load_keeps_shape_and_window_and_refuses_other_files(tmp_path):
+    """(The round trip of every representation: tests/test_contracts_actions.py.)"""
+    action = extract_action(lattice_model((3, 4), 2, "cubic", True), 4)
+    loaded = LatticeAction.load(action.save(tmp_path / "lattice"))
     assert loaded.shape == action.shape and loaded.window == action.window
-    assert loaded.constant == action.constant and loaded.metadata == action.metadata
-    for k in range(1, 5):
-        assert torch.equal(loaded.couplings(k), action.couplings(k))
     dense_file = PolynomialAction({2: torch.eye(2)}).save(tmp_path / "dense.npz")
     with pytest.raises(ValueError, match="not a LatticeAction file"):
         LatticeAction.load(dense_file)

@@ -205,10 +205,10 @@ def test_corrupt_cache_file_is_recomputed(result, folders, tmp_path):
     shutil.copytree(folders["cache"], cache)
     victim = next(cache.glob("inn-cubic-L1-n150-s0-*.json"))
     victim.write_text("{not json")
-    with pytest.warns(RuntimeWarning, match="ignoring unreadable sweep cache file"):
+    with pytest.warns(RuntimeWarning, match="ignoring unreadable stored result"):
         again = sweep(THEORY, DEPTHS, COUNTS, SEEDS, executor="serial",
                       **options(folders, cache=cache))
-    assert json.loads(victim.read_text())["record"]["depth"] == 1
+    assert json.loads(victim.read_text())["value"]["depth"] == 1
     key = ("depth", "n", "seed", "errors", "val_nll")
     assert [{k: r[k] for k in key} for r in again.records] == [
         {k: r[k] for k in key} for r in result.records

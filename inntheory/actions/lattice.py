@@ -30,25 +30,22 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import zipfile
-from collections.abc import Mapping
-from pathlib import Path
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._io import atomic_write, load_error
 from .._memory import available_bytes
-from .dense import PolynomialAction, configurations
+from .base import Action, check_order, check_orders, metadata_from, quote, real_array, real_tensor
+from .dense import PolynomialAction
 
-__all__ = ["LatticeAction", "lattice_action_file", "lattice_window", "load_action"]
+__all__ = ["LatticeAction", "lattice_window"]
 
 _SYMMETRY_RTOL = 1e-8
-_FORMAT = "inntheory.LatticeAction"
+_COUPLING_NAME = re.compile(r"C([1-9][0-9]*)")
 # Entries of one (rows, N, window...) contraction temporary in action()/grad().
 _CHUNK_ELEMENTS = 2**24
 
@@ -134,7 +131,7 @@ def relative_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarra
     return np.where(inside, index, math.prod(window))
 
 
-class LatticeAction:
+class LatticeAction(Action):
     """A translation-invariant polynomial action in compressed form (see the module docstring).
 
     Arguments:
@@ -151,6 +148,8 @@ class LatticeAction:
             tolerance 1e-8).
     """
 
+    format = "inntheory.LatticeAction"
+
     def __init__(
         self,
         couplings: Mapping[int, Any],
@@ -163,13 +162,8 @@ class LatticeAction:
         check_symmetry: bool = True,
     ) -> None:
         self.shape = _check_shape(shape)
-        if not isinstance(couplings, Mapping) or not couplings:
-            raise ValueError("couplings must be a non-empty mapping {order k >= 1: C^(k)}")
-        tensors: dict[int, torch.Tensor] = {}
-        for k in sorted(couplings):
-            if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-                raise ValueError(f"coupling orders must be integers >= 1, got {k!r}")
-            tensors[int(k)] = _real_tensor(couplings[k], f"C^({k})")
+        tensors = {k: real_tensor(couplings[k], f"C^({k})")
+                   for k in check_orders(couplings, "coupling", "C^(k)")}
         if window is None:
             higher = [t for k, t in tensors.items() if k >= 2]
             window = tuple(higher[0].shape[: len(self.shape)]) if higher else self.shape
@@ -195,7 +189,7 @@ class LatticeAction:
                         "leg, or couplings whose mirror falls outside the window)"
                     )
         self._couplings = tensors
-        value = _real_tensor(point, "point").to(torch.float64).flatten()
+        value = real_tensor(point, "point").to(torch.float64).flatten()
         if value.numel() not in (1, self.dim):
             raise ValueError(f"point must be a number or have shape ({self.dim},), got "
                              f"{value.numel()} entries")
@@ -221,24 +215,6 @@ class LatticeAction:
         return math.prod(self.window)
 
     @property
-    def order(self) -> int:
-        """Highest order K present."""
-        return max(self._couplings)
-
-    @property
-    def orders(self) -> tuple[int, ...]:
-        """Orders with a stored tensor, ascending."""
-        return tuple(sorted(self._couplings))
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(iter(self._couplings.values())).dtype
-
-    @property
-    def device(self) -> torch.device:
-        return next(iter(self._couplings.values())).device
-
-    @property
     def point(self) -> torch.Tensor:
         """The expansion point x0 = point_value * ones(N), (N,)."""
         return torch.full((self.dim,), self.point_value, dtype=self.dtype, device=self.device)
@@ -247,19 +223,19 @@ class LatticeAction:
         """(k, C^(k)) for the stored orders, ascending."""
         return sorted(self._couplings.items())
 
-    def _check_k(self, k: Any) -> int:
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"order must be an integer >= 1, got {k!r}")
-        if k > self.order:
-            raise ValueError(f"this action has orders up to {self.order}; A^({k}) is not known")
-        return int(k)
+    @property
+    def multiplicity(self) -> int:
+        """N: coupling C^(k)[o] stands for the entries A^(k)[i, i + o, ..] of every site i."""
+        return self.dim
 
     def couplings(self, k: int) -> torch.Tensor:
         """C^(k) = A^(k)[0, ...] over relative offsets, shape (*window) * (k - 1)."""
-        k = self._check_k(k)
+        k = check_order(k, self.order)
         if k in self._couplings:
             return self._couplings[k]
         return torch.zeros(self.window * (k - 1), dtype=self.dtype, device=self.device)
+
+    tensor = couplings
 
     def onsite(self, k: int) -> float:
         """The on-site coupling A^(k)_{i..i} (the same on every site)."""
@@ -268,6 +244,40 @@ class LatticeAction:
     def diagonal(self, k: int) -> torch.Tensor:
         """The local part A^(k)_{i..i}, shape (N,) (all equal)."""
         return torch.full((self.dim,), self.onsite(k), dtype=self.dtype, device=self.device)
+
+    def diagonal_entries(self, stored: torch.Tensor) -> torch.Tensor:
+        """The on-site coupling C[0..0] of couplings C, (1,) (it stands for N entries)."""
+        return stored.reshape(-1)[:1]
+
+    def offdiagonal_entries(self, stored: torch.Tensor) -> torch.Tensor:
+        """Couplings C with the on-site one set to zero (order 1 has no off-diagonal)."""
+        rest = stored.clone()
+        if rest.dim():
+            rest.view(-1)[0] = 0.0
+        else:
+            rest.zero_()
+        return rest
+
+    def homogeneous(self, k: int) -> LatticeAction:
+        """C^(k) alone, around the same point."""
+        return LatticeAction({k: self.couplings(k)}, self.shape, self.point_value,
+                             window=self.window, check_symmetry=False)
+
+    def aligned(self, others: Sequence[Action]) -> list[Action] | None:
+        """With `LatticeAction`s on the same lattice: all on the largest window (a window
+        shorter than the lattice holds offsets -R..R, which embed into any longer window)."""
+        actions = [self, *others]
+        if not all(isinstance(a, LatticeAction) and a.shape == self.shape for a in actions):
+            return None
+        window = tuple(max(a.window[i] for a in actions) for i in range(len(self.shape)))
+        return [a.widen(window) for a in actions]
+
+    def widen(self, window: tuple[int, ...]) -> LatticeAction:
+        """The same action with its couplings written onto a window no shorter than its own."""
+        window = _check_window(window, self.shape)
+        couplings = {k: _embed(t, self.window, window, self.shape) for k, t in self.items()}
+        return LatticeAction(couplings, self.shape, self.point_value, self.constant,
+                             self.metadata, window=window, check_symmetry=False)
 
     def dense_bytes(self, k: int) -> int:
         """Bytes that `coefficient(k)` needs: the (N,)*k tensor and its int64 index."""
@@ -283,7 +293,7 @@ class LatticeAction:
         Raises:
             MemoryError: the dense tensor would not fit (the message gives the estimate).
         """
-        k = self._check_k(k)
+        k = check_order(k, self.order)
         needed = self.dense_bytes(k)
         limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
         if needed > limit:
@@ -339,10 +349,6 @@ class LatticeAction:
 
     # -- evaluation --------------------------------------------------------------------------
 
-    def _deviations(self, x: Any) -> tuple[torch.Tensor, bool]:
-        x, single = configurations(x, self.dim, self.dtype, self.device)
-        return x - self.point_value, single
-
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
         """G_k(j) = sum_o C^(k)[o] d_{j+o2} .. d_{j+ok} for the stored orders: (n, N) each.
 
@@ -365,24 +371,6 @@ class LatticeAction:
                 out[k].append(value.reshape(chunk.shape))
         return {k: torch.cat(parts) for k, parts in out.items()}
 
-    def action(self, x: Any) -> torch.Tensor:
-        """S(x) for a batch x: (n, N) -> (n,) (or a scalar for x: (N,))."""
-        d, single = self._deviations(x)
-        value = torch.full(d.shape[:1], self.constant, dtype=self.dtype, device=self.device)
-        for k, field in self.fields(d).items():
-            value = value + (d * field).sum(dim=1) / math.factorial(k)
-        return value[0] if single else value
-
-    __call__ = action
-
-    def grad(self, x: Any) -> torch.Tensor:
-        """dS/dx for a batch: (n, N) -> (n, N) (or (N,) for x: (N,))."""
-        d, single = self._deviations(x)
-        gradient = torch.zeros_like(d)
-        for k, field in self.fields(d).items():
-            gradient = gradient + field / math.factorial(k - 1)
-        return gradient[0] if single else gradient
-
     def spectrum(self) -> torch.Tensor:
         """The eigenvalues of the dense A^(2) on the big lattice, (N,) (one per momentum)."""
         dense = torch.zeros(self.shape, dtype=torch.float64, device=self.device)
@@ -392,22 +380,9 @@ class LatticeAction:
 
     # -- persistence -------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the action to an `.npz` file atomically.
-
-        Arrays `C1`, `C2`, ... (float64 couplings), `shape`, `window`, `point` (the uniform
-        value), `constant`, `metadata` (JSON) and `format` = "inntheory.LatticeAction".
-
-        Returns:
-            The path written (`.npz` is appended when missing).
-        """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        try:
-            metadata = json.dumps(self.metadata)
-        except TypeError as error:
-            raise ValueError(f"metadata must be JSON-serialisable: {error}") from error
+    def arrays(self) -> dict[str, Any]:
+        """`C1`, `C2`, ... (float64 couplings), `shape`, `window`, `point` (the uniform
+        value) and `constant`."""
         arrays: dict[str, Any] = {
             f"C{k}": t.detach().cpu().double().numpy() for k, t in self.items()
         }
@@ -416,49 +391,44 @@ class LatticeAction:
             window=np.array(self.window, dtype=np.int64),
             point=np.float64(self.point_value),
             constant=np.float64(self.constant),
-            metadata=np.array(metadata),
-            format=np.array(_FORMAT),
         )
-        with atomic_write(path) as stream:
-            np.savez(stream, **arrays)
-        return path
+        return arrays
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> LatticeAction:
-        """Read an action written by `save` (no pickles are loaded)."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no action file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {name: archive[name].copy() for name in archive.files}
-            metadata = json.loads(str(arrays.pop("metadata", "{}")))
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path} is not a readable action file: {load_error(error)}"
-                             ) from error
-        if str(arrays.get("format", "")) != _FORMAT or "shape" not in arrays:
-            raise ValueError(f"{path} is not a LatticeAction file (no format "
-                             f"{_FORMAT!r}); read dense actions with PolynomialAction.load")
-        if not isinstance(metadata, dict):
-            raise ValueError(f"{path}: metadata must be a JSON object")
-        orders = sorted(int(n[1:]) for n in arrays if n[:1] == "C" and n[1:].isdigit())
-        if not orders:
-            raise ValueError(f"{path} holds no coupling arrays C1, C2, ...")
-        couplings = {k: torch.from_numpy(arrays[f"C{k}"]) for k in orders}
-        try:
-            shape = tuple(int(n) for n in arrays["shape"])
-            window = tuple(int(n) for n in arrays["window"])
-            point = float(arrays.get("point", 0.0))
-            constant = float(arrays.get("constant", 0.0))
-        except (TypeError, ValueError, KeyError) as error:
-            raise ValueError(f"{path}: bad shape, window, point or constant: {error}") from error
-        return cls(couplings, shape, point, constant, metadata, window=window)
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LatticeAction:
+        """The action held by the arrays of a `LatticeAction` file; ValueError for a coupling
+        name like `C01`, couplings that are not real numbers or do not match the window, a
+        shape or window that is not 1 or 2 positive integers, a lattice too large for one
+        configuration to fit in memory, metadata that is not a JSON object."""
+        metadata = metadata_from(arrays)
+        couplings = {}
+        for name in sorted(arrays):
+            match = _COUPLING_NAME.fullmatch(name)
+            if match is None:
+                if name[:1] == "C" and name[1:].isdigit():
+                    raise ValueError(f"array {quote(name)} is not a coupling name; the orders "
+                                     "are named C1, C2, ... (no leading zeros, no C0)")
+                continue
+            couplings[int(match.group(1))] = torch.from_numpy(real_array(arrays[name], name))
+        if not couplings:
+            raise ValueError("it holds no coupling arrays C1, C2, ...")
+        shape, window = (_file_shape(arrays, name) for name in ("shape", "window"))
+        needed = 8 * math.prod(shape)
+        if needed > available_bytes() // 2:
+            raise ValueError(
+                f"it declares a lattice of {math.prod(shape)} sites; one configuration "
+                f"needs {needed / 2**30:.3g} GiB, more than half the available memory"
+            )
+        values = []
+        for name in ("point", "constant"):
+            value = arrays.get(name, np.float64(0.0))
+            if np.shape(value) != ():
+                raise ValueError(f"{name} must be a single number, got shape {np.shape(value)}")
+            values.append(float(real_array(value, name)))
+        return cls(couplings, shape, values[0], values[1], metadata, window=window)
 
-    def __repr__(self) -> str:
-        source = self.metadata.get("source")
-        origin = f", source={source!r}" if source else ""
-        return (f"LatticeAction(shape={self.shape}, window={self.window}, "
-                f"orders={self.orders}{origin})")
+    def _describe(self) -> str:
+        return f"shape={self.shape}, window={self.window}, orders={self.orders}"
 
 
 def _window_index(offset: torch.Tensor, window: tuple[int, ...],
@@ -508,43 +478,31 @@ def _asymmetry(tensor: torch.Tensor, window: tuple[int, ...], shape: tuple[int, 
     return worst / scale
 
 
-def _real_tensor(value: Any, name: str) -> torch.Tensor:
-    try:
-        tensor = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} must be an array of real numbers") from error
-    if tensor.is_complex() or tensor.dtype == torch.bool:
-        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
-    if not tensor.is_floating_point():
-        tensor = tensor.to(torch.get_default_dtype())
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or inf entries")
-    return tensor
+def _file_shape(arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
+    """The `shape` or `window` array of a file: 1 or 2 positive integers."""
+    if name not in arrays:
+        raise ValueError(f"it has no {name!r} array")
+    value = arrays[name]
+    if value.dtype.kind not in "iu" or value.ndim != 1 or not 1 <= value.size <= 2:
+        raise ValueError(f"{name} must be 1 or 2 integers, got dtype {value.dtype} and shape "
+                         f"{value.shape}")
+    return _check_shape(tuple(int(n) for n in value))
 
 
-def lattice_action_file(path: str | os.PathLike) -> bool:
-    """Whether `path` is an ``.npz`` written by `LatticeAction.save` (False when unreadable)."""
-    try:
-        loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return False
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        return False
-    with loaded:
-        return "format" in loaded.files and str(loaded["format"]) == _FORMAT
-
-
-def load_action(path: str | os.PathLike) -> PolynomialAction | LatticeAction:
-    """Read any saved action: a `LatticeAction` file as such, anything else as a dense
-    `PolynomialAction` (whose `load` names what is wrong with a file that is neither).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "a.npz"
-        >>> _ = LatticeAction({2: torch.tensor([2.0, -0.5, -0.5])}, shape=(3,)).save(path)
-        >>> type(load_action(path)).__name__
-        'LatticeAction'
-    """
-    if lattice_action_file(path):
-        return LatticeAction.load(path)
-    return PolynomialAction.load(path)
+def _embed(tensor: torch.Tensor, source: tuple[int, ...], target: tuple[int, ...],
+           shape: tuple[int, ...]) -> torch.Tensor:
+    """Couplings over window `source` written onto the (not shorter) window `target`."""
+    result = tensor
+    legs = tensor.dim() // len(shape)
+    for axis, (w, v, n) in enumerate(zip(source, target, shape, strict=True)):
+        if w == v:
+            continue
+        index = torch.from_numpy(_axis_offsets(w, n) % v).to(tensor.device)
+        for leg in range(legs):
+            dim = leg * len(shape) + axis
+            size = list(result.shape)
+            size[dim] = v
+            grown = result.new_zeros(size)
+            grown.index_copy_(dim, index, result)
+            result = grown
+    return result

@@ -3,21 +3,26 @@
 A lecture that needs more training than its time budget allows stores the result of each
 setting on disk and reads it back; a button recomputes it on demand. ``cached(settings,
 compute, folder)`` returns the stored result of `settings` when there is one and otherwise
-calls ``compute()`` and stores what it returns.
+calls ``compute()`` and stores what it returns; `lookup` and `store` are its two halves (a
+sweep looks every point up, computes the missing ones on an executor and stores them).
+`stored_network` is the common case: the network that `network_settings` describe, trained
+once.
 
 The key is a SHA-256 hash of the settings (canonical JSON: sorted keys) and the package
 version, so any change of a setting, or a new release, misses the old files instead of
 silently reusing them. Each entry is a JSON file ``{name}-{hash}.json`` in `folder` holding
 the settings, the version, what kind of result it is and, for JSON-able results, the value
-itself. A `PolynomialINN`, `PolynomialAction` or `LatticeAction` result is written with its own
-``save`` beside the JSON file (``{name}-{hash}.pt`` / ``.npz``) and read back with its ``load``
-(``torch.load(..., weights_only=True)`` for networks). Every write is atomic
-(`inntheory._io.atomic_write`); a file that cannot be read, or whose settings do not match the
-ones asked for, is reported with a warning and recomputed.
+itself (non-finite floats as JSON's NaN/Infinity, which Python reads back). A `PolynomialINN`
+or an action (any representation of `inntheory.actions.base.Action`) is written with its own
+``save`` beside the JSON file (``{name}-{hash}.pt`` / ``.npz``) and read back with
+`PolynomialINN.load` / `inntheory.load_action` (no pickles). Every write is atomic
+(`inntheory._io.atomic_write`); an entry that cannot be read, has the wrong shape, fails the
+caller's `check`, or whose settings do not match the ones asked for, is reported with a
+warning and recomputed.
 
-Settings must be JSON-able (str, int, float, bool, None, and lists / dicts of them). Put in
-*every* setting the result depends on, the library defaults included: `defaults` lists a
-function's JSON-able keyword defaults, e.g. ``defaults(inntheory.train)``.
+Settings must be JSON-able (str, int, finite float, bool, None, and lists / dicts of them).
+Put in *every* setting the result depends on, the library defaults included: `defaults`
+lists a function's JSON-able keyword defaults, e.g. ``defaults(inntheory.train)``.
 
 Example:
     >>> import tempfile
@@ -40,12 +45,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .. import __version__
 from .._io import atomic_write
+from ..actions.base import Action, load_action
+from ..datasets import load_dataset
+from ..model import training
+from ..model.inn import PolynomialINN
 
-__all__ = ["cached", "defaults", "entry_path", "settings_key"]
+__all__ = ["cached", "defaults", "entry_path", "lookup", "network_settings", "settings_key",
+           "store", "stored_network"]
 
-_OBJECT_SUFFIX = {"PolynomialINN": ".pt", "PolynomialAction": ".npz", "LatticeAction": ".npz"}
+_NETWORK_KIND = "PolynomialINN"
+# Characters of an error quoted in a warning.
+_QUOTE = 200
 
 
 def _canonical(settings: Mapping[str, Any]) -> str:
@@ -90,50 +104,111 @@ def defaults(function: Callable[..., Any]) -> dict[str, Any]:
     return result
 
 
-def _object_classes() -> dict[str, Any]:
-    from ..actions.dense import PolynomialAction
-    from ..actions.lattice import LatticeAction
-    from ..model.inn import PolynomialINN
-
-    return {"PolynomialINN": PolynomialINN, "PolynomialAction": PolynomialAction,
-            "LatticeAction": LatticeAction}
+def _object(kind: str, path: Path) -> Any:
+    """The network or action stored beside the JSON file at `path` (kind: its class name)."""
+    if kind == _NETWORK_KIND:
+        return PolynomialINN.load(path.with_suffix(".pt"))
+    value = load_action(path.with_suffix(".npz"))
+    if type(value).__name__ != kind:
+        raise ValueError(f"the entry says {kind!r} but its file holds a "
+                         f"{type(value).__name__}")
+    return value
 
 
 def _load(path: Path, settings: Mapping[str, Any]) -> Any:
     """The stored result at `path`; ValueError/OSError when it is unreadable or mismatched."""
-    entry = json.loads(path.read_text())
+    try:
+        entry = json.loads(path.read_text())
+    except RecursionError:
+        raise ValueError("its JSON nests too deeply") from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"it holds a JSON {type(entry).__name__}, not an entry object")
     if entry.get("settings") != json.loads(_canonical(settings)):
         raise ValueError("its settings differ from the ones asked for")
     if entry.get("version") != __version__:
-        raise ValueError(f"written by version {entry.get('version')}, this is {__version__}")
+        raise ValueError(f"written by version {str(entry.get('version'))[:40]!r}, this is "
+                         f"{__version__}")
     kind = entry.get("kind")
     if kind == "json":
+        if "value" not in entry:
+            raise ValueError("it has no value")
         return entry["value"]
-    classes = _object_classes()
-    if kind not in classes:
-        raise ValueError(f"unknown kind {kind!r}")
-    return classes[kind].load(path.with_suffix(_OBJECT_SUFFIX[kind]))
+    if not isinstance(kind, str) or not kind.isidentifier():
+        raise ValueError(f"unknown kind {str(kind)[:40]!r}")
+    return _object(kind, path)
 
 
 def _store(path: Path, settings: Mapping[str, Any], value: Any) -> None:
     entry: dict[str, Any] = {"settings": json.loads(_canonical(settings)),
                              "version": __version__}
-    kind = type(value).__name__
-    if kind in _OBJECT_SUFFIX and isinstance(value, _object_classes()[kind]):
-        value.save(path.with_suffix(_OBJECT_SUFFIX[kind]))
-        entry["kind"] = kind
+    if isinstance(value, PolynomialINN):
+        value.save(path.with_suffix(".pt"))
+        entry["kind"] = _NETWORK_KIND
+    elif isinstance(value, Action):
+        value.save(path.with_suffix(".npz"))
+        entry["kind"] = type(value).__name__
     else:
         entry["kind"] = "json"
         entry["value"] = value
     try:
-        text = json.dumps(entry, indent=1, sort_keys=True, allow_nan=False)
+        text = json.dumps(entry, indent=1, sort_keys=True)
     except (TypeError, ValueError) as error:
         raise TypeError(
-            f"compute() must return a JSON-able value, a PolynomialINN, a PolynomialAction or "
-            f"a LatticeAction, got {type(value).__name__}: {error}"
+            f"compute() must return a JSON-able value, a PolynomialINN or an action, got "
+            f"{type(value).__name__}: {error}"
         ) from error
     with atomic_write(path) as stream:
         stream.write(text.encode() + b"\n")
+
+
+_STALE = (OSError, ValueError, KeyError, TypeError, RuntimeError, RecursionError)
+
+
+def lookup(
+    settings: Mapping[str, Any],
+    folder: str | os.PathLike,
+    *,
+    name: str = "result",
+    check: Callable[[Any], None] | None = None,
+) -> tuple[bool, Any]:
+    """The stored result of `settings` in `folder`, if there is a valid one.
+
+    Arguments:
+        settings, folder, name: as for `cached`.
+        check: called with the stored value; raises ValueError (or KeyError, TypeError) when
+            the value does not have the shape the caller needs.
+
+    Returns:
+        (True, value), or (False, None) when there is no entry, or (with a RuntimeWarning
+        naming the file and the cause) when it is unreadable, mismatched or fails `check`.
+    """
+    path = entry_path(settings, folder, name)
+    if not path.exists():
+        return False, None
+    try:
+        value = _load(path, settings)
+        if check is not None:
+            check(value)
+    except _STALE as error:
+        reason = str(error)
+        if len(reason) > _QUOTE:
+            reason = reason[:_QUOTE] + "..."
+        warnings.warn(f"ignoring unreadable stored result {path} ({reason}); recomputing",
+                      RuntimeWarning, stacklevel=3)
+        return False, None
+    return True, value
+
+
+def store(settings: Mapping[str, Any], value: Any, folder: str | os.PathLike, *,
+          name: str = "result") -> Any:
+    """Store `value` as the result of `settings` in `folder`; returns it as read back.
+
+    Raises:
+        TypeError: settings or value not storable (nothing is written).
+    """
+    path = entry_path(settings, folder, name)
+    _store(path, settings, value)
+    return _load(path, settings)
 
 
 def cached(
@@ -143,6 +218,7 @@ def cached(
     *,
     name: str = "result",
     recompute: bool = False,
+    check: Callable[[Any], None] | None = None,
 ) -> Any:
     """The stored result of `settings` in `folder`, computing and storing it when missing.
 
@@ -150,11 +226,12 @@ def cached(
         settings: every setting the result depends on (JSON-able dict); with the package
             version it forms the key.
         compute: called without arguments when there is no (readable) entry, or when
-            `recompute` is set; returns a JSON-able value (NaN/inf not allowed), a
-            `PolynomialINN`, a `PolynomialAction` or a `LatticeAction`.
+            `recompute` is set; returns a JSON-able value, a `PolynomialINN` or an action.
         folder: the directory of the entries (created when needed).
         name: file-name prefix of the entry, e.g. the kind of result.
         recompute: call `compute` and overwrite the entry even when one exists.
+        check: validates a stored value (see `lookup`); an entry that fails it is
+            recomputed with a warning.
 
     Returns:
         The result: the JSON value as read back (lists for tuples), or the loaded object.
@@ -162,13 +239,84 @@ def cached(
     Raises:
         TypeError: settings or result not storable.
     """
-    path = entry_path(settings, folder, name)
-    if path.exists() and not recompute:
-        try:
-            return _load(path, settings)
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
-            warnings.warn(f"ignoring unreadable stored result {path} ({error}); recomputing",
-                          RuntimeWarning, stacklevel=2)
-    value = compute()
-    _store(path, settings, value)
-    return _load(path, settings)
+    if not recompute:
+        found, value = lookup(settings, folder, name=name, check=check)
+        if found:
+            return value
+    return store(settings, compute(), folder, name=name)
+
+
+def network_settings(
+    theory: Any,
+    n_data: int,
+    *,
+    network: Mapping[str, Any] | None = None,
+    train: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    dtype: str = "float64",
+    init_seed: int = 0,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Everything that determines a trained network: the settings of its `stored_network`.
+
+    Arguments:
+        theory: the `LatticeTheory` whose samples it learns (its `parameters` are stored).
+        n_data: the size of the data set drawn with `load_dataset`.
+        network: arguments of `PolynomialINN` (dim defaults to ``theory.dim``).
+        train: arguments of `train`.
+        data: arguments of `load_dataset`.
+        dtype: "float64" or "float32", the network's parameters.
+        init_seed: the torch seed set before the network is built.
+        **extra: further JSON-able facts the network depends on (e.g. the training subset).
+
+    Returns:
+        ``{"theory", "n_data", "data", "network", "dtype", "init_seed", "train", **extra}``,
+        each argument dict completed with its function's current JSON-able defaults, so that
+        a changed library default is another key.
+    """
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    return {
+        "theory": theory.parameters,
+        "n_data": n_data,
+        "data": defaults(load_dataset) | dict(data or {}),
+        "network": defaults(PolynomialINN) | {"dim": theory.dim} | dict(network or {}),
+        "dtype": dtype,
+        "init_seed": init_seed,
+        "train": defaults(training.train) | dict(train or {}),
+        **extra,
+    }
+
+
+def stored_network(
+    settings: Mapping[str, Any],
+    data: Any,
+    folder: str | os.PathLike,
+    *,
+    name: str = "network",
+    recompute: bool = False,
+) -> PolynomialINN:
+    """The network of `settings` from the store in `folder`, trained and stored when missing.
+
+    The network is ``PolynomialINN(**settings["network"])`` in ``settings["dtype"]``, built
+    after ``torch.manual_seed(settings["init_seed"])`` and trained by ``train(model, data,
+    **settings["train"])``; its ``training_info["curve"]`` holds the training curve (steps,
+    stage, train and validation NLL).
+
+    Arguments:
+        settings: as made by `network_settings` (the key of the entry).
+        data: the training samples (n, N), or a function without arguments that returns
+            them (called only when the network is trained).
+        folder, name, recompute: as for `cached`.
+    """
+    def compute() -> PolynomialINN:
+        torch.manual_seed(settings["init_seed"])
+        model = PolynomialINN(**settings["network"]).to(getattr(torch, settings["dtype"]))
+        samples = data() if callable(data) else data
+        history = training.train(model, samples, **settings["train"])
+        model.training_info["curve"] = {"step": history.steps, "stage": history.stage,
+                                        "train_nll": history.train_nll,
+                                        "val_nll": history.val_nll}
+        return model
+
+    return cached(settings, compute, folder, name=name, recompute=recompute)

@@ -6,14 +6,15 @@ samples of the seed's data set of the theory, trains a `PolynomialINN` of depth 
 its action with `extract_action` and compares it with the theory's exact coefficients
 (`compare`). Optionally a score-matching baseline is fitted to the same n samples.
 
-Every grid point is one small JSON file in the cache directory, written atomically, named by a
-hash of *all* settings that determine it (theory parameters, depth, n, seed, activation,
-order, model, training and data-set options completed with the library's current defaults,
-package version). A rerun, or a lecture slider calling ``sweep(..., train=False)`` or
-``SweepResult.from_cache(...)``, reads the files and trains nothing. Points that are not cached
-then have NaN errors and are listed in ``SweepResult.missing``; ``from_cache(strict=True)``
-raises ``FileNotFoundError`` naming them instead. An unreadable cache file is ignored with a
-warning and recomputed.
+Every grid point is one entry of `inntheory.lab.store` in the cache directory (a small JSON
+file, written atomically), keyed by *all* settings that determine it (theory parameters,
+depth, n, seed, activation, order, model, training and data-set options completed with the
+library's current defaults; the store adds the package version). A rerun, or a lecture slider
+calling ``sweep(..., train=False)`` or ``SweepResult.from_cache(...)``, reads the entries and
+trains nothing. Points that are not cached then have NaN errors and are listed in
+``SweepResult.missing``; ``from_cache(strict=True)`` raises ``FileNotFoundError`` naming them
+instead. An entry that is unreadable, or whose record does not have the fields of a point, is
+ignored with a warning and recomputed.
 
 Where the work runs:
 
@@ -44,7 +45,6 @@ References:
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import inspect
 import json
 import math
@@ -52,7 +52,6 @@ import multiprocessing
 import os
 import threading
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +62,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import __version__
-from .._io import atomic_write
-from ..baselines import _tied_offsets, score_matching
+from ..baselines import basis_size, score_matching
 from ..comparison import Comparison, compare
 from ..datasets import default_cache_dir, load_dataset
 from ..extraction import extract_action
@@ -72,6 +70,7 @@ from ..model.activations import ACTIVATIONS
 from ..model.inn import PolynomialINN
 from ..model.training import train
 from ..theories import LatticeTheory, preset
+from . import store
 
 __all__ = ["SweepResult", "sweep"]
 
@@ -176,11 +175,6 @@ def _with_defaults(
     return _json_options(name, {**defaults, **options})
 
 
-def _key(settings: Mapping[str, Any]) -> str:
-    text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
 @dataclass(frozen=True)
 class _Plan:
     """Validated sweep settings shared by every grid point."""
@@ -199,14 +193,9 @@ class _Plan:
 
     @property
     def common(self) -> dict[str, Any]:
-        """The settings every key contains."""
+        """The settings every key contains (the store adds the package version)."""
         data = {k: v for k, v in self.data_options.items() if k != "cache_dir"}
-        return {
-            "theory": self.theory.parameters,
-            "order": self.order,
-            "data": data,
-            "version": __version__,
-        }
+        return {"theory": self.theory.parameters, "order": self.order, "data": data}
 
     def inn_settings(self, depth: int, n: int, seed: int) -> dict[str, Any]:
         return {
@@ -224,18 +213,11 @@ class _Plan:
         return {"kind": "score_matching", **self.common, "basis": self.baseline, "n": n,
                 "seed": seed}
 
-    def path(self, settings: Mapping[str, Any]) -> Path:
-        if settings["kind"] == "inn":
-            stem = (f"inn-{settings['activation']}-L{settings['depth']}-n{settings['n']}"
-                    f"-s{settings['seed']}")
-        else:
-            stem = f"sm-{settings['basis']}-n{settings['n']}-s{settings['seed']}"
-        return self.cache / f"{stem}-{_key(settings)}.json"
-
     def settings(self) -> dict[str, Any]:
         """The sweep-wide settings, JSON-able."""
         return {
             **self.common,
+            "version": __version__,
             "activation": self.activation,
             "model_options": self.model_options,
             "train_options": self.train_options,
@@ -309,13 +291,7 @@ def _plan(
             raise ValueError(
                 f"baseline must be None, 'dense', 'local' or 'tied', got {baseline!r}"
             )
-        dim = theory.dim
-        if baseline == "dense":
-            size = math.comb(dim + order, order) - 1
-        elif baseline == "local":
-            size = dim * order + dim * (dim - 1) // 2
-        else:  # one coefficient per power and per pair of nearest-neighbour offsets
-            size = order + len(_tied_offsets(tuple(theory.shape), 1))
+        size = basis_size(theory.dim, order, baseline, tuple(theory.shape), 1)
         if min(sample_counts) < size:
             raise ValueError(
                 f"n = {min(sample_counts)} is below the {size} monomials of the {baseline} "
@@ -407,24 +383,45 @@ def _run(task: tuple[dict[str, Any], torch.Tensor]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ cache
 
 
-def _read(path: Path, settings: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The cached record at `path`, or None when absent, unreadable or for other settings."""
-    if not path.is_file():
-        return None
-    try:
-        entry = json.loads(path.read_text())
-        if entry["settings"] != json.loads(json.dumps(settings)):
-            raise ValueError("its settings differ from the requested ones")
-        return entry["record"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        warnings.warn(f"ignoring unreadable sweep cache file {path}: {error}", RuntimeWarning,
-                      stacklevel=3)
-        return None
+def _name(settings: Mapping[str, Any]) -> str:
+    """The file-name prefix of a point's store entry."""
+    if settings["kind"] == "inn":
+        return (f"inn-{settings['activation']}-L{settings['depth']}-n{settings['n']}"
+                f"-s{settings['seed']}")
+    return f"sm-{settings['basis']}-n{settings['n']}-s{settings['seed']}"
 
 
-def _write(path: Path, entry: Mapping[str, Any]) -> None:
-    with atomic_write(path) as stream:
-        stream.write(json.dumps(entry, indent=1, sort_keys=True).encode())
+def _number(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"its {name} is not a number")
+
+
+def _checker(settings: Mapping[str, Any]) -> Any:
+    """A check of a stored record: the fields `SweepResult` reads, for this point."""
+    def check(record: Any) -> None:
+        if not isinstance(record, dict):
+            raise ValueError(f"its record is a JSON {type(record).__name__}, not an object")
+        for field_name in ("n", "seed") + (("depth",) if settings["kind"] == "inn" else ()):
+            if record.get(field_name) != settings[field_name]:
+                raise ValueError(f"its record has no {field_name} {settings[field_name]}")
+        errors = record.get("errors")
+        if not isinstance(errors, dict):
+            raise ValueError("its record has no errors per order")
+        for k in range(1, settings["order"] + 1):
+            row = errors.get(str(k))
+            if not isinstance(row, dict):
+                raise ValueError(f"its record has no errors of order {k}")
+            for kind in KINDS:
+                _number(row.get(kind), f"{kind} error of order {k}")
+        if settings["kind"] == "inn":
+            for field_name in ("val_nll", "train_seconds"):
+                _number(record.get(field_name), field_name)
+
+    return check
+
+
+def _lookup(plan: _Plan, settings: Mapping[str, Any]) -> tuple[bool, Any]:
+    return store.lookup(settings, plan.cache, name=_name(settings), check=_checker(settings))
 
 
 # ------------------------------------------------------------------------------ result
@@ -736,6 +733,27 @@ def _submit_all(
             executor.shutdown(wait=True, cancel_futures=True)
 
 
+def _compute(plan: _Plan, todo: list[dict[str, Any]], n_data: int, executor: Any,
+             max_workers: int | None, progress: bool) -> dict[str, dict[str, Any]]:
+    """Compute the points `todo` on the executor and store each; {store key: record}."""
+    data = {}
+    for seed in sorted({s["seed"] for s in todo}):
+        loaded = load_dataset(plan.theory, n_data, seed=seed, progress=progress,
+                              **plan.data_options)
+        data[seed] = torch.as_tensor(loaded.x)
+    # Largest n first: the long trainings start early and the pool ends evenly.
+    todo = sorted(todo, key=lambda s: (-s["n"], -s.get("depth", 0)))
+    tasks = [(s, data[s["seed"]][: s["n"]].clone()) for s in todo]
+    found = {}
+    with tqdm(total=len(tasks), desc="sweep", disable=not progress) as bar:
+        for entry in _submit_all(executor, tasks, max_workers):
+            settings = entry["settings"]
+            found[store.settings_key(settings)] = store.store(
+                settings, entry["record"], plan.cache, name=_name(settings))
+            bar.update()
+    return found
+
+
 def sweep(
     theory: LatticeTheory | str,
     depths: Iterable[int],
@@ -831,36 +849,25 @@ def sweep(
     found: dict[str, dict[str, Any]] = {}
     todo = []
     for settings in points:
-        record = _read(plan.path(settings), settings)
-        if record is None:
-            todo.append(settings)
+        hit, record = _lookup(plan, settings)
+        if hit:
+            found[store.settings_key(settings)] = record
         else:
-            found[_key(settings)] = record
+            todo.append(settings)
     missing = []
     if todo and not train:
         missing = [{"kind": s["kind"], "depth": s.get("depth"), "n": s["n"], "seed": s["seed"]}
                    for s in todo]
     elif todo:
-        data = {}
-        for seed in sorted({s["seed"] for s in todo}):
-            loaded = load_dataset(plan.theory, n_data, seed=seed, progress=progress,
-                                  **plan.data_options)
-            data[seed] = torch.as_tensor(loaded.x)
-        # Largest n first: the long trainings start early and the pool ends evenly.
-        todo.sort(key=lambda s: (-s["n"], -s.get("depth", 0)))
-        tasks = [(s, data[s["seed"]][: s["n"]].clone()) for s in todo]
-        bar = tqdm(total=len(tasks), desc="sweep", disable=not progress)
-        for entry in _submit_all(executor, tasks, max_workers):
-            _write(plan.path(entry["settings"]), entry)
-            found[_key(entry["settings"])] = entry["record"]
-            bar.update()
-        bar.close()
-    baselines = [found[_key(s)] for s in points if s["kind"] != "inn" and _key(s) in found]
+        found.update(_compute(plan, todo, n_data, executor, max_workers, progress))
+    baselines = [found[store.settings_key(s)] for s in points
+                 if s["kind"] != "inn" and store.settings_key(s) in found]
     by_point = {(b["n"], b["seed"]): b for b in baselines}
     records = []
     for settings in points:
-        if settings["kind"] == "inn" and _key(settings) in found:
-            record = dict(found[_key(settings)])
+        key = store.settings_key(settings)
+        if settings["kind"] == "inn" and key in found:
+            record = dict(found[key])
             if (settings["n"], settings["seed"]) in by_point:
                 record["baseline"] = by_point[settings["n"], settings["seed"]]
             records.append(record)

@@ -1,0 +1,361 @@
+"""Data against model samples, cumulant by cumulant.
+
+- :func:`cumulants` estimates kappa_1..kappa_4 of samples x: (n, N) as tensors (N,)*k.
+- :func:`compare_cumulants` measures data against model samples: per order, the largest
+  difference in units of its standard error (delete-one-block jackknife), so "matches up to
+  the third cumulant" is a measured statement (:meth:`CumulantComparison.within`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .display import fixed_width, format_value, html_table, new_figure, unique_index
+
+__all__ = ["CumulantComparison", "CumulantRow", "compare_cumulants", "cumulants"]
+
+_MAX_CUMULANT_ORDER = 4
+
+
+def _as_samples(x: Any, name: str) -> Tensor:
+    if not (isinstance(x, np.ndarray) or torch.is_tensor(x)):
+        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
+    tensor = torch.as_tensor(x)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    if tensor.dim() != 2:
+        raise ValueError(f"{name} must have shape (n, N), got {tuple(tensor.shape)}")
+    if tensor.shape[0] < 2:
+        raise ValueError(f"{name} needs n >= 2 samples, got {tensor.shape[0]}")
+    tensor = tensor.detach().to("cpu", torch.float64)
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or inf entries")
+    return tensor
+
+
+def _check_order(order: Any) -> int:
+    if (
+        isinstance(order, bool)
+        or not isinstance(order, (int, np.integer))
+        or not 1 <= order <= _MAX_CUMULANT_ORDER
+    ):
+        raise ValueError(f"order must be an integer in 1..{_MAX_CUMULANT_ORDER}, got {order!r}")
+    return int(order)
+
+
+def _moment_sums(y: Tensor, order: int) -> list[Tensor]:
+    """[sum y, sum y⊗y, ...] up to `order` over the rows of y: (n, N), in row chunks."""
+    n, dim = y.shape
+    sums = [y.new_zeros((dim,) * k) for k in range(1, order + 1)]
+    chunk = max(1, 2**22 // dim**2)
+    for rows in torch.split(y, chunk):
+        sums[0] += rows.sum(0)
+        if order >= 2:
+            pair = (rows[:, :, None] * rows[:, None, :]).reshape(rows.shape[0], dim * dim)
+            sums[1] += rows.T @ rows
+            if order >= 3:
+                sums[2] += (pair.T @ rows).reshape(dim, dim, dim)
+            if order >= 4:
+                sums[3] += (pair.T @ pair).reshape(dim, dim, dim, dim)
+    return sums
+
+
+def _from_moments(moments: list[Tensor]) -> dict[int, Tensor]:
+    """Cumulants of y from its raw moments E[y], E[y⊗y], ... (plug-in, any shift)."""
+    mu = moments[0]
+    result = {1: mu}
+    if len(moments) >= 2:
+        cov = moments[1] - torch.outer(mu, mu)
+        result[2] = cov
+    if len(moments) >= 3:
+        m2, m3 = moments[1], moments[2]
+        result[3] = (
+            m3
+            - torch.einsum("i,jk->ijk", mu, m2)
+            - torch.einsum("j,ik->ijk", mu, m2)
+            - torch.einsum("k,ij->ijk", mu, m2)
+            + 2 * torch.einsum("i,j,k->ijk", mu, mu, mu)
+        )
+    if len(moments) >= 4:
+        m2, m3, m4 = moments[1], moments[2], moments[3]
+        central = (
+            m4
+            - torch.einsum("i,jkl->ijkl", mu, m3)
+            - torch.einsum("j,ikl->ijkl", mu, m3)
+            - torch.einsum("k,ijl->ijkl", mu, m3)
+            - torch.einsum("l,ijk->ijkl", mu, m3)
+            + torch.einsum("i,j,kl->ijkl", mu, mu, m2)
+            + torch.einsum("i,k,jl->ijkl", mu, mu, m2)
+            + torch.einsum("i,l,jk->ijkl", mu, mu, m2)
+            + torch.einsum("j,k,il->ijkl", mu, mu, m2)
+            + torch.einsum("j,l,ik->ijkl", mu, mu, m2)
+            + torch.einsum("k,l,ij->ijkl", mu, mu, m2)
+            - 3 * torch.einsum("i,j,k,l->ijkl", mu, mu, mu, mu)
+        )
+        result[4] = (
+            central
+            - torch.einsum("ij,kl->ijkl", cov, cov)
+            - torch.einsum("ik,jl->ijkl", cov, cov)
+            - torch.einsum("il,jk->ijkl", cov, cov)
+        )
+    return result
+
+
+def cumulants(x: Any, order: int = 4) -> dict[int, Tensor]:
+    """Plug-in (1/n) estimates of the cumulants kappa_1..kappa_order of samples, float64.
+
+    kappa_1 = mean, (N,); kappa_2 = covariance E[d d], (N, N); kappa_3 = E[d d d], (N,)*3;
+    kappa_4 = E[d d d d] minus the three pairings of covariances, (N,)*4; d = x - mean.
+    The estimators are the plug-in ones (normalised by n, bias O(1/n)); the cost is
+    O(n N^order) through matrix products over row chunks.
+
+    Arguments:
+        x: samples, (n, N) with n >= 2, torch tensor or numpy array.
+        order: highest cumulant, 1..4.
+
+    Returns:
+        {k: kappa_k} for k = 1..order, torch float64 on the CPU.
+
+    Raises:
+        ValueError: on a wrong shape, n < 2, NaN/inf entries, or an order outside 1..4.
+        TypeError: if x is not an array of real numbers.
+
+    Example:
+        >>> kappa = cumulants(torch.tensor([[0.0], [2.0]]), order=2)
+        >>> float(kappa[1][0]), float(kappa[2][0, 0])
+        (1.0, 1.0)
+    """
+    order = _check_order(order)
+    y = _as_samples(x, "x")
+    shift = y.mean(0)
+    sums = _moment_sums(y - shift, order)
+    result = _from_moments([s / y.shape[0] for s in sums])
+    result[1] = result[1] + shift
+    return result
+
+
+def _jackknife(
+    y: Tensor, order: int, n_blocks: int
+) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
+    """Cumulants and their delete-one-block jackknife standard errors (contiguous blocks)."""
+    shift = y.mean(0)
+    blocks = torch.tensor_split(y - shift, min(n_blocks, y.shape[0]))
+    block_sums = [_moment_sums(b, order) for b in blocks]
+    counts = [b.shape[0] for b in blocks]
+    totals = [sum(s[k] for s in block_sums) for k in range(order)]
+    n = y.shape[0]
+    estimate = _from_moments([t / n for t in totals])
+    leave_out = [
+        _from_moments([(totals[k] - s[k]) / (n - c) for k in range(order)])
+        for s, c in zip(block_sums, counts, strict=True)
+    ]
+    m = len(blocks)
+    errors = {}
+    for k in estimate:
+        stack = torch.stack([j[k] for j in leave_out])
+        errors[k] = ((m - 1) / m * ((stack - stack.mean(0)) ** 2).sum(0)).sqrt()
+    estimate[1] = estimate[1] + shift
+    return estimate, errors
+
+
+@dataclass(frozen=True)
+class CumulantRow:
+    """One cumulant order in a :class:`CumulantComparison`.
+
+    Attributes:
+        order: k.
+        n_entries: number of distinct entries i1 <= ... <= ik compared.
+        max_z: max over entries of |kappa_data - kappa_samples| / sigma, sigma the combined
+            standard error sqrt(se_data^2 + se_samples^2).
+        rms_z: root mean square of those z over the entries (about 1 when they agree).
+        max_abs_diff: max |kappa_data - kappa_samples|.
+        p_value: chance of a max_z this large if the sets agreed, Sidak-corrected for
+            n_entries *independent* entries (entries are correlated, so it is approximate).
+    """
+
+    order: int
+    n_entries: int
+    max_z: float
+    rms_z: float
+    max_abs_diff: float
+    p_value: float
+
+
+@dataclass
+class CumulantComparison:
+    """Data against model samples, cumulant by cumulant (made by :func:`compare_cumulants`).
+
+    Standard errors: delete-one-block jackknife over `n_blocks` contiguous blocks of each set
+    (which also absorbs correlations shorter than a block, e.g. in MCMC chains), combined
+    as sigma = sqrt(se_data^2 + se_samples^2) for the independent sets.
+
+    Attributes:
+        rows: one :class:`CumulantRow` per order.
+        data, samples: {k: kappa_k} of each set.
+        data_error, samples_error: {k: jackknife standard error of kappa_k}.
+        n_blocks: jackknife blocks per set.
+    """
+
+    rows: list[CumulantRow]
+    data: dict[int, Tensor] = field(repr=False)
+    samples: dict[int, Tensor] = field(repr=False)
+    data_error: dict[int, Tensor] = field(repr=False)
+    samples_error: dict[int, Tensor] = field(repr=False)
+    n_blocks: int = 20
+
+    def row(self, order: int) -> CumulantRow:
+        """The row of cumulant order `order`."""
+        for row in self.rows:
+            if row.order == order:
+                return row
+        raise ValueError(f"order {order} was not compared (orders {[r.order for r in self.rows]})")
+
+    def within(self, order: int, n_sigma: float = 3.0) -> bool:
+        """True when every distinct entry of kappa_order agrees within n_sigma standard errors.
+
+        With many entries the largest z grows like sqrt(2 ln n_entries) even for agreeing
+        sets; see `p_value` in the row for a calibrated statement.
+        """
+        return self.row(order).max_z <= n_sigma
+
+    def matches_up_to(self, n_sigma: float = 3.0) -> int:
+        """The highest k such that kappa_1..kappa_k are all `within` n_sigma (0 if none)."""
+        matched = 0
+        for row in sorted(self.rows, key=lambda r: r.order):
+            if row.order != matched + 1 or row.max_z > n_sigma:
+                break
+            matched = row.order
+        return matched
+
+    def z(self, order: int) -> Tensor:
+        """|kappa_data - kappa_samples| / sigma, (N,)*order (inf where sigma = 0 < diff)."""
+        diff = (self.data[order] - self.samples[order]).abs()
+        sigma = (self.data_error[order] ** 2 + self.samples_error[order] ** 2).sqrt()
+        return torch.where(diff == 0, torch.zeros_like(diff), diff / sigma)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary: the rows and the error method."""
+        return {
+            "standard_errors": f"delete-one-block jackknife, {self.n_blocks} blocks per set",
+            "rows": [asdict(row) for row in self.rows],
+        }
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        headers = ["k", "entries", "max |diff|/sigma", "rms z", "max |diff|", "p (Sidak)"]
+        cells = [
+            [
+                str(r.order),
+                str(r.n_entries),
+                f"{r.max_z:8.2f}",
+                f"{r.rms_z:6.2f}",
+                format_value(r.max_abs_diff),
+                f"{r.p_value:8.3g}",
+            ]
+            for r in self.rows
+        ]
+        return headers, cells
+
+    def table(self) -> str:
+        """Fixed-width text table, one line per order."""
+        headers, cells = self._cells()
+        title = (
+            "Cumulants, data vs samples (sigma: jackknife over "
+            f"{self.n_blocks} blocks per set, combined)"
+        )
+        return fixed_width(headers, cells, title)
+
+    __str__ = table
+
+    def _repr_html_(self) -> str:
+        headers, cells = self._cells()
+        return html_table(headers, cells, "Cumulants: data vs model samples")
+
+    def plot(self, fig: Any = None) -> Any:
+        """Figure: per order, samples' against data's distinct cumulant entries with combined
+        error bars and the line y = x; the title gives the largest deviation in sigma.
+
+        Arguments:
+            fig: a matplotlib Figure to draw into (cleared), or None for a new one.
+
+        Returns:
+            The matplotlib Figure.
+        """
+        fig = new_figure(fig, (4.0 * len(self.rows), 3.8))
+        axes = fig.subplots(1, len(self.rows), squeeze=False)[0]
+        for ax, row in zip(axes, self.rows, strict=True):
+            k = row.order
+            index = unique_index(self.data[k].shape[0], k)
+            data = self.data[k][index].numpy()
+            samples = self.samples[k][index].numpy()
+            sigma = (self.data_error[k] ** 2 + self.samples_error[k] ** 2).sqrt()[index].numpy()
+            ax.errorbar(data, samples, yerr=sigma, fmt="o", ms=3, alpha=0.7, label="entries")
+            low = float(min(data.min(), samples.min()))
+            high = float(max(data.max(), samples.max()))
+            pad = 0.05 * (high - low) or 1.0
+            ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
+            ax.set(
+                title=f"kappa_{k}: max |diff| = {row.max_z:.1f} sigma",
+                xlabel="data cumulant",
+                ylabel="model-sample cumulant",
+            )
+            ax.legend(fontsize="small")
+        return fig
+
+
+def compare_cumulants(
+    data: Any, samples: Any, order: int = 4, n_blocks: int = 20
+) -> CumulantComparison:
+    """Compare the cumulants of data with those of model samples, order by order.
+
+    For each k = 1..order and each distinct entry i1 <= ... <= ik, z = |kappa_data -
+    kappa_samples| / sigma with sigma = sqrt(se_data^2 + se_samples^2) from a delete-one-block
+    jackknife over `n_blocks` contiguous blocks of each set (blocks also absorb short
+    autocorrelation of MCMC samples). The two sets may have different sizes.
+
+    Arguments:
+        data: samples of the data, (n_data, N), n_data >= 2.
+        samples: samples of the model, (n_samples, N), same N.
+        order: highest cumulant, 1..4.
+        n_blocks: jackknife blocks per set (>= 2; fewer when a set is smaller).
+
+    Returns:
+        A :class:`CumulantComparison` (table, ``within(k, n_sigma)``, ``matches_up_to``, plot).
+
+    Raises:
+        ValueError: on wrong shapes, different N, n < 2, NaN/inf, order outside 1..4 or
+            n_blocks < 2.
+    """
+    order = _check_order(order)
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or n_blocks < 2:
+        raise ValueError(f"n_blocks must be an integer >= 2, got {n_blocks!r}")
+    x = _as_samples(data, "data")
+    y = _as_samples(samples, "samples")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"data have N = {x.shape[1]} but samples have N = {y.shape[1]}")
+    kappa_x, error_x = _jackknife(x, order, int(n_blocks))
+    kappa_y, error_y = _jackknife(y, order, int(n_blocks))
+    result = CumulantComparison([], kappa_x, kappa_y, error_x, error_y, int(n_blocks))
+    for k in range(1, order + 1):
+        index = unique_index(x.shape[1], k)
+        z = result.z(k)[index]
+        diff = (kappa_x[k] - kappa_y[k]).abs()[index]
+        max_z = float(z.max())
+        single = math.erfc(max_z / math.sqrt(2))
+        p_value = -math.expm1(z.numel() * math.log1p(-single)) if single < 1 else 1.0
+        result.rows.append(
+            CumulantRow(
+                order=k,
+                n_entries=z.numel(),
+                max_z=max_z,
+                rms_z=float(z.pow(2).mean().sqrt()),
+                max_abs_diff=float(diff.max()),
+                p_value=p_value,
+            )
+        )
+    return result
