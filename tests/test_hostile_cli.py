@@ -412,11 +412,6 @@ def test_suffixes_in_any_case(folder: Path, capsys: pytest.CaptureFixture) -> No
 
 # -- issue 16: the command line uses the public API --------------------------------------------
 
-# Private names still imported, each going away with the work that replaces it: `_norm` with
-# the action protocol's norms per order, `_check_memory` with the public extraction cost.
-PENDING = {"_norm", "_check_memory"}
-
-
 def test_the_cli_imports_only_the_public_api() -> None:
     tree = ast.parse(Path(cli.__file__).read_text())
     private = {
@@ -424,6 +419,6 @@ def test_the_cli_imports_only_the_public_api() -> None:
         and node.level and node.module not in ("_io", "_memory")
         for alias in node.names if alias.name.startswith("_")
     }
-    assert private <= PENDING, private - PENDING
+    assert not private, private
     for copy in ("_CHAINS", "_ACTIVATIONS", "_PRESETS"):
         assert not hasattr(cli, copy), copy

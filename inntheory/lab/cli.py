@@ -736,18 +736,12 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
     print(f"trained: best validation NLL {history.best_val_nll:.4f} nats at step "
           f"{history.best_step} of {history.steps[-1]}; {history.outside_fraction:.2%} of the "
           f"training data outside the model's domain; {timings['train']:.1f} s on {device}")
-    from ..comparison import _norm  # free of overflow and underflow (data scaled by 1e150)
-
     polish = (f"; polish: {history.polish_iterations} L-BFGS iterations, max |gradient| "
               f"{history.grad_norm:.2g} ({history.polish_stop})" if history.polished else "")
     print(f"network: {parameters} trainable parameters{polish}")
     print(f"{'k':>2}  {'||A^(k)||':>11}  {'mean A^(k)_i..i':>15}")
     for k in range(1, action.order + 1):
-        if isinstance(action, it.LatticeAction):
-            # every dense entry is one coupling relative to its first site: N copies of each
-            norm = math.sqrt(dim) * _norm(action.couplings(k))
-        else:
-            norm = _norm(action.coefficient(k))
+        norm = action.norm(k)  # free of overflow and underflow (data scaled by 1e150)
         print(f"{k:>2}  {norm:>11.4g}  {float(action.diagonal(k).mean()):>15.4g}")
     print(f"wrote {out} and {model_path}")
     return 0
