@@ -293,14 +293,16 @@ def score_matching(
       within the window.
 
     Every basis first estimates the memory of G and its features and refuses
-    (MemoryError, with the estimate) beyond `max_bytes`; it warns (RuntimeWarning, with the
-    numbers) when the rows are fewer than 10 per coefficient or G is ill-conditioned.
+    (MemoryError, with the estimate) beyond `max_bytes` (``"translation"`` checks a lower
+    bound on the number of orbits before enumerating them, then the exact count); it warns
+    (RuntimeWarning, with the numbers) when the rows are fewer than 10 per coefficient or G
+    is ill-conditioned.
 
     Arguments:
         data: samples x, (n, N), torch tensor or numpy array.
         order: highest degree K >= 1 of the monomials.
-        basis: ``"dense"``, ``"local"`` or ``"tied"`` (above).
-        point: expansion point x0, (N,); zero by default (uniform for ``"tied"``).
+        basis: ``"dense"``, ``"local"``, ``"tied"`` or ``"translation"`` (above).
+        point: expansion point x0, (N,); zero by default (uniform for the lattice bases).
         ridge: Tikhonov term added to G (units of G), >= 0; use it when G is singular.
         lattice: the lattice shape, (L,) or (L1, L2) with prod == N (``"tied"`` and
             ``"translation"`` only).
@@ -355,6 +357,7 @@ def score_matching(
         "basis": basis,
         "order": order,
         "n_samples": n,
+        "n_monomials": 0,  # set below, once the basis is known
         "ridge": ridge,
     }
     if basis in ("tied", "translation"):
