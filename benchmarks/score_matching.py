@@ -5,11 +5,13 @@ The direct route builds the (n, M, N) gradient-feature tensor d T_j / d x_i with
 cost n N M^2. `score_matching` assembles G from the moment matrix of the monomials of degree
 < K (n F^2 with F = C(N + K - 1, K - 1)). Both solve the same equations, so the table also
 prints the largest difference of the coefficients. Data: standard normal, float64. The time
-of `cumulants(x, order=4)` and `compare_cumulants` on the same data is printed below.
+of `cumulants(x, order=4)` and `compare_cumulants` on the same data is printed below, then
+the translation basis (every monomial within a radius, tied over translations) on lattices:
+the number of orbits, the time to enumerate them and the time of the whole fit.
 
 Usage:
     python benchmarks/score_matching.py [--dim 8] [--samples 100000] [--order 4]
-        [--direct 2000] [--threads 2]
+        [--direct 2000] [--threads 2] [--lattice-samples 10000]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 
 import torch
 
+from inntheory import _orbits
 from inntheory.baselines import _basis, _to_tensors, score_matching
 from inntheory.comparison import compare_cumulants, cumulants
 
@@ -54,6 +57,26 @@ def direct(x: torch.Tensor, order: int, basis: str) -> dict[int, torch.Tensor]:
     return _to_tensors(monomials, theta, x.shape[1], order)
 
 
+def translation_rows(samples: int, order: int) -> None:
+    """Orbit count, enumeration and fit time of the translation basis on a few lattices."""
+    print(f"translation basis, K = {order}, {samples} standard-normal samples")
+    header = f"{'lattice':>8} {'radius':>6} {'orbits':>6} {'enumerate s':>11} {'fit s':>7}"
+    print(header)
+    print("-" * len(header))
+    generator = torch.Generator().manual_seed(1)
+    for shape, radius in (((3, 3), None), ((8, 8), 1), ((8, 8), 2), ((16, 16), 1)):
+        dim = shape[0] * shape[1]
+        x = torch.randn(samples, dim, dtype=torch.float64, generator=generator)
+        start = time.perf_counter()
+        size = len(_orbits.orbits(shape, order, radius))
+        enumerate_s = time.perf_counter() - start
+        start = time.perf_counter()
+        score_matching(x, order=order, basis="translation", lattice=shape, radius=radius)
+        fit_s = time.perf_counter() - start
+        name = "x".join(map(str, shape))
+        print(f"{name:>8} {radius!s:>6} {size:>6} {enumerate_s:>11.3f} {fit_s:>7.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=int, default=8)
@@ -61,6 +84,8 @@ def main() -> None:
     parser.add_argument("--order", type=int, default=4)
     parser.add_argument("--direct", type=int, default=2000, help="rows for the direct route")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--lattice-samples", type=int, default=10_000,
+                        help="rows for the translation-basis rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
@@ -100,6 +125,7 @@ def main() -> None:
     compare_cumulants(x, x.flip(0), order=4)
     end = time.perf_counter()
     print(f"cumulants(order=4): {middle - start:.2f} s; compare_cumulants: {end - middle:.2f} s")
+    translation_rows(args.lattice_samples, args.order)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import _orbits
 from ._memory import available_bytes
 from .actions.dense import PolynomialAction
 from .actions.lattice import LatticeAction, lattice_window
@@ -256,12 +257,12 @@ def _as_data(data: Any) -> Tensor:
 def score_matching(
     data: Any,
     order: int = 4,
-    basis: Literal["dense", "local", "tied"] = "dense",
+    basis: Literal["dense", "local", "tied", "translation"] = "dense",
     point: Any = None,
     ridge: float = 0.0,
     *,
     lattice: Any = None,
-    radius: int = 1,
+    radius: int | None = None,
     max_bytes: int | None = None,
 ) -> PolynomialAction | LatticeAction:
     """Estimate a polynomial action from samples by Hyvarinen score matching.
@@ -283,38 +284,55 @@ def score_matching(
       A^(1) and A^(2) are full; A^(k) for k >= 3 is estimated on the diagonal only and zero
       elsewhere. This is the structure of the lattice phi^3 + phi^4 action (local
       self-interactions, pairwise couplings) without assuming which pairs are neighbours.
-    - ``"tied"`` (needs ``lattice``): the coefficients tied over lattice translations, the
-      fair baseline for a lattice-equivariant network: sum_i d_i^k for k = 1..order and
-      sum_i d_i d_{i+o} for each pair {o, -o} of non-zero offsets within ``radius`` steps on
-      every axis: order + (number of such pairs) coefficients (4 + 4 on a 2-D lattice with
-      radius 1). G is accumulated over chunks of rows from per-site feature gradients
-      (rows, N, coefficients), so 1e5 samples of a 16x16 lattice fit in a few MB. The result
-      is a :class:`~inntheory.actions.lattice.LatticeAction` with window min(L, 2 radius + 1):
+    - ``"tied"`` (needs ``lattice``): told the *form* of the lattice phi^3 + phi^4 action,
+      on-site powers and pair couplings, with coefficients tied over translations:
+      sum_i d_i^k for k = 1..order and sum_i d_i d_{i+o} for each pair {o, -o} of non-zero
+      offsets within ``radius`` steps on every axis (radius None means 1): order + (number
+      of such pairs) coefficients (4 + 4 on a 2-D lattice with radius 1). G is accumulated
+      over chunks of rows from per-site feature gradients (rows, N, coefficients), so 1e5
+      samples of a 16x16 lattice fit in a few MB. The result is a
+      :class:`~inntheory.actions.lattice.LatticeAction` with window min(L, 2 radius + 1):
       A^(2) on site and within the range, A^(k >= 3) on site only.
+    - ``"translation"`` (needs ``lattice``): knows only translation symmetry (and locality
+      when ``radius`` is given), the same knowledge as a lattice-equivariant network, not the
+      form of the action: one coefficient per orbit under lattice translations of *every*
+      monomial of degree 1..order whose sites fit the radius, i.e. every pair of its sites
+      within ``radius`` steps on every axis in the minimal image (radius None: the whole
+      lattice; 82 orbits on a 3x3 torus at order 4). That is the support of a
+      `LatticeAction` window min(L, 2 radius + 1). Orbits are enumerated inside the window
+      (never over the N^order index tuples) and G, h accumulated over chunks of rows from
+      the products of the data at window offsets of each site. Every A^(k) is estimated
+      within the window.
 
     Every basis first estimates the memory of G and its features and refuses
-    (MemoryError, with the estimate) beyond `max_bytes`; it warns (RuntimeWarning, with the
-    numbers) when the rows are fewer than 10 per coefficient or G is ill-conditioned.
+    (MemoryError, with the estimate) beyond `max_bytes` (``"translation"`` checks a lower
+    bound on the number of orbits before enumerating them, then the exact count); it warns
+    (RuntimeWarning, with the numbers) when the rows are fewer than 10 per coefficient or G
+    is ill-conditioned.
 
     Arguments:
         data: samples x, (n, N), torch tensor or numpy array.
         order: highest degree K >= 1 of the monomials.
-        basis: ``"dense"``, ``"local"`` or ``"tied"`` (above).
-        point: expansion point x0, (N,); zero by default (uniform for ``"tied"``).
+        basis: ``"dense"``, ``"local"``, ``"tied"`` or ``"translation"`` (above).
+        point: expansion point x0, (N,); zero by default (uniform for the lattice bases).
         ridge: Tikhonov term added to G (units of G), >= 0; use it when G is singular.
-        lattice: the lattice shape, (L,) or (L1, L2) with prod == N (``"tied"`` only).
-        radius: the reach of the tied pair couplings in lattice steps, >= 1 (``"tied"``).
+        lattice: the lattice shape, (L,) or (L1, L2) with prod == N (``"tied"`` and
+            ``"translation"`` only).
+        radius: the reach in lattice steps: of the pair couplings for ``"tied"`` (>= 1;
+            None means 1), of every monomial for ``"translation"`` (>= 0; None: the whole
+            lattice).
         max_bytes: memory limit; default half the memory available now.
 
     Returns:
         A :class:`~inntheory.actions.dense.PolynomialAction` with A^(1)..A^(order) (float64) around
-        `point` (a `LatticeAction` for ``"tied"``), `metadata` recording the method, basis,
-        n, number of monomials and ridge.
+        `point` (a `LatticeAction` for ``"tied"`` and ``"translation"``; ``.to_dense()``
+        gives its dense form), `metadata` recording the method, basis, n, number of
+        coefficients (``n_monomials``) and ridge.
 
     Raises:
         ValueError: on order < 1, an unknown basis, data that is not (n, N) or holds NaN/inf,
             a point of the wrong shape, ridge < 0, fewer samples than monomials, a singular
-            G, or a missing/wrong lattice for ``"tied"``.
+            G, or a missing/wrong lattice or radius for ``"tied"`` and ``"translation"``.
         TypeError: if data is not an array of real numbers.
         MemoryError: G and the features would not fit in `max_bytes` (before allocating).
 
@@ -328,8 +346,10 @@ def score_matching(
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
         raise ValueError(f"order must be an integer >= 1, got {order!r}")
     order = int(order)
-    if basis not in ("dense", "local", "tied"):
-        raise ValueError(f"unknown basis {basis!r}; use 'dense', 'local' or 'tied'")
+    if basis not in ("dense", "local", "tied", "translation"):
+        raise ValueError(
+            f"unknown basis {basis!r}; use 'dense', 'local', 'tied' or 'translation'"
+        )
     ridge = float(ridge)
     if not math.isfinite(ridge) or ridge < 0:
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge}")
@@ -343,36 +363,36 @@ def score_matching(
             raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
         if not torch.isfinite(x0).all():
             raise ValueError("point contains NaN or inf entries")
-    offsets: list[tuple[int, ...]] = []
-    shape: tuple[int, ...] = ()
-    if basis == "tied":
-        shape, offsets = _check_lattice(lattice, radius, dim, x0)
-    elif lattice is not None:
-        raise ValueError(f"lattice is only used by basis='tied', not {basis!r}")
-    needed, size = _memory_estimate(dim, order, basis, order + len(offsets))
     limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
-    if needed > limit:
-        raise MemoryError(
-            f"score matching with basis={basis!r}, order {order} on N = {dim} has {size} "
-            f"coefficients and needs about {needed / 2**30:.3g} GiB for G and its features, "
-            f"more than the limit {limit / 2**30:.3g} GiB; use basis='tied' (lattice data), "
-            "a lower order, or raise max_bytes"
-        )
-    if n < size:
-        raise ValueError(
-            f"too few samples: n = {n} < {size} monomials (basis={basis!r}, order={order}, "
-            f"N={dim}); score matching needs at least as many samples as parameters"
-        )
     metadata: dict[str, Any] = {
         "source": "score matching",
         "basis": basis,
         "order": order,
         "n_samples": n,
-        "n_monomials": size,
+        "n_monomials": 0,  # set below, once the basis is known
         "ridge": ridge,
     }
-    if basis == "tied":
+    if basis in ("tied", "translation"):
+        shape = _check_lattice(lattice, dim, x0, basis)
+        if basis == "translation":
+            radius = _check_radius(radius, 0)
+            return _translation(x - x0, order, shape, radius, ridge, float(x0[0]), limit,
+                                metadata)
+        radius = 1 if radius is None else _check_radius(radius, 1)
+        offsets = _tied_offsets(shape, radius)
+        size = order + len(offsets)
+        _guard(_memory_estimate(dim, order, basis, size)[0], size, limit, basis, order, dim)
+        _enough_rows(n, size, basis, order, dim)
+        metadata["n_monomials"] = size
         return _tied(x - x0, order, shape, radius, offsets, ridge, float(x0[0]), metadata)
+    if lattice is not None:
+        raise ValueError(
+            f"lattice is only used by basis='tied' or 'translation', not {basis!r}"
+        )
+    needed, size = _memory_estimate(dim, order, basis, 0)
+    _guard(needed, size, limit, basis, order, dim)
+    _enough_rows(n, size, basis, order, dim)
+    metadata["n_monomials"] = size
     monomials = _basis(dim, order, basis)
     features, reduced, mult, laplace_index, laplace_coefficient = _structure(monomials, dim)
     moments = _feature_moments(x - x0, features)
@@ -394,22 +414,85 @@ def score_matching(
     return PolynomialAction(tensors, point=x0, metadata=metadata, check_symmetry=False)
 
 
-def _check_lattice(
-    lattice: Any, radius: Any, dim: int, x0: Tensor
-) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+def _guard(needed: int, size: int, limit: int, basis: str, order: int, dim: int) -> None:
+    """MemoryError (with the estimate) when `needed` bytes exceed `limit`."""
+    if needed > limit:
+        raise MemoryError(
+            f"score matching with basis={basis!r}, order {order} on N = {dim} has {size} "
+            f"coefficients and needs about {needed / 2**30:.3g} GiB for G and its features, "
+            f"more than the limit {limit / 2**30:.3g} GiB; use basis='tied' or a radius "
+            "(lattice data), a lower order, or raise max_bytes"
+        )
+
+
+def _enough_rows(n: int, size: int, basis: str, order: int, dim: int) -> None:
+    if n < size:
+        raise ValueError(
+            f"too few samples: n = {n} < {size} monomials (basis={basis!r}, order={order}, "
+            f"N={dim}); score matching needs at least as many samples as parameters"
+        )
+
+
+def _check_lattice(lattice: Any, dim: int, x0: Tensor, basis: str) -> tuple[int, ...]:
     if lattice is None:
-        raise ValueError("basis='tied' needs lattice=(L,) or (L1, L2), the shape of the data")
+        raise ValueError(
+            f"basis={basis!r} needs lattice=(L,) or (L1, L2), the shape of the data"
+        )
     try:
         shape = tuple(int(n) for n in lattice)
     except (TypeError, ValueError):
         raise ValueError(f"lattice must be a tuple of ints, got {lattice!r}") from None
     if len(shape) not in (1, 2) or any(n < 1 for n in shape) or math.prod(shape) != dim:
         raise ValueError(f"lattice {shape} does not fit the data: N = {dim} sites")
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 1:
-        raise ValueError(f"radius must be an integer >= 1, got {radius!r}")
     if bool((x0 != x0[0]).any()):
-        raise ValueError("basis='tied' needs a uniform point (all entries equal)")
-    return shape, _tied_offsets(shape, int(radius))
+        raise ValueError(f"basis={basis!r} needs a uniform point (all entries equal)")
+    return shape
+
+
+def _check_radius(radius: Any, smallest: int) -> int | None:
+    if radius is None:
+        return None
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or (
+        radius < smallest
+    ):
+        raise ValueError(f"radius must be None or an integer >= {smallest}, got {radius!r}")
+    return int(radius)
+
+
+def _translation(
+    d: Tensor,
+    order: int,
+    shape: tuple[int, ...],
+    radius: int | None,
+    ridge: float,
+    point: float,
+    limit: int,
+    metadata: dict[str, Any],
+) -> LatticeAction:
+    """Score matching in the translation basis (see `score_matching`, basis "translation").
+
+    Memory is checked twice: before enumerating, against a lower bound on the number of
+    orbits (`_orbits.orbit_count_bound`), and before allocating G, with the exact count.
+    """
+    n, dim = d.shape
+    window = lattice_window(shape, radius)
+    output = 8 * sum(math.prod(window) ** (k - 1) for k in range(1, order + 1))
+    bound = _orbits.orbit_count_bound(shape, order, radius)
+    _guard(8 * 3 * bound**2 + output, bound, limit, "translation", order, dim)
+    found = _orbits.orbits(shape, order, radius)
+    table = _orbits.tables(found, shape, window)
+    size = len(found)
+    needed = 8 * (3 * size**2 + 2 * _CHUNK_ELEMENTS + 4 * table.n_features) + output
+    _guard(needed, size, limit, "translation", order, dim)
+    _enough_rows(n, size, "translation", order, dim)
+    gram, rhs = _orbits.normal_equations(d, size, table, shape, window, _CHUNK_ELEMENTS)
+    gram = gram + ridge * torch.eye(size, dtype=gram.dtype)
+    theta = _solve(gram, rhs, n)
+    couplings = _orbits.couplings(found, theta, shape, window, order)
+    metadata.update(n_monomials=size, lattice=list(shape), radius=radius, window=list(window),
+                    compressed=True)
+    return LatticeAction(couplings, shape, point, metadata=metadata, window=window,
+                         check_symmetry=False)
 
 
 def _tied(

@@ -1,0 +1,238 @@
+"""Monomials tied over lattice translations: orbits, their score-matching equations, couplings.
+
+On a periodic lattice of shape (L,) or (L1, L2) a monomial is a multiset of sites, e.g.
+d_0^2 d_1 = {0, 0, 1}. Translations act on it site by site; an *orbit* is the set of all
+translates, and the translation basis of score matching has one coefficient per orbit,
+T_a(x) = sum of the monomials of orbit a (each counted once).
+
+Locality: with a radius R every pair of sites of a monomial must lie within R steps on every
+axis, in the minimal image (the shorter way round the torus). This is exactly the support of
+a symmetric tensor stored in a `LatticeAction` window min(L, 2R + 1): its root may be any site
+of the monomial and every other site must sit within -R..R of it. Without a radius (None)
+every monomial of the lattice counts.
+
+Orbits are found from their *rooted patterns*: the translates of a monomial that contain the
+origin, as sorted tuples of lattice offsets (coordinates mod L). They are enumerated inside
+the window only (multisets of at most K - 1 window offsets added to the origin), never over
+the N^K index tuples; the canonical form of an orbit is the smallest of its rooted patterns.
+An orbit of a monomial with j distinct sites has at most j rooted patterns (fewer when the
+monomial is periodic).
+
+For an orbit a, dT_a/dx_l = sum over its rooted patterns p of c_p prod_{o in p - {0}} d_{l+o}
+(c_p the multiplicity of the origin in p, one copy removed) and the Laplacian adds
+c_p (c_p - 1) times the product with two copies removed; both are products of the data at
+offsets from site l, accumulated here over chunks of rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .actions.lattice import shift_index
+
+Offset = tuple[int, ...]
+Pattern = tuple[Offset, ...]
+
+
+def _window_offsets(shape: tuple[int, ...], radius: int | None) -> list[Offset]:
+    """Lattice offsets (coordinates mod L) within `radius` steps on every axis, origin first."""
+    axes = []
+    for length in shape:
+        values = range(length)
+        if radius is not None and 2 * radius + 1 < length:
+            values = [o for o in values if min(o, length - o) <= radius]
+        axes.append(values)
+    return [tuple(int(v) for v in o) for o in itertools.product(*axes)]
+
+
+def _near(a: Offset, b: Offset, shape: tuple[int, ...], radius: int | None) -> bool:
+    """Whether two sites lie within `radius` steps on every axis (minimal image)."""
+    if radius is None:
+        return True
+    return all(min((x - y) % n, (y - x) % n) <= radius for x, y, n in zip(a, b, shape,
+                                                                          strict=True))
+
+
+def _translate(pattern: Pattern, site: Offset, shape: tuple[int, ...]) -> Pattern:
+    """The pattern moved so that `site` lands on the origin, sorted."""
+    return tuple(sorted(tuple((o - s) % n for o, s, n in zip(p, site, shape, strict=True))
+                        for p in pattern))
+
+
+def canonical(pattern: Pattern, shape: tuple[int, ...]) -> Pattern:
+    """The canonical form of the orbit of a monomial (any multiset of lattice coordinates)."""
+    return min(_translate(pattern, site, shape) for site in set(pattern))
+
+
+def orbits(shape: tuple[int, ...], order: int, radius: int | None) -> list[list[Pattern]]:
+    """The orbits of monomials of degree 1..order within `radius`, each as its rooted patterns.
+
+    Orbits are sorted by degree, then canonical form; the first rooted pattern of each is the
+    canonical one.
+    """
+    window = _window_offsets(shape, radius)
+    origin = window[0]
+    found: dict[Pattern, list[Pattern]] = {}
+
+    def grow(chosen: list[Offset], start: int, left: int) -> None:
+        pattern = tuple(sorted([origin, *chosen]))
+        found.setdefault(canonical(pattern, shape), []).append(pattern)
+        if left == 0:
+            return
+        for index in range(start, len(window)):
+            offset = window[index]
+            if all(_near(offset, other, shape, radius) for other in chosen):
+                grow([*chosen, offset], index, left - 1)
+
+    grow([], 0, order - 1)
+    result = []
+    for key in sorted(found, key=lambda key: (len(key), key)):
+        rest = sorted(p for p in found[key] if p != key)
+        result.append([key, *rest])
+    return result
+
+
+def orbit_count_bound(shape: tuple[int, ...], order: int, radius: int | None) -> int:
+    """A lower bound on the number of orbits, known before enumerating them.
+
+    The multisets of offsets in the box [0, q)^d with q = L where 2R + 1 >= L (or R is None)
+    and q = R + 1 otherwise are all within R of each other; each orbit holds at most k rooted
+    patterns of degree k, so there are at least C(Q + k - 2, k - 1) / k orbits of degree k,
+    Q = prod q (exact in count of patterns, a lower bound in orbits).
+    """
+    sides = [n if radius is None or 2 * radius + 1 >= n else radius + 1 for n in shape]
+    q = math.prod(sides)
+    return sum(-(-math.comb(q + k - 2, k - 1) // k) for k in range(1, order + 1))
+
+
+def window_index(offset: Offset, shape: tuple[int, ...], window: tuple[int, ...]) -> Offset:
+    """The per-axis index of a lattice offset in a `LatticeAction` window."""
+    index = []
+    for o, n, w in zip(offset, shape, window, strict=True):
+        signed = o if w == n or o <= n // 2 else o - n
+        index.append(signed % w)
+    return tuple(index)
+
+
+@dataclass
+class Tables:
+    """Index tables for the gradient and Laplacian of every orbit (see the module docstring).
+
+    Features f are the products of d at the offsets of one rooted pattern with one origin
+    removed (flattened window indices), sorted by degree, the constant first; feature f of
+    degree j >= 1 is feature `parent[f]` times d at offset `last[f]` (in `blocks`). Each
+    feature is the gradient term of exactly one rooted pattern: it adds
+    `coefficient[f]` times itself to dT/dx of orbit `orbit[f]`. Laplacian terms: feature
+    `lap_feature[t]` times `lap_coefficient[t]` adds to orbit `lap_orbit[t]`.
+    """
+
+    n_features: int
+    blocks: list[tuple[slice, Tensor, Tensor]]
+    orbit: Tensor
+    coefficient: Tensor
+    lap_feature: Tensor
+    lap_orbit: Tensor
+    lap_coefficient: Tensor
+
+
+def tables(found: list[list[Pattern]], shape: tuple[int, ...], window: tuple[int, ...]) -> Tables:
+    """The feature and term tables of the orbits `found` (from :func:`orbits`).
+
+    The gradient terms are a bijection onto the features: a prefix of a rooted pattern's
+    offsets (and a pattern with two origins removed) is itself one with one origin removed,
+    of a monomial that also fits the radius.
+    """
+    origin = (0,) * len(shape)
+    flat = {
+        offset: int(np.ravel_multi_index(window_index(offset, shape, window), window))
+        for orbit in found for pattern in orbit for offset in pattern
+    }
+    grad: dict[Pattern, tuple[int, float]] = {}
+    lap: list[tuple[Pattern, int, float]] = []
+    for a, orbit in enumerate(found):
+        for pattern in orbit:
+            count = pattern.count(origin)
+            rest = list(pattern)
+            rest.remove(origin)
+            grad[tuple(rest)] = (a, float(count))
+            if count >= 2:
+                rest.remove(origin)
+                lap.append((tuple(rest), a, float(count * (count - 1))))
+    features = sorted(grad, key=lambda m: (len(m), m))
+    position = {m: f for f, m in enumerate(features)}
+    bounds = np.searchsorted([len(m) for m in features], np.arange(len(features[-1]) + 2))
+    blocks = []
+    for degree in range(1, len(bounds) - 1):
+        members = features[bounds[degree] : bounds[degree + 1]]
+        blocks.append((
+            slice(int(bounds[degree]), int(bounds[degree + 1])),
+            torch.tensor([position[m[:-1]] for m in members], dtype=torch.int64),
+            torch.tensor([flat[m[-1]] for m in members], dtype=torch.int64),
+        ))
+    return Tables(
+        len(features),
+        blocks,
+        torch.tensor([grad[m][0] for m in features], dtype=torch.int64),
+        torch.tensor([grad[m][1] for m in features], dtype=torch.float64),
+        torch.tensor([position[m] for m, _, _ in lap], dtype=torch.int64),
+        torch.tensor([a for _, a, _ in lap], dtype=torch.int64),
+        torch.tensor([c for _, _, c in lap], dtype=torch.float64),
+    )
+
+
+def normal_equations(
+    d: Tensor, n_orbits: int, table: Tables, shape: tuple[int, ...], window: tuple[int, ...],
+    chunk_elements: int,
+) -> tuple[Tensor, Tensor]:
+    """G = E[sum_l dT/dx_l dT/dx_l^T] and h = E[laplacian T] over the rows of d, (P, P), (P,).
+
+    Accumulated over chunks of rows whose temporaries hold about `chunk_elements` numbers.
+    """
+    n, dim = d.shape
+    index = torch.from_numpy(shift_index(shape, window).T.copy()).to(d.device)  # (M, N)
+    width = table.n_features + index.shape[0] + n_orbits
+    gram = d.new_zeros(n_orbits, n_orbits)
+    rhs = d.new_zeros(n_orbits)
+    for rows in torch.split(d, max(1, chunk_elements // (dim * width))):
+        # features first, so that every gather and product runs over contiguous rows
+        shifted = rows.T[index].reshape(index.shape[0], -1)  # (M, N r): d at offset t of l
+        phi = rows.new_empty(table.n_features, shifted.shape[1])
+        phi[0] = 1.0
+        for block, parent, last in table.blocks:
+            torch.mul(phi.index_select(0, parent), shifted.index_select(0, last), out=phi[block])
+        totals = phi.sum(1)
+        rhs.index_add_(0, table.lap_orbit, totals[table.lap_feature] * table.lap_coefficient)
+        grad = phi.new_zeros(n_orbits, phi.shape[1])
+        grad.index_add_(0, table.orbit, phi.mul_(table.coefficient[:, None]))
+        gram += grad @ grad.T
+    return gram / n, rhs / n
+
+
+def couplings(
+    found: list[list[Pattern]], theta: Tensor, shape: tuple[int, ...], window: tuple[int, ...],
+    order: int,
+) -> dict[int, Tensor]:
+    """The `LatticeAction` couplings C^(k) of S = sum_a theta_a T_a.
+
+    A monomial with multiplicities m_i has the tensor entry A = theta * prod m_i! (it appears
+    k! / prod m_i! times in (1/k!) A^(k) d..d); C^(k)[o2..ok] = A^(k)[0, o2..ok] for every
+    ordering of a rooted pattern's offsets after removing one origin.
+    """
+    origin = (0,) * len(shape)
+    result = {k: theta.new_zeros(window * (k - 1)) for k in range(1, order + 1)}
+    for a, orbit in enumerate(found):
+        for pattern in orbit:
+            value = theta[a] * math.prod(math.factorial(pattern.count(o)) for o in set(pattern))
+            rest = list(pattern)
+            rest.remove(origin)
+            target = result[len(pattern)]
+            for ordering in set(itertools.permutations(rest)):
+                index = sum((window_index(o, shape, window) for o in ordering), ())
+                target[index] = value
+    return result

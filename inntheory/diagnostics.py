@@ -1,0 +1,332 @@
+"""Does a fitted model reproduce its data? A goodness-of-fit check and the relative Fisher
+divergence.
+
+:func:`goodness_of_fit` draws the model's own samples and compares them with (validation)
+data: the single-site cumulants kappa_1..kappa_4 pooled over sites and site by site, the
+nearest-neighbour covariance when a lattice is known, and the share of model samples beyond
+the data's range. Standard errors are delete-one-block jackknife errors of both sets
+(:func:`inntheory.comparison.compare_cumulants`, blocks of whole configurations). A statistic
+fails when the model is off by more than max(5 sigma, rtol * sigma_data^k), sigma the combined
+standard error and sigma_data^2 the data's pooled site variance; the range check fails when
+more than max(0.1 %, 3 / (n_data + 1)) of the model samples leave the data's range (a model
+equal to the data distribution puts about 1 / (n_data + 1) there). Each failure is one plain
+sentence in ``GoodnessOfFit.warnings``.
+
+:func:`fisher_divergence` is the data-weighted error of an action,
+E_data |grad S_learned - grad S_true|^2 / E_data |grad S_true|^2: zero only when the two actions
+differ by a constant, blind to what the data cannot see.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .comparison import compare_cumulants
+
+__all__ = ["GoodnessOfFit", "Statistic", "fisher_divergence", "goodness_of_fit", "site_cumulants"]
+
+_N_SIGMA = 5.0
+_MASS_LIMIT = 1e-3
+_INVALID_LIMIT = 1e-3
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """One statistic of the data against the model's samples.
+
+    Attributes:
+        name: what is compared, e.g. "kappa_2" (pooled single-site) or "nn covariance".
+        model, data: its value in the model samples and in the data.
+        sigma: the combined jackknife standard error sqrt(se_data^2 + se_model^2).
+        tolerance: the largest accepted |model - data|: max(5 sigma, rtol * scale).
+    """
+
+    name: str
+    model: float
+    data: float
+    sigma: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.model - self.data) <= self.tolerance
+
+    def sentence(self, where: str = "") -> str:
+        change = (f" ({(self.model - self.data) / abs(self.data):+.0%})"
+                  if self.data != 0 else "")
+        z = abs(self.model - self.data) / self.sigma if self.sigma > 0 else math.inf
+        return (f"{self.name}{where} of the model is {self.model:.4g} against the data's "
+                f"{self.data:.4g} +- {self.sigma:.2g}{change}: off by {z:.0f} sigma, beyond "
+                f"the tolerance {self.tolerance:.2g}")
+
+
+@dataclass
+class GoodnessOfFit:
+    """The result of :func:`goodness_of_fit`.
+
+    Attributes:
+        statistics: pooled single-site kappa_1..kappa_4, then the nearest-neighbour
+            covariance (lattice only), as :class:`Statistic`.
+        sites: per site and order, the largest |model - data| / tolerance over the sites
+            ({k: (site, ratio)}; a ratio above 1 fails).
+        data_range: max |x - mean| over every entry of the data (mean per site).
+        beyond_fraction: the share of model samples with some entry beyond `data_range`.
+        beyond_limit: the share above which that fails.
+        invalid_fraction: the share of latent draws without a pre-image while sampling.
+        n_model, n_data: the sizes of the two sets.
+        rtol: the relative tolerance used.
+        warnings: one plain sentence per failure; empty when the fit passes.
+    """
+
+    statistics: list[Statistic]
+    sites: dict[int, tuple[int, float]]
+    data_range: float
+    beyond_fraction: float
+    beyond_limit: float
+    invalid_fraction: float
+    n_model: int
+    n_data: int
+    rtol: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no statistic, site or range check failed."""
+        return not self.warnings
+
+    def statistic(self, name: str) -> Statistic:
+        """The statistic called `name` (e.g. "kappa_2")."""
+        for item in self.statistics:
+            if item.name == name:
+                return item
+        raise KeyError(f"no statistic {name!r}; have {[s.name for s in self.statistics]}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary."""
+        result = asdict(self)
+        result["sites"] = {str(k): list(v) for k, v in self.sites.items()}
+        result["ok"] = self.ok
+        return result
+
+    def __str__(self) -> str:
+        lines = [f"Goodness of fit: {self.n_model} model samples against {self.n_data} data "
+                 f"(sigma: jackknife; tolerance max({_N_SIGMA:g} sigma, {self.rtol:g} scale))",
+                 f"{'statistic':<16}{'model':>11}{'data':>11}{'sigma':>10}{'tolerance':>10}  ok"]
+        for s in self.statistics:
+            lines.append(f"{s.name:<16}{s.model:>11.4g}{s.data:>11.4g}{s.sigma:>10.2g}"
+                         f"{s.tolerance:>10.2g}  {'yes' if s.ok else 'NO'}")
+        worst = max(self.sites.items(), key=lambda item: item[1][1])
+        lines.append(f"worst site: kappa_{worst[0]} at site {worst[1][0]}, "
+                     f"{worst[1][1]:.2f} x tolerance")
+        lines.append(f"beyond the data range (|x - mean| > {self.data_range:.3g}): "
+                     f"{self.beyond_fraction:.3%} (limit {self.beyond_limit:.3%})")
+        lines.extend(f"WARNING: {w}" for w in self.warnings)
+        lines.append("ok" if self.ok else "FAILED")
+        return "\n".join(lines)
+
+
+def _as_float64(x: Any, name: str) -> Tensor:
+    if not (isinstance(x, np.ndarray) or torch.is_tensor(x)):
+        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
+    tensor = torch.as_tensor(x).detach().to("cpu", torch.float64)
+    if tensor.dim() != 2 or tensor.shape[0] < 2:
+        raise ValueError(f"{name} must have shape (n, N) with n >= 2, got {tuple(tensor.shape)}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or inf entries")
+    return tensor
+
+
+def _neighbour_pairs(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """(x_i, x_{i + e_mu}) for every site and axis, grouped by configuration: (n d N, 2)."""
+    field_ = x.reshape(x.shape[0], *shape)
+    partners = [torch.roll(field_, -1, dims=1 + axis).reshape(x.shape) for axis in
+                range(len(shape))]
+    return torch.stack([torch.stack([x, p], dim=-1) for p in partners], dim=1).reshape(-1, 2)
+
+
+def _statistics(data: Tensor, samples: Tensor, shape: tuple[int, ...] | None,
+                rtol: float) -> tuple[list[Statistic], float]:
+    pooled = compare_cumulants(data.reshape(-1, 1), samples.reshape(-1, 1), order=4)
+    scale = float(pooled.data[2].flatten()[0]) ** 0.5
+    result = []
+    for k in range(1, 5):
+        sigma = float((pooled.data_error[k] ** 2 + pooled.samples_error[k] ** 2).sqrt())
+        result.append(Statistic(f"kappa_{k}", float(pooled.samples[k].flatten()[0]),
+                                float(pooled.data[k].flatten()[0]), sigma,
+                                max(_N_SIGMA * sigma, rtol * scale**k)))
+    if shape is not None:
+        pairs = compare_cumulants(_neighbour_pairs(data, shape),
+                                  _neighbour_pairs(samples, shape), order=2)
+        sigma = float((pairs.data_error[2][0, 1] ** 2 + pairs.samples_error[2][0, 1] ** 2).sqrt())
+        result.append(Statistic("nn covariance", float(pairs.samples[2][0, 1]),
+                                float(pairs.data[2][0, 1]), sigma,
+                                max(_N_SIGMA * sigma, rtol * scale**2)))
+    return result, scale
+
+
+def _raw_to_cumulants(m: Tensor) -> Tensor:
+    """Cumulants kappa_1..4 of one variable from its raw moments m[..., 0..3] = E[y^1..4]."""
+    m1, m2, m3, m4 = m.unbind(-1)
+    return torch.stack([
+        m1,
+        m2 - m1**2,
+        m3 - 3 * m1 * m2 + 2 * m1**3,
+        m4 - 4 * m1 * m3 - 3 * m2**2 + 12 * m2 * m1**2 - 6 * m1**4,
+    ], dim=-1)
+
+
+def site_cumulants(x: Tensor, n_blocks: int = 20) -> tuple[Tensor, Tensor]:
+    """kappa_1..4 of every site and their delete-one-block jackknife errors, (N, 4) each.
+
+    The same plug-in estimates and contiguous-block jackknife as
+    :func:`inntheory.comparison.compare_cumulants` on one column, for all sites at once.
+    """
+    shift = x.mean(0)
+    blocks = torch.tensor_split(x - shift, min(n_blocks, x.shape[0]))
+    sums = torch.stack([torch.stack([(b**j).sum(0) for j in range(1, 5)], -1) for b in blocks])
+    counts = torch.tensor([b.shape[0] for b in blocks], dtype=x.dtype)
+    total = sums.sum(0)
+    estimate = _raw_to_cumulants(total / x.shape[0])
+    leave_out = _raw_to_cumulants((total - sums) / (x.shape[0] - counts)[:, None, None])
+    m = len(blocks)
+    error = ((m - 1) / m * ((leave_out - leave_out.mean(0)) ** 2).sum(0)).sqrt()
+    estimate[:, 0] += shift
+    return estimate, error
+
+
+def _sites(data: Tensor, samples: Tensor, scale: float, rtol: float
+           ) -> tuple[dict[int, tuple[int, float]], list[str]]:
+    """Per order the worst site (|diff| / tolerance) and a sentence for each failing order."""
+    kappa_data, error_data = site_cumulants(data)
+    kappa_model, error_model = site_cumulants(samples)
+    sigma = (error_data**2 + error_model**2).sqrt()
+    powers = torch.arange(1, 5, dtype=data.dtype)
+    tolerance = torch.maximum(_N_SIGMA * sigma, rtol * scale**powers)
+    ratio = (kappa_model - kappa_data).abs() / tolerance
+    worst: dict[int, tuple[int, float]] = {}
+    failures = []
+    for k in range(1, 5):
+        site = int(ratio[:, k - 1].argmax())
+        worst[k] = (site, float(ratio[site, k - 1]))
+        if worst[k][1] > 1:
+            item = Statistic(f"kappa_{k}", float(kappa_model[site, k - 1]),
+                             float(kappa_data[site, k - 1]), float(sigma[site, k - 1]),
+                             float(tolerance[site, k - 1]))
+            failures.append(item.sentence(f" at site {site}"))
+    return worst, failures
+
+
+def goodness_of_fit(
+    model: Any,
+    data: Any,
+    n_samples: int | None = None,
+    seed: int = 0,
+    *,
+    lattice: Any = None,
+    rtol: float = 0.05,
+) -> GoodnessOfFit:
+    """Compare a model's own samples with (validation) data; see the module docstring.
+
+    Arguments:
+        model: anything with ``sample(n, seed=...) -> (n, N)`` (a `PolynomialINN`); its
+            ``lattice`` attribute, when set, gives the lattice shape, and its
+            ``last_sample_invalid`` the share of latent draws without a pre-image.
+        data: the data to compare with, (n_data, N), ideally held out from training.
+        n_samples: how many model samples to draw; the number of data rows when None.
+        seed: seed of the model's sampling.
+        lattice: the lattice shape for the nearest-neighbour covariance; the model's
+            ``lattice`` when None (no neighbour check when neither is known).
+        rtol: the relative tolerance, in units of sigma_data^k for kappa_k (sigma_data^2 for
+            the covariance), below which a difference never fails.
+
+    Returns:
+        A :class:`GoodnessOfFit`: ``.ok``, ``.warnings`` (plain sentences), ``str()`` a table.
+
+    Raises:
+        ValueError: on data that is not (n, N) with n >= 2 or holds NaN/inf, a lattice that
+            does not match N, n_samples < 2 or rtol < 0.
+        TypeError: if data is not an array.
+    """
+    x = _as_float64(data, "data")
+    n_data, dim = x.shape
+    n_model = n_data if n_samples is None else n_samples
+    if isinstance(n_model, bool) or not isinstance(n_model, (int, np.integer)) or n_model < 2:
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
+    rtol = float(rtol)
+    if not rtol >= 0:
+        raise ValueError(f"rtol must be >= 0, got {rtol}")
+    shape = lattice if lattice is not None else getattr(model, "lattice", None)
+    if shape is not None:
+        shape = tuple(int(n) for n in shape)
+        if math.prod(shape) != dim:
+            raise ValueError(f"lattice {shape} does not fit the data: N = {dim} sites")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "[0-9]+ of [0-9]+ latent draws", RuntimeWarning)
+        y = _as_float64(model.sample(int(n_model), seed=seed), "model samples")
+    if y.shape[1] != dim:
+        raise ValueError(f"the model draws N = {y.shape[1]} sites but the data have N = {dim}")
+    invalid = float(getattr(model, "last_sample_invalid", 0.0))
+    statistics, scale = _statistics(x, y, shape, rtol)
+    sites, site_failures = _sites(x, y, scale, rtol)
+    mean = x.mean(0)
+    data_range = float((x - mean).abs().max())
+    beyond = float(((y - mean).abs() > data_range).any(1).double().mean())
+    beyond_limit = max(_MASS_LIMIT, 3.0 / (n_data + 1))
+    found: list[str] = []
+    if beyond > beyond_limit:
+        found.append(
+            f"the model puts {beyond:.2%} of its mass beyond |x - mean| = {data_range:.3g}, "
+            f"where the data have none; site variance {statistics[1].model:.3g} vs "
+            f"{statistics[1].data:.3g}"
+        )
+    found.extend(s.sentence() for s in statistics if not s.ok)
+    found.extend(site_failures)
+    if invalid > _INVALID_LIMIT:
+        found.append(f"{invalid:.2%} of the model's latent draws have no pre-image: its "
+                     "density misses that mass outside its domain")
+    return GoodnessOfFit(statistics, sites, data_range, beyond, beyond_limit, invalid,
+                         y.shape[0], n_data, rtol, found)
+
+
+def fisher_divergence(learned: Any, true: Any, data: Any) -> float:
+    """Relative Fisher divergence E_data |grad S_l - grad S_t|^2 / E_data |grad S_t|^2.
+
+    Both actions are judged where the data lie (use held-out samples of the true
+    distribution): zero exactly when S_learned - S_true is constant on the data's support,
+    invariant to adding a constant, blind to coefficients the data cannot see.
+
+    Arguments:
+        learned, true: anything with ``grad(x: (n, N)) -> (n, N)`` (an action, a
+            `LatticeTheory`, a `PolynomialINN`).
+        data: samples x, (n, N).
+
+    Returns:
+        The divergence (float, >= 0); inf when the learned gradient is not finite at some
+        sample (a point outside a model's domain, where its density is zero).
+
+    Raises:
+        ValueError: on data that is not (n, N) or holds NaN/inf, gradients of the wrong
+            shape, a non-finite true gradient, or a true gradient that vanishes on the data.
+    """
+    x = _as_float64(data, "data")
+    reference = torch.as_tensor(true.grad(x)).detach().to("cpu", torch.float64)
+    estimate = torch.as_tensor(learned.grad(x)).detach().to("cpu", torch.float64)
+    for name, value in (("true", reference), ("learned", estimate)):
+        if value.shape != x.shape:
+            raise ValueError(f"the {name} gradient has shape {tuple(value.shape)}, "
+                             f"expected {tuple(x.shape)}")
+    if not torch.isfinite(reference).all():
+        raise ValueError("the true gradient is not finite at some sample")
+    if not torch.isfinite(estimate).all():
+        return math.inf
+    norm = float(reference.pow(2).sum(1).mean())
+    if norm == 0.0:
+        raise ValueError("the true gradient vanishes on the data; the ratio is undefined")
+    return float((estimate - reference).pow(2).sum(1).mean()) / norm
