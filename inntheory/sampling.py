@@ -239,9 +239,217 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def _check_options(*, method: str, step_size: float, thinning: int | None,
+                   **counts: int) -> None:
+    """Raise a `TypeError`/`ValueError` naming the first bad option of :func:`sample`."""
+    if method not in _TARGET_ACCEPTANCE:
+        raise ValueError(f"method must be one of {sorted(_TARGET_ACCEPTANCE)}, got {method!r}")
+    for name, value in counts.items():
+        _positive_int(name, value, minimum=20 if name == "burn_in" else 1)
+    if thinning is not None:
+        _positive_int("thinning", thinning)
+    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+
+
 def _observables(x: Tensor, s: Tensor) -> Tensor:
     """``(C, N), (C,) -> (C, 3)``: site means of ``x`` and ``x^2``, and ``S / N``."""
     return torch.stack([x.mean(dim=1), x.square().mean(dim=1), s / x.shape[1]], dim=1)
+
+
+@dataclass
+class _Chains:
+    """The state of all chains: positions ``x: (C, N)``, actions ``s: (C,)``, gradients
+    ``g: (C, N)``."""
+
+    x: Tensor
+    s: Tensor
+    g: Tensor
+
+    def accept(self, accept: Tensor, x: Tensor, s: Tensor, g: Tensor) -> None:
+        """Moves the chains where ``accept: (C,)`` is true to ``(x, s, g)``."""
+        self.x = torch.where(accept[:, None], x, self.x)
+        self.s = torch.where(accept, s, self.s)
+        self.g = torch.where(accept[:, None], g, self.g)
+
+
+class _Kernel:
+    """One Metropolis-Hastings move of every chain (HMC or MALA, then the optional flip),
+    drawing its random numbers from ``gen`` in a fixed order."""
+
+    def __init__(self, evaluator: _Evaluator, method: str, n_steps: int, flip: bool,
+                 n_chains: int, gen: torch.Generator, dtype: torch.dtype) -> None:
+        self.evaluator, self.method, self.n_steps, self.flip = evaluator, method, n_steps, flip
+        self.gen, self.dev, self.dtype = gen, gen.device, dtype
+        self.n_chains, self.dim = n_chains, evaluator.dim
+
+    def _rand(self, *shape: int) -> Tensor:
+        return torch.rand(*shape, generator=self.gen, device=self.dev, dtype=self.dtype)
+
+    def _randn(self) -> Tensor:
+        return torch.randn(self.n_chains, self.dim, generator=self.gen, device=self.dev,
+                           dtype=self.dtype)
+
+    def _hmc(self, c: _Chains, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Leapfrog with the step jittered by +-20 % per chain: proposal and log ratio."""
+        e = eps * (1 + 0.2 * (2 * self._rand(self.n_chains, 1) - 1))
+        p = self._randn()
+        h0 = c.s + 0.5 * p.square().sum(dim=1)
+        y, q = c.x, p - 0.5 * e * c.g
+        valid = torch.ones(self.n_chains, dtype=torch.bool, device=self.dev)
+        for i in range(self.n_steps):
+            y = y + e * q
+            gy, ok = self.evaluator.grad(y)
+            valid &= ok
+            q = q - (e if i < self.n_steps - 1 else 0.5 * e) * gy
+        sy = torch.where(valid, self.evaluator.action(y), torch.full_like(c.s, math.inf))
+        return y, sy, gy, h0 - (sy + 0.5 * q.square().sum(dim=1))
+
+    def _mala(self, c: _Chains, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Langevin proposal and its log Metropolis-Hastings ratio."""
+        noise = self._randn()
+        y = c.x - 0.5 * eps**2 * c.g + eps * noise
+        sy, gy = self.evaluator.both(y)
+        back = c.x - y + 0.5 * eps**2 * gy
+        log_q_ratio = 0.5 * noise.square().sum(dim=1) - back.square().sum(dim=1) / (2 * eps**2)
+        return y, sy, gy, c.s - sy + log_q_ratio
+
+    def step(self, c: _Chains, eps: float) -> Tensor:
+        """One MH step of every chain, in place; returns the acceptance probabilities."""
+        y, sy, gy, log_a = (self._hmc if self.method == "hmc" else self._mala)(c, eps)
+        log_a = torch.nan_to_num(log_a, nan=-math.inf, posinf=math.inf)
+        prob = log_a.clamp(max=0).exp()
+        c.accept(self._rand(self.n_chains) < prob, y, sy, gy)
+        return prob
+
+    def global_flip(self, c: _Chains) -> Tensor:
+        """Proposes ``-x`` with probability 1/2 per chain (always flipping would only make the
+        sign alternate) and accepts it with ``min(1, exp(S(x) - S(-x)))``."""
+        sy, gy = self.evaluator.both(-c.x)
+        prob = torch.nan_to_num(c.s - sy, nan=-math.inf).clamp(max=0).exp()
+        u = self._rand(2, self.n_chains)
+        c.accept((u[0] < 0.5) & (u[1] < prob), -c.x, sy, gy)
+        return prob
+
+    def move(self, c: _Chains, eps: float) -> tuple[Tensor, Tensor | None]:
+        """:meth:`step`, then the flip when on; both acceptance probabilities."""
+        prob = self.step(c, eps)
+        return prob, (self.global_flip(c) if self.flip else None)
+
+
+def _initial_chains(evaluator: _Evaluator, init: Tensor | None, n_chains: int,
+                    gen: torch.Generator, dtype: torch.dtype) -> _Chains:
+    """Standard normal starts (or ``init``); chains where the action or gradient is not finite
+    restart from valid ones."""
+    dim, dev = evaluator.dim, gen.device
+    if init is None:
+        x = torch.randn(n_chains, dim, generator=gen, device=dev, dtype=dtype)
+    else:
+        x = torch.as_tensor(init, device=dev, dtype=dtype)
+        if x.shape == (dim,):
+            x = x.expand(n_chains, dim).clone()
+        if x.shape != (n_chains, dim):
+            raise ValueError(f"init must have shape ({n_chains}, {dim}) or ({dim},), got "
+                             f"{tuple(x.shape)}")
+    s, g = evaluator.both(x)
+    valid = torch.isfinite(s)
+    if not valid.any():
+        raise ValueError("the target's action or gradient is not finite at any of the initial "
+                         "states; pass init= with points inside the target's domain")
+    if not valid.all():
+        source = torch.nonzero(valid).squeeze(1)
+        source = source[torch.arange(n_chains, device=dev) % source.numel()]
+        x, s, g = (torch.where(valid.reshape(-1, *(1,) * (t.ndim - 1)), t, t[source])
+                   for t in (x, s, g))
+    return _Chains(x, s, g)
+
+
+def _warm_up(kernel: _Kernel, chains: _Chains, step_size: float, target_acceptance: float,
+             iterations: int, bar: Any) -> float:
+    """Dual averaging of the step size towards ``target_acceptance``; the final step size."""
+    tuner = _DualAveraging(step_size, target_acceptance)
+    eps = step_size
+    for _ in range(iterations):
+        prob = kernel.step(chains, eps)
+        eps = tuner.update(float(prob.mean()))
+        if kernel.flip:
+            kernel.global_flip(chains)
+        bar.update()
+    return tuner.final
+
+
+def _pilot(kernel: _Kernel, chains: _Chains, eps: float, iterations: int, bar: Any) -> Tensor:
+    """``iterations`` moves at the frozen step size; the observables, ``(T, C, 3)``."""
+    trace = torch.empty(iterations, kernel.n_chains, len(OBSERVABLES), device=kernel.dev,
+                        dtype=kernel.dtype)
+    for t in range(iterations):
+        kernel.move(chains, eps)
+        trace[t] = _observables(chains.x, chains.s)
+        bar.update()
+    return trace
+
+
+def _choose_thinning(tau: float, pilot: int, max_thinning: int) -> int:
+    """``ceil(tau)`` in ``[1, max_thinning]``; warns when a pilot of ``pilot`` iterations is
+    shorter than ``5 tau`` (the thinning is then unreliable)."""
+    if tau * 5 >= pilot:
+        warnings.warn(f"the pilot ({pilot} iterations) is short for the measured tau = "
+                      f"{tau:.1f}; increase burn_in for a reliable thinning", RuntimeWarning,
+                      stacklevel=3)
+    return min(max(1, math.ceil(tau)), max_thinning)
+
+
+@dataclass
+class _Production:
+    draws: Tensor  # (T, C, N)
+    trace: Tensor  # (T, C, 3)
+    acceptance: float
+    flip_acceptance: float | None
+
+
+def _produce(kernel: _Kernel, chains: _Chains, eps: float, per_chain: int, thinning: int,
+             bar: Any) -> _Production:
+    """``per_chain`` draws per chain, each after ``thinning`` moves."""
+    shape = (per_chain, kernel.n_chains)
+    draws = torch.empty(*shape, kernel.dim, device=kernel.dev, dtype=kernel.dtype)
+    trace = torch.empty(*shape, len(OBSERVABLES), device=kernel.dev, dtype=kernel.dtype)
+    accepted = torch.zeros((), device=kernel.dev, dtype=kernel.dtype)
+    flipped = torch.zeros((), device=kernel.dev, dtype=kernel.dtype)
+    for t in range(per_chain):
+        for _ in range(thinning):
+            prob, flip_prob = kernel.move(chains, eps)
+            accepted += prob.mean()
+            if flip_prob is not None:
+                flipped += flip_prob.mean()
+            bar.update()
+        draws[t] = chains.x
+        trace[t] = _observables(chains.x, chains.s)
+    iterations = per_chain * thinning
+    return _Production(draws, trace, float(accepted) / iterations,
+                       float(flipped) / iterations if kernel.flip else None)
+
+
+def _chain_diagnostics(trace: Tensor, pilot_tau: Tensor, n_samples: int) -> dict[str, Any]:
+    """``tau``, ESS and split-R-hat of the production trace ``(T, C, 3)``: the worst over
+    :data:`OBSERVABLES` and each one under ``observables``."""
+    tau = integrated_autocorrelation_time(trace)
+    rhat = split_rhat(trace) if trace.shape[0] >= 4 else torch.full_like(tau, math.nan)
+    ess = n_samples / tau
+    observables = {
+        name: {"tau": float(tau[k]), "ess": float(ess[k]), "rhat": float(rhat[k]),
+               "pilot_tau": float(pilot_tau[k])}
+        for k, name in enumerate(OBSERVABLES)
+    }
+    return {"tau": float(tau.max()), "ess": float(ess.min()), "rhat": float(rhat.max()),
+            "pilot_tau": float(pilot_tau.max()), "observables": observables}
+
+
+def _progress_options(progress: bool) -> dict[str, Any]:
+    """tqdm options: disabled when silent or under CI, else tqdm's defaults (and TQDM_*)."""
+    bars: dict[str, Any] = {"leave": False}
+    if not progress or os.environ.get("CI"):
+        bars["disable"] = True
+    return bars
 
 
 def sample(
@@ -308,17 +516,9 @@ def sample(
         >>> result.x.shape
         torch.Size([256, 8])
     """
-    if method not in _TARGET_ACCEPTANCE:
-        raise ValueError(f"method must be one of {sorted(_TARGET_ACCEPTANCE)}, got {method!r}")
-    n_samples = _positive_int("n_samples", n_samples)
-    n_chains = _positive_int("n_chains", n_chains)
-    burn_in = _positive_int("burn_in", burn_in, minimum=20)
-    n_steps = _positive_int("n_steps", n_steps)
-    max_thinning = _positive_int("max_thinning", max_thinning)
-    if thinning is not None:
-        thinning = _positive_int("thinning", thinning)
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+    _check_options(method=method, n_samples=n_samples, n_chains=n_chains, burn_in=burn_in,
+                   n_steps=n_steps, max_thinning=max_thinning, thinning=thinning,
+                   step_size=step_size)
     delta = _TARGET_ACCEPTANCE[method] if target_acceptance is None else float(target_acceptance)
     if not 0 < delta < 1:
         raise ValueError(f"target_acceptance must lie in (0, 1), got {delta}")
@@ -329,132 +529,21 @@ def sample(
     gen = torch.Generator(device=dev).manual_seed(int(seed))
     start = time.perf_counter()
 
-    if init is None:
-        x = torch.randn(n_chains, dim, generator=gen, device=dev, dtype=dtype)
-    else:
-        x = torch.as_tensor(init, device=dev, dtype=dtype)
-        if x.shape == (dim,):
-            x = x.expand(n_chains, dim).clone()
-        if x.shape != (n_chains, dim):
-            raise ValueError(f"init must have shape ({n_chains}, {dim}) or ({dim},), got "
-                             f"{tuple(x.shape)}")
     evaluator = _Evaluator(target, dim)
-    s, g = evaluator.both(x)
-    valid = torch.isfinite(s)
-    if not valid.any():
-        raise ValueError("the target's action or gradient is not finite at any of the initial "
-                         "states; pass init= with points inside the target's domain")
-    if not valid.all():  # restart chains outside the domain from valid ones
-        source = torch.nonzero(valid).squeeze(1)
-        source = source[torch.arange(n_chains, device=dev) % source.numel()]
-        x, s, g = (torch.where(valid.reshape(-1, *(1,) * (t.ndim - 1)), t, t[source])
-                   for t in (x, s, g))
-
-    def step(x: Tensor, s: Tensor, g: Tensor, eps: float) -> tuple[Tensor, ...]:
-        """One MH step of every chain; returns x, s, g and the acceptance probabilities."""
-        if method == "hmc":
-            jitter = 1 + 0.2 * (2 * torch.rand(n_chains, 1, generator=gen, device=dev,
-                                               dtype=dtype) - 1)
-            e = eps * jitter
-            p = torch.randn(n_chains, dim, generator=gen, device=dev, dtype=dtype)
-            h0 = s + 0.5 * p.square().sum(dim=1)
-            y, q = x, p - 0.5 * e * g
-            valid = torch.ones(n_chains, dtype=torch.bool, device=dev)
-            for i in range(n_steps):
-                y = y + e * q
-                gy, ok = evaluator.grad(y)
-                valid &= ok
-                q = q - (e if i < n_steps - 1 else 0.5 * e) * gy
-            sy = torch.where(valid, evaluator.action(y), torch.full_like(s, math.inf))
-            log_a = h0 - (sy + 0.5 * q.square().sum(dim=1))
-        else:
-            noise = torch.randn(n_chains, dim, generator=gen, device=dev, dtype=dtype)
-            y = x - 0.5 * eps**2 * g + eps * noise
-            sy, gy = evaluator.both(y)
-            back = x - y + 0.5 * eps**2 * gy
-            log_q_ratio = 0.5 * noise.square().sum(dim=1) - back.square().sum(dim=1) / (
-                2 * eps**2
-            )
-            log_a = s - sy + log_q_ratio
-        log_a = torch.nan_to_num(log_a, nan=-math.inf, posinf=math.inf)
-        prob = log_a.clamp(max=0).exp()
-        accept = torch.rand(n_chains, generator=gen, device=dev, dtype=dtype) < prob
-        x = torch.where(accept[:, None], y, x)
-        s = torch.where(accept, sy, s)
-        g = torch.where(accept[:, None], gy, g)
-        return x, s, g, prob
-
-    def global_flip(x: Tensor, s: Tensor, g: Tensor) -> tuple[Tensor, ...]:
-        """Proposes ``-x`` with probability 1/2 per chain (always flipping would only make the
-        sign alternate) and accepts it with ``min(1, exp(S(x) - S(-x)))``."""
-        sy, gy = evaluator.both(-x)
-        prob = torch.nan_to_num(s - sy, nan=-math.inf).clamp(max=0).exp()
-        u = torch.rand(2, n_chains, generator=gen, device=dev, dtype=dtype)
-        accept = (u[0] < 0.5) & (u[1] < prob)
-        return (torch.where(accept[:, None], -x, x), torch.where(accept, sy, s),
-                torch.where(accept[:, None], gy, g), prob)
-
+    chains = _initial_chains(evaluator, init, n_chains, gen, dtype)
+    kernel = _Kernel(evaluator, method, n_steps, bool(flip), n_chains, gen, dtype)
+    bars = _progress_options(progress)
     adapt = burn_in // 2
-    pilot = burn_in - adapt
-    # Silent: disable the bars; otherwise leave tqdm's default (and its TQDM_* variables).
-    bars: dict[str, Any] = {"leave": False}
-    if not progress or os.environ.get("CI"):
-        bars["disable"] = True
-    bar = tqdm(total=burn_in, desc=f"{method} burn-in", **bars)
-    tuner = _DualAveraging(float(step_size), delta)
-    eps = float(step_size)
-    for _ in range(adapt):
-        x, s, g, prob = step(x, s, g, eps)
-        eps = tuner.update(float(prob.mean()))
-        if flip:
-            x, s, g, _ = global_flip(x, s, g)
-        bar.update()
-    eps = tuner.final
-    trace = torch.empty(pilot, n_chains, len(OBSERVABLES), device=dev, dtype=dtype)
-    for t in range(pilot):
-        x, s, g, _ = step(x, s, g, eps)
-        if flip:
-            x, s, g, _ = global_flip(x, s, g)
-        trace[t] = _observables(x, s)
-        bar.update()
-    bar.close()
-    pilot_tau = integrated_autocorrelation_time(trace)
+    with tqdm(total=burn_in, desc=f"{method} burn-in", **bars) as bar:
+        eps = _warm_up(kernel, chains, float(step_size), delta, adapt, bar)
+        pilot_trace = _pilot(kernel, chains, eps, burn_in - adapt, bar)
+    pilot_tau = integrated_autocorrelation_time(pilot_trace)
     if thinning is None:
-        tau_max = float(pilot_tau.max())
-        if tau_max * 5 >= pilot:
-            warnings.warn(
-                f"the pilot ({pilot} iterations) is short for the measured tau = {tau_max:.1f};"
-                " increase burn_in for a reliable thinning", RuntimeWarning, stacklevel=2)
-        thinning = min(max(1, math.ceil(tau_max)), max_thinning)
-
+        thinning = _choose_thinning(float(pilot_tau.max()), burn_in - adapt, max_thinning)
     per_chain = math.ceil(n_samples / n_chains)
-    draws = torch.empty(per_chain, n_chains, dim, device=dev, dtype=dtype)
-    trace = torch.empty(per_chain, n_chains, len(OBSERVABLES), device=dev, dtype=dtype)
-    accepted = torch.zeros((), device=dev, dtype=dtype)
-    flipped = torch.zeros((), device=dev, dtype=dtype)
-    bar = tqdm(total=per_chain * thinning, desc=f"{method} sampling", **bars)
-    for t in range(per_chain):
-        for _ in range(thinning):
-            x, s, g, prob = step(x, s, g, eps)
-            accepted += prob.mean()
-            if flip:
-                x, s, g, prob = global_flip(x, s, g)
-                flipped += prob.mean()
-            bar.update()
-        draws[t] = x
-        trace[t] = _observables(x, s)
-    bar.close()
+    with tqdm(total=per_chain * thinning, desc=f"{method} sampling", **bars) as bar:
+        production = _produce(kernel, chains, eps, per_chain, thinning, bar)
 
-    iterations = per_chain * thinning
-    tau = integrated_autocorrelation_time(trace)
-    rhat = split_rhat(trace) if per_chain >= 4 else torch.full_like(tau, math.nan)
-    ess = n_samples / tau
-    observables = {
-        name: {"tau": float(tau[k]), "ess": float(ess[k]), "rhat": float(rhat[k]),
-               "pilot_tau": float(pilot_tau[k])}
-        for k, name in enumerate(OBSERVABLES)
-    }
-    x_out = draws.reshape(-1, dim)[:n_samples].cpu()
     diagnostics: dict[str, Any] = {
         "method": method,
         "n_samples": n_samples,
@@ -463,18 +552,14 @@ def sample(
         "n_steps": n_steps if method == "hmc" else 1,
         "step_size": eps,
         "target_acceptance": delta,
-        "acceptance": float(accepted) / iterations,
+        "acceptance": production.acceptance,
         "flip": bool(flip),
-        "flip_acceptance": float(flipped) / iterations if flip else None,
+        "flip_acceptance": production.flip_acceptance,
         "thinning": thinning,
-        "tau": float(tau.max()),
-        "ess": float(ess.min()),
-        "rhat": float(rhat.max()),
-        "pilot_tau": float(pilot_tau.max()),
-        "observables": observables,
+        **_chain_diagnostics(production.trace, pilot_tau, n_samples),
         "seed": int(seed),
         "device": str(dev),
         "dtype": str(dtype).removeprefix("torch."),
         "seconds": time.perf_counter() - start,
     }
-    return SampleResult(x_out, diagnostics)
+    return SampleResult(production.draws.reshape(-1, dim)[:n_samples].cpu(), diagnostics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -11,7 +12,13 @@ import torch
 from scipy import integrate, stats
 
 from inntheory.actions.dense import PolynomialAction
-from inntheory.sampling import SampleResult, integrated_autocorrelation_time, sample, split_rhat
+from inntheory.sampling import (
+    SampleResult,
+    _choose_thinning,
+    integrated_autocorrelation_time,
+    sample,
+    split_rhat,
+)
 from inntheory.theories import LatticeTheory, preset
 
 FAST = {"progress": False, "burn_in": 200, "n_chains": 64}
@@ -217,3 +224,19 @@ def test_autocorrelation_time_of_ar1() -> None:
     assert abs(float(split_rhat(noise)) - 1) < 0.01
     shifted = noise + torch.arange(chains, dtype=torch.float64)
     assert float(split_rhat(shifted)) > 2
+
+
+@pytest.mark.parametrize(("tau", "expected"), [(0.3, 1), (1.0, 1), (1.2, 2), (7.01, 8),
+                                               (250.0, 100)])
+def test_thinning_is_ceil_tau_within_bounds(tau: float, expected: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _choose_thinning(tau, pilot=200, max_thinning=100) == expected
+
+
+def test_thinning_warns_when_the_pilot_is_short_for_tau() -> None:
+    with pytest.warns(RuntimeWarning, match="pilot"):
+        _choose_thinning(40.0, pilot=200, max_thinning=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _choose_thinning(39.0, pilot=200, max_thinning=100)
