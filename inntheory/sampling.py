@@ -48,7 +48,12 @@ OBSERVABLES = ("mean", "mean_square", "action_per_site")
 """Names of the scalar observables whose autocorrelation sets the thinning."""
 
 _TARGET_ACCEPTANCE = {"hmc": 0.8, "mala": 0.57}
-_DEFAULT_STEPS = 3
+# HMC trajectory length (leapfrog steps x step size) when n_steps is None, and its most steps.
+_TRAJECTORY = 1.0
+_MAX_STEPS = 200
+# On the CPU the leapfrog runs over blocks of chains of about this many values (256 KB in
+# float64), so that a trajectory's tensors stay in the cache; one block on other devices.
+_BLOCK_ELEMENTS = 2**15
 
 
 @dataclass
@@ -277,11 +282,12 @@ class _Kernel:
     """One Metropolis-Hastings move of every chain (HMC or MALA, then the optional flip),
     drawing its random numbers from ``gen`` in a fixed order."""
 
-    def __init__(self, evaluator: _Evaluator, method: str, n_steps: int, flip: bool,
+    def __init__(self, evaluator: _Evaluator, method: str, n_steps: int | None, flip: bool,
                  n_chains: int, gen: torch.Generator, dtype: torch.dtype) -> None:
         self.evaluator, self.method, self.n_steps, self.flip = evaluator, method, n_steps, flip
         self.gen, self.dev, self.dtype = gen, gen.device, dtype
         self.n_chains, self.dim = n_chains, evaluator.dim
+        self.block = max(1, _BLOCK_ELEMENTS // self.dim) if self.dev.type == "cpu" else n_chains
 
     def _rand(self, *shape: int) -> Tensor:
         return torch.rand(*shape, generator=self.gen, device=self.dev, dtype=self.dtype)
@@ -290,20 +296,43 @@ class _Kernel:
         return torch.randn(self.n_chains, self.dim, generator=self.gen, device=self.dev,
                            dtype=self.dtype)
 
+    def leapfrog_steps(self, eps: float) -> int:
+        """``n_steps``, or when it is ``None`` the steps of a trajectory of length
+        ``_TRAJECTORY`` at step size ``eps`` (at most ``_MAX_STEPS``)."""
+        if self.n_steps is not None:
+            return self.n_steps
+        return min(max(1, math.ceil(_TRAJECTORY / eps)), _MAX_STEPS)
+
     def _hmc(self, c: _Chains, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Leapfrog with the step jittered by +-20 % per chain: proposal and log ratio."""
+        """Leapfrog with the step jittered by +-20 % per chain: proposal and log ratio. The
+        random numbers are drawn for all chains at once; the trajectories run per block of
+        chains (:meth:`_leapfrog`), which gives the same numbers for any block size."""
         e = eps * (1 + 0.2 * (2 * self._rand(self.n_chains, 1) - 1))
-        p = self._randn()
-        h0 = c.s + 0.5 * p.square().sum(dim=1)
-        y, q = c.x, p - 0.5 * e * c.g
-        valid = torch.ones(self.n_chains, dtype=torch.bool, device=self.dev)
-        for i in range(self.n_steps):
-            y = y + e * q
-            gy, ok = self.evaluator.grad(y)
+        q = self._randn()
+        y, gy = c.x.clone(), torch.empty_like(c.x)
+        log_a, sy = torch.empty_like(c.s), torch.empty_like(c.s)
+        n_steps = self.leapfrog_steps(eps)
+        for rows in (slice(i, i + self.block) for i in range(0, self.n_chains, self.block)):
+            sy[rows], log_a[rows] = self._leapfrog(y[rows], q[rows], gy[rows], c.s[rows],
+                                                   c.g[rows], e[rows], n_steps)
+        return y, sy, gy, log_a
+
+    def _leapfrog(self, y: Tensor, q: Tensor, gy: Tensor, s: Tensor, g: Tensor, e: Tensor,
+                  n_steps: int) -> tuple[Tensor, Tensor]:
+        """``n_steps`` leapfrog steps from positions ``y`` and momenta ``q`` (both updated in
+        place, ``gy`` receives the end gradient); the end action (inf where any step was
+        invalid) and ``log`` of the Metropolis ratio."""
+        h0 = s + 0.5 * q.square().sum(dim=1)
+        q.addcmul_(g, e, value=-0.5)
+        valid = torch.ones(y.shape[0], dtype=torch.bool, device=y.device)
+        for i in range(n_steps):
+            y.addcmul_(q, e)
+            grad, ok = self.evaluator.grad(y)
             valid &= ok
-            q = q - (e if i < self.n_steps - 1 else 0.5 * e) * gy
-        sy = torch.where(valid, self.evaluator.action(y), torch.full_like(c.s, math.inf))
-        return y, sy, gy, h0 - (sy + 0.5 * q.square().sum(dim=1))
+            q.addcmul_(grad, e, value=-1.0 if i < n_steps - 1 else -0.5)
+        gy.copy_(grad)
+        sy = torch.where(valid, self.evaluator.action(y), torch.full_like(s, math.inf))
+        return sy, h0 - (sy + 0.5 * q.square().sum(dim=1))
 
     def _mala(self, c: _Chains, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Langevin proposal and its log Metropolis-Hastings ratio."""
@@ -462,7 +491,7 @@ def sample(
     progress: bool = True,
     n_chains: int = 128,
     burn_in: int = 400,
-    n_steps: int = _DEFAULT_STEPS,
+    n_steps: int | None = None,
     step_size: float = 0.1,
     target_acceptance: float | None = None,
     flip: bool | None = None,
@@ -486,9 +515,10 @@ def sample(
         n_chains: Chains run in parallel.
         burn_in: Iterations discarded: the first half adapts the step size, the second half
             (step frozen) measures ``tau`` for the thinning. At least 20.
-        n_steps: Leapfrog steps per HMC trajectory (ignored by MALA); the default 3 gave the
-            most effective samples per second among 2 to 10 on the unimodal 64-site chain and
-            8x8 lattice (``benchmarks/sampling.py``).
+        n_steps: Leapfrog steps per HMC trajectory (ignored by MALA); ``None`` keeps the
+            trajectory length at 1 (``ceil(1 / step)`` steps, at most 200, recomputed as
+            the step size adapts), so that the number of iterations per independent sample
+            does not grow with ``N`` as the step size shrinks like ``N^(-1/4)``.
         step_size: Initial step size for the adaptation.
         target_acceptance: Mean acceptance probability aimed at; 0.8 (HMC) / 0.57 (MALA) when
             ``None``.
@@ -517,7 +547,8 @@ def sample(
         torch.Size([256, 8])
     """
     _check_options(method=method, n_samples=n_samples, n_chains=n_chains, burn_in=burn_in,
-                   n_steps=n_steps, max_thinning=max_thinning, thinning=thinning,
+                   n_steps=1 if n_steps is None else n_steps, max_thinning=max_thinning,
+                   thinning=thinning,
                    step_size=step_size)
     delta = _TARGET_ACCEPTANCE[method] if target_acceptance is None else float(target_acceptance)
     if not 0 < delta < 1:
@@ -549,7 +580,7 @@ def sample(
         "n_samples": n_samples,
         "n_chains": n_chains,
         "burn_in": burn_in,
-        "n_steps": n_steps if method == "hmc" else 1,
+        "n_steps": kernel.leapfrog_steps(eps) if method == "hmc" else 1,
         "step_size": eps,
         "target_acceptance": delta,
         "acceptance": production.acceptance,
