@@ -31,6 +31,7 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 import warnings
@@ -125,7 +126,8 @@ def split_rhat(series: Tensor) -> Tensor:
         series: ``(T, C, K)`` with ``T >= 4`` (or ``(T, C)``).
 
     Returns:
-        ``rhat: (K,)`` (or a scalar); 1 for a constant observable.
+        ``rhat: (K,)`` (or a scalar); 1 for a constant observable, inf where every half-chain
+        is constant but they differ (chains that never move).
     """
     scalar = series.ndim == 2
     if scalar:
@@ -136,7 +138,7 @@ def split_rhat(series: Tensor) -> Tensor:
     between = chains.mean(dim=0).var(dim=0)
     pooled = (half - 1) / half * within + between
     rhat = torch.where(within > 0, (pooled / torch.where(within > 0, within, 1.0)).sqrt(),
-                       torch.ones_like(within))
+                       torch.where(between > 0, math.inf, 1.0).to(within))
     return rhat[0] if scalar else rhat
 
 
@@ -270,6 +272,7 @@ class _Chains:
     x: Tensor
     s: Tensor
     g: Tensor
+    moved: Tensor | None = None  # (C,) bool: accepted an HMC/MALA step since last reset
 
     def accept(self, accept: Tensor, x: Tensor, s: Tensor, g: Tensor) -> None:
         """Moves the chains where ``accept: (C,)`` is true to ``(x, s, g)``."""
@@ -348,7 +351,10 @@ class _Kernel:
         y, sy, gy, log_a = (self._hmc if self.method == "hmc" else self._mala)(c, eps)
         log_a = torch.nan_to_num(log_a, nan=-math.inf, posinf=math.inf)
         prob = log_a.clamp(max=0).exp()
-        c.accept(self._rand(self.n_chains) < prob, y, sy, gy)
+        accept = self._rand(self.n_chains) < prob
+        c.accept(accept, y, sy, gy)
+        if c.moved is not None:  # the flip alone (x -> -x) does not count as moving
+            c.moved |= accept
         return prob
 
     def global_flip(self, c: _Chains) -> Tensor:
@@ -434,6 +440,7 @@ class _Production:
     trace: Tensor  # (T, C, 3)
     acceptance: float
     flip_acceptance: float | None
+    moved_chains: int  # chains that accepted at least one move
 
 
 def _produce(kernel: _Kernel, chains: _Chains, eps: float, per_chain: int, thinning: int,
@@ -444,6 +451,7 @@ def _produce(kernel: _Kernel, chains: _Chains, eps: float, per_chain: int, thinn
     trace = torch.empty(*shape, len(OBSERVABLES), device=kernel.dev, dtype=kernel.dtype)
     accepted = torch.zeros((), device=kernel.dev, dtype=kernel.dtype)
     flipped = torch.zeros((), device=kernel.dev, dtype=kernel.dtype)
+    chains.moved = torch.zeros(kernel.n_chains, dtype=torch.bool, device=kernel.dev)
     for t in range(per_chain):
         for _ in range(thinning):
             prob, flip_prob = kernel.move(chains, eps)
@@ -455,15 +463,18 @@ def _produce(kernel: _Kernel, chains: _Chains, eps: float, per_chain: int, thinn
         trace[t] = _observables(chains.x, chains.s)
     iterations = per_chain * thinning
     return _Production(draws, trace, float(accepted) / iterations,
-                       float(flipped) / iterations if kernel.flip else None)
+                       float(flipped) / iterations if kernel.flip else None,
+                       int(chains.moved.sum()))
 
 
-def _chain_diagnostics(trace: Tensor, pilot_tau: Tensor, n_samples: int) -> dict[str, Any]:
+def _chain_diagnostics(trace: Tensor, pilot_tau: Tensor, n_samples: int,
+                       moved_chains: int) -> dict[str, Any]:
     """``tau``, ESS and split-R-hat of the production trace ``(T, C, 3)``: the worst over
-    :data:`OBSERVABLES` and each one under ``observables``."""
+    :data:`OBSERVABLES` and each one under ``observables``. A chain that never moved adds
+    nothing to the ESS; with none moving it is 0."""
     tau = integrated_autocorrelation_time(trace)
     rhat = split_rhat(trace) if trace.shape[0] >= 4 else torch.full_like(tau, math.nan)
-    ess = n_samples / tau
+    ess = n_samples / tau * (moved_chains / trace.shape[1])
     observables = {
         name: {"tau": float(tau[k]), "ess": float(ess[k]), "rhat": float(rhat[k]),
                "pilot_tau": float(pilot_tau[k])}
@@ -471,6 +482,31 @@ def _chain_diagnostics(trace: Tensor, pilot_tau: Tensor, n_samples: int) -> dict
     }
     return {"tau": float(tau.max()), "ess": float(ess.min()), "rhat": float(rhat.max()),
             "pilot_tau": float(pilot_tau.max()), "observables": observables}
+
+
+def _warn_stuck(production: _Production, n_chains: int, eps: float) -> None:
+    """Say plainly when chains never moved in production: their draws are their starting
+    points, not samples of the target."""
+    moved = production.moved_chains
+    if moved == n_chains:
+        return
+    what = ("no chain moved" if moved == 0 else
+            f"{n_chains - moved} of {n_chains} chains never moved")
+    warnings.warn(f"{what}: no proposal was accepted in production (acceptance "
+                  f"{production.acceptance:.2g}, step size {eps:.3g}), so those draws are the "
+                  "chains' starting points, not samples of the target; their ESS is counted "
+                  "as 0. The action may be too steep (huge couplings) or infinite almost "
+                  "everywhere", RuntimeWarning, stacklevel=3)
+
+
+def _check_seed(seed: Any) -> int:
+    """``seed`` as an int that ``torch.Generator.manual_seed`` takes."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"seed must be an int from -2**63 to 2**64 - 1, got {seed}")
+    return seed
 
 
 def _progress_options(progress: bool) -> dict[str, Any]:
@@ -557,7 +593,7 @@ def sample(
     if flip is None:
         flip = getattr(target, "symmetric", False) is True
     dev = _resolve_device(device, target)
-    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    gen = torch.Generator(device=dev).manual_seed(_check_seed(seed))
     start = time.perf_counter()
 
     evaluator = _Evaluator(target, dim)
@@ -575,6 +611,7 @@ def sample(
     with tqdm(total=per_chain * thinning, desc=f"{method} sampling", **bars) as bar:
         production = _produce(kernel, chains, eps, per_chain, thinning, bar)
 
+    _warn_stuck(production, n_chains, eps)
     diagnostics: dict[str, Any] = {
         "method": method,
         "n_samples": n_samples,
@@ -587,7 +624,8 @@ def sample(
         "flip": bool(flip),
         "flip_acceptance": production.flip_acceptance,
         "thinning": thinning,
-        **_chain_diagnostics(production.trace, pilot_tau, n_samples),
+        "moved_chains": production.moved_chains,
+        **_chain_diagnostics(production.trace, pilot_tau, n_samples, production.moved_chains),
         "seed": int(seed),
         "device": str(dev),
         "dtype": str(dtype).removeprefix("torch."),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Iterator
@@ -37,6 +38,9 @@ __all__ = ["TrainingHistory", "resolve_device", "train"]
 
 _EVAL_CHUNK = 65536
 _TRAIN_EVAL_MAX = 10000
+# The singular-covariance check (n * N^2 work, skipped above this) and its eigenvalue ratio.
+_DEGENERACY_CHECK_WORK = 10**9
+_DEGENERACY_TOLERANCE = 1e-12
 _MAX_CONSECUTIVE_REJECTIONS = 25
 # Polish: L-BFGS iterations between validation checks, its memory, the rows of one chunk of
 # the full-batch pass (bounds the autograd graph), and the undone iterates after which it
@@ -288,7 +292,7 @@ def train(
     home, dtype = reference.device, reference.dtype
     # float64 for the polish stage and the gradient norm; the model's dtype for Adam.
     data = _as_data(data, model.dim, torch.float64)
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(_check_seed(seed))
     split = _split(model, data, validation, generator, dtype, target)
     batch_size = min(batch_size, split.n_train)
     polished = _decide_polish(polish, split.n_train, model.dim, model.depth, target)
@@ -365,12 +369,89 @@ def _split(model: PolynomialINN, data: torch.Tensor, validation: float,
     order = torch.randperm(n, generator=generator)
     train64, val_x = data[order[n_val:]], data[order[:n_val]].to(dtype)
     train_x = train64.to(dtype)
+    if not bool(torch.isfinite(train_x).all()):
+        raise ValueError(f"data values up to {float(data.abs().max()):.3g} overflow the model's "
+                         f"dtype {str(dtype).removeprefix('torch.')}")
+    _warn_degenerate(train64)
     if model.standardize and not model.is_standardized:
-        model.standardize_to(train_x)
+        _standardize(model, train_x)
     train_x = train_x.to(device)
     eval_x = train_x[:_TRAIN_EVAL_MAX]
     val_x = val_x.to(device) if n_val else eval_x
     return _Split(train64, train_x, eval_x, val_x, n_val)
+
+
+@torch.no_grad()
+def _non_finite_cause(model: PolynomialINN, x: torch.Tensor) -> str:
+    """Why the action of `model` is not finite on some rows of x: (n, N): values that
+    overflow the dtype inside the network, or points outside the model's domain."""
+    z, _, inside = model._flow(x)
+    overflow = ~torch.isfinite(z).all(dim=1)
+    outside = ~inside & ~overflow
+    parts = []
+    if bool(overflow.any()):
+        parts.append(f"{float(overflow.double().mean()):.2%} of it overflows "
+                     f"{str(z.dtype).removeprefix('torch.')} inside the network (depth "
+                     f"{model.depth}; its largest |x| is {float(x.abs().max()):.3g}): the "
+                     "values grow past the largest float through the layers; use a smaller "
+                     "depth or rescale the data")
+    if bool(outside.any()):
+        parts.append(f"{float(outside.double().mean()):.2%} of it lies outside the model's "
+                     "domain")
+    return "; ".join(parts) or "the log-determinant or |z|^2 overflows"
+
+
+def _check_seed(seed: Any) -> int:
+    """`seed` as an int that `torch.Generator.manual_seed` takes."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not -(2**63) <= int(seed) < 2**64:
+        raise ValueError(f"seed must be an int from -2**63 to 2**64 - 1, got {seed}")
+    return int(seed)
+
+
+def _standardize(model: PolynomialINN, x: torch.Tensor) -> None:
+    """Fix the model's standardisation to x: (n, N); where the mean or the variance
+    overflows the dtype (|x| near the square root of its largest value), to x divided by a
+    power of two and scaled back, which is exact."""
+    model.standardize_to(x)
+    if bool(torch.isfinite(model.scale).all() and torch.isfinite(model.shift).all()):
+        return
+    power = 2.0 ** math.ceil(math.log2(float(x.abs().max())))
+    model.standardize_to(x / power)
+    with torch.no_grad():
+        model.shift.mul_(power)
+        model.scale.mul_(power)
+
+
+def _warn_degenerate(x: torch.Tensor) -> None:
+    """Warn when the columns of x: (n, N) have an exactly degenerate direction: a column
+    that repeats another exactly, or (where it is cheap) a singular correlation matrix."""
+    sums = x.sum(dim=0)
+    order = torch.argsort(sums)
+    for i in torch.nonzero(sums[order][1:] == sums[order][:-1]).flatten().tolist():
+        a, b = sorted(order[i : i + 2].tolist())
+        if torch.equal(x[:, a], x[:, b]):
+            _warn_singular(f"data column {b} is an exact copy of column {a}", "drop the copy")
+            return
+    n, dim = x.shape
+    if n <= dim or n * dim * dim > _DEGENERACY_CHECK_WORK:
+        return
+    correlation = torch.corrcoef(x.T)
+    if not bool(torch.isfinite(correlation).all()):
+        return  # a constant column (refused by the standardisation) or overflow
+    eigenvalues = torch.linalg.eigvalsh(correlation)
+    if float(eigenvalues[0]) <= _DEGENERACY_TOLERANCE * float(eigenvalues[-1]):
+        _warn_singular("the data columns are exactly linearly dependent (smallest eigenvalue "
+                       f"of their correlation {float(eigenvalues[0]):.1e})",
+                       "drop the dependent columns")
+
+
+def _warn_singular(what: str, remedy: str) -> None:
+    warnings.warn(f"{what}: the data covariance is singular, an exactly degenerate direction "
+                  "along which the likelihood is unbounded; the fitted network and its action "
+                  f"are meaningless; {remedy}", RuntimeWarning, stacklevel=5)
 
 
 def _outside_fraction(model: PolynomialINN, x: torch.Tensor) -> float:
@@ -479,11 +560,8 @@ def _fit(
     """The Adam stage of `train`: leaves the model in its best validation state."""
     initial = _mean_action(model, train_x)
     if not math.isfinite(initial):
-        outside = 1.0 - float(model.in_domain(train_x).double().mean())
-        raise ValueError(
-            f"the initial model gives a non-finite NLL on the training data ({outside:.2%} "
-            "of it lies outside the model's domain)"
-        )
+        raise ValueError("the initial model gives a non-finite NLL on the training data: "
+                         + _non_finite_cause(model, train_x))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
     snapshot = _Snapshot(params, optimizer)
