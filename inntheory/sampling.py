@@ -55,6 +55,8 @@ _MAX_STEPS = 200
 # On the CPU the leapfrog runs over blocks of chains of about this many values (256 KB in
 # float64), so that a trajectory's tensors stay in the cache; one block on other devices.
 _BLOCK_ELEMENTS = 2**15
+# Production steps after which a chain that accepted none of them is called stuck.
+_STUCK_ITERATIONS = 50
 
 
 @dataclass
@@ -440,7 +442,15 @@ class _Production:
     trace: Tensor  # (T, C, 3)
     acceptance: float
     flip_acceptance: float | None
-    moved_chains: int  # chains that accepted at least one move
+    moved_chains: int  # chains that accepted at least one step
+    iterations: int  # steps per chain
+
+    @property
+    def stuck_chains(self) -> int:
+        """Chains that never moved, where that is telling: all of them, or any after at least
+        ``_STUCK_ITERATIONS`` steps (a few rejections in a row are normal)."""
+        stuck = self.trace.shape[1] - self.moved_chains
+        return stuck if self.moved_chains == 0 or self.iterations >= _STUCK_ITERATIONS else 0
 
 
 def _produce(kernel: _Kernel, chains: _Chains, eps: float, per_chain: int, thinning: int,
@@ -464,17 +474,17 @@ def _produce(kernel: _Kernel, chains: _Chains, eps: float, per_chain: int, thinn
     iterations = per_chain * thinning
     return _Production(draws, trace, float(accepted) / iterations,
                        float(flipped) / iterations if kernel.flip else None,
-                       int(chains.moved.sum()))
+                       int(chains.moved.sum()), iterations)
 
 
 def _chain_diagnostics(trace: Tensor, pilot_tau: Tensor, n_samples: int,
-                       moved_chains: int) -> dict[str, Any]:
+                       stuck_chains: int) -> dict[str, Any]:
     """``tau``, ESS and split-R-hat of the production trace ``(T, C, 3)``: the worst over
-    :data:`OBSERVABLES` and each one under ``observables``. A chain that never moved adds
-    nothing to the ESS; with none moving it is 0."""
+    :data:`OBSERVABLES` and each one under ``observables``. A stuck chain adds nothing to
+    the ESS; with all stuck it is 0."""
     tau = integrated_autocorrelation_time(trace)
     rhat = split_rhat(trace) if trace.shape[0] >= 4 else torch.full_like(tau, math.nan)
-    ess = n_samples / tau * (moved_chains / trace.shape[1])
+    ess = n_samples / tau * (1 - stuck_chains / trace.shape[1])
     observables = {
         name: {"tau": float(tau[k]), "ess": float(ess[k]), "rhat": float(rhat[k]),
                "pilot_tau": float(pilot_tau[k])}
@@ -487,11 +497,11 @@ def _chain_diagnostics(trace: Tensor, pilot_tau: Tensor, n_samples: int,
 def _warn_stuck(production: _Production, n_chains: int, eps: float) -> None:
     """Say plainly when chains never moved in production: their draws are their starting
     points, not samples of the target."""
-    moved = production.moved_chains
-    if moved == n_chains:
+    stuck = production.stuck_chains
+    if stuck == 0:
         return
-    what = ("no chain moved" if moved == 0 else
-            f"{n_chains - moved} of {n_chains} chains never moved")
+    what = ("no chain moved" if stuck == n_chains else
+            f"{stuck} of {n_chains} chains never moved in {production.iterations} steps")
     warnings.warn(f"{what}: no proposal was accepted in production (acceptance "
                   f"{production.acceptance:.2g}, step size {eps:.3g}), so those draws are the "
                   "chains' starting points, not samples of the target; their ESS is counted "
@@ -625,7 +635,8 @@ def sample(
         "flip_acceptance": production.flip_acceptance,
         "thinning": thinning,
         "moved_chains": production.moved_chains,
-        **_chain_diagnostics(production.trace, pilot_tau, n_samples, production.moved_chains),
+        **_chain_diagnostics(production.trace, pilot_tau, n_samples,
+                             production.stuck_chains),
         "seed": int(seed),
         "device": str(dev),
         "dtype": str(dtype).removeprefix("torch."),

@@ -98,3 +98,11 @@ def test_independent_columns_give_no_degeneracy_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train(PolynomialINN(3, depth=1), data(), **FIT)
+
+
+def test_a_short_production_with_ordinary_rejections_is_not_called_stuck() -> None:
+    # Two steps per chain at acceptance ~0.8: a few chains reject both.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = sample(preset("unimodal", (6, 6)), 128, n_chains=64, thinning=1, **QUIET).diagnostics
+    assert d["moved_chains"] < 64 and d["ess"] > 0
