@@ -31,6 +31,7 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import time
 import warnings
@@ -48,7 +49,14 @@ OBSERVABLES = ("mean", "mean_square", "action_per_site")
 """Names of the scalar observables whose autocorrelation sets the thinning."""
 
 _TARGET_ACCEPTANCE = {"hmc": 0.8, "mala": 0.57}
-_DEFAULT_STEPS = 3
+# HMC trajectory length (leapfrog steps x step size) when n_steps is None, and its most steps.
+_TRAJECTORY = 1.0
+_MAX_STEPS = 200
+# On the CPU the leapfrog runs over blocks of chains of about this many values (256 KB in
+# float64), so that a trajectory's tensors stay in the cache; one block on other devices.
+_BLOCK_ELEMENTS = 2**15
+# Production steps after which a chain that accepted none of them is called stuck.
+_STUCK_ITERATIONS = 50
 
 
 @dataclass
@@ -120,7 +128,8 @@ def split_rhat(series: Tensor) -> Tensor:
         series: ``(T, C, K)`` with ``T >= 4`` (or ``(T, C)``).
 
     Returns:
-        ``rhat: (K,)`` (or a scalar); 1 for a constant observable.
+        ``rhat: (K,)`` (or a scalar); 1 for a constant observable, inf where every half-chain
+        is constant but they differ (chains that never move).
     """
     scalar = series.ndim == 2
     if scalar:
@@ -131,7 +140,7 @@ def split_rhat(series: Tensor) -> Tensor:
     between = chains.mean(dim=0).var(dim=0)
     pooled = (half - 1) / half * within + between
     rhat = torch.where(within > 0, (pooled / torch.where(within > 0, within, 1.0)).sqrt(),
-                       torch.ones_like(within))
+                       torch.where(between > 0, math.inf, 1.0).to(within))
     return rhat[0] if scalar else rhat
 
 
@@ -239,9 +248,283 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return value
 
 
+def _check_options(*, method: str, step_size: float, thinning: int | None,
+                   **counts: int) -> None:
+    """Raise a `TypeError`/`ValueError` naming the first bad option of :func:`sample`."""
+    if method not in _TARGET_ACCEPTANCE:
+        raise ValueError(f"method must be one of {sorted(_TARGET_ACCEPTANCE)}, got {method!r}")
+    for name, value in counts.items():
+        _positive_int(name, value, minimum=20 if name == "burn_in" else 1)
+    if thinning is not None:
+        _positive_int("thinning", thinning)
+    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+
+
 def _observables(x: Tensor, s: Tensor) -> Tensor:
     """``(C, N), (C,) -> (C, 3)``: site means of ``x`` and ``x^2``, and ``S / N``."""
     return torch.stack([x.mean(dim=1), x.square().mean(dim=1), s / x.shape[1]], dim=1)
+
+
+@dataclass
+class _Chains:
+    """The state of all chains: positions ``x: (C, N)``, actions ``s: (C,)``, gradients
+    ``g: (C, N)``."""
+
+    x: Tensor
+    s: Tensor
+    g: Tensor
+    moved: Tensor | None = None  # (C,) bool: accepted an HMC/MALA step since last reset
+
+    def accept(self, accept: Tensor, x: Tensor, s: Tensor, g: Tensor) -> None:
+        """Moves the chains where ``accept: (C,)`` is true to ``(x, s, g)``."""
+        self.x = torch.where(accept[:, None], x, self.x)
+        self.s = torch.where(accept, s, self.s)
+        self.g = torch.where(accept[:, None], g, self.g)
+
+
+class _Kernel:
+    """One Metropolis-Hastings move of every chain (HMC or MALA, then the optional flip),
+    drawing its random numbers from ``gen`` in a fixed order."""
+
+    def __init__(self, evaluator: _Evaluator, method: str, n_steps: int | None, flip: bool,
+                 n_chains: int, gen: torch.Generator, dtype: torch.dtype) -> None:
+        self.evaluator, self.method, self.n_steps, self.flip = evaluator, method, n_steps, flip
+        self.gen, self.dev, self.dtype = gen, gen.device, dtype
+        self.n_chains, self.dim = n_chains, evaluator.dim
+        self.block = max(1, _BLOCK_ELEMENTS // self.dim) if self.dev.type == "cpu" else n_chains
+
+    def _rand(self, *shape: int) -> Tensor:
+        return torch.rand(*shape, generator=self.gen, device=self.dev, dtype=self.dtype)
+
+    def _randn(self) -> Tensor:
+        return torch.randn(self.n_chains, self.dim, generator=self.gen, device=self.dev,
+                           dtype=self.dtype)
+
+    def leapfrog_steps(self, eps: float) -> int:
+        """``n_steps``, or when it is ``None`` the steps of a trajectory of length
+        ``_TRAJECTORY`` at step size ``eps`` (at most ``_MAX_STEPS``)."""
+        if self.n_steps is not None:
+            return self.n_steps
+        return min(max(1, math.ceil(_TRAJECTORY / eps)), _MAX_STEPS)
+
+    def _hmc(self, c: _Chains, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Leapfrog with the step jittered by +-20 % per chain: proposal and log ratio. The
+        random numbers are drawn for all chains at once; the trajectories run per block of
+        chains (:meth:`_leapfrog`), which gives the same numbers for any block size."""
+        e = eps * (1 + 0.2 * (2 * self._rand(self.n_chains, 1) - 1))
+        q = self._randn()
+        y, gy = c.x.clone(), torch.empty_like(c.x)
+        log_a, sy = torch.empty_like(c.s), torch.empty_like(c.s)
+        n_steps = self.leapfrog_steps(eps)
+        for rows in (slice(i, i + self.block) for i in range(0, self.n_chains, self.block)):
+            sy[rows], log_a[rows] = self._leapfrog(y[rows], q[rows], gy[rows], c.s[rows],
+                                                   c.g[rows], e[rows], n_steps)
+        return y, sy, gy, log_a
+
+    def _leapfrog(self, y: Tensor, q: Tensor, gy: Tensor, s: Tensor, g: Tensor, e: Tensor,
+                  n_steps: int) -> tuple[Tensor, Tensor]:
+        """``n_steps`` leapfrog steps from positions ``y`` and momenta ``q`` (both updated in
+        place, ``gy`` receives the end gradient); the end action (inf where any step was
+        invalid) and ``log`` of the Metropolis ratio."""
+        h0 = s + 0.5 * q.square().sum(dim=1)
+        q.addcmul_(g, e, value=-0.5)
+        valid = torch.ones(y.shape[0], dtype=torch.bool, device=y.device)
+        for i in range(n_steps):
+            y.addcmul_(q, e)
+            grad, ok = self.evaluator.grad(y)
+            valid &= ok
+            q.addcmul_(grad, e, value=-1.0 if i < n_steps - 1 else -0.5)
+        gy.copy_(grad)
+        sy = torch.where(valid, self.evaluator.action(y), torch.full_like(s, math.inf))
+        return sy, h0 - (sy + 0.5 * q.square().sum(dim=1))
+
+    def _mala(self, c: _Chains, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Langevin proposal and its log Metropolis-Hastings ratio."""
+        noise = self._randn()
+        y = c.x - 0.5 * eps**2 * c.g + eps * noise
+        sy, gy = self.evaluator.both(y)
+        back = c.x - y + 0.5 * eps**2 * gy
+        log_q_ratio = 0.5 * noise.square().sum(dim=1) - back.square().sum(dim=1) / (2 * eps**2)
+        return y, sy, gy, c.s - sy + log_q_ratio
+
+    def step(self, c: _Chains, eps: float) -> Tensor:
+        """One MH step of every chain, in place; returns the acceptance probabilities."""
+        y, sy, gy, log_a = (self._hmc if self.method == "hmc" else self._mala)(c, eps)
+        log_a = torch.nan_to_num(log_a, nan=-math.inf, posinf=math.inf)
+        prob = log_a.clamp(max=0).exp()
+        accept = self._rand(self.n_chains) < prob
+        c.accept(accept, y, sy, gy)
+        if c.moved is not None:  # the flip alone (x -> -x) does not count as moving
+            c.moved |= accept
+        return prob
+
+    def global_flip(self, c: _Chains) -> Tensor:
+        """Proposes ``-x`` with probability 1/2 per chain (always flipping would only make the
+        sign alternate) and accepts it with ``min(1, exp(S(x) - S(-x)))``."""
+        sy, gy = self.evaluator.both(-c.x)
+        prob = torch.nan_to_num(c.s - sy, nan=-math.inf).clamp(max=0).exp()
+        u = self._rand(2, self.n_chains)
+        c.accept((u[0] < 0.5) & (u[1] < prob), -c.x, sy, gy)
+        return prob
+
+    def move(self, c: _Chains, eps: float) -> tuple[Tensor, Tensor | None]:
+        """:meth:`step`, then the flip when on; both acceptance probabilities."""
+        prob = self.step(c, eps)
+        return prob, (self.global_flip(c) if self.flip else None)
+
+
+def _initial_chains(evaluator: _Evaluator, init: Tensor | None, n_chains: int,
+                    gen: torch.Generator, dtype: torch.dtype) -> _Chains:
+    """Standard normal starts (or ``init``); chains where the action or gradient is not finite
+    restart from valid ones."""
+    dim, dev = evaluator.dim, gen.device
+    if init is None:
+        x = torch.randn(n_chains, dim, generator=gen, device=dev, dtype=dtype)
+    else:
+        x = torch.as_tensor(init, device=dev, dtype=dtype)
+        if x.shape == (dim,):
+            x = x.expand(n_chains, dim).clone()
+        if x.shape != (n_chains, dim):
+            raise ValueError(f"init must have shape ({n_chains}, {dim}) or ({dim},), got "
+                             f"{tuple(x.shape)}")
+    s, g = evaluator.both(x)
+    valid = torch.isfinite(s)
+    if not valid.any():
+        raise ValueError("the target's action or gradient is not finite at any of the initial "
+                         "states; pass init= with points inside the target's domain")
+    if not valid.all():
+        source = torch.nonzero(valid).squeeze(1)
+        source = source[torch.arange(n_chains, device=dev) % source.numel()]
+        x, s, g = (torch.where(valid.reshape(-1, *(1,) * (t.ndim - 1)), t, t[source])
+                   for t in (x, s, g))
+    return _Chains(x, s, g)
+
+
+def _warm_up(kernel: _Kernel, chains: _Chains, step_size: float, target_acceptance: float,
+             iterations: int, bar: Any) -> float:
+    """Dual averaging of the step size towards ``target_acceptance``; the final step size."""
+    tuner = _DualAveraging(step_size, target_acceptance)
+    eps = step_size
+    for _ in range(iterations):
+        prob = kernel.step(chains, eps)
+        eps = tuner.update(float(prob.mean()))
+        if kernel.flip:
+            kernel.global_flip(chains)
+        bar.update()
+    return tuner.final
+
+
+def _pilot(kernel: _Kernel, chains: _Chains, eps: float, iterations: int, bar: Any) -> Tensor:
+    """``iterations`` moves at the frozen step size; the observables, ``(T, C, 3)``."""
+    trace = torch.empty(iterations, kernel.n_chains, len(OBSERVABLES), device=kernel.dev,
+                        dtype=kernel.dtype)
+    for t in range(iterations):
+        kernel.move(chains, eps)
+        trace[t] = _observables(chains.x, chains.s)
+        bar.update()
+    return trace
+
+
+def _choose_thinning(tau: float, pilot: int, max_thinning: int) -> int:
+    """``ceil(tau)`` in ``[1, max_thinning]``; warns when a pilot of ``pilot`` iterations is
+    shorter than ``5 tau`` (the thinning is then unreliable)."""
+    if tau * 5 >= pilot:
+        warnings.warn(f"the pilot ({pilot} iterations) is short for the measured tau = "
+                      f"{tau:.1f}; increase burn_in for a reliable thinning", RuntimeWarning,
+                      stacklevel=3)
+    return min(max(1, math.ceil(tau)), max_thinning)
+
+
+@dataclass
+class _Production:
+    draws: Tensor  # (T, C, N)
+    trace: Tensor  # (T, C, 3)
+    acceptance: float
+    flip_acceptance: float | None
+    moved_chains: int  # chains that accepted at least one step
+    iterations: int  # steps per chain
+
+    @property
+    def stuck_chains(self) -> int:
+        """Chains that never moved, where that is telling: all of them, or any after at least
+        ``_STUCK_ITERATIONS`` steps (a few rejections in a row are normal)."""
+        stuck = self.trace.shape[1] - self.moved_chains
+        return stuck if self.moved_chains == 0 or self.iterations >= _STUCK_ITERATIONS else 0
+
+
+def _produce(kernel: _Kernel, chains: _Chains, eps: float, per_chain: int, thinning: int,
+             bar: Any) -> _Production:
+    """``per_chain`` draws per chain, each after ``thinning`` moves."""
+    shape = (per_chain, kernel.n_chains)
+    draws = torch.empty(*shape, kernel.dim, device=kernel.dev, dtype=kernel.dtype)
+    trace = torch.empty(*shape, len(OBSERVABLES), device=kernel.dev, dtype=kernel.dtype)
+    accepted = torch.zeros((), device=kernel.dev, dtype=kernel.dtype)
+    flipped = torch.zeros((), device=kernel.dev, dtype=kernel.dtype)
+    chains.moved = torch.zeros(kernel.n_chains, dtype=torch.bool, device=kernel.dev)
+    for t in range(per_chain):
+        for _ in range(thinning):
+            prob, flip_prob = kernel.move(chains, eps)
+            accepted += prob.mean()
+            if flip_prob is not None:
+                flipped += flip_prob.mean()
+            bar.update()
+        draws[t] = chains.x
+        trace[t] = _observables(chains.x, chains.s)
+    iterations = per_chain * thinning
+    return _Production(draws, trace, float(accepted) / iterations,
+                       float(flipped) / iterations if kernel.flip else None,
+                       int(chains.moved.sum()), iterations)
+
+
+def _chain_diagnostics(trace: Tensor, pilot_tau: Tensor, n_samples: int,
+                       stuck_chains: int) -> dict[str, Any]:
+    """``tau``, ESS and split-R-hat of the production trace ``(T, C, 3)``: the worst over
+    :data:`OBSERVABLES` and each one under ``observables``. A stuck chain adds nothing to
+    the ESS; with all stuck it is 0."""
+    tau = integrated_autocorrelation_time(trace)
+    rhat = split_rhat(trace) if trace.shape[0] >= 4 else torch.full_like(tau, math.nan)
+    ess = n_samples / tau * (1 - stuck_chains / trace.shape[1])
+    observables = {
+        name: {"tau": float(tau[k]), "ess": float(ess[k]), "rhat": float(rhat[k]),
+               "pilot_tau": float(pilot_tau[k])}
+        for k, name in enumerate(OBSERVABLES)
+    }
+    return {"tau": float(tau.max()), "ess": float(ess.min()), "rhat": float(rhat.max()),
+            "pilot_tau": float(pilot_tau.max()), "observables": observables}
+
+
+def _warn_stuck(production: _Production, n_chains: int, eps: float) -> None:
+    """Say plainly when chains never moved in production: their draws are their starting
+    points, not samples of the target."""
+    stuck = production.stuck_chains
+    if stuck == 0:
+        return
+    what = ("no chain moved" if stuck == n_chains else
+            f"{stuck} of {n_chains} chains never moved in {production.iterations} steps")
+    warnings.warn(f"{what}: no proposal was accepted in production (acceptance "
+                  f"{production.acceptance:.2g}, step size {eps:.3g}), so those draws are the "
+                  "chains' starting points, not samples of the target; their ESS is counted "
+                  "as 0. The action may be too steep (huge couplings) or infinite almost "
+                  "everywhere", RuntimeWarning, stacklevel=3)
+
+
+def _check_seed(seed: Any) -> int:
+    """``seed`` as an int that ``torch.Generator.manual_seed`` takes."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"seed must be an int from -2**63 to 2**64 - 1, got {seed}")
+    return seed
+
+
+def _progress_options(progress: bool) -> dict[str, Any]:
+    """tqdm options: disabled when silent or under CI, else tqdm's defaults (and TQDM_*)."""
+    bars: dict[str, Any] = {"leave": False}
+    if not progress or os.environ.get("CI"):
+        bars["disable"] = True
+    return bars
 
 
 def sample(
@@ -254,7 +537,7 @@ def sample(
     progress: bool = True,
     n_chains: int = 128,
     burn_in: int = 400,
-    n_steps: int = _DEFAULT_STEPS,
+    n_steps: int | None = None,
     step_size: float = 0.1,
     target_acceptance: float | None = None,
     flip: bool | None = None,
@@ -278,9 +561,10 @@ def sample(
         n_chains: Chains run in parallel.
         burn_in: Iterations discarded: the first half adapts the step size, the second half
             (step frozen) measures ``tau`` for the thinning. At least 20.
-        n_steps: Leapfrog steps per HMC trajectory (ignored by MALA); the default 3 gave the
-            most effective samples per second among 2 to 10 on the unimodal 64-site chain and
-            8x8 lattice (``benchmarks/sampling.py``).
+        n_steps: Leapfrog steps per HMC trajectory (ignored by MALA); ``None`` keeps the
+            trajectory length at 1 (``ceil(1 / step)`` steps, at most 200, recomputed as
+            the step size adapts), so that the number of iterations per independent sample
+            does not grow with ``N`` as the step size shrinks like ``N^(-1/4)``.
         step_size: Initial step size for the adaptation.
         target_acceptance: Mean acceptance probability aimed at; 0.8 (HMC) / 0.57 (MALA) when
             ``None``.
@@ -308,17 +592,10 @@ def sample(
         >>> result.x.shape
         torch.Size([256, 8])
     """
-    if method not in _TARGET_ACCEPTANCE:
-        raise ValueError(f"method must be one of {sorted(_TARGET_ACCEPTANCE)}, got {method!r}")
-    n_samples = _positive_int("n_samples", n_samples)
-    n_chains = _positive_int("n_chains", n_chains)
-    burn_in = _positive_int("burn_in", burn_in, minimum=20)
-    n_steps = _positive_int("n_steps", n_steps)
-    max_thinning = _positive_int("max_thinning", max_thinning)
-    if thinning is not None:
-        thinning = _positive_int("thinning", thinning)
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size > 0):
-        raise ValueError(f"step_size must be a positive finite number, got {step_size!r}")
+    _check_options(method=method, n_samples=n_samples, n_chains=n_chains, burn_in=burn_in,
+                   n_steps=1 if n_steps is None else n_steps, max_thinning=max_thinning,
+                   thinning=thinning,
+                   step_size=step_size)
     delta = _TARGET_ACCEPTANCE[method] if target_acceptance is None else float(target_acceptance)
     if not 0 < delta < 1:
         raise ValueError(f"target_acceptance must lie in (0, 1), got {delta}")
@@ -326,155 +603,43 @@ def sample(
     if flip is None:
         flip = getattr(target, "symmetric", False) is True
     dev = _resolve_device(device, target)
-    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    gen = torch.Generator(device=dev).manual_seed(_check_seed(seed))
     start = time.perf_counter()
 
-    if init is None:
-        x = torch.randn(n_chains, dim, generator=gen, device=dev, dtype=dtype)
-    else:
-        x = torch.as_tensor(init, device=dev, dtype=dtype)
-        if x.shape == (dim,):
-            x = x.expand(n_chains, dim).clone()
-        if x.shape != (n_chains, dim):
-            raise ValueError(f"init must have shape ({n_chains}, {dim}) or ({dim},), got "
-                             f"{tuple(x.shape)}")
     evaluator = _Evaluator(target, dim)
-    s, g = evaluator.both(x)
-    valid = torch.isfinite(s)
-    if not valid.any():
-        raise ValueError("the target's action or gradient is not finite at any of the initial "
-                         "states; pass init= with points inside the target's domain")
-    if not valid.all():  # restart chains outside the domain from valid ones
-        source = torch.nonzero(valid).squeeze(1)
-        source = source[torch.arange(n_chains, device=dev) % source.numel()]
-        x, s, g = (torch.where(valid.reshape(-1, *(1,) * (t.ndim - 1)), t, t[source])
-                   for t in (x, s, g))
-
-    def step(x: Tensor, s: Tensor, g: Tensor, eps: float) -> tuple[Tensor, ...]:
-        """One MH step of every chain; returns x, s, g and the acceptance probabilities."""
-        if method == "hmc":
-            jitter = 1 + 0.2 * (2 * torch.rand(n_chains, 1, generator=gen, device=dev,
-                                               dtype=dtype) - 1)
-            e = eps * jitter
-            p = torch.randn(n_chains, dim, generator=gen, device=dev, dtype=dtype)
-            h0 = s + 0.5 * p.square().sum(dim=1)
-            y, q = x, p - 0.5 * e * g
-            valid = torch.ones(n_chains, dtype=torch.bool, device=dev)
-            for i in range(n_steps):
-                y = y + e * q
-                gy, ok = evaluator.grad(y)
-                valid &= ok
-                q = q - (e if i < n_steps - 1 else 0.5 * e) * gy
-            sy = torch.where(valid, evaluator.action(y), torch.full_like(s, math.inf))
-            log_a = h0 - (sy + 0.5 * q.square().sum(dim=1))
-        else:
-            noise = torch.randn(n_chains, dim, generator=gen, device=dev, dtype=dtype)
-            y = x - 0.5 * eps**2 * g + eps * noise
-            sy, gy = evaluator.both(y)
-            back = x - y + 0.5 * eps**2 * gy
-            log_q_ratio = 0.5 * noise.square().sum(dim=1) - back.square().sum(dim=1) / (
-                2 * eps**2
-            )
-            log_a = s - sy + log_q_ratio
-        log_a = torch.nan_to_num(log_a, nan=-math.inf, posinf=math.inf)
-        prob = log_a.clamp(max=0).exp()
-        accept = torch.rand(n_chains, generator=gen, device=dev, dtype=dtype) < prob
-        x = torch.where(accept[:, None], y, x)
-        s = torch.where(accept, sy, s)
-        g = torch.where(accept[:, None], gy, g)
-        return x, s, g, prob
-
-    def global_flip(x: Tensor, s: Tensor, g: Tensor) -> tuple[Tensor, ...]:
-        """Proposes ``-x`` with probability 1/2 per chain (always flipping would only make the
-        sign alternate) and accepts it with ``min(1, exp(S(x) - S(-x)))``."""
-        sy, gy = evaluator.both(-x)
-        prob = torch.nan_to_num(s - sy, nan=-math.inf).clamp(max=0).exp()
-        u = torch.rand(2, n_chains, generator=gen, device=dev, dtype=dtype)
-        accept = (u[0] < 0.5) & (u[1] < prob)
-        return (torch.where(accept[:, None], -x, x), torch.where(accept, sy, s),
-                torch.where(accept[:, None], gy, g), prob)
-
+    chains = _initial_chains(evaluator, init, n_chains, gen, dtype)
+    kernel = _Kernel(evaluator, method, n_steps, bool(flip), n_chains, gen, dtype)
+    bars = _progress_options(progress)
     adapt = burn_in // 2
-    pilot = burn_in - adapt
-    # Silent: disable the bars; otherwise leave tqdm's default (and its TQDM_* variables).
-    bars: dict[str, Any] = {"leave": False}
-    if not progress or os.environ.get("CI"):
-        bars["disable"] = True
-    bar = tqdm(total=burn_in, desc=f"{method} burn-in", **bars)
-    tuner = _DualAveraging(float(step_size), delta)
-    eps = float(step_size)
-    for _ in range(adapt):
-        x, s, g, prob = step(x, s, g, eps)
-        eps = tuner.update(float(prob.mean()))
-        if flip:
-            x, s, g, _ = global_flip(x, s, g)
-        bar.update()
-    eps = tuner.final
-    trace = torch.empty(pilot, n_chains, len(OBSERVABLES), device=dev, dtype=dtype)
-    for t in range(pilot):
-        x, s, g, _ = step(x, s, g, eps)
-        if flip:
-            x, s, g, _ = global_flip(x, s, g)
-        trace[t] = _observables(x, s)
-        bar.update()
-    bar.close()
-    pilot_tau = integrated_autocorrelation_time(trace)
+    with tqdm(total=burn_in, desc=f"{method} burn-in", **bars) as bar:
+        eps = _warm_up(kernel, chains, float(step_size), delta, adapt, bar)
+        pilot_trace = _pilot(kernel, chains, eps, burn_in - adapt, bar)
+    pilot_tau = integrated_autocorrelation_time(pilot_trace)
     if thinning is None:
-        tau_max = float(pilot_tau.max())
-        if tau_max * 5 >= pilot:
-            warnings.warn(
-                f"the pilot ({pilot} iterations) is short for the measured tau = {tau_max:.1f};"
-                " increase burn_in for a reliable thinning", RuntimeWarning, stacklevel=2)
-        thinning = min(max(1, math.ceil(tau_max)), max_thinning)
-
+        thinning = _choose_thinning(float(pilot_tau.max()), burn_in - adapt, max_thinning)
     per_chain = math.ceil(n_samples / n_chains)
-    draws = torch.empty(per_chain, n_chains, dim, device=dev, dtype=dtype)
-    trace = torch.empty(per_chain, n_chains, len(OBSERVABLES), device=dev, dtype=dtype)
-    accepted = torch.zeros((), device=dev, dtype=dtype)
-    flipped = torch.zeros((), device=dev, dtype=dtype)
-    bar = tqdm(total=per_chain * thinning, desc=f"{method} sampling", **bars)
-    for t in range(per_chain):
-        for _ in range(thinning):
-            x, s, g, prob = step(x, s, g, eps)
-            accepted += prob.mean()
-            if flip:
-                x, s, g, prob = global_flip(x, s, g)
-                flipped += prob.mean()
-            bar.update()
-        draws[t] = x
-        trace[t] = _observables(x, s)
-    bar.close()
+    with tqdm(total=per_chain * thinning, desc=f"{method} sampling", **bars) as bar:
+        production = _produce(kernel, chains, eps, per_chain, thinning, bar)
 
-    iterations = per_chain * thinning
-    tau = integrated_autocorrelation_time(trace)
-    rhat = split_rhat(trace) if per_chain >= 4 else torch.full_like(tau, math.nan)
-    ess = n_samples / tau
-    observables = {
-        name: {"tau": float(tau[k]), "ess": float(ess[k]), "rhat": float(rhat[k]),
-               "pilot_tau": float(pilot_tau[k])}
-        for k, name in enumerate(OBSERVABLES)
-    }
-    x_out = draws.reshape(-1, dim)[:n_samples].cpu()
+    _warn_stuck(production, n_chains, eps)
     diagnostics: dict[str, Any] = {
         "method": method,
         "n_samples": n_samples,
         "n_chains": n_chains,
         "burn_in": burn_in,
-        "n_steps": n_steps if method == "hmc" else 1,
+        "n_steps": kernel.leapfrog_steps(eps) if method == "hmc" else 1,
         "step_size": eps,
         "target_acceptance": delta,
-        "acceptance": float(accepted) / iterations,
+        "acceptance": production.acceptance,
         "flip": bool(flip),
-        "flip_acceptance": float(flipped) / iterations if flip else None,
+        "flip_acceptance": production.flip_acceptance,
         "thinning": thinning,
-        "tau": float(tau.max()),
-        "ess": float(ess.min()),
-        "rhat": float(rhat.max()),
-        "pilot_tau": float(pilot_tau.max()),
-        "observables": observables,
+        "moved_chains": production.moved_chains,
+        **_chain_diagnostics(production.trace, pilot_tau, n_samples,
+                             production.stuck_chains),
         "seed": int(seed),
         "device": str(dev),
         "dtype": str(dtype).removeprefix("torch."),
         "seconds": time.perf_counter() - start,
     }
-    return SampleResult(x_out, diagnostics)
+    return SampleResult(production.draws.reshape(-1, dim)[:n_samples].cpu(), diagnostics)

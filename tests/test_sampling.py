@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from scipy import integrate, stats
 
+import inntheory.sampling as sampling
 from inntheory.actions.dense import PolynomialAction
-from inntheory.sampling import SampleResult, integrated_autocorrelation_time, sample, split_rhat
-from inntheory.theories import LatticeTheory, preset
+from inntheory.sampling import (
+    SampleResult,
+    _choose_thinning,
+    integrated_autocorrelation_time,
+    sample,
+    split_rhat,
+)
+from inntheory.theories import PRESETS, LatticeTheory, preset
 
 FAST = {"progress": False, "burn_in": 200, "n_chains": 64}
 
@@ -217,3 +225,97 @@ def test_autocorrelation_time_of_ar1() -> None:
     assert abs(float(split_rhat(noise)) - 1) < 0.01
     shifted = noise + torch.arange(chains, dtype=torch.float64)
     assert float(split_rhat(shifted)) > 2
+
+
+@pytest.mark.parametrize(("tau", "expected"), [(0.3, 1), (1.0, 1), (1.2, 2), (7.01, 8),
+                                               (250.0, 100)])
+def test_thinning_is_ceil_tau_within_bounds(tau: float, expected: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _choose_thinning(tau, pilot=200, max_thinning=100) == expected
+
+
+def test_thinning_warns_when_the_pilot_is_short_for_tau() -> None:
+    with pytest.warns(RuntimeWarning, match="pilot"):
+        _choose_thinning(40.0, pilot=200, max_thinning=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _choose_thinning(39.0, pilot=200, max_thinning=100)
+
+
+def site_moments(result: SampleResult, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-configuration site averages of x, x^2, x^3, x^4 and x_i x_(i+e_last), their means
+    over the samples and standard errors from their integrated autocorrelation times."""
+    chains = result.diagnostics["n_chains"]
+    x = result.x.reshape(-1, chains, *shape)
+    sites = tuple(range(2, x.ndim))
+    series = torch.stack([x.mean(sites), x.square().mean(sites), x.pow(3).mean(sites),
+                          x.pow(4).mean(sites), (x * x.roll(1, -1)).mean(sites)], dim=-1)
+    tau = integrated_autocorrelation_time(series)
+    n = series.shape[0] * chains
+    error = series.std(dim=(0, 1)) * (tau / n).sqrt()
+    return series.mean(dim=(0, 1)).numpy(), error.numpy()
+
+
+def ring_moments_by_transfer_matrix(size: int, m2: float, kappa: float, g3: float,
+                                    g4: float) -> np.ndarray:
+    """<x>, <x^2>, <x^3>, <x^4>, <x_0 x_1> of the periodic ring, exact up to the quadrature:
+    Z = tr(K^L) with the symmetric transfer matrix K(x, y) = sqrt(w(x) w(y))
+    exp(-V(x)/2 - kappa (x - y)^2 / 2 - V(y)/2) on a fine grid."""
+    grid, h = np.linspace(-9, 9, 1201, retstep=True)
+    potential = m2 / 2 * grid**2 + g3 / 6 * grid**3 + g4 / 24 * grid**4
+    kernel = h * np.exp(-potential[:, None] / 2 - potential[None, :] / 2
+                        - kappa / 2 * (grid[:, None] - grid[None, :]) ** 2)
+    power = np.linalg.matrix_power(kernel, size)
+    z = np.trace(power)
+    local = [np.trace(np.diag(grid**k) @ power) / z for k in (1, 2, 3, 4)]
+    rest = np.linalg.matrix_power(kernel, size - 1)
+    neighbour = np.trace(np.diag(grid) @ kernel @ np.diag(grid) @ rest) / z
+    return np.array([*local, neighbour])
+
+
+def test_gaussian_ring_covariance_is_exactly_inverse_of_a2() -> None:
+    theory = LatticeTheory((16,), m2=0.5, kappa=0.8)
+    result = sample(theory, 8192, seed=4, progress=False)
+    covariance_within_errors(result.x, torch.linalg.inv(theory.quadratic()),
+                             result.diagnostics["ess"])
+
+
+@pytest.mark.parametrize("couplings", [PRESETS["unimodal"],
+                                       {"m2": 0.3, "kappa": 0.9, "g3": 0.8, "g4": 1.5}])
+def test_interacting_ring_moments_against_the_transfer_matrix(couplings) -> None:
+    theory = LatticeTheory((12,), **couplings)
+    result = sample(theory, 12800, seed=6, progress=False)
+    exact = ring_moments_by_transfer_matrix(12, **couplings)
+    mean, error = site_moments(result, (12,))
+    assert np.all(np.abs(mean - exact) < 5 * error), (mean, exact, error)
+
+
+# The 8x8 unimodal moments (x, x^2, x^3, x^4, x_i x_(i+1)) and their standard errors from
+# 102400 samples of the sampler before its scaling changes (3 leapfrog steps, no blocks).
+OLD_8X8 = (np.array([-0.074820, 0.368159, -0.099597, 0.399549, 0.073185]),
+           np.array([0.000415, 0.000232, 0.000496, 0.000557, 0.000178]))
+
+
+def test_8x8_moments_agree_with_the_previous_sampler() -> None:
+    result = sample(preset("unimodal", (8, 8)), 12800, seed=8, progress=False)
+    mean, error = site_moments(result, (8, 8))
+    old_mean, old_error = OLD_8X8
+    assert np.all(np.abs(mean - old_mean) < 5 * np.hypot(error, old_error)), (mean, error)
+
+
+def test_leapfrog_blocks_do_not_change_the_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    theory = preset("unimodal", (4, 4))
+    quick = {**FAST, "burn_in": 40, "thinning": 2, "n_chains": 24}
+    whole = sample(theory, 240, seed=3, **quick)
+    monkeypatch.setattr(sampling, "_BLOCK_ELEMENTS", 16 * 5)  # blocks of 5 chains
+    blocked = sample(theory, 240, seed=3, **quick)
+    torch.testing.assert_close(blocked.x, whole.x, rtol=0, atol=0)
+
+
+def test_default_trajectory_length_is_fixed_and_n_steps_overrides_it() -> None:
+    theory = preset("unimodal", (6, 6))
+    quick = {**FAST, "burn_in": 40, "thinning": 1}
+    auto = sample(theory, 64, seed=1, **quick).diagnostics
+    assert auto["n_steps"] == math.ceil(sampling._TRAJECTORY / auto["step_size"])
+    assert sample(theory, 64, seed=1, n_steps=2, **quick).diagnostics["n_steps"] == 2

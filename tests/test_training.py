@@ -362,3 +362,32 @@ def test_polish_trains_lattice_models(options) -> None:
     assert polished.polish_iterations > 0 and polished.grad_norm < adam.grad_norm
     assert polished.best_val_nll <= adam.best_val_nll
     assert model.lattice == options["lattice"] and next(model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.parametrize("polished_better", [True, False])
+def test_keep_better_keeps_the_polished_state_only_when_no_worse(polished_better) -> None:
+    torch.manual_seed(0)
+    model = PolynomialINN(2, depth=1).to(DTYPE)
+    val_x = torch.randn(50, 2, dtype=DTYPE)
+    adam_state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.requires_grad).add_(0.3)
+        polished_nll = float(model.action(val_x).mean())
+    history = TrainingHistory(best_step=7)
+    history.best_val_nll = polished_nll + (1e-3 if polished_better else -1e-3)
+    adam_best = history.best_val_nll
+    polished_state = {k: v.clone() for k, v in model.state_dict().items()}
+    training._keep_better(model, val_x, history, adam_state, polish_step=40)
+    kept = polished_state if polished_better else adam_state
+    for key, value in kept.items():
+        torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
+    expected = (polished_nll, 40) if polished_better else (adam_best, 7)
+    assert history.best_val_nll == pytest.approx(expected[0], rel=1e-12)
+    assert history.best_step == expected[1]
+
+
+def test_cosine_learning_rate_runs_from_lr_to_its_final_fraction() -> None:
+    assert training._cosine_lr(0.1, 0.01, 1, 100) == pytest.approx(0.1)
+    assert training._cosine_lr(0.1, 0.01, 100, 100) == pytest.approx(0.001)
+    rates = [training._cosine_lr(0.1, 0.01, s, 100) for s in range(1, 101)]
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))

@@ -1,37 +1,29 @@
 """Maximum-likelihood training of a `PolynomialINN` on CPU or GPU.
 
-`train` minimises the mean action (negative log-likelihood per sample, in nats) in two
-stages.
+`train` minimises the mean action (negative log-likelihood per sample, in nats) in named
+steps: split and standardise the data (`_split`), an Adam stage on minibatches with early
+stopping (`_fit`), an optional full-batch L-BFGS polish in float64 (`_polish`), and the
+choice of the kept state (`_keep_better`: the polished state only when its validation NLL is
+no worse than Adam's best).
 
-1. **Adam** on minibatches with a cosine-decaying learning rate, keeping the state with the
-   best validation NLL (early stopping). Every step is guarded: a step whose loss or
-   gradients are NaN/inf is skipped, and a step after which the next batch's loss is not
-   finite (it moved data out of the model's domain or overflowed) is undone (parameters and
-   optimiser state restored) and the learning rate halved.
-2. **Polish** (``polish=True``, or ``"auto"`` where it fits): full-batch L-BFGS
-   (`torch.optim.LBFGS`, strong-Wolfe line search) in float64 on the whole training split,
-   starting from Adam's best state, until the largest absolute entry of the gradient of the
-   mean training NLL is at most `polish_tol` or `polish_steps` iterations have run. Adam's
-   "loss stopped moving" is not convergence: the coefficients sit in nearly flat directions
-   of the likelihood (METHOD.md, "What limits the learned coefficients"). The same guards
-   hold: a line-search trial point whose loss or gradient is not finite is reported to the
-   line search as a loss far above the starting one with a zero gradient, so it is never
-   accepted and the search backtracks; an L-BFGS iterate that is nevertheless non-finite (or
-   worse than the one before) is undone and the L-BFGS memory cleared. The validation NLL
-   is recorded every 25 iterations and the best validation state of both stages is kept,
-   so polish never ends at a worse validation NLL than Adam's best; after 8 checks without
-   a new best the stage stops.
-
-Rejected steps are counted and listed in the returned `TrainingHistory`; a rejected state is
-never kept.
+Both stages are guarded against non-finite steps. Adam: a step whose loss or gradients are
+NaN/inf is skipped, and a step after which the next batch's loss is not finite is undone
+(parameters and optimiser state restored) and the learning rate halved. Polish: a
+line-search trial point whose loss or gradient is not finite is reported to the line search
+as a loss far above the starting one with a zero gradient, so it is never accepted; an
+iterate that is nevertheless non-finite (or worse than the one before) is undone and the
+L-BFGS memory cleared. Rejected steps are counted in the returned `TrainingHistory`; a
+rejected state is never kept.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -46,6 +38,9 @@ __all__ = ["TrainingHistory", "resolve_device", "train"]
 
 _EVAL_CHUNK = 65536
 _TRAIN_EVAL_MAX = 10000
+# The singular-covariance check (n * N^2 work, skipped above this) and its eigenvalue ratio.
+_DEGENERACY_CHECK_WORK = 10**9
+_DEGENERACY_TOLERANCE = 1e-12
 _MAX_CONSECUTIVE_REJECTIONS = 25
 # Polish: L-BFGS iterations between validation checks, its memory, the rows of one chunk of
 # the full-batch pass (bounds the autograd graph), and the undone iterates after which it
@@ -244,36 +239,25 @@ def train(
     The data are split once (seeded) into training and validation parts; the standardisation
     is fixed to the training part when the model has standardize=True and none is set. Adam
     runs `steps` steps on minibatches (reshuffled every epoch) with the learning rate decaying
-    as a cosine from `lr` to `lr * final_lr_fraction`. Every `eval_every` steps the training
-    and validation NLL are recorded; after `patience` evaluations without a new best
-    validation NLL the Adam stage stops. With polish, full-batch L-BFGS in float64 then
-    continues from Adam's best state on the whole training split (a float32 model is
-    polished as a float64 copy and the result written back), recording both NLLs every 25
+    as a cosine from `lr` to `lr * final_lr_fraction`; every `eval_every` steps both NLLs are
+    recorded, and after `patience` evaluations without a new best validation NLL the stage
+    stops. The polish then runs full-batch L-BFGS in float64 (a float32 model is polished as
+    a float64 copy and written back) from Adam's best state, recording both NLLs every 25
     iterations, until the gradient's largest absolute entry is <= `polish_tol`, or
     `polish_steps` iterations have run, or L-BFGS makes no more progress
-    (`TrainingHistory.polish_stop` says which). Polish is judged by the gradient, not by the
-    validation NLL: the couplings sit in directions where the likelihood is nearly flat, and
-    the held-out NLL moves by less than its noise while they still change (METHOD.md, "What
-    limits the learned coefficients"), so no validation patience cuts it short. The model is
-    left in the better, by validation NLL, of Adam's best state and the polished one: polish
-    never ends at a worse validation NLL than it started from. See the module
-    docstring for the guards against non-finite steps. The data move to the device once; the
-    model goes back to its original device at the end. `model.training_info` receives a
-    JSON-able summary of the run (saved by `model.save`).
+    (`TrainingHistory.polish_stop`). The model is left in the better, by validation NLL, of
+    Adam's best and the polished state. `model.training_info` receives a JSON-able summary.
 
-    ``polish="auto"`` polishes when the full-batch pass fits time and memory: when the work
-    of one pass, n_train * N * depth, is at most 1e7 on CPU (about 0.5 s per L-BFGS
-    iteration on one core; 5e8 on CUDA), and the float64 copy of the training split plus
-    the autograd graph of one chunk of the pass (8 bytes x (n_train * N + 10 * rows * N *
-    depth), rows = min(n_train, 2^22 / (N * depth))) take at most half of the free memory
-    of the device (`torch.cuda.mem_get_info` on CUDA, the available physical pages on a
-    Linux CPU; where that cannot be read only the work limit applies).
+    ``polish="auto"`` polishes when one full-batch pass fits: its work n_train * N * depth is
+    at most 1e7 on CPU (5e8 on CUDA) and the float64 training split plus the autograd graph
+    of one chunk, 8 bytes x (n_train * N + 10 * rows * N * depth) with rows = min(n_train,
+    2^22 / (N * depth)), take at most half of the device's free memory.
 
     Arguments:
         model: the network; trained in place, in its dtype.
         data: (n, N) torch tensor or numpy array of samples, no NaN/inf, or an
             `inntheory.SampleResult` (its `x` is used).
-        steps: the maximum number of optimiser steps.
+        steps: the maximum number of Adam steps.
         batch_size: minibatch size (capped at the training split size).
         lr: initial learning rate.
         final_lr_fraction: the learning rate at the last step, relative to `lr`.
@@ -285,9 +269,8 @@ def train(
         progress: show a tqdm progress bar.
         polish: True, False or "auto" (see above): run the L-BFGS stage after Adam.
         polish_steps: the most L-BFGS iterations.
-        polish_tol: the gradient tolerance of the polish stage, on the largest absolute entry
-            of the gradient of the mean training NLL (nats per sample) with respect to the
-            trainable parameters; also what `TrainingHistory.converged` is judged by.
+        polish_tol: the tolerance on the largest absolute entry of the gradient of the mean
+            training NLL (nats per sample); also what `TrainingHistory.converged` is judged by.
 
     Returns:
         The `TrainingHistory`.
@@ -300,12 +283,50 @@ def train(
         (True, True, 'polish')
     """
     start = time.perf_counter()
+    _check_options(model, steps=steps, batch_size=batch_size, lr=lr,
+                   final_lr_fraction=final_lr_fraction, validation=validation,
+                   eval_every=eval_every, patience=patience, polish=polish,
+                   polish_steps=polish_steps, polish_tol=polish_tol)
+    target = resolve_device(device)
+    reference = next(model.parameters())
+    home, dtype = reference.device, reference.dtype
+    # float64 for the polish stage and the gradient norm; the model's dtype for Adam.
+    data = _as_data(data, model.dim, torch.float64)
+    generator = torch.Generator().manual_seed(_check_seed(seed))
+    split = _split(model, data, validation, generator, dtype, target)
+    batch_size = min(batch_size, split.n_train)
+    polished = _decide_polish(polish, split.n_train, model.dim, model.depth, target)
+
+    model.to(target)
+    history = TrainingHistory(device=str(target), polished=polished)
+    try:
+        _fit(model, split.train_x, split.eval_x, split.val_x, history, generator, steps,
+             batch_size, lr, final_lr_fraction, eval_every, patience, progress)
+        train64 = split.train64.to(target)
+        if polished:
+            _polish(model, train64, split.eval_x, split.val_x, history, polish_steps,
+                    polish_tol, progress)
+        history.grad_norm = _gradient_norm(model, train64)
+        history.converged = history.grad_norm <= polish_tol
+        history.outside_fraction = _outside_fraction(model, split.train_x)
+    finally:
+        model.to(home)
+    history.seconds = time.perf_counter() - start
+    model.training_info = _training_info(history, split, batch_size, lr, final_lr_fraction,
+                                         seed, polish_steps, polish_tol)
+    return history
+
+
+def _check_options(model: Any, *, steps: int, batch_size: int, lr: float,
+                   final_lr_fraction: float, validation: float, eval_every: int,
+                   patience: int, polish: bool | str, polish_steps: int,
+                   polish_tol: float) -> None:
+    """Raise a `TypeError`/`ValueError` naming the first bad argument of `train`."""
     if not isinstance(model, PolynomialINN):
         raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
-    steps = _check_positive_int("steps", steps)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    eval_every = _check_positive_int("eval_every", eval_every)
-    patience = _check_positive_int("patience", patience)
+    for name, value in (("steps", steps), ("batch_size", batch_size),
+                        ("eval_every", eval_every), ("patience", patience)):
+        _check_positive_int(name, value)
     if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if not (isinstance(final_lr_fraction, int | float) and 0 < final_lr_fraction <= 1):
@@ -314,17 +335,33 @@ def train(
         raise ValueError(f"validation must be a fraction in [0, 1), got {validation!r}")
     if not (isinstance(polish, bool) or (isinstance(polish, str) and polish == "auto")):
         raise ValueError(f"polish must be True, False or 'auto', got {polish!r}")
-    polish_steps = _check_positive_int("polish_steps", polish_steps)
+    _check_positive_int("polish_steps", polish_steps)
     if not (isinstance(polish_tol, int | float) and not isinstance(polish_tol, bool)
             and math.isfinite(polish_tol) and polish_tol > 0):
         raise ValueError(f"polish_tol must be a positive finite number, got {polish_tol!r}")
-    target = resolve_device(device)
-    reference = next(model.parameters())
-    home, dtype = reference.device, reference.dtype
-    # float64 for the polish stage and the gradient norm; the model's dtype for Adam.
-    data = _as_data(data, model.dim, torch.float64)
 
-    generator = torch.Generator().manual_seed(int(seed))
+
+@dataclass
+class _Split:
+    """The seeded split: the training part in float64 (`train64`) and in the model's dtype
+    on the device (`train_x`), its first rows for the training NLL (`eval_x`), and the
+    validation part (`val_x`, `eval_x` when there is none)."""
+
+    train64: torch.Tensor
+    train_x: torch.Tensor
+    eval_x: torch.Tensor
+    val_x: torch.Tensor
+    n_val: int
+
+    @property
+    def n_train(self) -> int:
+        return self.train_x.shape[0]
+
+
+def _split(model: PolynomialINN, data: torch.Tensor, validation: float,
+           generator: torch.Generator, dtype: torch.dtype, device: torch.device) -> _Split:
+    """Split `data` (float64, CPU) once and fix the model's standardisation to the training
+    part when it has none."""
     n = data.shape[0]
     n_val = max(1, round(validation * n)) if validation > 0 else 0
     if n - n_val < 2:
@@ -332,35 +369,104 @@ def train(
     order = torch.randperm(n, generator=generator)
     train64, val_x = data[order[n_val:]], data[order[:n_val]].to(dtype)
     train_x = train64.to(dtype)
+    if not bool(torch.isfinite(train_x).all()):
+        raise ValueError(f"data values up to {float(data.abs().max()):.3g} overflow the model's "
+                         f"dtype {str(dtype).removeprefix('torch.')}")
+    _warn_degenerate(train64)
     if model.standardize and not model.is_standardized:
-        model.standardize_to(train_x)
-    train_x = train_x.to(target)
+        _standardize(model, train_x)
+    train_x = train_x.to(device)
     eval_x = train_x[:_TRAIN_EVAL_MAX]
-    val_x = val_x.to(target) if n_val else eval_x
-    n_train = train_x.shape[0]
-    batch_size = min(batch_size, n_train)
-    polished = _decide_polish(polish, n_train, model.dim, model.depth, target)
+    val_x = val_x.to(device) if n_val else eval_x
+    return _Split(train64, train_x, eval_x, val_x, n_val)
 
-    model.to(target)
-    history = TrainingHistory(device=str(target), polished=polished)
-    try:
-        _fit(model, train_x, eval_x, val_x, history, generator, steps, batch_size, lr,
-             final_lr_fraction, eval_every, patience, progress)
-        train64 = train64.to(target)
-        if polished:
-            _polish(model, train64, eval_x, val_x, history, polish_steps, polish_tol,
-                    progress)
-        history.grad_norm = _gradient_norm(model, train64)
-        history.converged = history.grad_norm <= polish_tol
-        history.outside_fraction = 1.0 - float(
-            torch.cat([model.in_domain(c) for c in train_x.split(_EVAL_CHUNK)]).double().mean()
-        )
-    finally:
-        model.to(home)
-    history.seconds = time.perf_counter() - start
-    model.training_info = {
-        "n_train": n_train,
-        "n_val": n_val,
+
+@torch.no_grad()
+def _non_finite_cause(model: PolynomialINN, x: torch.Tensor) -> str:
+    """Why the action of `model` is not finite on some rows of x: (n, N): values that
+    overflow the dtype inside the network, or points outside the model's domain."""
+    z, _, inside = model._flow(x)
+    overflow = ~torch.isfinite(z).all(dim=1)
+    outside = ~inside & ~overflow
+    parts = []
+    if bool(overflow.any()):
+        parts.append(f"{float(overflow.double().mean()):.2%} of it overflows "
+                     f"{str(z.dtype).removeprefix('torch.')} inside the network (depth "
+                     f"{model.depth}; its largest |x| is {float(x.abs().max()):.3g}): the "
+                     "values grow past the largest float through the layers; use a smaller "
+                     "depth or rescale the data")
+    if bool(outside.any()):
+        parts.append(f"{float(outside.double().mean()):.2%} of it lies outside the model's "
+                     "domain")
+    return "; ".join(parts) or "the log-determinant or |z|^2 overflows"
+
+
+def _check_seed(seed: Any) -> int:
+    """`seed` as an int that `torch.Generator.manual_seed` takes."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not -(2**63) <= int(seed) < 2**64:
+        raise ValueError(f"seed must be an int from -2**63 to 2**64 - 1, got {seed}")
+    return int(seed)
+
+
+def _standardize(model: PolynomialINN, x: torch.Tensor) -> None:
+    """Fix the model's standardisation to x: (n, N); where the mean or the variance
+    overflows the dtype (|x| near the square root of its largest value), to x divided by a
+    power of two and scaled back, which is exact."""
+    model.standardize_to(x)
+    if bool(torch.isfinite(model.scale).all() and torch.isfinite(model.shift).all()):
+        return
+    power = 2.0 ** math.ceil(math.log2(float(x.abs().max())))
+    model.standardize_to(x / power)
+    with torch.no_grad():
+        model.shift.mul_(power)
+        model.scale.mul_(power)
+
+
+def _warn_degenerate(x: torch.Tensor) -> None:
+    """Warn when the columns of x: (n, N) have an exactly degenerate direction: a column
+    that repeats another exactly, or (where it is cheap) a singular correlation matrix."""
+    sums = x.sum(dim=0)
+    order = torch.argsort(sums)
+    for i in torch.nonzero(sums[order][1:] == sums[order][:-1]).flatten().tolist():
+        a, b = sorted(order[i : i + 2].tolist())
+        if torch.equal(x[:, a], x[:, b]):
+            _warn_singular(f"data column {b} is an exact copy of column {a}", "drop the copy")
+            return
+    n, dim = x.shape
+    if n <= dim or n * dim * dim > _DEGENERACY_CHECK_WORK:
+        return
+    correlation = torch.corrcoef(x.T)
+    if not bool(torch.isfinite(correlation).all()):
+        return  # a constant column (refused by the standardisation) or overflow
+    eigenvalues = torch.linalg.eigvalsh(correlation)
+    if float(eigenvalues[0]) <= _DEGENERACY_TOLERANCE * float(eigenvalues[-1]):
+        _warn_singular("the data columns are exactly linearly dependent (smallest eigenvalue "
+                       f"of their correlation {float(eigenvalues[0]):.1e})",
+                       "drop the dependent columns")
+
+
+def _warn_singular(what: str, remedy: str) -> None:
+    warnings.warn(f"{what}: the data covariance is singular, an exactly degenerate direction "
+                  "along which the likelihood is unbounded; the fitted network and its action "
+                  f"are meaningless; {remedy}", RuntimeWarning, stacklevel=5)
+
+
+def _outside_fraction(model: PolynomialINN, x: torch.Tensor) -> float:
+    """The fraction of the rows of x: (n, N) outside the model's domain."""
+    inside = torch.cat([model.in_domain(c) for c in x.split(_EVAL_CHUNK)])
+    return 1.0 - float(inside.double().mean())
+
+
+def _training_info(history: TrainingHistory, split: _Split, batch_size: int, lr: float,
+                   final_lr_fraction: float, seed: int, polish_steps: int,
+                   polish_tol: float) -> dict[str, Any]:
+    """The JSON-able summary `train` leaves in `model.training_info`."""
+    return {
+        "n_train": split.n_train,
+        "n_val": split.n_val,
         "steps_run": max(s for s, g in zip(history.steps, history.stage, strict=True)
                          if g == "adam"),
         "best_step": history.best_step,
@@ -385,7 +491,55 @@ def train(
         "grad_norm": history.grad_norm,
         "converged": history.converged,
     }
-    return history
+
+
+def _record(history: TrainingHistory, model: PolynomialINN, step: int, stage: str,
+            eval_x: torch.Tensor, val_x: torch.Tensor) -> float:
+    """Append both NLLs of `model` at `step` of `stage` to the history; the validation NLL."""
+    val_nll = _mean_action(model, val_x)
+    history.steps.append(step)
+    history.stage.append(stage)
+    history.train_nll.append(_mean_action(model, eval_x))
+    history.val_nll.append(val_nll)
+    return val_nll
+
+
+class _EarlyStopping:
+    """Adam's best state by validation NLL, and the evaluations since it was found."""
+
+    def __init__(self, model: PolynomialINN, history: TrainingHistory, patience: int) -> None:
+        self.model, self.history, self.patience = model, history, patience
+        self.state = {k: v.clone() for k, v in model.state_dict().items()}
+        self.stale = 0
+
+    def update(self, step: int, val_nll: float) -> bool:
+        """Keep the model's state when `val_nll` is a new best; whether patience ran out."""
+        if val_nll < self.history.best_val_nll:
+            self.history.best_val_nll, self.history.best_step, self.stale = val_nll, step, 0
+            self.state = {k: v.clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.stale += 1
+        return self.stale >= self.patience
+
+
+def _minibatches(n: int, batch_size: int, generator: torch.Generator,
+                 device: torch.device) -> Iterator[torch.Tensor]:
+    """Row indices of consecutive minibatches, reshuffled whenever a batch would run past
+    the end of the permutation."""
+    permutation, cursor = None, n
+    while True:
+        if cursor + batch_size > n:
+            permutation = torch.randperm(n, generator=generator).to(device)
+            cursor = 0
+        yield permutation[cursor : cursor + batch_size]
+        cursor += batch_size
+
+
+def _cosine_lr(lr: float, final_lr_fraction: float, step: int, steps: int) -> float:
+    """The learning rate of `step` (1-based) of `steps`: a cosine from lr to
+    lr * final_lr_fraction."""
+    cosine = 0.5 * (1 + math.cos(math.pi * ((step - 1) / max(steps - 1, 1))))
+    return lr * (final_lr_fraction + (1 - final_lr_fraction) * cosine)
 
 
 def _fit(
@@ -403,49 +557,25 @@ def _fit(
     patience: int,
     progress: bool,
 ) -> None:
-    """The optimisation loop of `train` (arguments already validated, all on one device)."""
+    """The Adam stage of `train`: leaves the model in its best validation state."""
     initial = _mean_action(model, train_x)
     if not math.isfinite(initial):
-        outside = 1.0 - float(model.in_domain(train_x).double().mean())
-        raise ValueError(
-            f"the initial model gives a non-finite NLL on the training data ({outside:.2%} "
-            "of it lies outside the model's domain)"
-        )
+        raise ValueError("the initial model gives a non-finite NLL on the training data: "
+                         + _non_finite_cause(model, train_x))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
     snapshot = _Snapshot(params, optimizer)
-    best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    backoff, stale, consecutive = 1.0, 0, 0
-    n_train = train_x.shape[0]
-    permutation, cursor = None, n_train
+    best = _EarlyStopping(model, history, patience)
+    backoff, consecutive = 1.0, 0
+    batches = _minibatches(train_x.shape[0], batch_size, generator, train_x.device)
 
-    def evaluate(step: int) -> bool:
-        """Record the NLLs at `step`; return whether patience ran out."""
-        nonlocal best_state, stale
-        val_nll = _mean_action(model, val_x)
-        history.steps.append(step)
-        history.stage.append("adam")
-        history.train_nll.append(_mean_action(model, eval_x))
-        history.val_nll.append(val_nll)
-        if val_nll < history.best_val_nll:
-            history.best_val_nll, history.best_step, stale = val_nll, step, 0
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-        return stale >= patience
-
-    evaluate(0)
+    best.update(0, _record(history, model, 0, "adam", eval_x, val_x))
     bar = tqdm(total=steps, disable=not progress, desc="training", leave=False)
     step = 0
     while step < steps:
-        if cursor + batch_size > n_train:
-            permutation = torch.randperm(n_train, generator=generator).to(train_x.device)
-            cursor = 0
-        batch = train_x[permutation[cursor : cursor + batch_size]]
-        cursor += batch_size
+        batch = train_x[next(batches)]
         step += 1
         bar.update()
-
         optimizer.zero_grad(set_to_none=False)
         loss = model._action(batch).mean()
         loss.backward()
@@ -454,10 +584,8 @@ def _fit(
         if bool(torch.isfinite(loss + norm)):
             consecutive = 0
             snapshot.take()
-            progress_fraction = (step - 1) / max(steps - 1, 1)
-            cosine = 0.5 * (1 + math.cos(math.pi * progress_fraction))
             for group in optimizer.param_groups:
-                group["lr"] = lr * backoff * (final_lr_fraction + (1 - final_lr_fraction) * cosine)
+                group["lr"] = backoff * _cosine_lr(lr, final_lr_fraction, step, steps)
             optimizer.step()
         else:
             # A non-finite loss here means the previous step broke the model on this batch:
@@ -476,14 +604,14 @@ def _fit(
                 )
                 break
         if step % eval_every == 0 or step == steps:
-            if evaluate(step):
+            if best.update(step, _record(history, model, step, "adam", eval_x, val_x)):
                 history.stopped_early = step < steps
                 break
             bar.set_postfix(val_nll=f"{history.val_nll[-1]:.4f}")
     bar.close()
     if not history.steps or history.steps[-1] != step:
-        evaluate(step)
-    model.load_state_dict(best_state)
+        best.update(step, _record(history, model, step, "adam", eval_x, val_x))
+    model.load_state_dict(best.state)
 
 
 # ------------------------------------------------------------------------------ polish
@@ -576,6 +704,46 @@ def _gradient_norm(model: PolynomialINN, x: torch.Tensor) -> float:
     return float(grad.abs().max())
 
 
+def _lbfgs(params: list[torch.Tensor], polish_tol: float) -> torch.optim.LBFGS:
+    """A fresh L-BFGS (empty memory) with the strong-Wolfe line search."""
+    return torch.optim.LBFGS(
+        params, lr=1.0, max_iter=_POLISH_CHUNK_ITERATIONS,
+        max_eval=4 * _POLISH_CHUNK_ITERATIONS, tolerance_grad=polish_tol,
+        tolerance_change=_POLISH_TOLERANCE_CHANGE, history_size=_POLISH_HISTORY,
+        line_search_fn="strong_wolfe",
+    )
+
+
+class _GuardedClosure:
+    """The L-BFGS closure: a trial point with a non-finite loss or gradient is reported as
+    `penalty` with a zero gradient (and counted), so the line search never accepts it."""
+
+    def __init__(self, objective: _FullBatch, params: list[torch.Tensor], penalty: float,
+                 history: TrainingHistory) -> None:
+        self.objective, self.params, self.penalty = objective, params, penalty
+        self.history = history
+
+    def __call__(self) -> float:
+        value, gradient = self.objective()
+        if math.isfinite(value) and bool(torch.isfinite(gradient).all()):
+            return value
+        self.history.polish_rejected_trials += 1
+        for p in self.params:
+            p.grad = torch.zeros_like(p)
+        return self.penalty
+
+
+def _keep_better(model: PolynomialINN, val_x: torch.Tensor, history: TrainingHistory,
+                 adam_state: dict[str, torch.Tensor], polish_step: int) -> None:
+    """Keep the model's (polished) state when its validation NLL is at most Adam's best
+    (`history.best_val_nll`), else restore `adam_state`; the history's best follows."""
+    final = _mean_action(model, val_x)
+    if final <= history.best_val_nll:
+        history.best_val_nll, history.best_step = final, polish_step
+    else:  # the polished state generalises worse (thin data): keep Adam's
+        model.load_state_dict(adam_state)
+
+
 def _polish(
     model: PolynomialINN,
     train_x: torch.Tensor,
@@ -592,7 +760,6 @@ def _polish(
     work = _float64_twin(model)
     eval64, val64 = eval_x.to(torch.float64), val_x.to(torch.float64)
     adam_state = {k: v.clone() for k, v in model.state_dict().items()}
-    adam_best, adam_step = history.best_val_nll, history.best_step
     params = [p for p in work.parameters() if p.requires_grad]
     objective = _FullBatch(work, train_x, params)
     loss, grad = objective()
@@ -605,24 +772,8 @@ def _polish(
     # A turned-away trial point looks far worse than any point L-BFGS may accept.
     penalty = loss + 1e3 * (1.0 + abs(loss))
 
-    def closure() -> float:
-        value, gradient = objective()
-        if math.isfinite(value) and bool(torch.isfinite(gradient).all()):
-            return value
-        history.polish_rejected_trials += 1
-        for p in params:
-            p.grad = torch.zeros_like(p)
-        return penalty
-
-    def make_optimizer() -> torch.optim.LBFGS:
-        return torch.optim.LBFGS(
-            params, lr=1.0, max_iter=_POLISH_CHUNK_ITERATIONS,
-            max_eval=4 * _POLISH_CHUNK_ITERATIONS, tolerance_grad=polish_tol,
-            tolerance_change=_POLISH_TOLERANCE_CHANGE, history_size=_POLISH_HISTORY,
-            line_search_fn="strong_wolfe",
-        )
-
-    optimizer = make_optimizer()
+    closure = _GuardedClosure(objective, params, penalty, history)
+    optimizer = _lbfgs(params, polish_tol)
     first_step = history.steps[-1]
     done, rejections, stop = 0, 0, "steps"
     bar = tqdm(total=polish_steps, disable=not progress, desc="polish", leave=False)
@@ -657,16 +808,12 @@ def _polish(
                     stacklevel=3,
                 )
                 break
-            optimizer = make_optimizer()
+            optimizer = _lbfgs(params, polish_tol)
             loss, grad = objective()
             continue
         rejections = 0
         loss, grad = new_loss, new_grad
-        val_nll = _mean_action(work, val64)
-        history.steps.append(first_step + done)
-        history.stage.append("polish")
-        history.train_nll.append(_mean_action(work, eval64))
-        history.val_nll.append(val_nll)
+        val_nll = _record(history, work, first_step + done, "polish", eval64, val64)
         bar.set_postfix(val_nll=f"{val_nll:.4f}", grad=f"{float(grad.abs().max()):.1e}")
         if ran < budget:  # L-BFGS stopped by itself: tolerance reached or no progress
             stop = "tolerance" if float(grad.abs().max()) <= polish_tol else "stalled"
@@ -679,12 +826,7 @@ def _polish(
         p.grad = None
     if work is not model:
         model.load_state_dict(work.state_dict())  # cast back to the model's dtype
-    final = _mean_action(model, val_x)
-    if final <= adam_best:
-        history.best_val_nll, history.best_step = final, first_step + done
-    else:  # the polished state generalises worse (thin data): keep Adam's
-        model.load_state_dict(adam_state)
-        history.best_val_nll, history.best_step = adam_best, adam_step
+    _keep_better(model, val_x, history, adam_state, first_step + done)
     history.polish_iterations, history.polish_stop = done, stop
     history.polish_evaluations = objective.passes
     history.polish_seconds = time.perf_counter() - start
