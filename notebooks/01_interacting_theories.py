@@ -34,7 +34,6 @@
 # 4. the cumulants of the data, the statistics the network will later have to reproduce.
 
 # %%
-import os
 import warnings
 
 import ipywidgets as widgets
@@ -47,9 +46,8 @@ import inntheory as it
 from inntheory.lab.widgets import log_slider, slider_panel
 
 plt.rcParams["figure.dpi"] = 80
-SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))
 torch.manual_seed(0)
-N_SAMPLES = 2048 if SMOKE else 8192  # samples per theory
+N_SAMPLES = 8192  # samples per theory
 CHAINS = 512  # parallel HMC chains: more chains, fewer sequential steps
 
 # %% [markdown]
@@ -76,8 +74,7 @@ CHAINS = 512  # parallel HMC chains: more chains, fewer sequential steps
 # These tensors are what the network is supposed to recover in the later lectures. The
 # package ships three presets:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for name, couplings in it.PRESETS.items():
     print(f"{name:12s}", ", ".join(f"{k} = {v:+.2f}" for k, v in couplings.items()))
 theories = {name: it.preset(name) for name in it.PRESETS}
@@ -166,8 +163,7 @@ assert exact["unimodal"]["mean"] < -0.05
 # For the Gaussian preset the correlator must equal $[(A^{(2)})^{-1}]_{0r}$; a one-line check
 # of the transfer matrix itself:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 covariance = torch.linalg.inv(theories["gaussian"].quadratic()).numpy()
 difference = np.abs(exact["gaussian"]["correlator"] - covariance[0]).max()
 print("transfer-matrix correlator equals inv(A2) to 1e-10:", difference < 1e-10)
@@ -196,8 +192,7 @@ assert difference < 1e-10
 # * **$\hat R$** (split-$\hat R$): compares the spread between chains with the spread within
 #   them; values near 1 (below about 1.01-1.05) mean the chains agree.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 samples = {}
 for seed, (name, th) in enumerate(theories.items()):
     samples[name] = it.sample(th, N_SAMPLES, seed=seed, n_chains=CHAINS, burn_in=200,
@@ -304,8 +299,7 @@ plt.show()
 # interactions show up in them. `it.cumulants` returns the full tensors $(N,)^k$; here are
 # their site-diagonal entries, averaged over the sites, with a standard error from 16 blocks.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 def diagonal_cumulants(x):
     kappa = it.cumulants(x, order=4)
     idx = torch.arange(x.shape[1])
@@ -397,8 +391,7 @@ slider_panel(render, controls)
 # 3. for the interacting presets the sampled $\langle x\rangle$ and $\langle x^2\rangle$
 #    agree with the transfer matrix within 4 standard errors (block errors over 16 blocks).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, th in theories.items():
     coefficients = th.coefficients(order=4)
     zero = torch.zeros(th.dim, dtype=torch.float64)

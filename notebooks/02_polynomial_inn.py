@@ -58,7 +58,6 @@
 # quartic coefficient.
 
 # %%
-import os
 import warnings
 
 import ipywidgets as widgets
@@ -70,8 +69,7 @@ import inntheory as it
 from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
 plt.rcParams["figure.dpi"] = 80
-SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))
-STEPS = 150 if SMOKE else 400  # optimiser steps per training run
+STEPS = 400  # optimiser steps per training run
 _ = torch.manual_seed(0)
 
 # %%
@@ -113,8 +111,7 @@ plt.show()
 # interactions are visible. `it.load_dataset` draws the samples with HMC once and caches
 # them; we hold out 2048 of them as a test set that training never sees.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 theory = it.LatticeTheory((8,), m2=0.5, kappa=0.5, g3=1.0, g4=1.0)
 data = it.load_dataset(theory, 10240, seed=0, progress=False).x
 n_test = 2048
@@ -130,8 +127,7 @@ print(f"training samples {train_x.shape[0]}, test samples {test_x.shape[0]}, N =
 # so its standard error is the standard deviation of the per-sample difference over
 # $\sqrt{n_\text{test}}$.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 def gaussian_action(train, test):
     """Per-sample NLL of `test` under the maximum-likelihood Gaussian of `train`."""
     mean, cov = train.mean(0), torch.cov(train.T, correction=0)
@@ -154,13 +150,11 @@ print(f"Gaussian fit: test NLL = {float(gauss_test.mean()):.3f} nats/sample")
 # follows Adam with a second, full-batch stage ("polish"); this lecture trains with Adam only
 # (`polish=False`), and lecture 4 adds the polish stage and shows what it changes.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 device = it.resolve_device("auto")
 print("training on", device)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 models, histories = {}, {}
 for activation in ("cubic", "quadratic"):
     torch.manual_seed(1)
@@ -195,8 +189,7 @@ plt.show()
 # how much of the data lies outside its domain (zero density there) and what fraction of
 # latent draws has no pre-image, the mass the model loses.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 model_samples, results = {}, {}
 print(f"{'model':10s} {'test NLL':>9s} {'gain':>8s} {'± SE':>7s} {'data outside':>13s} "
       f"{'latent lost':>12s}")
@@ -323,8 +316,7 @@ widgets.VBox([panel, retrain])
 # 2. The model samples' site means and variances match the data within 4 standard errors
 #    (`it.compare_cumulants`, jackknife errors; 8 means, 36 covariance entries).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 r = results["cubic"]
 print(f"cubic INN: gain {r['gain']:.3f} ± {r['se']:.3f} nats/sample, "
       f"{r['gain'] / r['se']:.1f} standard errors")

@@ -103,8 +103,7 @@ ORDER = 4
 # forked becomes a *three-point* interaction, with two legs forked a *four-point* one.
 # `catalogue` lists the diagrams (the extraction loops over the very same list):
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for name in ("quadratic", "cubic"):
     diagrams = catalogue(name, ORDER)
     print(f"{name} activation: {len(diagrams)} diagrams up to order {ORDER}")
@@ -176,8 +175,7 @@ start = time.perf_counter()
 autodiff = autodiff_coefficients(model, x0)
 autodiff_seconds = time.perf_counter() - start
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for k, diff in relative_difference(extracted, autodiff).items():
     print(f"A^({k}): max relative difference extracted vs autodiff = {diff:.1e}")
 print(f"extraction {1e3 * extract_seconds:.0f} ms, "
@@ -286,8 +284,7 @@ slider_panel(render, controls)
 # 2. The history starts at a free theory ($A^{(2)} = \mathbb{1}$, $A^{(3)} = A^{(4)} = 0$ at the
 #    latent) and ends at the extracted data action.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for activation in ("cubic", "quadratic"):
     net = random_network(3, activation, seed=1)
     diffs = relative_difference(it.extract_action(net, order=ORDER, point=x0),

@@ -56,13 +56,12 @@ DEPTH = 2
 # to learn from (about 3 s, then cached on disk) and, with another seed, $10^4$ independent
 # test samples that no fit sees.
 
-# %%
+# %% tags=["nbval-check-output"]
 theory = it.preset("unimodal", shape=(3, 3))
 true = theory.coefficients(order=4)
 N_DATA, N_TEST = 100_000, 10_000
 x = it.load_dataset(theory, N_DATA, seed=0, progress=False).x
 test_x = it.load_dataset(theory, N_TEST, seed=1, progress=False).x
-# NBVAL_CHECK_OUTPUT
 print(f"{x.shape[0]} training and {test_x.shape[0]} test samples of N = {x.shape[1]} sites; "
       f"couplings {theory.parameters}")
 
@@ -164,11 +163,10 @@ learned = {label: it.extract_action(model, order=4) for label, model in models.i
 #   is the *exact form* of the true action: a fair, and strong, baseline for a network that
 #   knows the lattice.
 
-# %%
+# %% tags=["nbval-check-output"]
 baselines = {"score matching, dense": it.score_matching(x, order=4),
              "score matching, tied": it.score_matching(x, order=4, basis="tied",
                                                        lattice=theory.shape)}
-# NBVAL_CHECK_OUTPUT
 print({label: action.metadata["n_monomials"] for label, action in baselines.items()})
 
 # %% [markdown]

@@ -85,8 +85,7 @@ BASELINES_NOT_COMPUTED = set()
 # so instead of silently drawing an empty grid. Means and standard deviations below are over
 # the seeds present.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def read(baseline, seeds=SEEDS):
     """The cached grid with one score-matching baseline; trains nothing."""
     return it.sweep(THEORY, DEPTHS, COUNTS, seeds, baseline=baseline, train=False,

@@ -30,7 +30,6 @@
 # 5. the same in one line of shell.
 
 # %%
-import os
 import tempfile
 from pathlib import Path
 
@@ -42,9 +41,8 @@ import inntheory as it
 from inntheory.lab.cli import load_data
 
 plt.rcParams["figure.dpi"] = 80
-SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))
-N_SAMPLES = 2000 if SMOKE else 6000
-STEPS = 100 if SMOKE else 300
+N_SAMPLES = 6000
+STEPS = 300
 SEED = 0
 torch.manual_seed(SEED)
 workdir = Path(tempfile.mkdtemp(prefix="inntheory-lecture7-"))
@@ -94,8 +92,7 @@ print(f"wrote {N_SAMPLES} samples of N = {N} to my_data.npy and my_data.csv")
 # row, no NaN or inf (it names the bad rows). The same function serves `inntheory fit`, so a
 # file that loads here fits there.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 x = load_data(workdir / "my_data.npy")
 from_csv = load_data(workdir / "my_data.csv")
 print("shape", x.shape, x.dtype, "| .csv equals .npy:", bool(np.allclose(x, from_csv)))
@@ -134,8 +131,7 @@ plt.show()
 # data without a natural origin, expand around the mean (the command line's default,
 # `--point mean`). Score matching on the same samples is the reference.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(SEED)
 model = it.PolynomialINN(N, depth=2, activation="cubic").double()
 history = it.train(model, x, steps=STEPS, seed=SEED, device="cpu", progress=False)
@@ -193,8 +189,7 @@ assert abs(pair_couplings(baseline).mean() - true_pairs) < 0.5 * true_pairs
 # the constant and JSON metadata (what produced it, with which settings). Anything that reads
 # `.npz` can use it: `numpy.load("action.npz")["A4"]` is the quartic tensor.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 path = learned.save(workdir / "action.npz")
 reloaded = it.PolynomialAction.load(path)
 with np.load(path) as archive:
@@ -227,8 +222,7 @@ print("metadata:", {k: reloaded.metadata[k] for k in ("source", "activation", "d
 # The saved action reloads and equals the extracted one (every coefficient, the expansion
 # point and the constant), and the `.csv` copy of the data loads to the same array.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 assert reloaded.order == learned.order
 for k in range(1, learned.order + 1):
     assert torch.equal(reloaded.coefficient(k), learned.coefficient(k)), k

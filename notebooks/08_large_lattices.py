@@ -137,8 +137,7 @@ assert free < 50 and model.coupling_range == 4
 print(f"stored training: {info['steps_run']} Adam steps on {info['n_train']} samples, "
       f"polish {info['polish']}")
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"training took {info['seconds']:.0f} s, tied score matching "
       f"{tied.metadata['seconds']:.1f} s (where they were computed)")
 status = widgets.HTML()
@@ -216,8 +215,7 @@ plt.show()
 # `theory.lattice_coefficients(4)` gives the true action in the same form. (The refusal's
 # estimate is larger than 34 GB: the expansion also needs an int64 index of the same size.)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 start = time.perf_counter()
 learned = it.extract_action(model, 4)
 extract_seconds = time.perf_counter() - start
@@ -231,8 +229,7 @@ except MemoryError as error:
     print("coefficient(4):", refusal[:80], "...")
 assert learned.window == (9, 9) and "GiB" in refusal
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"extraction: {extract_seconds:.2f} s")
 assert extract_seconds < 2
 
@@ -319,13 +316,11 @@ plt.show()
 # the leakage is the norm of everything the network put off site, relative to the true
 # on-site coupling.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 comparison = it.compare(truth, {"network": learned, "tied SM": tied}, orders=(2, 3, 4))
 print(comparison.table())
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 onsite = {label: {k: abs(a.onsite(k) - truth.onsite(k)) / abs(truth.onsite(k))
                   for k in (2, 3, 4)} for label, a in (("network", learned), ("tied", tied))}
 leak = {k: comparison.row(k, "network").leakage for k in (3, 4)}
@@ -337,7 +332,7 @@ print(f"network leakage A3 {leak[3]:.1%}, A4 {leak[4]:.1%}; tied score matching 
 # %% [markdown]
 # ## Against the targets
 #
-# The targets of the issue that asked for this lecture, for $16 \times 16$, order 4,
+# The targets we set for this lecture, for $16 \times 16$, order 4,
 # $n = 10^5$ on two CPU cores: training plus extraction under **5 minutes**, peak memory under
 # **2 GB**, the on-site $A^{(3)}$ within **5 %** and the on-site $A^{(4)}$ within **10 %** of
 # the truth, leakage below **10 %**. The scale benchmark (`benchmarks/scale.py`, table in
@@ -393,8 +388,7 @@ print(big_action)
 print(f"largest difference to the 16x16 couplings: {difference:.1e}")
 assert big_action.window == learned.window and difference < 1e-12
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 print(f"32x32 extraction of all couplings within range: {big_seconds:.2f} s "
       f"(target: under a minute)")
 assert big_seconds < 60
@@ -413,8 +407,7 @@ assert big_seconds < 60
 # 3. tied score matching on the same samples gets the on-site cubic and quartic within 2 %;
 # 4. the stored training took under 5 minutes.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 variance_error = abs(c_network[0] / c_data[0] - 1)
 neighbour_error = abs(c_network[1] / c_data[1] - 1)
 print(f"site variance {variance_error:.1%}, nearest-neighbour correlator {neighbour_error:.1%}")
