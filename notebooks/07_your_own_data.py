@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 import inntheory as it
-from inntheory.lab.cli import load_data
+from inntheory.lab.cli import load_data, recommended_samples
 
 plt.rcParams["figure.dpi"] = 80
 N_SAMPLES = 6000
@@ -209,9 +209,10 @@ print("metadata:", {k: reloaded.metadata[k] for k in ("source", "activation", "d
 # It uses the same loader, a float64 network, `--seed 0`, up to `--steps 2000` Adam steps
 # (we used 300 here to keep the lecture short) and `it.train`'s polish stage, and expands
 # around the data mean by
-# default; add `--point zero` for exactly the expansion of this lecture. It refuses data with
-# fewer than 10 samples per independent coefficient (690 for $N = 4$, order 4). Two saved
-# actions are compared with
+# default; add `--point zero` for exactly the expansion of this lecture. With fewer than 10
+# samples per trainable parameter of the network it warns ("thin data") and still fits: this
+# lecture's network has 56 parameters, so it would warn below 560 samples. Two saved actions
+# are compared with
 #
 # ```bash
 # inntheory compare true.npz action.npz
@@ -229,6 +230,8 @@ for k in range(1, learned.order + 1):
 assert torch.equal(reloaded.point, learned.point)
 assert reloaded.constant == learned.constant
 assert np.allclose(x, from_csv, rtol=1e-12, atol=0)
+parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+assert parameters == 56 and recommended_samples(parameters) == 560
 print("reloaded action == extracted action")
 
 # %% [markdown]
