@@ -14,7 +14,6 @@ Conventions are those of ``METHOD.md``: S(x0 + d) = sum_k (1/k!) A^(k) d...d.
 
 from __future__ import annotations
 
-import html
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._tables import WIDTH, Table
 from .actions.dense import PolynomialAction
 
 __all__ = [
@@ -92,24 +92,6 @@ def _format(value: float) -> str:
     if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e4):
         return f"{value:.3e}"
     return f"{value:.4f}"
-
-
-def _fixed_width(headers: list[str], rows: list[list[str]], title: str) -> str:
-    widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([title, line, "-" * len(line), *body])
-
-
-def _html_table(headers: list[str], rows: list[list[str]], caption: str) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(v.strip())}</td>" for v in r) + "</tr>" for r in rows
-    )
-    return (
-        f"<table><caption>{html.escape(caption)}</caption>"
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-    )
 
 
 def _new_figure(fig: Any, size: tuple[float, float]) -> Any:
@@ -224,21 +206,25 @@ class Comparison:
             cells.append(line)
         return headers, cells
 
-    def table(self) -> str:
-        """Fixed-width text table, one column group per learned action."""
+    def _table(self) -> Table:
         headers, cells = self._cells()
-        title = (
-            "Action comparison. error: ||L - T||, diag err: on i1 = .. = ik, leakage: "
-            "||offdiag L|| (true offdiag: ||offdiag T||), all / ||T|| when scale is rel, "
-            "absolute when ||T|| = 0 (abs); true diag, diag mean: mean_i A_i..i"
+        notes = (
+            "error: ||L - T||, diag err: on i1 = .. = ik, leakage: ||offdiag L|| (true "
+            "offdiag: ||offdiag T||), all / ||T|| when scale is rel, absolute when ||T|| = 0 "
+            "(abs); true diag, diag mean: mean_i A_i..i"
         )
-        return _fixed_width(headers, cells, title)
+        return Table(headers, cells, "Action comparison, order by order", notes, index=2)
 
-    __str__ = table
+    def table(self, width: int = WIDTH) -> str:
+        """Fixed-width text table of lines up to `width` characters, one column group per
+        learned action (groups that do not fit are shown below, with the order repeated)."""
+        return self._table().text(width)
+
+    def __str__(self) -> str:
+        return self.table()
 
     def _repr_html_(self) -> str:
-        headers, cells = self._cells()
-        return _html_table(headers, cells, "Learned vs true action, order by order")
+        return self._table().html()
 
     def plot(self, fig: Any = None) -> Any:
         """Figure: learned vs true entries per order (y = x line), heat maps of the true and
@@ -658,20 +644,23 @@ class CumulantComparison:
         ]
         return headers, cells
 
-    def table(self) -> str:
-        """Fixed-width text table, one line per order."""
+    def _table(self) -> Table:
         headers, cells = self._cells()
         title = (
             "Cumulants, data vs samples (sigma: jackknife over "
             f"{self.n_blocks} blocks per set, combined)"
         )
-        return _fixed_width(headers, cells, title)
+        return Table(headers, cells, title)
 
-    __str__ = table
+    def table(self, width: int = WIDTH) -> str:
+        """Fixed-width text table, one line per order, lines up to `width` characters."""
+        return self._table().text(width)
+
+    def __str__(self) -> str:
+        return self.table()
 
     def _repr_html_(self) -> str:
-        headers, cells = self._cells()
-        return _html_table(headers, cells, "Cumulants: data vs model samples")
+        return self._table().html()
 
     def plot(self, fig: Any = None) -> Any:
         """Figure: per order, samples' against data's distinct cumulant entries with combined
