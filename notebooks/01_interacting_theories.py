@@ -36,14 +36,13 @@
 # %%
 import warnings
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch.func import hessian, jacfwd
 
 import inntheory as it
-from inntheory.lab.widgets import log_slider, slider_panel
+from inntheory.lab.widgets import float_slider, log_slider, slider_panel
 
 plt.rcParams["figure.dpi"] = 80
 torch.manual_seed(0)
@@ -360,11 +359,6 @@ def render(m2, g3, g4, n_samples):
             f"sample &lt;x&gt; = {x.mean():+.3f} vs exact {e['mean']:+.3f}; "
             f"sample &lt;x&sup2;&gt;<sub>c</sub> = {x.var():.3f} vs exact "
             f"{e['correlator'][0]:.3f}")
-
-
-def float_slider(description, value, low, high, step):
-    return widgets.FloatSlider(value=value, min=low, max=high, step=step,
-                               description=description, continuous_update=False)
 
 
 controls = {

@@ -325,12 +325,12 @@ assert abs(rel[dense][2] - rel[odd][2]) < 0.02 and abs(rel[dense][4] - rel[odd][
 #   shallower than the true one. The odd, translation-equivariant network makes the action
 #   exactly even; on this well its barrier and its cumulants are no better than the dense
 #   cubic network's.
-# * Neither cubic network reproduces the data's even cumulants: $\kappa_2$ is off by about
-#   13 % and $\kappa_4$ by about half, far from the 1.5 % and 10 % we aimed for (the
-#   barrier, in contrast, is within 30 % of the true -0.80). Deeper odd networks (depth 3
-#   and 4, measured while preparing this lecture, not rerun here) did not close the gap. The networks do not form the two sharp peaks: their
-#   magnetisation is a plateau. A possible reason, not tested here, is the form of the model:
-#   a cubic INN's action grows like $x^6$ in the tails where the true one grows like $x^4$,
-#   so it cannot put the walls of the wells where the data have them. On the
-#   `double_well` preset's deeper well ($m^2 = -1.5$) the odd network did worse, which is why
-#   this lecture uses the shallower one.
+# * Neither cubic network reproduces the data's even cumulants: $\kappa_2$ is off by about 13 %
+#   and $\kappa_4$ by about half, far from the 1.5 % and 10 % we aimed for (the barrier, in
+#   contrast, is within 30 % of the true -0.80). Deeper odd networks (depth 3 and 4, measured
+#   while preparing this lecture, not rerun here) did not close the gap. The networks do not
+#   form the two sharp peaks: their magnetisation is a plateau. A possible reason, not tested
+#   here, is the form of the model: a cubic INN's action grows like $x^6$ in the tails where
+#   the true one grows like $x^4$, so it cannot put the walls of the wells where the data have
+#   them. On the `double_well` preset's deeper well ($m^2 = -1.5$) the odd network did worse,
+#   which is why this lecture uses the shallower one.
