@@ -26,6 +26,8 @@ from torch import Tensor
 
 from ._tables import WIDTH, Table
 from .actions.dense import PolynomialAction
+from .figures import WIDTH as FIGURE_WIDTH
+from .figures import legend_outside, site_ticks
 
 __all__ = [
     "Comparison",
@@ -97,8 +99,9 @@ def _format(value: float) -> str:
 def _new_figure(fig: Any, size: tuple[float, float]) -> Any:
     import matplotlib.pyplot as plt
 
-    if fig is None:
-        return plt.figure(figsize=size, layout="constrained")
+    if fig is None:  # at most the lectures' figure width, the height scaled along
+        scale = min(1.0, FIGURE_WIDTH / size[0])
+        return plt.figure(figsize=(size[0] * scale, size[1] * scale), layout="constrained")
     fig.clear()
     return fig
 
@@ -267,11 +270,11 @@ class Comparison:
             pad = 0.05 * (high - low) or 1.0
             ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
             ax.set(
-                title=f"A^({k}) entries (i1 <= ... <= i{k})",
+                title=f"$A^{{({k})}}$ entries ($i_1 \\leq \\dots \\leq i_{k}$)",
                 xlabel="true coefficient",
                 ylabel="learned coefficient",
             )
-            ax.legend(fontsize="small")
+        legend_outside(axes[-1])
 
     def _plot_heat(self, panel: Any) -> None:
         matrices = [("true", self.true[2])] + [(m, self.learned[m][2]) for m in self.models]
@@ -279,7 +282,8 @@ class Comparison:
         axes = panel.subplots(1, len(matrices), squeeze=False)[0]
         for ax, (name, matrix) in zip(axes, matrices, strict=True):
             image = ax.imshow(matrix.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            ax.set(title=f"A^(2) {name}", xlabel="site j", ylabel="site i")
+            ax.set(title=f"$A^{{(2)}}$ {name}", xlabel="site j", ylabel="site i")
+            site_ticks(ax)
         panel.colorbar(image, ax=list(axes), label="coefficient")
 
     def _plot_bars(self, panel: Any, orders: list[int]) -> None:
@@ -291,8 +295,10 @@ class Comparison:
             for s, (name, tensor) in enumerate(series):
                 offset = (s - len(self.models) / 2) * width
                 ax.bar(np.arange(dim) + offset, _diagonal(tensor).numpy(), width, label=name)
-            ax.set(title=f"diagonal A^({k})_(i..i)", xlabel="site i", ylabel="coefficient")
-            ax.legend(fontsize="small")
+            ax.set(title=f"diagonal $A^{{({k})}}_{{i \\dots i}}$", xlabel="site i",
+                   ylabel="coefficient")
+            site_ticks(ax, "x")
+        legend_outside(axes[-1])
 
 
 def _coefficients(action: PolynomialAction, orders: Sequence[int], name: str) -> dict:
@@ -686,11 +692,11 @@ class CumulantComparison:
             pad = 0.05 * (high - low) or 1.0
             ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
             ax.set(
-                title=f"kappa_{k}: max |diff| = {row.max_z:.1f} sigma",
+                title=f"$\\kappa_{k}$: max |diff| = {row.max_z:.1f} $\\sigma$",
                 xlabel="data cumulant",
                 ylabel="model-sample cumulant",
             )
-            ax.legend(fontsize="small")
+        legend_outside(axes[-1])
         return fig
 
 
