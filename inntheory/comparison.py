@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._tables import WIDTH, Table
 from .actions.dense import PolynomialAction
 from .figures import WIDTH as FIGURE_WIDTH
 from .figures import legend_outside, site_ticks
+from .tables import WIDTH, Table
 
 __all__ = [
     "Comparison",

@@ -1,7 +1,7 @@
 """One figure style for the lectures and the package's plots, readable in a 1400 px window.
 
 `use_style()` sets matplotlib's defaults: figures at most `WIDTH` inches wide at `DPI` (so
-a notebook shows them at their own size, not shrunk), fonts of 11-13 pt, constrained layout.
+a notebook shows them at their own size, not shrunk) and fonts of 10-12 pt.
 The helpers put the pieces every lecture figure shares in one place: `heatmap` (a diverging
 map, symmetric around zero, with its colour bar and integer site ticks), `site_ticks`
 (integer ticks on an axis of sites or offsets) and `legend_outside` (a legend to the right of
@@ -35,7 +35,6 @@ STYLE = {
     "figure.dpi": DPI,
     "savefig.dpi": DPI,
     "figure.figsize": (WIDTH, 3.8),
-    "figure.constrained_layout.use": True,
     "font.size": 11,
     "axes.titlesize": 12,
     "axes.labelsize": 11,

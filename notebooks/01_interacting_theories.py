@@ -39,12 +39,15 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from torch.func import hessian, jacfwd
 
 import inntheory as it
+from inntheory.figures import site_ticks, use_style
 from inntheory.lab.widgets import float_slider, log_slider, slider_panel
+from inntheory.tables import Table
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 torch.manual_seed(0)
 N_SAMPLES = 8192  # samples per theory
 CHAINS = 512  # parallel HMC chains: more chains, fewer sequential steps
@@ -240,7 +243,7 @@ def autocorrelation(series, lags):
 
 
 lags = np.arange(60)
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
 for flip, result in runs.items():
     series = magnetisation_series(result)
     label = f"flip={flip}; sampler's tau = {result.diagnostics['tau']:.1f}"
@@ -269,7 +272,7 @@ assert rho[False][-1] > 0.5 and np.all(np.abs(rho[True][1:]) < 0.1), rho
 # exact one. The black lines are the transfer-matrix results.
 
 # %%
-fig, axes = plt.subplots(2, 3, figsize=(11, 6))
+fig, axes = plt.subplots(2, 3, figsize=(9.5, 5.2))
 r = np.arange(theory.dim)
 for col, (name, result) in enumerate(samples.items()):
     x = result.x.numpy()
@@ -282,6 +285,7 @@ for col, (name, result) in enumerate(samples.items()):
     axes[1, col].plot(r, sample_c, "o", label="HMC samples")
     axes[1, col].plot(r, e["correlator"], "k-", lw=1, label="exact")
     axes[1, col].set(xlabel="distance $r$", ylabel=r"$C(r) = \langle x_0 x_r\rangle_c$")
+    site_ticks(axes[1, col], "x")
 axes[0, 0].legend(fontsize="small", loc="upper left")
 axes[1, 0].legend(fontsize="small")
 plt.tight_layout()
@@ -305,15 +309,15 @@ def diagonal_cumulants(x):
     return np.array([float(kappa[k][(idx,) * k].mean()) for k in range(1, 5)])
 
 
-print(f"{'theory':12s}" + "".join(f"{'kappa_' + str(k) + '(iii..)':>20s}" for k in range(1, 5)))
-z = {}
+z, rows = {}, []
 for name, result in samples.items():
     blocks = np.array([diagonal_cumulants(b) for b in torch.tensor_split(result.x, 16)])
     value = diagonal_cumulants(result.x)
     error = blocks.std(axis=0, ddof=1) / np.sqrt(len(blocks))
-    cells = [f"{v:+11.3f} ± {s:5.3f}" for v, s in zip(value, error, strict=True)]
-    print(f"{name:12s}" + "".join(cells))
+    rows.append([name, *(f"{v:+.3f} ± {s:.3f}" for v, s in zip(value, error, strict=True))])
     z[name] = value / error  # each cumulant in units of its standard error
+display(Table(["theory", *(f"κ{k} (i…i)" for k in range(1, 5))], rows,
+              "Site-diagonal cumulants, mean over sites ± block standard error"))
 # the text below, in standard errors: Gaussian kappa_3, kappa_4 zero within 4; unimodal
 # kappa_3, kappa_4 negative by more than 4; double well kappa_3 zero within 4, kappa_4
 # negative by more than 20

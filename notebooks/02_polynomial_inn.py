@@ -66,9 +66,10 @@ import numpy as np
 import torch
 
 import inntheory as it
+from inntheory.figures import use_style
 from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 STEPS = 400  # optimiser steps per training run
 _ = torch.manual_seed(0)
 
@@ -81,7 +82,7 @@ cubic.t.fill_(0.6)
 y = torch.linspace(-4.0, 3.0, 400)[:, None]
 inside = quadratic.in_domain(y)[:, 0]
 fold = -1 / (2 * float(quadratic.a))
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
 phi = quadratic(y)[:, 0]
 axes[0].plot(y[inside, 0], phi[inside], label=r"valid branch, $1 + 2ay > 0$")
 axes[0].plot(y[~inside, 0], phi[~inside], "--", label="folded branch (excluded)")
@@ -222,7 +223,7 @@ def correlator(x):
     return np.array([float((d * d.roll(-r, dims=1)).mean()) for r in range(x.shape[1])])
 
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
 bins = np.linspace(-4, 3, 70)
 axes[0].hist(data.ravel().numpy(), bins=bins, density=True, color="k", alpha=0.3, label="data")
 for activation, x in model_samples.items():
@@ -282,7 +283,7 @@ def render(depth, n_train):
     with torch.no_grad():
         gain = gauss_test - model.action(test_x)
     x = model.sample(4096, seed=2)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
     axes[0].hist(test_x.ravel().numpy(), bins=bins, density=True, color="k", alpha=0.3,
                  label="test data")
     axes[0].hist(x.ravel().numpy(), bins=bins, density=True, histtype="step", lw=1.3,

@@ -40,9 +40,10 @@ import numpy as np
 import torch
 
 import inntheory as it
+from inntheory.figures import use_style
 from inntheory.lab.widgets import recompute_button, slider_panel
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 DEPTH = 2
 
 # %% [markdown]
@@ -202,7 +203,7 @@ for label, row in errors.items():
     print(f"{label:24s} {head}  " + " ".join(f"{100 * e:7.1f}%" for e in row))
 
 # %%
-fig, ax = plt.subplots(figsize=(11, 4.2))
+fig, ax = plt.subplots(figsize=(9.5, 3.6))
 width = 0.8 / len(errors)
 for i, (label, row) in enumerate(errors.items()):
     ax.bar(np.arange(len(METRICS)) + (i - (len(errors) - 1) / 2) * width, 100 * row, width,
@@ -229,7 +230,7 @@ plt.show()
 def render(label):
     info = models[label].training_info
     curve = info["curve"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.3))
     stage = np.array(curve["stage"])
     step, val = np.array(curve["step"]), np.array(curve["val_nll"])
     for name, color in (("adam", "C0"), ("polish", "C1")):
@@ -452,7 +453,7 @@ print(f"layer-1 pre-activations reach y = {float(y1.min()):.2f}, the fold of the
 
 # %%
 a_grid = np.linspace(0.0, 0.2, 201)
-fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.3))
 left.plot(a_grid, 6 * a_grid - 16 * a_grid**3, label="$A^{(3)}(a) = 6a - 16a^3$")
 left.plot(a_grid, 12 * a_grid**2 + 96 * a_grid**4, label="$A^{(4)}(a) = 12a^2 + 96a^4$")
 left.axhline(target3, color="C0", ls=":", label="$g_3\\sigma^3$ (target)")

@@ -56,9 +56,10 @@ from IPython.display import HTML, display
 from matplotlib.ticker import FuncFormatter
 
 import inntheory as it
+from inntheory.figures import use_style
 from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 CACHE = "cache/sweeps"  # relative to this notebook
 THEORY = it.preset("unimodal", shape=(3, 3))
 DEPTHS = [1, 2, 3, 4]
@@ -188,7 +189,7 @@ def log_axes(ax):
 
 
 counts = np.array(COUNTS, dtype=float)
-fig, axes = plt.subplots(1, len(ERRORS), figsize=(15, 3.4), layout="constrained")
+fig, axes = plt.subplots(1, len(ERRORS), figsize=(9.5, 2.2), layout="constrained")
 for ax, (k, kind, label) in zip(axes, ERRORS, strict=True):
     mean, _ = result.errors(k, kind)
     for i, depth in enumerate(DEPTHS):
@@ -330,7 +331,7 @@ def render(depth, n, error):
     k, kind = BY_LABEL[error]
     mean, _ = result.errors(k, kind)
     i, j = DEPTHS.index(depth), COUNTS.index(n)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.1), layout="constrained")
     along_n, along_depth = seed_errors(k, kind, depth=depth), seed_errors(k, kind, n=n)
     left.scatter([p[1] for p in along_n], [100 * p[3] for p in along_n], s=25, alpha=0.7,
                  color=COLOURS[depth], label="INN, one seed")

@@ -38,8 +38,9 @@ import numpy as np
 import torch
 
 import inntheory as it
+from inntheory.figures import use_style
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 _ = torch.manual_seed(0)
 
 # %% [markdown]

@@ -38,9 +38,10 @@ import numpy as np
 import torch
 
 import inntheory as it
+from inntheory.figures import use_style
 from inntheory.lab.cli import load_data, recommended_samples
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 N_SAMPLES = 6000
 STEPS = 300
 SEED = 0
@@ -106,7 +107,7 @@ except Exception as error:  # the CLI prints this as "inntheory: error: ..."
 # shows the couplings of $A^{(2)}$.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
 for i in range(N):
     axes[0].hist(x[:, i], bins=60, density=True, histtype="step", label=f"$x_{i}$")
 axes[0].set(xlabel="value", ylabel="density", title="Marginals of the example data")

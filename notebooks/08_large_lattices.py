@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 import inntheory as it
+from inntheory.figures import use_style
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 SHAPE = (16, 16)
 theory = it.preset("unimodal", shape=SHAPE)
 dense_a4_bytes = theory.dim**4 * 8
@@ -184,7 +185,7 @@ def correlator(x):
                             .mean()) / 2) for r in range(SHAPE[0] // 2 + 1)])
 
 
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+fig, axes = plt.subplots(1, 4, figsize=(9.5, 2.2))
 for ax, x, label in ((axes[0], fresh, "HMC"), (axes[1], network_x, "network")):
     image = ax.imshow(x[0].reshape(SHAPE).numpy(), cmap="RdBu_r", vmin=-2, vmax=2)
     ax.set(title=f"one {label} configuration", xlabel="lattice coordinate 2",
@@ -258,7 +259,7 @@ def slice_map(action, k):
 
 actions = {"truth": truth, "network": learned, "tied score matching": tied}
 titles = {2: "$A^{(2)}_{0,o}$", 3: "$A^{(3)}_{0,0,o}$", 4: "$A^{(4)}_{0,0,0,o}$"}
-fig, axes = plt.subplots(3, 3, figsize=(12, 10.5))
+fig, axes = plt.subplots(3, 3, figsize=(9.5, 8.3))
 extent = (-RANGE - 0.5, RANGE + 0.5, RANGE + 0.5, -RANGE - 0.5)
 for col, k in enumerate((2, 3, 4)):
     scale = np.abs(slice_map(truth, k)).max()
@@ -288,7 +289,7 @@ def leakage_by_distance(action, k):
     return np.array([np.sqrt((c[distance == d] ** 2).sum()) for d in range(RANGE + 1)])
 
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+fig, axes = plt.subplots(1, 3, figsize=(9.5, 2.6))
 for ax, k in zip(axes[:2], (3, 4), strict=True):
     m = slice_map(learned, k).copy()
     m[RANGE, RANGE] = 0.0

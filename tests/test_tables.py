@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import inntheory as it
-from inntheory._tables import WIDTH, Table
+from inntheory.tables import WIDTH, Table
 
 
 def _wide(columns: int = 12) -> Table:

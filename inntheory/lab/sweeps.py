@@ -64,7 +64,6 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from .._io import atomic_write
-from .._tables import WIDTH, Table
 from ..baselines import _tied_offsets, score_matching
 from ..comparison import Comparison, compare
 from ..datasets import default_cache_dir, load_dataset
@@ -72,6 +71,7 @@ from ..extraction.dense import extract_action
 from ..model.activations import ACTIVATIONS
 from ..model.inn import PolynomialINN
 from ..model.training import train
+from ..tables import WIDTH, Table
 from ..theories import LatticeTheory, preset
 
 __all__ = ["SweepResult", "sweep"]

@@ -5,7 +5,7 @@ at most `width` characters a line: when the columns do not fit side by side, the
 into blocks shown one below the other, each repeating the first `index` columns (the row
 labels), as pandas does for wide frames. The title and the notes are wrapped to the same
 width. `Table.html()` writes one HTML table (title as caption, notes below), which a notebook
-shows through the `_repr_html_` of the result classes.
+shows through the `_repr_html_` of the result classes and of a `Table` itself.
 
 Example:
     >>> print(Table(["k", "error"], [["2", "0.1000"]], title="errors").text())
@@ -29,7 +29,7 @@ WIDTH = 88
 _GAP = "  "
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Table:
     """Formatted cells: `headers` (one per column) and `rows` (lists of strings, as many as
     there are headers); `title` above, `notes` (explanations of the columns) below; the first
@@ -87,6 +87,7 @@ class Table:
         return "\n".join(lines)
 
     __str__ = text
+    __repr__ = text  # a notebook's text/plain output, and a terminal
 
     def html(self) -> str:
         """One HTML table: the title as caption, cells right-aligned, the notes below."""
