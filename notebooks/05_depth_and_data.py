@@ -56,7 +56,7 @@ from IPython.display import HTML, display
 from matplotlib.ticker import FuncFormatter
 
 import inntheory as it
-from inntheory.figures import use_style
+from inntheory.figures import WIDTH, use_style
 from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
 use_style()
@@ -101,7 +101,7 @@ for basis, res in results.items():
     absent = {(m["n"], m["seed"]) for m in res.missing if m["kind"] != "inn"}
     assert absent == BASELINES_NOT_COMPUTED, f"{basis} baselines missing: {sorted(absent)}"
 print(f"read {len(result.records)} network points and "
-      f"{sum(len(r.baselines) for r in results.values())} baselines from {CACHE}; "
+      f"{sum(len(r.baselines) for r in results.values())} baselines from {CACHE};\n"
       f"not computed: {len(missing)} network points, "
       f"{len(BASELINES_NOT_COMPUTED)} per baseline; trained now: 0")
 for n in COUNTS:
@@ -189,7 +189,8 @@ def log_axes(ax):
 
 
 counts = np.array(COUNTS, dtype=float)
-fig, axes = plt.subplots(1, len(ERRORS), figsize=(9.5, 2.2), layout="constrained")
+fig, grid = plt.subplots(2, 3, figsize=(WIDTH, 5.6), layout="constrained")
+axes = grid.ravel()[:len(ERRORS)]
 for ax, (k, kind, label) in zip(axes, ERRORS, strict=True):
     mean, _ = result.errors(k, kind)
     for i, depth in enumerate(DEPTHS):
@@ -203,8 +204,10 @@ for ax, (k, kind, label) in zip(axes, ERRORS, strict=True):
         ax.plot(counts, 100 * base, label=f"SM {basis}", **STYLE[basis])
     log_axes(ax)
     ax.set(title=label, xlabel="samples $n$")
-axes[0].set_ylabel("relative error (%)")
-fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize="small")
+for ax in grid[:, 0]:
+    ax.set_ylabel("relative error (%)")
+grid[1, 2].axis("off")  # the sixth place holds the legend
+grid[1, 2].legend(*axes[0].get_legend_handles_labels(), loc="center")
 plt.show()
 
 # %% [markdown]
@@ -353,7 +356,7 @@ def render(depth, n, error):
     right.set(xscale="linear", xticks=DEPTHS, xlabel="depth $L$", title=f"against depth, n = {n}")
     left.set(xlabel="samples $n$", title=f"against data, depth L = {depth}")
     left.xaxis.set_major_formatter(plain)
-    fig.legend(loc="outside right center", fontsize="small")
+    fig.legend(loc="outside right center")
     here = sorted(seed_errors(k, kind, depth=depth, n=n), key=lambda p: p[2])
     if not here:
         return (f"depth {depth}, n = {n}: not computed (press the button to train a seed); "
@@ -505,7 +508,8 @@ for label in E:
     assert np.all(np.nanmin(E[label][0], axis=0) < SM["dense"][label][0]), label
 # ... at n = 1e5 depth 2 by a factor 2.8 (A4 diag) to 5.8 (full A4)
 factors = {label: SM["dense"][label][0][BIG] / E[label][0][1, BIG] for label in E}
-print("dense SM / depth-2 INN at n = 1e5:", {k: round(float(v), 2) for k, v in factors.items()})
+print("dense SM / depth-2 INN at n = 1e5:")
+print({k: round(float(v), 2) for k, v in factors.items()})
 assert min(factors, key=factors.get) == "A4 diag" and max(factors, key=factors.get) == "full A4"
 assert abs(factors["A4 diag"] - 2.8) < 0.05 and abs(factors["full A4"] - 5.8) < 0.05
 # tied SM beats every computed depth at every n on full A3, full A4, A4 diag and A2

@@ -30,6 +30,7 @@
 # samples match the data's cumulants, order by order, is measured at the end.
 
 # %%
+import textwrap
 import warnings
 
 import ipywidgets as widgets
@@ -38,7 +39,8 @@ import numpy as np
 import torch
 
 import inntheory as it
-from inntheory.figures import use_style
+from inntheory.figures import WIDTH, legend_outside, site_ticks, use_style
+from inntheory.tables import Table
 
 use_style()
 _ = torch.manual_seed(0)
@@ -177,13 +179,19 @@ for label, model in models.items():
         samples[label] = model.sample(N_DATA, seed=2)
     lost[label] = model.last_sample_invalid
 
-fig, ax = plt.subplots(figsize=(7, 3.8))
+# one look per network: the two cubic networks' curves lie on top of each other in places,
+# so the odd network's is dashed and drawn over the dense one's
+LINES = {"dense quadratic": {"color": "C0", "lw": 1.6},
+         "dense cubic": {"color": "C1", "lw": 3.0, "alpha": 0.6},
+         "odd lattice cubic": {"color": "C2", "lw": 1.6, "ls": "--"}}
+fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
 bins = np.linspace(-5, 5, 101)
 ax.hist(magnetisation.numpy(), bins=bins, density=True, color="k", alpha=0.3, label="data")
 for label, x in samples.items():
-    ax.hist(x.mean(1).numpy(), bins=bins, density=True, histtype="step", lw=1.3, label=label)
+    ax.hist(x.mean(1).numpy(), bins=bins, density=True, histtype="step", label=label,
+            **LINES[label])
 ax.set(xlabel="magnetisation $M$", ylabel="density", title="Magnetisation: data and networks")
-ax.legend(fontsize="small")
+legend_outside(ax)
 plt.tight_layout()
 plt.show()
 
@@ -206,7 +214,7 @@ for label in models:
     spectra[label] = values
     lowest[label], overlap[label] = float(values[0]), abs(float(vectors[:, 0] @ uniform))
 odd_action = it.extract_action(models["odd lattice cubic"], order=4)
-print(f"odd network's action: {odd_action}")
+print(textwrap.fill(f"odd network's action: {odd_action}", 88, subsequent_indent="    "))
 print(f"odd orders of the odd network's action: largest |A1| "
       f"{float(odd_action.couplings(1).abs()):.1e}, |A3| "
       f"{float(odd_action.couplings(3).abs().max()):.1e}")
@@ -217,20 +225,22 @@ print(f"dense cubic network's largest |A3| entry: {dense_a3:.1e}")
 assert dense_a3 > 1e-6
 
 # %% tags=["nbval-ignore-output"]
-print(f"{'':18s} {'lowest A2 eigenvalue':>21s} {'|overlap with uniform|':>23s}")
-print(f"{'truth':18s} {float(true_values[0]):21.3f} {1.0:23.3f}")
-for label in lowest:
-    print(f"{label:18s} {lowest[label]:21.3f} {overlap[label]:23.3f}")
+Table(["action", "lowest A2 eigenvalue", "|overlap with uniform|"],
+      [["truth", f"{float(true_values[0]):.3f}", f"{1.0:.3f}"]]
+      + [[label, f"{lowest[label]:.3f}", f"{overlap[label]:.3f}"] for label in lowest],
+      "The barrier: lowest eigenvalue of the quadratic part and its direction")
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 3.8))
+fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
 ax.plot(true_values.numpy(), "ko-", label="truth")
-for label in lowest:
-    ax.plot(spectra[label].numpy(), "s-", label=label)
+for label, marker in zip(lowest, ("s", "o", "x"), strict=True):
+    ax.plot(spectra[label].numpy(), marker=marker, ms=8 if marker == "o" else 6,
+            mfc="none" if marker == "o" else None, label=label, **LINES[label])
 ax.axhline(0, color="gray", lw=0.8)
 ax.set(xlabel="eigenvalue index (ascending)", ylabel="eigenvalue of $A^{(2)}$",
        title="Quadratic part of the action at $x_0 = 0$")
-ax.legend(fontsize="small")
+site_ticks(ax, "x")
+legend_outside(ax)
 plt.tight_layout()
 plt.show()
 
@@ -269,12 +279,10 @@ max_z = {label: [c.row(k).max_z for k in range(1, 5)] for label, c in comparison
 rel = {label: {k: relative_error(c, k) for k in (2, 4)} for label, c in comparisons.items()}
 
 # %% tags=["nbval-ignore-output"]
-print(f"{'':18s} {'max z: k1':>9s} {'k2':>7s} {'k3':>7s} {'k4':>7s} {'rel k2':>8s} "
-      f"{'rel k4':>8s} {'latent lost':>12s}")
-for label in comparisons:
-    z = max_z[label]
-    print(f"{label:18s} {z[0]:9.2f} {z[1]:7.2f} {z[2]:7.2f} {z[3]:7.2f} {rel[label][2]:8.1%} "
-          f"{rel[label][4]:8.1%} {lost[label]:12.2%}")
+Table(["network", "max z: κ1", "κ2", "κ3", "κ4", "rel. error κ2", "κ4", "latent lost"],
+      [[label, *(f"{z:.2f}" for z in max_z[label]), f"{rel[label][2]:.1%}",
+        f"{rel[label][4]:.1%}", f"{lost[label]:.2%}"] for label in comparisons],
+      "Cumulants of each network's samples against the data's")
 
 # %%
 comparisons["odd lattice cubic"].plot()
@@ -301,7 +309,7 @@ plt.show()
 
 # %% tags=["nbval-ignore-output"]
 quadratic, dense, odd = "dense quadratic", "dense cubic", "odd lattice cubic"
-print(f"true m2 {theory.m2}; lowest A2 eigenvalue: " + ", ".join(
+print(f"true m2 {theory.m2}; lowest A2 eigenvalue:\n    " + ", ".join(
     f"{label} {value:.3f}" for label, value in lowest.items()))
 print(f"odd network: max z k1 {max_z[odd][0]:.2f}, k3 {max_z[odd][2]:.2f}; relative error "
       f"k2 {rel[odd][2]:.1%}, k4 {rel[odd][4]:.1%}")

@@ -36,6 +36,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 import inntheory as it
 from inntheory.figures import use_style
@@ -137,14 +138,14 @@ torch.manual_seed(SEED)
 model = it.PolynomialINN(N, depth=2, activation="cubic").double()
 history = it.train(model, x, steps=STEPS, seed=SEED, device="cpu", progress=False)
 print(f"best validation NLL {history.best_val_nll:.4f} nats; polished: {history.polished} "
-      f"({history.polish_iterations} L-BFGS iterations, stop: {history.polish_stop}); "
+      f"({history.polish_iterations} L-BFGS iterations, stop: {history.polish_stop});\n"
       f"max|grad| {history.grad_norm:.1e}; {history.seconds:.1f} s")
 
 # %%
 learned = it.extract_action(model, order=4, point=torch.zeros(N, dtype=torch.float64))
 baseline = it.score_matching(x, order=4)
 comparison = it.compare(truth, {"INN": learned, "score matching": baseline}, orders=(2, 3, 4))
-print(comparison.table())
+display(comparison)  # a table in the notebook; print(comparison) gives it as text
 
 # %%
 figure = comparison.plot()
