@@ -262,7 +262,8 @@ def render(label):
     return (f"{n_parameters[label]} parameters; {info['steps_run']} Adam steps, "
             f"{info['polish_iterations']} L-BFGS iterations{kept}; max|grad| = "
             f"{info['grad_norm']:.1e}; errors " + ", ".join(
-                f"{name} {100 * e:.1f} %" for (name, _, _), e in zip(METRICS, row, strict=True)))
+                f"{name}&nbsp;{100 * e:.1f}&nbsp;%"  # no line break inside an entry
+                for (name, _, _), e in zip(METRICS, row, strict=True)))
 
 
 def retrain(values):
