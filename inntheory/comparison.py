@@ -229,6 +229,9 @@ class Comparison:
     def _repr_html_(self) -> str:
         return self._table().html()
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.table())  # IPython's text form: the table, not every field
+
     def plot(self, fig: Any = None) -> Any:
         """Figure: learned vs true entries per order (y = x line), heat maps of the true and
         learned A^(2), bars of the diagonals of A^(3) and A^(4), true against learned.
@@ -668,6 +671,9 @@ class CumulantComparison:
     def _repr_html_(self) -> str:
         return self._table().html()
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.table())  # IPython's text form: the table, not every field
+
     def plot(self, fig: Any = None) -> Any:
         """Figure: per order, samples' against data's distinct cumulant entries with combined
         error bars and the line y = x; the title gives the largest deviation in sigma.
@@ -678,9 +684,13 @@ class CumulantComparison:
         Returns:
             The matplotlib Figure.
         """
-        fig = _new_figure(fig, (4.0 * len(self.rows), 3.8))
-        axes = fig.subplots(1, len(self.rows), squeeze=False)[0]
-        for ax, row in zip(axes, self.rows, strict=True):
+        columns = min(len(self.rows), 2)  # two panels a row: readable at the figure width
+        lines = -(-len(self.rows) // columns)
+        fig = _new_figure(fig, (FIGURE_WIDTH, 3.4 * lines))
+        axes = fig.subplots(lines, columns, squeeze=False).ravel()
+        for ax in axes[len(self.rows):]:
+            ax.axis("off")
+        for ax, row in zip(axes, self.rows, strict=False):
             k = row.order
             index = _unique_index(self.data[k].shape[0], k)
             data = self.data[k][index].numpy()
@@ -692,11 +702,11 @@ class CumulantComparison:
             pad = 0.05 * (high - low) or 1.0
             ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
             ax.set(
-                title=f"$\\kappa_{k}$: max |diff| = {row.max_z:.1f} $\\sigma$",
+                title=f"$\\kappa_{k}$: largest deviation {row.max_z:.1f} $\\sigma$",
                 xlabel="data cumulant",
                 ylabel="model-sample cumulant",
             )
-        legend_outside(axes[-1])
+        legend_outside(axes[columns - 1])
         return fig
 
 

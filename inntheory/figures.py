@@ -57,7 +57,7 @@ def use_style() -> None:
 def site_ticks(ax: Any, axis: str = "both") -> None:
     """Integer ticks only on `axis` ("x", "y" or "both"): sites and offsets are integers."""
     for name in ("x", "y") if axis == "both" else (axis,):
-        getattr(ax, f"{name}axis").set_major_locator(MaxNLocator(integer=True))
+        getattr(ax, f"{name}axis").set_major_locator(MaxNLocator(nbins="auto", integer=True))
 
 
 def heatmap(

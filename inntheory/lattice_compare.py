@@ -26,7 +26,7 @@ from .comparison import Comparison, ComparisonRow, _new_figure, _ratio
 __all__ = ["LatticeComparison", "lattice_support"]
 
 
-@dataclass
+@dataclass(repr=False)  # IPython shows Comparison's table, not every field
 class LatticeComparison(Comparison):
     """A `Comparison` of compressed actions: `true` and `learned` hold couplings C^(k) over
     the common `window` (shape (*window) * (k - 1)), not dense tensors."""

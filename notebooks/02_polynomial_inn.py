@@ -66,7 +66,7 @@ import numpy as np
 import torch
 
 import inntheory as it
-from inntheory.figures import legend_outside, use_style
+from inntheory.figures import WIDTH, use_style
 from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
 use_style()
@@ -168,18 +168,21 @@ for activation in ("cubic", "quadratic"):
           f"{h.rejected_steps} rejected steps, {h.seconds:.1f} s")
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 3.8))
-for activation, h in histories.items():
-    line, = ax.plot(h.steps, h.train_nll, "--", lw=1)
-    ax.plot(h.steps, h.val_nll, color=line.get_color(), label=f"{activation}: validation")
-ax.axhline(float(gaussian_action(train_x, train_x).mean()), color="k", lw=0.8, ls=":",
-           label="Gaussian fit (training data)")
-ax.set(xlabel="optimiser step", ylabel="NLL (nats / sample)",
-       title="Training (dashed) and validation (solid) NLL, depth 2")
+fig, (full, zoom) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
+gaussian_fit = float(gaussian_action(train_x, train_x).mean())
+for ax in (full, zoom):
+    for activation, h in histories.items():
+        line, = ax.plot(h.steps, h.train_nll, "--", lw=1)
+        ax.plot(h.steps, h.val_nll, color=line.get_color(), label=f"{activation}: validation")
+    ax.axhline(gaussian_fit, color="k", lw=0.8, ls=":", label="Gaussian fit (training data)")
+    ax.set(xlabel="optimiser step", ylabel="NLL (nats / sample)")
 low = min(min(h.val_nll) for h in histories.values())
 high = max(max(*h.val_nll, *h.train_nll) for h in histories.values())
-ax.set_ylim(low - 0.1, high + 0.1)  # the whole curves, from their first evaluation
-legend_outside(ax)
+full.set(ylim=(low - 0.1, high + 0.1), title="The whole run")  # from the first evaluation
+zoom.set(ylim=(low - 0.02, max(gaussian_fit, low) + 0.05), xlim=(40, None),
+         title="From step 50: where the curves settle")
+fig.suptitle("Training (dashed) and validation (solid) NLL, depth 2")
+full.legend(loc="upper right")  # the curves are flat and low there
 plt.tight_layout()
 plt.show()
 

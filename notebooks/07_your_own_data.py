@@ -137,8 +137,8 @@ plt.show()
 torch.manual_seed(SEED)
 model = it.PolynomialINN(N, depth=2, activation="cubic").double()
 history = it.train(model, x, steps=STEPS, seed=SEED, device="cpu", progress=False)
-print(f"best validation NLL {history.best_val_nll:.4f} nats; polished: {history.polished} "
-      f"({history.polish_iterations} L-BFGS iterations, stop: {history.polish_stop});\n"
+print(f"best validation NLL {history.best_val_nll:.4f} nats; polished: {history.polished}\n"
+      f"{history.polish_iterations} L-BFGS iterations, stop: {history.polish_stop}; "
       f"max|grad| {history.grad_norm:.1e}; {history.seconds:.1f} s")
 
 # %%

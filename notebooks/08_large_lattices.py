@@ -301,9 +301,9 @@ def leakage_by_distance(action, k):
     return np.array([np.sqrt((c[distance == d] ** 2).sum()) for d in range(RANGE + 1)])
 
 
-fig, grid = plt.subplots(2, 2, figsize=(WIDTH, 7.0), layout="constrained")
-axes = [grid[0, 0], grid[0, 1], grid[1, 0]]
-grid[1, 1].axis("off")
+fig, panels = plt.subplot_mosaic([[3, 4], ["distance", "distance"]], figsize=(WIDTH, 7.0),
+                                  layout="constrained")
+axes = [panels[3], panels[4], panels["distance"]]
 for ax, k in zip(axes[:2], (3, 4), strict=True):
     heatmap(ax, off_site(learned, k), label="coupling", extent=extent)
     ax.set(title=f"network {titles[k]}, on-site term removed", xlabel="offset $o_2$",
@@ -395,7 +395,7 @@ big_action = it.extract_action(big_model, 4)
 big_seconds = time.perf_counter() - start
 difference = max(float((big_action.couplings(k) - learned.couplings(k)).abs().max())
                  for k in (1, 2, 3, 4))
-print(big_action)
+print(textwrap.fill(str(big_action), 88, subsequent_indent="    "))
 print(f"largest difference to the 16x16 couplings: {difference:.1e}")
 assert big_action.window == learned.window and difference < 1e-12
 

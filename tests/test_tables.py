@@ -63,3 +63,14 @@ def test_results_print_within_the_page_and_render_as_html():
     cumulants = it.compare_cumulants(x, x.flip(0), order=3)
     assert max(map(len, cumulants.table().splitlines())) <= WIDTH
     assert "max |diff|/sigma" in cumulants._repr_html_()
+
+
+def test_ipython_shows_the_table_as_text():
+    from IPython.lib.pretty import pretty
+
+    theory = it.preset("unimodal", shape=(4,))
+    true = theory.coefficients(order=4)
+    comparison = it.compare(true, {"INN": true})
+    assert pretty(comparison) == comparison.table()
+    table = Table(["k"], [["1"]])
+    assert pretty(table) == repr(table) == table.text()

@@ -599,6 +599,9 @@ class SweepResult:
     def _repr_html_(self) -> str:
         return self._table().html()
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.table())  # IPython's text form: the table, not every field
+
     def _table(self) -> Table:
         orders = range(2, self.settings["order"] + 1)
         columns = [(k, kind) for k in orders for kind in KINDS]
