@@ -145,6 +145,25 @@ WIDE_TEXT = """async () => {
     await notebook.scrollToItem(0, "start");
     return found;
 }"""
+# Scroll the notebook through; at each cell, the widgets that show ipywidgets' red
+# "disconnected" icon (a ::before glyph) with no note on how to connect them.
+UNEXPLAINED_ICONS = """async () => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    const found = [];
+    for (let i = 0; i < notebook.widgets.length; i++) {
+        await notebook.scrollToItem(i, "start");
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        for (const el of notebook.widgets[i].node.querySelectorAll(
+                ".jupyter-widgets-disconnected")) {
+            const icon = getComputedStyle(el, "::before");
+            if (icon.display !== "none" && icon.content !== "none") {
+                found.push([i, el.className]);
+            }
+        }
+    }
+    await notebook.scrollToItem(0, "start");
+    return found;
+}"""
 STDERR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 SUMMARY = ".jp-OutputArea .inntheory-summary"
 FIGURE = ".jp-OutputArea .inntheory-figure"
@@ -423,6 +442,8 @@ def test_lecture_figures(
     try:
         _open(page, lab, f"notebooks/{notebook}", f"figures-{stem}", kernel=False)
         page.screenshot(path=str(artifacts / f"{stem}.png"))
+        icons = page.evaluate(UNEXPLAINED_ICONS)
+        assert not icons, f"{notebook}: red 'disconnected' icons, no note: {icons[:3]}"
         wide = page.evaluate(WIDE_TEXT)
         assert not wide, (f"{notebook}: text wider than the notebook, as [cell, lines, lines "
                           f"shown, longest line, text]: {wide}")

@@ -97,6 +97,7 @@ def test_recompute_button_recomputes_the_current_position_and_redraws():
     box.button.click()
     assert recomputed == [{"depth": 2, "n": 100}] and panel.renders == 2
     assert "recomputed and stored" in box.status.value and not box.button.disabled
+    assert OFFLINE_CLASS in box.note._dom_classes and "to use this button" in box.note.value
 
     def failing(values):
         raise OSError("disk full")

@@ -52,12 +52,16 @@ SLIDER_LAYOUT = {"width": "340px"}
 # ipywidgets marks a view whose model has no kernel connection with the class
 # `jupyter-widgets-disconnected` (and a red chain icon). Inside a panel the note says what
 # to do instead; the note itself shows only while it is disconnected.
-OFFLINE_NOTE = f"""<style>
-.{PANEL_CLASS} .jupyter-widgets-disconnected::before {{ display: none; }}
+NOTE_STYLE = f"""<style>
+.{PANEL_CLASS}.jupyter-widgets-disconnected::before,
+.{PANEL_CLASS} .jupyter-widgets-disconnected::before,
+.jupyter-widgets-disconnected:has(.{PANEL_CLASS})::before {{ display: none; }}
 .{OFFLINE_CLASS}:not(.jupyter-widgets-disconnected) {{ display: none; }}
 .{OFFLINE_CLASS} {{ color: var(--jp-ui-font-color2, #555); font-style: italic; }}
-</style>The saved figure of this panel. Run the cells (Run &rarr; Run All Cells) to move the
-sliders."""
+</style>"""
+OFFLINE_NOTE = NOTE_STYLE + """The saved figure of this panel. Run the cells (Run &rarr; Run
+All Cells) to move the sliders."""
+BUTTON_NOTE = NOTE_STYLE + "Run the cells (Run &rarr; Run All Cells) to use this button."
 
 
 def int_slider(
@@ -220,13 +224,15 @@ def recompute_button(
         tooltip: shown on hover, e.g. how long a recomputation takes.
 
     Returns:
-        A `VBox` (button, status) with attributes `button` and `status`.
+        A `VBox` (note, button, status) with attributes `button`, `status` and `note` (shown
+        while the button has no kernel, as a panel's).
     """
     button = widgets.Button(
         description=description, tooltip=tooltip, button_style="warning",
         layout=widgets.Layout(width="max-content"),
     )
     status = widgets.HTML()
+    note = widgets.HTML(BUTTON_NOTE).add_class(OFFLINE_CLASS)
 
     def clicked(_: Any) -> None:
         values = panel.values()
@@ -242,6 +248,6 @@ def recompute_button(
             button.disabled = False
 
     button.on_click(clicked)
-    box = widgets.VBox([button, status])
-    box.button, box.status = button, status
+    box = widgets.VBox([note, button, status]).add_class(PANEL_CLASS)
+    box.button, box.status, box.note = button, status, note
     return box
