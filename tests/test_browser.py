@@ -145,16 +145,19 @@ WIDE_TEXT = """async () => {
     await notebook.scrollToItem(0, "start");
     return found;
 }"""
-# Scroll the notebook through; at each cell, the widgets that show ipywidgets' red
-# "disconnected" icon (a ::before glyph) with no note on how to connect them.
+# Scroll the notebook through; at each cell, the widgets of a panel or a recompute button
+# (`inntheory.lab.widgets`) that show ipywidgets' red "disconnected" icon (a ::before glyph)
+# where the panel's note should say how to connect them.
 UNEXPLAINED_ICONS = """async () => {
     const notebook = window.jupyterapp.shell.currentWidget.content;
     const found = [];
     for (let i = 0; i < notebook.widgets.length; i++) {
         await notebook.scrollToItem(i, "start");
         await new Promise((resolve) => setTimeout(resolve, 30));
-        for (const el of notebook.widgets[i].node.querySelectorAll(
-                ".jupyter-widgets-disconnected")) {
+        const outputs = Array.from(notebook.widgets[i].node.querySelectorAll(
+            ".jp-OutputArea-output")).filter((o) => o.querySelector(".inntheory-panel"));
+        for (const el of outputs.flatMap((o) => Array.from(
+                o.querySelectorAll(".jupyter-widgets-disconnected")))) {
             const icon = getComputedStyle(el, "::before");
             if (icon.display !== "none" && icon.content !== "none") {
                 found.push([i, el.className]);
