@@ -34,22 +34,22 @@
 # 4. the cumulants of the data, the statistics the network will later have to reproduce.
 
 # %%
-import os
 import warnings
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 from torch.func import hessian, jacfwd
 
 import inntheory as it
-from inntheory.lab.widgets import log_slider, slider_panel
+from inntheory.figures import site_ticks, use_style
+from inntheory.lab.widgets import float_slider, log_slider, slider_panel
+from inntheory.tables import Table
 
-plt.rcParams["figure.dpi"] = 80
-SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))
+use_style()
 torch.manual_seed(0)
-N_SAMPLES = 2048 if SMOKE else 8192  # samples per theory
+N_SAMPLES = 8192  # samples per theory
 CHAINS = 512  # parallel HMC chains: more chains, fewer sequential steps
 
 # %% [markdown]
@@ -76,8 +76,7 @@ CHAINS = 512  # parallel HMC chains: more chains, fewer sequential steps
 # These tensors are what the network is supposed to recover in the later lectures. The
 # package ships three presets:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for name, couplings in it.PRESETS.items():
     print(f"{name:12s}", ", ".join(f"{k} = {v:+.2f}" for k, v in couplings.items()))
 theories = {name: it.preset(name) for name in it.PRESETS}
@@ -166,8 +165,7 @@ assert exact["unimodal"]["mean"] < -0.05
 # For the Gaussian preset the correlator must equal $[(A^{(2)})^{-1}]_{0r}$; a one-line check
 # of the transfer matrix itself:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 covariance = torch.linalg.inv(theories["gaussian"].quadratic()).numpy()
 difference = np.abs(exact["gaussian"]["correlator"] - covariance[0]).max()
 print("transfer-matrix correlator equals inv(A2) to 1e-10:", difference < 1e-10)
@@ -196,8 +194,7 @@ assert difference < 1e-10
 # * **$\hat R$** (split-$\hat R$): compares the spread between chains with the spread within
 #   them; values near 1 (below about 1.01-1.05) mean the chains agree.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 samples = {}
 for seed, (name, th) in enumerate(theories.items()):
     samples[name] = it.sample(th, N_SAMPLES, seed=seed, n_chains=CHAINS, burn_in=200,
@@ -246,7 +243,7 @@ def autocorrelation(series, lags):
 
 
 lags = np.arange(60)
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
 for flip, result in runs.items():
     series = magnetisation_series(result)
     label = f"flip={flip}; sampler's tau = {result.diagnostics['tau']:.1f}"
@@ -275,7 +272,7 @@ assert rho[False][-1] > 0.5 and np.all(np.abs(rho[True][1:]) < 0.1), rho
 # exact one. The black lines are the transfer-matrix results.
 
 # %%
-fig, axes = plt.subplots(2, 3, figsize=(11, 6))
+fig, axes = plt.subplots(2, 3, figsize=(9.5, 5.2))
 r = np.arange(theory.dim)
 for col, (name, result) in enumerate(samples.items()):
     x = result.x.numpy()
@@ -288,6 +285,7 @@ for col, (name, result) in enumerate(samples.items()):
     axes[1, col].plot(r, sample_c, "o", label="HMC samples")
     axes[1, col].plot(r, e["correlator"], "k-", lw=1, label="exact")
     axes[1, col].set(xlabel="distance $r$", ylabel=r"$C(r) = \langle x_0 x_r\rangle_c$")
+    site_ticks(axes[1, col], "x")
 axes[0, 0].legend(fontsize="small", loc="upper left")
 axes[1, 0].legend(fontsize="small")
 plt.tight_layout()
@@ -304,23 +302,22 @@ plt.show()
 # interactions show up in them. `it.cumulants` returns the full tensors $(N,)^k$; here are
 # their site-diagonal entries, averaged over the sites, with a standard error from 16 blocks.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 def diagonal_cumulants(x):
     kappa = it.cumulants(x, order=4)
     idx = torch.arange(x.shape[1])
     return np.array([float(kappa[k][(idx,) * k].mean()) for k in range(1, 5)])
 
 
-print(f"{'theory':12s}" + "".join(f"{'kappa_' + str(k) + '(iii..)':>20s}" for k in range(1, 5)))
-z = {}
+z, rows = {}, []
 for name, result in samples.items():
     blocks = np.array([diagonal_cumulants(b) for b in torch.tensor_split(result.x, 16)])
     value = diagonal_cumulants(result.x)
     error = blocks.std(axis=0, ddof=1) / np.sqrt(len(blocks))
-    cells = [f"{v:+11.3f} ± {s:5.3f}" for v, s in zip(value, error, strict=True)]
-    print(f"{name:12s}" + "".join(cells))
+    rows.append([name, *(f"{v:+.3f} ± {s:.3f}" for v, s in zip(value, error, strict=True))])
     z[name] = value / error  # each cumulant in units of its standard error
+display(Table(["theory", *(f"κ{k} (i…i)" for k in range(1, 5))], rows,
+              "Site-diagonal cumulants, mean over sites ± block standard error"))
 # the text below, in standard errors: Gaussian kappa_3, kappa_4 zero within 4; unimodal
 # kappa_3, kappa_4 negative by more than 4; double well kappa_3 zero within 4, kappa_4
 # negative by more than 20
@@ -368,11 +365,6 @@ def render(m2, g3, g4, n_samples):
             f"{e['correlator'][0]:.3f}")
 
 
-def float_slider(description, value, low, high, step):
-    return widgets.FloatSlider(value=value, min=low, max=high, step=step,
-                               description=description, continuous_update=False)
-
-
 controls = {
     "m2": float_slider("m2", 1.0, -1.5, 2.0, 0.25),
     "g3": float_slider("g3", 0.5, 0.0, 2.0, 0.25),
@@ -397,8 +389,7 @@ slider_panel(render, controls)
 # 3. for the interacting presets the sampled $\langle x\rangle$ and $\langle x^2\rangle$
 #    agree with the transfer matrix within 4 standard errors (block errors over 16 blocks).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for name, th in theories.items():
     coefficients = th.coefficients(order=4)
     zero = torch.zeros(th.dim, dtype=torch.float64)

@@ -58,7 +58,6 @@
 # quartic coefficient.
 
 # %%
-import os
 import warnings
 
 import ipywidgets as widgets
@@ -67,11 +66,11 @@ import numpy as np
 import torch
 
 import inntheory as it
+from inntheory.figures import WIDTH, use_style
 from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
-plt.rcParams["figure.dpi"] = 80
-SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))
-STEPS = 150 if SMOKE else 400  # optimiser steps per training run
+use_style()
+STEPS = 400  # optimiser steps per training run
 _ = torch.manual_seed(0)
 
 # %%
@@ -83,7 +82,7 @@ cubic.t.fill_(0.6)
 y = torch.linspace(-4.0, 3.0, 400)[:, None]
 inside = quadratic.in_domain(y)[:, 0]
 fold = -1 / (2 * float(quadratic.a))
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
 phi = quadratic(y)[:, 0]
 axes[0].plot(y[inside, 0], phi[inside], label=r"valid branch, $1 + 2ay > 0$")
 axes[0].plot(y[~inside, 0], phi[~inside], "--", label="folded branch (excluded)")
@@ -113,8 +112,7 @@ plt.show()
 # interactions are visible. `it.load_dataset` draws the samples with HMC once and caches
 # them; we hold out 2048 of them as a test set that training never sees.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 theory = it.LatticeTheory((8,), m2=0.5, kappa=0.5, g3=1.0, g4=1.0)
 data = it.load_dataset(theory, 10240, seed=0, progress=False).x
 n_test = 2048
@@ -130,8 +128,7 @@ print(f"training samples {train_x.shape[0]}, test samples {test_x.shape[0]}, N =
 # so its standard error is the standard deviation of the per-sample difference over
 # $\sqrt{n_\text{test}}$.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 def gaussian_action(train, test):
     """Per-sample NLL of `test` under the maximum-likelihood Gaussian of `train`."""
     mean, cov = train.mean(0), torch.cov(train.T, correction=0)
@@ -154,13 +151,11 @@ print(f"Gaussian fit: test NLL = {float(gauss_test.mean()):.3f} nats/sample")
 # follows Adam with a second, full-batch stage ("polish"); this lecture trains with Adam only
 # (`polish=False`), and lecture 4 adds the polish stage and shows what it changes.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 device = it.resolve_device("auto")
 print("training on", device)
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 models, histories = {}, {}
 for activation in ("cubic", "quadratic"):
     torch.manual_seed(1)
@@ -173,17 +168,21 @@ for activation in ("cubic", "quadratic"):
           f"{h.rejected_steps} rejected steps, {h.seconds:.1f} s")
 
 # %%
-fig, ax = plt.subplots(figsize=(6.5, 3.8))
-for activation, h in histories.items():
-    line, = ax.plot(h.steps, h.train_nll, "--", lw=1)
-    ax.plot(h.steps, h.val_nll, color=line.get_color(), label=f"{activation}: validation")
-ax.axhline(float(gaussian_action(train_x, train_x).mean()), color="k", lw=0.8, ls=":",
-           label="Gaussian fit (training data)")
-ax.set(xlabel="optimiser step", ylabel="NLL (nats / sample)",
-       title="Training (dashed) and validation (solid) NLL, depth 2")
+fig, (full, zoom) = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
+gaussian_fit = float(gaussian_action(train_x, train_x).mean())
+for ax in (full, zoom):
+    for activation, h in histories.items():
+        line, = ax.plot(h.steps, h.train_nll, "--", lw=1)
+        ax.plot(h.steps, h.val_nll, color=line.get_color(), label=f"{activation}: validation")
+    ax.axhline(gaussian_fit, color="k", lw=0.8, ls=":", label="Gaussian fit (training data)")
+    ax.set(xlabel="optimiser step", ylabel="NLL (nats / sample)")
 low = min(min(h.val_nll) for h in histories.values())
-ax.set_ylim(low - 0.1, low + 0.6)
-ax.legend(fontsize="small")
+high = max(max(*h.val_nll, *h.train_nll) for h in histories.values())
+full.set(ylim=(low - 0.1, high + 0.1), title="The whole run")  # from the first evaluation
+zoom.set(ylim=(low - 0.02, max(gaussian_fit, low) + 0.05), xlim=(40, None),
+         title="From step 50: where the curves settle")
+fig.suptitle("Training (dashed) and validation (solid) NLL, depth 2")
+full.legend(loc="upper right")  # the curves are flat and low there
 plt.tight_layout()
 plt.show()
 
@@ -195,8 +194,7 @@ plt.show()
 # how much of the data lies outside its domain (zero density there) and what fraction of
 # latent draws has no pre-image, the mass the model loses.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 model_samples, results = {}, {}
 print(f"{'model':10s} {'test NLL':>9s} {'gain':>8s} {'± SE':>7s} {'data outside':>13s} "
       f"{'latent lost':>12s}")
@@ -229,7 +227,7 @@ def correlator(x):
     return np.array([float((d * d.roll(-r, dims=1)).mean()) for r in range(x.shape[1])])
 
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
 bins = np.linspace(-4, 3, 70)
 axes[0].hist(data.ravel().numpy(), bins=bins, density=True, color="k", alpha=0.3, label="data")
 for activation, x in model_samples.items():
@@ -280,8 +278,10 @@ def render(depth, n_train):
     model = stored_network(depth, n_train)
     with torch.no_grad():
         gain = gauss_test - model.action(test_x)
+        seen = train_x[:n_train]  # the gain on the samples it was trained on
+        fit = float((gaussian_action(train_x, seen) - model.action(seen)).mean())
     x = model.sample(4096, seed=2)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
     axes[0].hist(test_x.ravel().numpy(), bins=bins, density=True, color="k", alpha=0.3,
                  label="test data")
     axes[0].hist(x.ravel().numpy(), bins=bins, density=True, histtype="step", lw=1.3,
@@ -294,11 +294,18 @@ def render(depth, n_train):
     axes[1].set(xlabel="distance $r$", ylabel="$C(r)$", title="Connected correlator")
     axes[1].legend(fontsize="small")
     plt.tight_layout()
-    return (f"test-NLL gain over the Gaussian fit: {float(gain.mean()):.3f} &plusmn; "
-            f"{float(gain.std() / np.sqrt(n_test)):.3f} nats/sample")
+    parameters = sum(p.numel() for p in model.parameters())
+    return (f"depth {depth}: {parameters} parameters, trained on {n_train} samples.<br>"
+            f"NLL gain over the Gaussian fit on the test set: <b>{float(gain.mean()):.3f} "
+            f"&plusmn; {float(gain.std() / np.sqrt(n_test)):.3f}</b> nats/sample; on its "
+            f"own training samples: {fit:.3f}.<br>{DEPTH_NOTE}")
 
 
 DEPTHS, COUNTS = [1, 2, 3, 4], [512, 1024, 2048, 4096, train_x.shape[0]]
+DEPTH_NOTE = ("<i>With all training samples, depths 2, 3 and 4 reach the same test gain "
+              "within its standard error: depth adds parameters, not accuracy, here. What "
+              "depth changes shows with few samples: a deeper network gains more on its "
+              "training samples and less on the test set (it overfits).</i>")
 controls = {"depth": int_slider("depth", 2, min(DEPTHS), max(DEPTHS)),
             "n_train": log_slider("training samples", train_x.shape[0], COUNTS)}
 panel = slider_panel(render, controls)
@@ -315,8 +322,7 @@ widgets.VBox([panel, retrain])
 # 2. The model samples' site means and variances match the data within 4 standard errors
 #    (`it.compare_cumulants`, jackknife errors; 8 means, 36 covariance entries).
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 r = results["cubic"]
 print(f"cubic INN: gain {r['gain']:.3f} ± {r['se']:.3f} nats/sample, "
       f"{r['gain'] / r['se']:.1f} standard errors")
@@ -324,6 +330,23 @@ assert r["gain"] > 5 * r["se"]
 comparison = it.compare_cumulants(data, model_samples["cubic"], order=2)
 print(comparison.table())
 assert comparison.within(1, 4.0) and comparison.within(2, 4.0)
+# the panel's note: with all training samples, the test gains of depths 3 and 4 differ from
+# depth 2's by less than one standard error; with 512 samples, depth 3 gains more on its
+# training samples and less on the test set than depth 1
+full = {}
+for depth in (2, 3, 4):
+    with torch.no_grad():
+        full[depth] = gauss_test - stored_network(depth, train_x.shape[0]).action(test_x)
+se = float(full[2].std() / np.sqrt(n_test))
+assert all(abs(float(full[d].mean() - full[2].mean())) < se for d in (3, 4)), full
+few = {}
+for depth in (1, 3):
+    with torch.no_grad():
+        model = stored_network(depth, 512)
+        seen = train_x[:512]
+        few[depth] = (float((gaussian_action(train_x, seen) - model.action(seen)).mean()),
+                      float((gauss_test - model.action(test_x)).mean()))
+assert few[3][0] > few[1][0] and few[3][1] < few[1][1], few
 
 # %% [markdown]
 # ## What we learned

@@ -47,9 +47,10 @@ from torch.func import hessian, jacfwd
 
 import inntheory as it
 from inntheory.extraction.diagrams import catalogue, draw_diagrams
+from inntheory.figures import WIDTH, heatmap, use_style
 from inntheory.lab.widgets import int_slider, slider_panel
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 torch.manual_seed(0)
 N = 8  # a ring of 8 sites, as in the other lectures
 ORDER = 4
@@ -103,8 +104,7 @@ ORDER = 4
 # forked becomes a *three-point* interaction, with two legs forked a *four-point* one.
 # `catalogue` lists the diagrams (the extraction loops over the very same list):
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for name in ("quadratic", "cubic"):
     diagrams = catalogue(name, ORDER)
     print(f"{name} activation: {len(diagrams)} diagrams up to order {ORDER}")
@@ -118,10 +118,13 @@ for diagram in catalogue("quadratic", ORDER):
 # fewer than the cubic's.
 
 # %%
+MAGNIFY = 1.8  # the catalogue is drawn small (8-10 pt labels): shown 1.8 times larger
 figure = draw_diagrams("quadratic", ORDER)
+figure.set_dpi(MAGNIFY * figure.dpi)
 figure.suptitle("Pull-back through the quadratic activation, orders 1-4", y=1.02)
 plt.show()
 figure = draw_diagrams("cubic", ORDER, n=4)
+figure.set_dpi(MAGNIFY * figure.dpi)
 figure.suptitle("Cubic activation: the diagrams feeding $B^{(4)}$", y=1.05)
 plt.show()
 
@@ -176,8 +179,7 @@ start = time.perf_counter()
 autodiff = autodiff_coefficients(model, x0)
 autodiff_seconds = time.perf_counter() - start
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for k, diff in relative_difference(extracted, autodiff).items():
     print(f"A^({k}): max relative difference extracted vs autodiff = {diff:.1e}")
 print(f"extraction {1e3 * extract_seconds:.0f} ms, "
@@ -214,21 +216,17 @@ for label, row in zip(labels, norms, strict=True):
 assert np.all(norms[0, 1:] == 0) and np.all(np.diff(norms[:, 1:], axis=0) > 0), norms
 
 # %%
-fig, axes = plt.subplots(2, len(history), figsize=(2.6 * len(history), 5.2))
+fig, axes = plt.subplots(2, len(history), figsize=(WIDTH, 5.8), layout="constrained")
 pairs = [entry.coefficient(4).diagonal(dim1=0, dim2=1).diagonal(dim1=0, dim2=1)
          for entry in history]  # A4_{iijj}
 for col, entry in enumerate(history):
-    a2 = entry.coefficient(2).numpy()
-    limit2 = np.abs(a2).max()
-    axes[0, col].imshow(a2, cmap="RdBu_r", vmin=-limit2, vmax=limit2)
-    axes[0, col].set_title(f"{labels[col]}\n$A^{{(2)}}_{{ij}}$", fontsize=9)
-    limit4 = float(pairs[col].abs().max())
-    axes[1, col].imshow(pairs[col].numpy(), cmap="RdBu_r", vmin=-limit4 or -1, vmax=limit4 or 1)
-    axes[1, col].set_title(f"$A^{{(4)}}_{{iijj}}$, max |.| = {limit4:.2g}", fontsize=9)
+    heatmap(axes[0, col], entry.coefficient(2).numpy(), label="$A^{(2)}_{ij}$")
+    axes[0, col].set_title(labels[col])
+    heatmap(axes[1, col], pairs[col].numpy(), label="$A^{(4)}_{iijj}$")
     for ax in axes[:, col]:
-        ax.set(xlabel="unit j", ylabel="unit i", xticks=[], yticks=[])
-fig.suptitle("Pairwise and four-point couplings of each representation (latent left, data right)")
-plt.tight_layout()
+        ax.set(xlabel="unit $j$", ylabel="unit $i$")
+fig.suptitle("Pairwise (top) and four-point (bottom) couplings of each representation, "
+             "latent left, data right")
 plt.show()
 
 # %% [markdown]
@@ -257,9 +255,8 @@ def render(depth, activation):
     for k in range(2, ORDER + 1):  # exact zeros (A3, A4 at the latent) have no place on a log axis
         ax.semilogy(range(len(entries)), np.where(values[:, k - 2] > 0, values[:, k - 2], np.nan),
                     "o-", label=f"$\\|A^{{({k})}}\\|$")
-    ax.text(0.02, 0.45, "latent: $A^{(3)} = A^{(4)} = 0$", transform=ax.transAxes, fontsize=9)
-    ax.set_xticks(range(len(entries)), [e.metadata["label"] for e in entries],
-                  rotation=20, fontsize=8)
+    ax.text(0.02, 0.45, "latent: $A^{(3)} = A^{(4)} = 0$", transform=ax.transAxes)
+    ax.set_xticks(range(len(entries)), [e.metadata["label"] for e in entries], rotation=20)
     ax.set(xlabel="representation (latent -> data)",
            ylabel="Frobenius norm", title=f"Interactions layer by layer: {activation}, "
            f"depth {depth}")
@@ -286,8 +283,7 @@ slider_panel(render, controls)
 # 2. The history starts at a free theory ($A^{(2)} = \mathbb{1}$, $A^{(3)} = A^{(4)} = 0$ at the
 #    latent) and ends at the extracted data action.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 for activation in ("cubic", "quadratic"):
     net = random_network(3, activation, seed=1)
     diffs = relative_difference(it.extract_action(net, order=ORDER, point=x0),

@@ -40,9 +40,11 @@ import numpy as np
 import torch
 
 import inntheory as it
+from inntheory.figures import legend_outside, site_ticks, use_style
 from inntheory.lab.widgets import recompute_button, slider_panel
+from inntheory.tables import Table
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 DEPTH = 2
 
 # %% [markdown]
@@ -56,15 +58,14 @@ DEPTH = 2
 # to learn from (about 3 s, then cached on disk) and, with another seed, $10^4$ independent
 # test samples that no fit sees.
 
-# %%
+# %% tags=["nbval-check-output"]
 theory = it.preset("unimodal", shape=(3, 3))
 true = theory.coefficients(order=4)
 N_DATA, N_TEST = 100_000, 10_000
 x = it.load_dataset(theory, N_DATA, seed=0, progress=False).x
 test_x = it.load_dataset(theory, N_TEST, seed=1, progress=False).x
-# NBVAL_CHECK_OUTPUT
-print(f"{x.shape[0]} training and {test_x.shape[0]} test samples of N = {x.shape[1]} sites; "
-      f"couplings {theory.parameters}")
+print(f"{x.shape[0]} training and {test_x.shape[0]} test samples of N = {x.shape[1]} sites")
+print(f"couplings {theory.parameters}")
 
 # %% [markdown]
 # ## Five networks, stored
@@ -149,11 +150,10 @@ learned = {label: it.extract_action(model, order=4) for label, model in models.i
 #   is the *exact form* of the true action: a fair, and strong, baseline for a network that
 #   knows the lattice.
 
-# %%
+# %% tags=["nbval-check-output"]
 baselines = {"score matching, dense": it.score_matching(x, order=4),
              "score matching, tied": it.score_matching(x, order=4, basis="tied",
                                                        lattice=theory.shape)}
-# NBVAL_CHECK_OUTPUT
 print({label: action.metadata["n_monomials"] for label, action in baselines.items()})
 
 # %% [markdown]
@@ -177,19 +177,20 @@ with torch.no_grad():
         test_action[label] = model.action(test_x)
 n_parameters = {label: sum(p.numel() for p in model.parameters())
                 for label, model in models.items()}
-print(f"{'fit':24s} {'params':>6s} {'max|grad|':>9s} {'test NLL':>9s}  "
-      + " ".join(f"{name:>8s}" for name, _, _ in METRICS))
+rows = []
 for label, row in errors.items():
     if label in models:
         info = models[label].training_info
-        head = (f"{n_parameters[label]:6d} {info['grad_norm']:9.1e} "
-                f"{float(test_action[label].mean()):9.4f}")
+        head = [str(n_parameters[label]), f"{info['grad_norm']:.1e}",
+                f"{float(test_action[label].mean()):.4f}"]
     else:
-        head = f"{baselines[label].metadata['n_monomials']:6d} {'-':>9s} {'-':>9s}"
-    print(f"{label:24s} {head}  " + " ".join(f"{100 * e:7.1f}%" for e in row))
+        head = [str(baselines[label].metadata["n_monomials"]), "-", "-"]
+    rows.append([label, *head, *(f"{100 * e:.1f} %" for e in row)])
+Table(["fit", "params", "max|grad|", "test NLL", *(name for name, _, _ in METRICS)], rows,
+      "Every fit against the truth: relative errors of the couplings")
 
 # %%
-fig, ax = plt.subplots(figsize=(11, 4.2))
+fig, ax = plt.subplots(figsize=(9.5, 3.6))
 width = 0.8 / len(errors)
 for i, (label, row) in enumerate(errors.items()):
     ax.bar(np.arange(len(METRICS)) + (i - (len(errors) - 1) / 2) * width, 100 * row, width,
@@ -200,7 +201,7 @@ ax.set_yscale("log")
 ax.set(xlabel="coefficient", ylabel="relative error (%)",
        title=f"Learned against true action: 3x3 torus, {N_DATA:.0e} samples, depth {DEPTH}")
 ax.grid(axis="y", which="both", alpha=0.3)
-ax.legend(fontsize="small", ncol=2)
+legend_outside(ax)
 plt.tight_layout()
 plt.show()
 
@@ -216,7 +217,7 @@ plt.show()
 def render(label):
     info = models[label].training_info
     curve = info["curve"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.3))
     stage = np.array(curve["stage"])
     step, val = np.array(curve["step"]), np.array(curve["val_nll"])
     for name, color in (("adam", "C0"), ("polish", "C1")):
@@ -237,6 +238,7 @@ def render(label):
         right.axhline(float(action.true[k][(0,) * k]), color=line.get_color(), ls=":")
     right.set(xlabel="site $i$", ylabel="coefficient",
               title="On-site coefficients (dotted: true)")
+    site_ticks(right, "x")
     right.legend(fontsize="small")
     plt.tight_layout()
     row = errors[label]
@@ -245,7 +247,8 @@ def render(label):
     return (f"{n_parameters[label]} parameters; {info['steps_run']} Adam steps, "
             f"{info['polish_iterations']} L-BFGS iterations{kept}; max|grad| = "
             f"{info['grad_norm']:.1e}; errors " + ", ".join(
-                f"{name} {100 * e:.1f} %" for (name, _, _), e in zip(METRICS, row, strict=True)))
+                f"{name}&nbsp;{100 * e:.1f}&nbsp;%"  # no line break inside an entry
+                for (name, _, _), e in zip(METRICS, row, strict=True)))
 
 
 def retrain(values):
@@ -277,12 +280,12 @@ reference = {label: dict(zip([m for m, _, _ in METRICS], 100 * errors[label], st
              for label in errors}
 quadratic_info = models["dense quadratic"].training_info
 print(f"dense quadratic: polish stopped by {quadratic_info['polish_stop']!r} after "
-      f"{quadratic_info['polish_iterations']} iterations, kept state at step "
+      f"{quadratic_info['polish_iterations']} iterations,\n    kept state at step "
       f"{quadratic_info['best_step']} (Adam's), max|grad| {quadratic_info['grad_norm']:.1e}")
 for label in ("dense quadratic", "dense cubic"):
     row = comparison.row(4, label)
-    print(f"{label:16s} A4 diagonal mean {row.learned_diagonal_mean:6.3f} (true "
-          f"{row.true_diagonal_mean:.3f}); full/diagonal error A3 "
+    print(f"{label}: A4 diagonal mean {row.learned_diagonal_mean:.3f} (true "
+          f"{row.true_diagonal_mean:.3f});\n    full/diagonal error A3 "
           f"{reference[label]['A3 full'] / reference[label]['A3 diag']:.1f}x, A4 "
           f"{reference[label]['A4 full'] / reference[label]['A4 diag']:.1f}x")
 
@@ -313,14 +316,17 @@ for family in ("dense cubic", "lattice cubic"):
         "nll_gain": float(difference.mean()),
         "nll_se": float(difference.std() / np.sqrt(N_TEST)), "moved": moved}
     c = convergence[family]
-    print(f"{family}: max|grad| {c['grad'][0]:.1e} (Adam) -> {c['grad'][1]:.1e}; polish "
-          f"stopped by {c['stop']!r} after {c['iterations']} iterations, kept state: "
-          f"{'Adam' if c['kept_adam'] else 'polished'}'s; test NLL lower by "
-          f"{c['nll_gain']:.5f} ± {c['nll_se']:.5f} nats; couplings moved by "
-          + ", ".join(f"A{k} {100 * v:.1f} %" for k, v in moved.items()))
-    print("   errors (Adam -> kept): " + ", ".join(
+    print(f"{family}: max|grad| {c['grad'][0]:.1e} (Adam) -> {c['grad'][1]:.1e}")
+    print(f"    polish stopped by {c['stop']!r} after {c['iterations']} iterations, kept "
+          f"state: {'Adam' if c['kept_adam'] else 'polished'}'s")
+    print(f"    test NLL lower by {c['nll_gain']:.5f} ± {c['nll_se']:.5f} nats")
+    print("    couplings moved by " + ", ".join(f"A{k} {100 * v:.1f} %" for k, v in moved.items()))
+    print("    errors (Adam -> kept): " + ", ".join(
         f"{name} {reference[adam][name]:.1f} -> {reference[polished][name]:.1f} %"
-        for name, _, _ in METRICS))
+        for name, _, _ in METRICS[:2]))
+    print("        " + ", ".join(
+        f"{name} {reference[adam][name]:.1f} -> {reference[polished][name]:.1f} %"
+        for name, _, _ in METRICS[2:]))
 
 # %% [markdown]
 # The lattice network shows what convergence changes. Adam left its gradient at about
@@ -437,7 +443,7 @@ print(f"layer-1 pre-activations reach y = {float(y1.min()):.2f}, the fold of the
 
 # %%
 a_grid = np.linspace(0.0, 0.2, 201)
-fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.3))
 left.plot(a_grid, 6 * a_grid - 16 * a_grid**3, label="$A^{(3)}(a) = 6a - 16a^3$")
 left.plot(a_grid, 12 * a_grid**2 + 96 * a_grid**4, label="$A^{(4)}(a) = 12a^2 + 96a^4$")
 left.axhline(target3, color="C0", ls=":", label="$g_3\\sigma^3$ (target)")

@@ -56,9 +56,10 @@ from IPython.display import HTML, display
 from matplotlib.ticker import FuncFormatter
 
 import inntheory as it
+from inntheory.figures import WIDTH, use_style
 from inntheory.lab.widgets import int_slider, log_slider, recompute_button, slider_panel
 
-plt.rcParams["figure.dpi"] = 80
+use_style()
 CACHE = "cache/sweeps"  # relative to this notebook
 THEORY = it.preset("unimodal", shape=(3, 3))
 DEPTHS = [1, 2, 3, 4]
@@ -85,8 +86,7 @@ BASELINES_NOT_COMPUTED = set()
 # so instead of silently drawing an empty grid. Means and standard deviations below are over
 # the seeds present.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def read(baseline, seeds=SEEDS):
     """The cached grid with one score-matching baseline; trains nothing."""
     return it.sweep(THEORY, DEPTHS, COUNTS, seeds, baseline=baseline, train=False,
@@ -101,7 +101,7 @@ for basis, res in results.items():
     absent = {(m["n"], m["seed"]) for m in res.missing if m["kind"] != "inn"}
     assert absent == BASELINES_NOT_COMPUTED, f"{basis} baselines missing: {sorted(absent)}"
 print(f"read {len(result.records)} network points and "
-      f"{sum(len(r.baselines) for r in results.values())} baselines from {CACHE}; "
+      f"{sum(len(r.baselines) for r in results.values())} baselines from {CACHE};\n"
       f"not computed: {len(missing)} network points, "
       f"{len(BASELINES_NOT_COMPUTED)} per baseline; trained now: 0")
 for n in COUNTS:
@@ -189,7 +189,8 @@ def log_axes(ax):
 
 
 counts = np.array(COUNTS, dtype=float)
-fig, axes = plt.subplots(1, len(ERRORS), figsize=(15, 3.4), layout="constrained")
+fig, grid = plt.subplots(2, 3, figsize=(WIDTH, 5.6), layout="constrained")
+axes = grid.ravel()[:len(ERRORS)]
 for ax, (k, kind, label) in zip(axes, ERRORS, strict=True):
     mean, _ = result.errors(k, kind)
     for i, depth in enumerate(DEPTHS):
@@ -203,8 +204,10 @@ for ax, (k, kind, label) in zip(axes, ERRORS, strict=True):
         ax.plot(counts, 100 * base, label=f"SM {basis}", **STYLE[basis])
     log_axes(ax)
     ax.set(title=label, xlabel="samples $n$")
-axes[0].set_ylabel("relative error (%)")
-fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize="small")
+for ax in grid[:, 0]:
+    ax.set_ylabel("relative error (%)")
+grid[1, 2].axis("off")  # the sixth place holds the legend
+grid[1, 2].legend(*axes[0].get_legend_handles_labels(), loc="center")
 plt.show()
 
 # %% [markdown]
@@ -331,7 +334,7 @@ def render(depth, n, error):
     k, kind = BY_LABEL[error]
     mean, _ = result.errors(k, kind)
     i, j = DEPTHS.index(depth), COUNTS.index(n)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.1), layout="constrained")
     along_n, along_depth = seed_errors(k, kind, depth=depth), seed_errors(k, kind, n=n)
     left.scatter([p[1] for p in along_n], [100 * p[3] for p in along_n], s=25, alpha=0.7,
                  color=COLOURS[depth], label="INN, one seed")
@@ -353,7 +356,7 @@ def render(depth, n, error):
     right.set(xscale="linear", xticks=DEPTHS, xlabel="depth $L$", title=f"against depth, n = {n}")
     left.set(xlabel="samples $n$", title=f"against data, depth L = {depth}")
     left.xaxis.set_major_formatter(plain)
-    fig.legend(loc="outside right center", fontsize="small")
+    fig.legend(loc="outside right center")
     here = sorted(seed_errors(k, kind, depth=depth, n=n), key=lambda p: p[2])
     if not here:
         return (f"depth {depth}, n = {n}: not computed (press the button to train a seed); "
@@ -505,7 +508,8 @@ for label in E:
     assert np.all(np.nanmin(E[label][0], axis=0) < SM["dense"][label][0]), label
 # ... at n = 1e5 depth 2 by a factor 2.8 (A4 diag) to 5.8 (full A4)
 factors = {label: SM["dense"][label][0][BIG] / E[label][0][1, BIG] for label in E}
-print("dense SM / depth-2 INN at n = 1e5:", {k: round(float(v), 2) for k, v in factors.items()})
+print("dense SM / depth-2 INN at n = 1e5:")
+print({k: round(float(v), 2) for k, v in factors.items()})
 assert min(factors, key=factors.get) == "A4 diag" and max(factors, key=factors.get) == "full A4"
 assert abs(factors["A4 diag"] - 2.8) < 0.05 and abs(factors["full A4"] - 5.8) < 0.05
 # tied SM beats every computed depth at every n on full A3, full A4, A4 diag and A2

@@ -30,21 +30,21 @@
 # 5. the same in one line of shell.
 
 # %%
-import os
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 import inntheory as it
-from inntheory.lab.cli import load_data
+from inntheory.figures import use_style
+from inntheory.lab.cli import load_data, recommended_samples
 
-plt.rcParams["figure.dpi"] = 80
-SMOKE = bool(os.environ.get("INNTHEORY_SMOKE"))
-N_SAMPLES = 2000 if SMOKE else 6000
-STEPS = 100 if SMOKE else 300
+use_style()
+N_SAMPLES = 6000
+STEPS = 300
 SEED = 0
 torch.manual_seed(SEED)
 workdir = Path(tempfile.mkdtemp(prefix="inntheory-lecture7-"))
@@ -94,8 +94,7 @@ print(f"wrote {N_SAMPLES} samples of N = {N} to my_data.npy and my_data.csv")
 # row, no NaN or inf (it names the bad rows). The same function serves `inntheory fit`, so a
 # file that loads here fits there.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 x = load_data(workdir / "my_data.npy")
 from_csv = load_data(workdir / "my_data.csv")
 print("shape", x.shape, x.dtype, "| .csv equals .npy:", bool(np.allclose(x, from_csv)))
@@ -109,7 +108,7 @@ except Exception as error:  # the CLI prints this as "inntheory: error: ..."
 # shows the couplings of $A^{(2)}$.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
 for i in range(N):
     axes[0].hist(x[:, i], bins=60, density=True, histtype="step", label=f"$x_{i}$")
 axes[0].set(xlabel="value", ylabel="density", title="Marginals of the example data")
@@ -134,20 +133,19 @@ plt.show()
 # data without a natural origin, expand around the mean (the command line's default,
 # `--point mean`). Score matching on the same samples is the reference.
 
-# %%
-# NBVAL_IGNORE_OUTPUT
+# %% tags=["nbval-ignore-output"]
 torch.manual_seed(SEED)
 model = it.PolynomialINN(N, depth=2, activation="cubic").double()
 history = it.train(model, x, steps=STEPS, seed=SEED, device="cpu", progress=False)
-print(f"best validation NLL {history.best_val_nll:.4f} nats; polished: {history.polished} "
-      f"({history.polish_iterations} L-BFGS iterations, stop: {history.polish_stop}); "
+print(f"best validation NLL {history.best_val_nll:.4f} nats; polished: {history.polished}\n"
+      f"{history.polish_iterations} L-BFGS iterations, stop: {history.polish_stop}; "
       f"max|grad| {history.grad_norm:.1e}; {history.seconds:.1f} s")
 
 # %%
 learned = it.extract_action(model, order=4, point=torch.zeros(N, dtype=torch.float64))
 baseline = it.score_matching(x, order=4)
 comparison = it.compare(truth, {"INN": learned, "score matching": baseline}, orders=(2, 3, 4))
-print(comparison.table())
+display(comparison)  # a table in the notebook; print(comparison) gives it as text
 
 # %%
 figure = comparison.plot()
@@ -193,8 +191,7 @@ assert abs(pair_couplings(baseline).mean() - true_pairs) < 0.5 * true_pairs
 # the constant and JSON metadata (what produced it, with which settings). Anything that reads
 # `.npz` can use it: `numpy.load("action.npz")["A4"]` is the quartic tensor.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 path = learned.save(workdir / "action.npz")
 reloaded = it.PolynomialAction.load(path)
 with np.load(path) as archive:
@@ -214,9 +211,10 @@ print("metadata:", {k: reloaded.metadata[k] for k in ("source", "activation", "d
 # It uses the same loader, a float64 network, `--seed 0`, up to `--steps 2000` Adam steps
 # (we used 300 here to keep the lecture short) and `it.train`'s polish stage, and expands
 # around the data mean by
-# default; add `--point zero` for exactly the expansion of this lecture. It refuses data with
-# fewer than 10 samples per independent coefficient (690 for $N = 4$, order 4). Two saved
-# actions are compared with
+# default; add `--point zero` for exactly the expansion of this lecture. With fewer than 10
+# samples per trainable parameter of the network it warns ("thin data") and still fits: this
+# lecture's network has 56 parameters, so it would warn below 560 samples. Two saved actions
+# are compared with
 #
 # ```bash
 # inntheory compare true.npz action.npz
@@ -227,14 +225,15 @@ print("metadata:", {k: reloaded.metadata[k] for k in ("source", "activation", "d
 # The saved action reloads and equals the extracted one (every coefficient, the expansion
 # point and the constant), and the `.csv` copy of the data loads to the same array.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 assert reloaded.order == learned.order
 for k in range(1, learned.order + 1):
     assert torch.equal(reloaded.coefficient(k), learned.coefficient(k)), k
 assert torch.equal(reloaded.point, learned.point)
 assert reloaded.constant == learned.constant
 assert np.allclose(x, from_csv, rtol=1e-12, atol=0)
+parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+assert parameters == 56 and recommended_samples(parameters) == 560
 print("reloaded action == extracted action")
 
 # %% [markdown]

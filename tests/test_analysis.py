@@ -95,9 +95,11 @@ def test_plot_has_scatter_heat_map_and_diagonal_panels():
     true = chain_action()
     figure = compare(true, {"a": chain_action(scale=0.9), "b": true}).plot()
     titles = [ax.get_title() for ax in figure.get_axes() if ax.get_title()]
-    assert "A^(2) true" in titles and "A^(2) b" in titles
+    assert "$A^{(2)}$ true" in titles and "$A^{(2)}$ b" in titles
     assert sum("entries" in t for t in titles) == 4
-    assert "diagonal A^(4)_(i..i)" in titles
+    assert "diagonal $A^{(4)}_{i \\dots i}$" in titles
+    bars = [ax for ax in figure.get_axes() if ax.get_title().startswith("diagonal")]
+    assert all(float(t).is_integer() for ax in bars for t in ax.get_xticks())
     assert all(ax.get_xlabel() for ax in figure.get_axes() if ax.get_title())
 
 

@@ -9,7 +9,7 @@ kernel-selection dialog where JupyterLab asks for one; the tests answer them as 
 would (no news; accept the proposed kernel).
 
 - ``test_lecture_figures``: every lecture, opened and *not* run, has its saved figures drawn
-  (each goes to ``test-artifacts/<lecture>-<k>.png``) and no widget shown as raw
+  (each goes to the screenshot folder, below) and no widget shown as raw
   ``VBox(...)`` text; a slider lecture draws its saved panel (a noUiSlider handle, summary
   and one figure); lecture 5's button label fits its button and its two tables fit the
   page, one line per cell.
@@ -21,6 +21,19 @@ would (no news; accept the proposed kernel).
   the figure (``inntheory-figure``) a new image. The redraw from the cache must take at most
   ``CACHED_REDRAW_S``. A tiny notebook written by this module (IntSlider + HTML summary)
   tests the harness itself.
+
+- ``test_run_save_reopen``: lecture 3 run (Run All), saved from JupyterLab, closed and
+  reopened without a kernel: every widget its outputs show is in its saved widget state (the
+  lectures' JupyterLab default, ipywidgets' ``saveState``, which the README's lectures command
+  installs and this server is given the same way), the reopened panel is drawn with its note
+  "Run the cells ... to move the sliders" and no "model not found"; the save changed only
+  what a run changes (outputs, execution counts, widget state); run again, the reopened
+  panel's slider redraws.
+- ``test_lecture_figures`` also checks that no text output is wider than the notebook: every
+  line of every stream or text output shows on one line, unwrapped.
+
+Screenshots (one of each lecture's first screen, one per figure, tables, panels after a move)
+go to the folder named by ``INNTHEORY_ARTIFACTS`` (default: a fresh temporary folder, printed).
 
 Without ``/usr/bin/chromium`` or Playwright the tests are skipped, unless the environment
 variable ``CI`` is set, where that is a failure.
@@ -58,6 +71,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 TOKEN = "inntheory-browser-test"
+LAB_SETTINGS = Path(__file__).resolve().parents[1] / "notebooks" / "lab-settings" / "overrides.d"
 CACHED_REDRAW_S = 1.0
 """The most a slider move back to a position seen before may take, key press to new figure."""
 LECTURES = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "notebooks").glob(
@@ -108,6 +122,50 @@ SCROLL_THROUGH = """async () => {
         await new Promise((resolve) => setTimeout(resolve, 30));
     }
     await notebook.scrollToItem(0, "start");
+}"""
+# Scroll the notebook through; at each cell, every text output (stream, text/plain) whose
+# lines are wrapped or cut: [cell, lines, lines shown, longest line, start of the text].
+WIDE_TEXT = """async () => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    const found = [];
+    for (let i = 0; i < notebook.widgets.length; i++) {
+        await notebook.scrollToItem(i, "start");
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        for (const pre of notebook.widgets[i].node.querySelectorAll(".jp-OutputArea-output pre")) {
+            const lines = pre.innerText.replace(/\\n$/, "").split("\\n");
+            const style = getComputedStyle(pre);
+            const height = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
+            const shown = Math.round(pre.getBoundingClientRect().height / height);
+            if (pre.scrollWidth > pre.clientWidth + 1 || shown > lines.length) {
+                found.push([i, lines.length, shown, Math.max(...lines.map((l) => l.length)),
+                            pre.innerText.slice(0, 60)]);
+            }
+        }
+    }
+    await notebook.scrollToItem(0, "start");
+    return found;
+}"""
+# Scroll the notebook through; at each cell, the widgets of a panel or a recompute button
+# (`inntheory.lab.widgets`) that show ipywidgets' red "disconnected" icon (a ::before glyph)
+# where the panel's note should say how to connect them.
+UNEXPLAINED_ICONS = """async () => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    const found = [];
+    for (let i = 0; i < notebook.widgets.length; i++) {
+        await notebook.scrollToItem(i, "start");
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        const outputs = Array.from(notebook.widgets[i].node.querySelectorAll(
+            ".jp-OutputArea-output")).filter((o) => o.querySelector(".inntheory-panel"));
+        for (const el of outputs.flatMap((o) => Array.from(
+                o.querySelectorAll(".jupyter-widgets-disconnected")))) {
+            const icon = getComputedStyle(el, "::before");
+            if (icon.display !== "none" && icon.content !== "none") {
+                found.push([i, el.className]);
+            }
+        }
+    }
+    await notebook.scrollToItem(0, "start");
+    return found;
 }"""
 STDERR_OUTPUT = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
 SUMMARY = ".jp-OutputArea .inntheory-summary"
@@ -237,6 +295,15 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The screenshot folder: ``INNTHEORY_ARTIFACTS``, else a fresh temporary folder."""
+    folder = Path(os.environ.get("INNTHEORY_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"browser screenshots in {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[Lab]:
     """JupyterLab on a free loopback port serving a trusted copy of the lectures."""
     _require_browser()
@@ -249,6 +316,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[L
     )
     shutil.copy(repo_root / "jupytext.toml", served)
     _write_tiny_notebook(served / TINY_NOTEBOOK)
+    # As the README's lectures command: the lectures' JupyterLab default in the settings
+    # folder of the environment (here a stand-in, given as --LabApp.app_settings_dir).
+    app_settings = work / "app-settings"
+    app_settings.mkdir()
+    if LAB_SETTINGS.exists():
+        shutil.copytree(LAB_SETTINGS, app_settings / LAB_SETTINGS.name)
     env = os.environ | {
         "JUPYTER_CONFIG_DIR": str(work / "config"),
         "JUPYTER_DATA_DIR": str(work / "data"),
@@ -275,6 +348,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Iterator[L
         f"--ServerApp.root_dir={served}",
         f"--IdentityProvider.token={TOKEN}",
         f"--LabApp.user_settings_dir={work / 'settings'}",
+        f"--LabApp.app_settings_dir={app_settings}",
         f"--LabApp.workspaces_dir={work / 'workspaces'}",
         "--LabApp.extension_manager=readonly",
         "--LabApp.expose_app_in_browser=True",
@@ -350,14 +424,15 @@ def _shut_kernels(lab: Lab) -> None:
 
 
 @pytest.mark.parametrize("notebook", LECTURES)
-def test_lecture_figures(browser: Any, lab: Lab, notebook: str, repo_root: Path) -> None:
+def test_lecture_figures(
+    browser: Any, lab: Lab, notebook: str, repo_root: Path, artifacts: Path
+) -> None:
     """Every saved figure of every lecture is drawn before any cell runs, and so are the saved
-    slider panels (trusted notebooks); a screenshot of each figure for a reader."""
+    slider panels (trusted notebooks), each with its note on how to make it live; no text
+    output is wider than the notebook; a screenshot of the lecture and of each figure."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    artifacts = repo_root / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
     stem = Path(notebook).stem
     for old in artifacts.glob(f"{stem}-*.png"):
         old.unlink()
@@ -369,6 +444,12 @@ def test_lecture_figures(browser: Any, lab: Lab, notebook: str, repo_root: Path)
     page = _new_page(browser)
     try:
         _open(page, lab, f"notebooks/{notebook}", f"figures-{stem}", kernel=False)
+        page.screenshot(path=str(artifacts / f"{stem}.png"))
+        icons = page.evaluate(UNEXPLAINED_ICONS)
+        assert not icons, f"{notebook}: red 'disconnected' icons, no note: {icons[:3]}"
+        wide = page.evaluate(WIDE_TEXT)
+        assert not wide, (f"{notebook}: text wider than the notebook, as [cell, lines, lines "
+                          f"shown, longest line, text]: {wide}")
         page.evaluate(SCROLL_THROUGH)
         figures = page.locator(
             ".jp-OutputArea-output[data-mime-type='image/png'] img, .inntheory-figure")
@@ -388,6 +469,9 @@ def test_lecture_figures(browser: Any, lab: Lab, notebook: str, repo_root: Path)
             expect(panel.locator(".noUi-handle").first).to_be_visible(timeout=20_000)
             expect(panel.locator(".inntheory-summary").first).not_to_have_text("")
             assert panel.locator(".inntheory-figure").count() == 1
+            expect(panel.locator(".inntheory-offline").first).to_contain_text(
+                "to move the sliders")
+            panel.screenshot(path=str(artifacts / f"{stem}-panel-saved.png"))
         if notebook == "05_depth_and_data.ipynb":  # the button label is not cut
             button = page.locator("button", has_text="train one more seed").first
             overflow = button.evaluate("(b) => b.scrollWidth - b.clientWidth")
@@ -440,30 +524,33 @@ def _move(page: Any, handle: Any, key: str, before: tuple[str, str]) -> tuple[fl
     return seconds, after[0], after[1]
 
 
+def _run_all(page: Any, timeout_s: float) -> None:
+    """Run All from the Run menu; wait until every code cell replied, all "ok"."""
+    page.evaluate(WATCH_REPLIES)
+    page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
+    page.wait_for_function(RUN_ALL_DONE, timeout=timeout_s * 1000)
+    statuses = page.evaluate("() => window.inntheoryReplies")
+    errors = page.locator(STDERR_OUTPUT).all_inner_texts()
+    assert set(statuses) == {"ok"}, f"Run All replies {statuses}; stderr: {errors}"
+
+
 @pytest.mark.parametrize(
     ("notebook", "run_all_timeout_s"),
     [(TINY_NOTEBOOK, 60), *((f"notebooks/{k}", v) for k, v in SLIDER_LECTURES.items())],
     ids=["harness", *(Path(k).stem for k in SLIDER_LECTURES)],
 )
 def test_slider_redraws_from_cache(
-    browser: Any, lab: Lab, notebook: str, run_all_timeout_s: float, repo_root: Path
+    browser: Any, lab: Lab, notebook: str, run_all_timeout_s: float, artifacts: Path
 ) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
-    artifacts = repo_root / "test-artifacts"
-    artifacts.mkdir(exist_ok=True)
     stem = Path(notebook).stem
     page = _new_page(browser)
     try:
         _open(page, lab, notebook, f"run-{stem}", kernel=True)
-        page.evaluate(WATCH_REPLIES)
-        page.locator("#jp-MainMenu .lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator(".lm-Menu-item[data-command='runmenu:run-all']").click()
-        page.wait_for_function(RUN_ALL_DONE, timeout=run_all_timeout_s * 1000)
-        statuses = page.evaluate("() => window.inntheoryReplies")
-        errors = page.locator(STDERR_OUTPUT).all_inner_texts()
-        assert set(statuses) == {"ok"}, f"Run All replies {statuses}; stderr: {errors}"
+        _run_all(page, run_all_timeout_s)
         summary = page.locator(SUMMARY).first
         summary.wait_for(state="visible", timeout=10_000)
         expect(summary).not_to_have_text("", timeout=30_000)
@@ -488,5 +575,104 @@ def test_slider_redraws_from_cache(
         raise AssertionError(f"{error}\n--- JupyterLab log ---\n{lab.log_tail()}") from error
     finally:
         page.screenshot(path=str(artifacts / f"browser-{stem}.png"))
+        page.close()
+        _shut_kernels(lab)
+
+
+REOPEN_LECTURE = "notebooks/03_diagrammatic_rules.ipynb"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# Save the current notebook through JupyterLab (as Ctrl+S); true once it is written.
+SAVE = """async () => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    await panel.context.save();
+    return !panel.context.model.dirty;
+}"""
+# Scroll the notebook through; the cells whose outputs say a widget model is missing.
+MISSING_MODELS = """async () => {
+    const notebook = window.jupyterapp.shell.currentWidget.content;
+    const found = [];
+    for (let i = 0; i < notebook.widgets.length; i++) {
+        await notebook.scrollToItem(i, "start");
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        if (notebook.widgets[i].node.innerText.includes("model not found")) {
+            found.push(i);
+        }
+    }
+    await notebook.scrollToItem(0, "start");
+    return found;
+}"""
+
+
+def _widget_ids(notebook: dict) -> tuple[set[str], set[str]]:
+    """(models the outputs show, models the saved widget state holds)."""
+    shown = {output["data"][WIDGET_VIEW]["model_id"]
+             for cell in notebook["cells"] for output in cell.get("outputs", [])
+             if WIDGET_VIEW in output.get("data", {})}
+    saved = set(notebook["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {}))
+    return shown, saved
+
+
+def _beyond_a_run(notebook: dict) -> tuple[list[dict], dict]:
+    """What a run must not change: cells without outputs and execution counts, and the
+    notebook metadata without the widget state."""
+    cells = [{k: v for k, v in cell.items() if k not in ("outputs", "execution_count")}
+             for cell in notebook["cells"]]
+    return cells, {k: v for k, v in notebook["metadata"].items() if k != "widgets"}
+
+
+def test_run_save_reopen(browser: Any, lab: Lab, artifacts: Path) -> None:
+    """Run a lecture with a panel, save it from JupyterLab, reopen it: the saved outputs and
+    the saved widget state agree, the panel is drawn (with its note, not an error), only what a
+    run changes has changed, and after running again the panel's slider redraws."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    path = lab.root / REOPEN_LECTURE
+    before = json.loads(path.read_text())
+    stem = Path(REOPEN_LECTURE).stem
+    page = _new_page(browser)
+    try:
+        _open(page, lab, REOPEN_LECTURE, "reopen-run", kernel=True)
+        _run_all(page, 180)
+        assert page.evaluate(SAVE), "JupyterLab did not save the lecture"
+        after = json.loads(path.read_text())
+        shown, saved = _widget_ids(after)
+        assert shown and shown <= saved, (
+            f"the saved outputs show widgets {sorted(shown - saved)} that the saved widget "
+            "state lacks: reopened, they read 'model not found' (is ipywidgets' saveState on?)")
+        assert _beyond_a_run(after) == _beyond_a_run(before), "the save changed more than a run"
+    except (AssertionError, PlaywrightTimeout) as error:
+        raise AssertionError(f"{error}\n--- JupyterLab log ---\n{lab.log_tail()}") from error
+    finally:
+        page.close()
+        _shut_kernels(lab)
+    page = _new_page(browser)
+    try:
+        _open(page, lab, REOPEN_LECTURE, "reopen-saved", kernel=True)
+        missing = page.evaluate(MISSING_MODELS)
+        assert not missing, f"reopened, cells {missing} say 'model not found'"
+        panel = page.locator(".jp-OutputArea", has=page.locator(".inntheory-summary")).first
+        panel.scroll_into_view_if_needed(timeout=20_000)
+        expect(panel.locator(".noUi-handle").first).to_be_visible(timeout=20_000)
+        expect(panel.locator(".inntheory-summary").first).not_to_have_text("")
+        note = panel.locator(".inntheory-offline").first
+        expect(note).to_contain_text("to move the sliders")
+        panel.screenshot(path=str(artifacts / f"{stem}-reopened.png"))
+        _run_all(page, 180)
+        summary = page.locator(SUMMARY).first
+        output = page.locator(".jp-OutputArea", has=page.locator(".inntheory-summary")).first
+        handle = output.locator(".noUi-handle").first
+        handle.scroll_into_view_if_needed()
+        expect(summary).not_to_have_text("", use_inner_text=True, timeout=30_000)
+        expect(output.locator(".inntheory-offline").first).to_be_hidden()
+        start = (summary.inner_text(), page.locator(FIGURE).first.get_attribute("src"))
+        seconds, text, _ = _move(page, handle, "ArrowRight", start)
+        assert text != start[0], "the reopened and rerun panel did not redraw"
+        print(f"{stem} reopened and rerun: a new position in {seconds:.2f} s")
+    except (AssertionError, PlaywrightTimeout) as error:
+        raise AssertionError(f"{error}\n--- JupyterLab log ---\n{lab.log_tail()}") from error
+    finally:
+        page.screenshot(path=str(artifacts / f"{stem}-reopened-rerun.png"))
         page.close()
         _shut_kernels(lab)

@@ -138,9 +138,10 @@ def test_readme_has_exactly_the_two_commands(repo_root: Path) -> None:
         assert "\n" not in command
         assert command.startswith("python3 -m venv .venv && .venv/bin/pip install torch==2.13.0")
     assert blocks["<!-- lectures-command -->"].endswith(
-        '-e ".[lab]" && .venv/bin/jupyter trust notebooks/*.ipynb && OMP_NUM_THREADS=1 '
-        ".venv/bin/jupyter lab --allow-root --ServerApp.root_dir=. "
-        "notebooks/01_interacting_theories.ipynb"
+        '-e ".[lab]" && .venv/bin/jupyter trust notebooks/*.ipynb && '
+        "mkdir -p .venv/share/jupyter/lab/settings && cp -R notebooks/lab-settings/overrides.d "
+        ".venv/share/jupyter/lab/settings/ && OMP_NUM_THREADS=1 .venv/bin/jupyter lab "
+        "--allow-root --ServerApp.root_dir=. notebooks/01_interacting_theories.ipynb"
     )
     assert blocks["<!-- test-command -->"].endswith('-e ".[test]" && .venv/bin/python -m pytest')
     assert "mybinder.org/v2/gh/" in readme

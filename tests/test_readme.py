@@ -52,16 +52,26 @@ def test_readme_lectures_command_serves_trusted_paired_lecture_one(repo_root, tm
 
     - `jupyter trust notebooks/*.ipynb` signs the lectures, so the server reports their cells
       as trusted and JupyterLab draws the saved widgets before any cell runs;
+    - `mkdir -p .venv/share/jupyter/lab/settings && cp -R ...` installs the lectures'
+      JupyterLab default into the environment's settings (here a stand-in for `.venv`, given
+      to the server as `--LabApp.app_settings_dir`, where JupyterLab looks by default): the
+      server's settings API then gives ipywidgets' `saveState` as true, so a saved lecture
+      keeps the state of the widgets its outputs show;
     - `OMP_NUM_THREADS=1 jupyter lab ...` starts (also as root) with the repository as the
       server root and lecture 1 as the file to open (its kernels inherit one thread);
     - saving lecture 1 through the server (the contents API, as JupyterLab's save does)
       writes its paired `.py` too: jupytext.toml's `notebooks//0...` pairing matches.
     """
     steps = _lectures_command(repo_root)
-    assert steps[1][0] == "OMP_NUM_THREADS=1", "kernels of the lectures want one thread"
-    variable, value = steps[1].pop(0).split("=", 1)
-    assert [step[:2] for step in steps] == [[".venv/bin/jupyter", "trust"],
-                                            [".venv/bin/jupyter", "lab"]]
+    assert steps[-1][0] == "OMP_NUM_THREADS=1", "kernels of the lectures want one thread"
+    variable, value = steps[-1].pop(0).split("=", 1)
+    settings = ".venv/share/jupyter/lab/settings"
+    assert steps[1] == ["mkdir", "-p", settings], steps[1]
+    assert steps[2] == ["cp", "-R", "notebooks/lab-settings/overrides.d", f"{settings}/"]
+    assert [step[:2] for step in (steps[0], steps[3])] == [[".venv/bin/jupyter", "trust"],
+                                                           [".venv/bin/jupyter", "lab"]]
+    postbuild = (repo_root / "binder" / "postBuild").read_text()
+    assert 'cp -R notebooks/lab-settings/overrides.d "${settings}/"' in postbuild
     work = tmp_path / "repo"
     shutil.copytree(repo_root / "notebooks", work / "notebooks",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
@@ -75,11 +85,15 @@ def test_readme_lectures_command_serves_trusted_paired_lecture_one(repo_root, tm
     assert trust[2:] == ["notebooks/*.ipynb"], trust
     subprocess.run([sys.executable, "-m", "jupyter", "trust", *notebooks], cwd=work,
                    env=environment, check=True, capture_output=True)
-    lab = steps[1]
+    app_settings = work / settings.replace(".venv", "venv")
+    for step in steps[1:3]:
+        subprocess.run([part.replace(".venv", "venv") for part in step], cwd=work, check=True)
+    lab = steps[3]
     notebook = lab[-1]
     assert notebook == "notebooks/01_interacting_theories.ipynb", lab
     assert "--ServerApp.root_dir=." in lab, "the server root must be the repository root"
-    arguments = [*lab[2:], "--no-browser", "--ServerApp.port=0", "--ServerApp.token=test"]
+    arguments = [*lab[2:], "--no-browser", "--ServerApp.port=0", "--ServerApp.token=test",
+                 f"--LabApp.app_settings_dir={app_settings}"]
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", *arguments], cwd=work, env=environment,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -104,6 +118,13 @@ def test_readme_lectures_command_serves_trusted_paired_lecture_one(repo_root, tm
         while not opened.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert f"lab/tree/{notebook}" in opened.read_text(), "lecture 1 is not the file opened"
+        widget_settings = _request(
+            f"{url}/lab/api/settings/@jupyter-widgets/jupyterlab-manager:plugin")
+        save_state = widget_settings["settings"].get(
+            "saveState", widget_settings["schema"]["properties"]["saveState"]["default"])
+        assert save_state is True, (
+            "the lectures command must make ipywidgets save the widget state: without it a "
+            "lecture run and saved reopens with 'model not found' in its panels")
         api = f"{url}/api/contents/{notebook}"
         model = _request(f"{api}?content=1")
         code = [c for c in model["content"]["cells"] if c["cell_type"] == "code"]

@@ -25,7 +25,9 @@ import torch
 from torch import Tensor
 
 from ..actions.base import Action
-from .display import fixed_width, format_value, html_table, new_figure, unique_index
+from ..figures import legend_outside, site_ticks
+from ..tables import WIDTH, Table
+from .display import format_value, new_figure, unique_index
 
 __all__ = ["Comparison", "ComparisonRow", "CompressedComparison", "compare"]
 
@@ -150,21 +152,28 @@ class Comparison:
             cells.append(line)
         return headers, cells
 
-    def table(self) -> str:
-        """Fixed-width text table, one column group per learned action."""
+    def _table(self) -> Table:
         headers, cells = self._cells()
-        title = (
-            "Action comparison. error: ||L - T||, diag err: on i1 = .. = ik, leakage: "
-            "||offdiag L|| (true offdiag: ||offdiag T||), all / ||T|| when scale is rel, "
-            "absolute when ||T|| = 0 (abs); true diag, diag mean: mean_i A_i..i"
+        notes = (
+            "error: ||L - T||, diag err: on i1 = .. = ik, leakage: ||offdiag L|| (true "
+            "offdiag: ||offdiag T||), all / ||T|| when scale is rel, absolute when ||T|| = 0 "
+            "(abs); true diag, diag mean: mean_i A_i..i"
         )
-        return fixed_width(headers, cells, title)
+        return Table(headers, cells, "Action comparison, order by order", notes, index=2)
 
-    __str__ = table
+    def table(self, width: int = WIDTH) -> str:
+        """Fixed-width text table of lines up to `width` characters, one column group per
+        learned action (groups that do not fit are shown below, with the order repeated)."""
+        return self._table().text(width)
+
+    def __str__(self) -> str:
+        return self.table()
 
     def _repr_html_(self) -> str:
-        headers, cells = self._cells()
-        return html_table(headers, cells, "Learned vs true action, order by order")
+        return self._table().html()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.table())  # IPython's text form: the table, not every field
 
     def plot(self, fig: Any = None) -> Any:
         """Figure: learned vs true entries per order (y = x line), heat maps of the true and
@@ -207,11 +216,11 @@ class Comparison:
             pad = 0.05 * (high - low) or 1.0
             ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
             ax.set(
-                title=f"A^({k}) entries (i1 <= ... <= i{k})",
+                title=f"$A^{{({k})}}$ entries ($i_1 \\leq \\dots \\leq i_{k}$)",
                 xlabel="true coefficient",
                 ylabel="learned coefficient",
             )
-            ax.legend(fontsize="small")
+        legend_outside(axes[-1])
 
     def _plot_heat(self, panel: Any) -> None:
         matrices = [("true", self.true[2])] + [(m, self.learned[m][2]) for m in self.models]
@@ -219,7 +228,8 @@ class Comparison:
         axes = panel.subplots(1, len(matrices), squeeze=False)[0]
         for ax, (name, matrix) in zip(axes, matrices, strict=True):
             image = ax.imshow(matrix.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit)
-            ax.set(title=f"A^(2) {name}", xlabel="site j", ylabel="site i")
+            ax.set(title=f"$A^{{(2)}}$ {name}", xlabel="site j", ylabel="site i")
+            site_ticks(ax)
         panel.colorbar(image, ax=list(axes), label="coefficient")
 
     def _plot_bars(self, panel: Any, orders: list[int]) -> None:
@@ -231,11 +241,13 @@ class Comparison:
             for s, (name, tensor) in enumerate(series):
                 offset = (s - len(self.models) / 2) * width
                 ax.bar(np.arange(dim) + offset, _diagonal(tensor).numpy(), width, label=name)
-            ax.set(title=f"diagonal A^({k})_(i..i)", xlabel="site i", ylabel="coefficient")
-            ax.legend(fontsize="small")
+            ax.set(title=f"diagonal $A^{{({k})}}_{{i \\dots i}}$", xlabel="site i",
+                   ylabel="coefficient")
+            site_ticks(ax, "x")
+        legend_outside(axes[-1])
 
 
-@dataclass
+@dataclass(repr=False)  # IPython shows Comparison's table, not every field
 class CompressedComparison(Comparison):
     """A `Comparison` run in a compressed layout: `true` and `learned` hold the stored
     tensors of that layout (a `LatticeAction`'s couplings C^(k) over the common window,
@@ -253,8 +265,9 @@ class CompressedComparison(Comparison):
             low, high = float(true.min()), float(true.max())
             pad = 0.05 * (high - low) or 1.0
             ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
-            ax.set(title=f"C^({k}) couplings over offsets", xlabel="true", ylabel="learned")
-            ax.legend(fontsize="small")
+            ax.set(title=f"$C^{{({k})}}$ couplings over offsets", xlabel="true",
+                   ylabel="learned")
+        legend_outside(axes[-1])
         return fig
 
 

@@ -16,7 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .display import fixed_width, format_value, html_table, new_figure, unique_index
+from ..figures import WIDTH as FIGURE_WIDTH
+from ..figures import legend_outside
+from ..tables import WIDTH, Table
+from .display import format_value, new_figure, unique_index
 
 __all__ = ["CumulantComparison", "CumulantRow", "compare_cumulants", "cumulants"]
 
@@ -261,20 +264,26 @@ class CumulantComparison:
         ]
         return headers, cells
 
-    def table(self) -> str:
-        """Fixed-width text table, one line per order."""
+    def _table(self) -> Table:
         headers, cells = self._cells()
         title = (
             "Cumulants, data vs samples (sigma: jackknife over "
             f"{self.n_blocks} blocks per set, combined)"
         )
-        return fixed_width(headers, cells, title)
+        return Table(headers, cells, title)
 
-    __str__ = table
+    def table(self, width: int = WIDTH) -> str:
+        """Fixed-width text table of lines up to `width` characters, one line per order."""
+        return self._table().text(width)
+
+    def __str__(self) -> str:
+        return self.table()
 
     def _repr_html_(self) -> str:
-        headers, cells = self._cells()
-        return html_table(headers, cells, "Cumulants: data vs model samples")
+        return self._table().html()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.table())  # IPython's text form: the table, not every field
 
     def plot(self, fig: Any = None) -> Any:
         """Figure: per order, samples' against data's distinct cumulant entries with combined
@@ -286,9 +295,13 @@ class CumulantComparison:
         Returns:
             The matplotlib Figure.
         """
-        fig = new_figure(fig, (4.0 * len(self.rows), 3.8))
-        axes = fig.subplots(1, len(self.rows), squeeze=False)[0]
-        for ax, row in zip(axes, self.rows, strict=True):
+        columns = min(len(self.rows), 2)  # two panels a row: readable at the figure width
+        lines = -(-len(self.rows) // columns)
+        fig = new_figure(fig, (FIGURE_WIDTH, 3.4 * lines))
+        axes = fig.subplots(lines, columns, squeeze=False).ravel()
+        for ax in axes[len(self.rows):]:
+            ax.axis("off")
+        for ax, row in zip(axes, self.rows, strict=False):
             k = row.order
             index = unique_index(self.data[k].shape[0], k)
             data = self.data[k][index].numpy()
@@ -300,11 +313,11 @@ class CumulantComparison:
             pad = 0.05 * (high - low) or 1.0
             ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
             ax.set(
-                title=f"kappa_{k}: max |diff| = {row.max_z:.1f} sigma",
+                title=f"$\\kappa_{k}$: largest deviation {row.max_z:.1f} $\\sigma$",
                 xlabel="data cumulant",
                 ylabel="model-sample cumulant",
             )
-            ax.legend(fontsize="small")
+        legend_outside(axes[columns - 1])
         return fig
 
 

@@ -69,6 +69,7 @@ from ..extraction import extract_action
 from ..model.activations import ACTIVATIONS
 from ..model.inn import PolynomialINN
 from ..model.training import train
+from ..tables import WIDTH, Table
 from ..theories import LatticeTheory, preset
 from . import store
 
@@ -586,9 +587,19 @@ class SweepResult:
         )
         return _mean_std(values)
 
-    def table(self) -> str:
-        """A fixed-width table: per (depth, n) the errors of orders 2..K (mean ± std over
-        seeds), the validation NLL and the training time; then the baseline per n."""
+    def table(self, width: int = WIDTH) -> str:
+        """A fixed-width table of lines up to `width` characters: per (depth, n) the errors of
+        orders 2..K (mean ± std over seeds), the validation NLL and the training time; then
+        the baseline per n. Columns that do not fit are shown below, depth and n repeated."""
+        return self._table().text(width)
+
+    def _repr_html_(self) -> str:
+        return self._table().html()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.table())  # IPython's text form: the table, not every field
+
+    def _table(self) -> Table:
         orders = range(2, self.settings["order"] + 1)
         columns = [(k, kind) for k in orders for kind in KINDS]
         names = [f"A{k} {'frob' if kind == 'frobenius' else 'diag'}" for k, kind in columns]
@@ -614,14 +625,11 @@ class SweepResult:
                     + [_format(baseline[c][0][j], baseline[c][1][j]) for c in columns]
                     + ["-", "-"]
                 )
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-        lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
-        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
         title = (f"sweep of {self.settings['theory']} ({self.settings['activation']} "
                  f"activation): relative errors, mean ± std over seeds")
         if self.missing:
             title += f"; {len(self.missing)} points not cached"
-        return "\n".join([title, *lines])
+        return Table(header, rows, title, index=3)
 
     def __str__(self) -> str:
         return self.table()

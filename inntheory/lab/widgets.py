@@ -7,7 +7,13 @@ text; the panel turns the figure into PNG bytes, closes it and keeps (PNG, summa
 in-memory cache keyed by the control values, so a position seen before redraws without
 calling `render` again (a single widget update, well under a second). Nothing is printed, so
 nbval sees no stray output, and the figure lives in the widget state a notebook saves, so a
-saved notebook shows it before any cell runs.
+saved notebook shows it before any cell runs. Until the cells run, the saved panel is not
+connected to a kernel: a note (CSS class ``inntheory-offline``) then says so, in place of
+ipywidgets' red "disconnected" icons, and hides itself once the panel is live.
+
+The sliders store no floats in the widget state (`float_slider` is a selection over fixed
+values): JupyterLab writes ``4.0`` as ``4`` when it saves, and a lecture saved after a run
+would otherwise differ from the executed one in every such number.
 
 `recompute_button` pairs a panel with `inntheory.lab.store.cached` results: a button that
 recomputes the stored result of the current control values and redraws.
@@ -26,7 +32,9 @@ import matplotlib.pyplot as plt
 __all__ = [
     "SUMMARY_CLASS",
     "FIGURE_CLASS",
+    "OFFLINE_CLASS",
     "SliderPanel",
+    "float_slider",
     "int_slider",
     "log_slider",
     "recompute_button",
@@ -35,8 +43,25 @@ __all__ = [
 
 SUMMARY_CLASS = "inntheory-summary"
 FIGURE_CLASS = "inntheory-figure"
+OFFLINE_CLASS = "inntheory-offline"
+PANEL_CLASS = "inntheory-panel"
 CACHE_SIZE = 256
 """Rendered positions kept per panel (a PNG of a lecture figure is 30-80 kB)."""
+SLIDER_LAYOUT = {"width": "340px"}
+"""Every slider of a panel: room for a label and a track of about 200 px."""
+# ipywidgets marks a view whose model has no kernel connection with the class
+# `jupyter-widgets-disconnected` (and a red chain icon). Inside a panel the note says what
+# to do instead; the note itself shows only while it is disconnected.
+NOTE_STYLE = f"""<style>
+.{PANEL_CLASS}.jupyter-widgets-disconnected::before,
+.{PANEL_CLASS} .jupyter-widgets-disconnected::before,
+.jupyter-widgets-disconnected:has(.{PANEL_CLASS})::before {{ display: none; }}
+.{OFFLINE_CLASS}:not(.jupyter-widgets-disconnected) {{ display: none; }}
+.{OFFLINE_CLASS} {{ color: var(--jp-ui-font-color2, #555); font-style: italic; }}
+</style>"""
+OFFLINE_NOTE = NOTE_STYLE + """The saved figure of this panel. Run the cells (Run &rarr; Run
+All Cells) to move the sliders."""
+BUTTON_NOTE = NOTE_STYLE + "Run the cells (Run &rarr; Run All Cells) to use this button."
 
 
 def int_slider(
@@ -46,6 +71,32 @@ def int_slider(
     return widgets.IntSlider(
         value=value, min=low, max=high, step=step, description=description,
         continuous_update=False, style={"description_width": "initial"},
+        layout=widgets.Layout(**SLIDER_LAYOUT),
+    )
+
+
+def float_slider(
+    description: str, value: float, low: float, high: float, step: float
+) -> widgets.SelectionSlider:
+    """A slider over ``low, low + step, ..., high`` that passes floats to `render`.
+
+    A selection over fixed values rather than a `FloatSlider`, so the saved widget state holds
+    an index and labels, no floats (which a JupyterLab save would rewrite, ``4.0`` -> ``4``).
+
+    Raises:
+        ValueError: a non-positive step, ``low > high``, or `value` not on the grid.
+    """
+    if not step > 0 or low > high:
+        raise ValueError(f"need step > 0 and low <= high, got {low}..{high} by {step}")
+    count = round((high - low) / step)
+    options = [round(low + k * step, 12) for k in range(count + 1)]
+    nearest = min(options, key=lambda option: abs(option - value))
+    if abs(nearest - value) > 1e-9 * max(1.0, abs(value)):
+        raise ValueError(f"value {value} is not on the grid {low}..{high} by {step}")
+    return widgets.SelectionSlider(
+        options=[(f"{option:g}", option) for option in options], value=nearest,
+        description=description, continuous_update=False,
+        style={"description_width": "initial"}, layout=widgets.Layout(**SLIDER_LAYOUT),
     )
 
 
@@ -56,6 +107,7 @@ def log_slider(description: str, value: int, options: list[int]) -> widgets.Sele
     return widgets.SelectionSlider(
         options=options, value=value, description=description,
         continuous_update=False, style={"description_width": "initial"},
+        layout=widgets.Layout(**SLIDER_LAYOUT),
     )
 
 
@@ -65,6 +117,7 @@ class SliderPanel(widgets.VBox):
     Attributes:
         controls: keyword name -> control widget.
         summary: the `HTML` summary widget (CSS class ``inntheory-summary``).
+        note: the `HTML` note shown while the panel has no kernel (``inntheory-offline``).
         figure: the `Image` widget showing the current figure (CSS class ``inntheory-figure``).
         renders: how many times `render` was called (cache misses), for tests and timing.
     """
@@ -77,13 +130,17 @@ class SliderPanel(widgets.VBox):
         self._render = render
         self._cache: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
         self.controls = dict(controls)
-        self.summary = widgets.HTML().add_class(SUMMARY_CLASS)
+        self.summary = widgets.HTML(layout=widgets.Layout(width="100%")).add_class(SUMMARY_CLASS)
+        self.note = widgets.HTML(OFFLINE_NOTE).add_class(OFFLINE_CLASS)
         # shown at its own size (a VBox would stretch it to the page width)
         self.figure = widgets.Image(
             format="png", layout=widgets.Layout(align_self="flex-start", max_width="100%")
         ).add_class(FIGURE_CLASS)
         self.renders = 0
-        super().__init__([widgets.HBox(list(self.controls.values())), self.summary, self.figure])
+        row = widgets.HBox(
+            list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        super().__init__([self.note, row, self.summary, self.figure])
+        self.add_class(PANEL_CLASS)
         for control in self.controls.values():
             control.observe(self.redraw, names="value")
         self.redraw()
@@ -167,13 +224,15 @@ def recompute_button(
         tooltip: shown on hover, e.g. how long a recomputation takes.
 
     Returns:
-        A `VBox` (button, status) with attributes `button` and `status`.
+        A `VBox` (note, button, status) with attributes `button`, `status` and `note` (shown
+        while the button has no kernel, as a panel's).
     """
     button = widgets.Button(
         description=description, tooltip=tooltip, button_style="warning",
         layout=widgets.Layout(width="max-content"),
     )
     status = widgets.HTML()
+    note = widgets.HTML(BUTTON_NOTE).add_class(OFFLINE_CLASS)
 
     def clicked(_: Any) -> None:
         values = panel.values()
@@ -189,6 +248,6 @@ def recompute_button(
             button.disabled = False
 
     button.on_click(clicked)
-    box = widgets.VBox([button, status])
-    box.button, box.status = button, status
+    box = widgets.VBox([note, button, status]).add_class(PANEL_CLASS)
+    box.button, box.status, box.note = button, status, note
     return box
