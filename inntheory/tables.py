@@ -22,7 +22,7 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["WIDTH", "Table"]
+__all__ = ["WIDTH", "Table", "Tabular"]
 
 WIDTH = 88
 """Default line width of text tables: a terminal, and a notebook output at 1400 px."""
@@ -105,3 +105,26 @@ class Table:
 
     def _repr_html_(self) -> str:
         return self.html()
+
+
+class Tabular:
+    """A result shown as its table: text (`table`, `str`, IPython's text form) and HTML
+    (`_repr_html_`) from the one `Table` that `_table()` builds. A dataclass using it sets
+    `repr=False`: IPython prefers a class's own `__repr__` to an inherited `_repr_pretty_`."""
+
+    def _table(self) -> Table:
+        raise NotImplementedError
+
+    def table(self, width: int = WIDTH) -> str:
+        """Fixed-width text table of lines up to `width` characters (columns that do not fit
+        are shown below, with the row labels repeated)."""
+        return self._table().text(width)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def _repr_html_(self) -> str:
+        return self._table().html()
+
+    def _repr_pretty_(self, printer: object, cycle: bool) -> None:
+        printer.text(self.table())  # IPython's text form: the table, not every field

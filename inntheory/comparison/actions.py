@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..actions.base import Action
 from ..figures import legend_outside, site_ticks
-from ..tables import WIDTH, Table
+from ..tables import Table, Tabular
 from .display import format_value, new_figure, unique_index
 
 __all__ = ["Comparison", "ComparisonRow", "CompressedComparison", "compare"]
@@ -85,8 +85,8 @@ class ComparisonRow:
     learned_diagonal_mean: float
 
 
-@dataclass
-class Comparison:
+@dataclass(repr=False)  # shown as its table (Tabular)
+class Comparison(Tabular):
     """Order-by-order comparison of learned actions with a true one (made by :func:`compare`).
 
     Attributes:
@@ -161,19 +161,6 @@ class Comparison:
         )
         return Table(headers, cells, "Action comparison, order by order", notes, index=2)
 
-    def table(self, width: int = WIDTH) -> str:
-        """Fixed-width text table of lines up to `width` characters, one column group per
-        learned action (groups that do not fit are shown below, with the order repeated)."""
-        return self._table().text(width)
-
-    def __str__(self) -> str:
-        return self.table()
-
-    def _repr_html_(self) -> str:
-        return self._table().html()
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.table())  # IPython's text form: the table, not every field
 
     def plot(self, fig: Any = None) -> Any:
         """Figure: learned vs true entries per order (y = x line), heat maps of the true and
@@ -247,7 +234,7 @@ class Comparison:
         legend_outside(axes[-1])
 
 
-@dataclass(repr=False)  # IPython shows Comparison's table, not every field
+@dataclass(repr=False)
 class CompressedComparison(Comparison):
     """A `Comparison` run in a compressed layout: `true` and `learned` hold the stored
     tensors of that layout (a `LatticeAction`'s couplings C^(k) over the common window,

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..figures import WIDTH as FIGURE_WIDTH
 from ..figures import legend_outside
-from ..tables import WIDTH, Table
+from ..tables import Table, Tabular
 from .display import format_value, new_figure, unique_index
 
 __all__ = ["CumulantComparison", "CumulantRow", "compare_cumulants", "cumulants"]
@@ -190,8 +190,8 @@ class CumulantRow:
     p_value: float
 
 
-@dataclass
-class CumulantComparison:
+@dataclass(repr=False)  # shown as its table (Tabular)
+class CumulantComparison(Tabular):
     """Data against model samples, cumulant by cumulant (made by :func:`compare_cumulants`).
 
     Standard errors: delete-one-block jackknife over `n_blocks` contiguous blocks of each set
@@ -272,18 +272,6 @@ class CumulantComparison:
         )
         return Table(headers, cells, title)
 
-    def table(self, width: int = WIDTH) -> str:
-        """Fixed-width text table of lines up to `width` characters, one line per order."""
-        return self._table().text(width)
-
-    def __str__(self) -> str:
-        return self.table()
-
-    def _repr_html_(self) -> str:
-        return self._table().html()
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.table())  # IPython's text form: the table, not every field
 
     def plot(self, fig: Any = None) -> Any:
         """Figure: per order, samples' against data's distinct cumulant entries with combined

@@ -69,7 +69,7 @@ from ..extraction import extract_action
 from ..model.activations import ACTIVATIONS
 from ..model.inn import PolynomialINN
 from ..model.training import train
-from ..tables import WIDTH, Table
+from ..tables import Table, Tabular
 from ..theories import LatticeTheory, preset
 from . import store
 
@@ -444,8 +444,8 @@ def _format(mean: float, std: float) -> str:
     return "-" if not math.isfinite(mean) else f"{mean:.3g} ± {std:.2g}"
 
 
-@dataclass
-class SweepResult:
+@dataclass(repr=False)  # shown as its table (Tabular)
+class SweepResult(Tabular):
     """The measured grid of a :func:`sweep`.
 
     Attributes:
@@ -587,19 +587,9 @@ class SweepResult:
         )
         return _mean_std(values)
 
-    def table(self, width: int = WIDTH) -> str:
-        """A fixed-width table of lines up to `width` characters: per (depth, n) the errors of
-        orders 2..K (mean ± std over seeds), the validation NLL and the training time; then
-        the baseline per n. Columns that do not fit are shown below, depth and n repeated."""
-        return self._table().text(width)
-
-    def _repr_html_(self) -> str:
-        return self._table().html()
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.table())  # IPython's text form: the table, not every field
-
     def _table(self) -> Table:
+        """Per (depth, n) the errors of orders 2..K (mean ± std over seeds), the validation
+        NLL and the training time; then the baseline per n."""
         orders = range(2, self.settings["order"] + 1)
         columns = [(k, kind) for k in orders for kind in KINDS]
         names = [f"A{k} {'frob' if kind == 'frobenius' else 'diag'}" for k, kind in columns]
@@ -630,9 +620,6 @@ class SweepResult:
         if self.missing:
             title += f"; {len(self.missing)} points not cached"
         return Table(header, rows, title, index=3)
-
-    def __str__(self) -> str:
-        return self.table()
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-able containers."""
