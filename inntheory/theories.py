@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._checks import check_shape
 from .actions.dense import PolynomialAction
 from .actions.lattice import LatticeAction, lattice_window
 
@@ -41,22 +42,6 @@ def _as_float(name: str, value: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
-
-
-def _as_shape(shape: Any) -> tuple[int, ...]:
-    """Returns ``shape`` as a tuple of 1 or 2 positive ints, or raises naming the problem."""
-    if isinstance(shape, int) and not isinstance(shape, bool):
-        shape = (shape,)
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"shape must be a tuple of 1 or 2 ints, got {shape!r}") from None
-    if len(dims) not in (1, 2):
-        raise ValueError(f"shape must have 1 or 2 lattice dimensions, got {dims!r}")
-    for n in dims:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"shape entries must be positive ints, got {dims!r}")
-    return dims
 
 
 @dataclass(frozen=True)
@@ -90,7 +75,7 @@ class LatticeTheory:
     g4: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", _as_shape(self.shape))
+        object.__setattr__(self, "shape", check_shape(self.shape))
         for name in ("m2", "kappa", "g3", "g4"):
             object.__setattr__(self, name, _as_float(name, getattr(self, name)))
         if self.kappa < 0:

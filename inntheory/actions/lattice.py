@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import check_shape
 from .._memory import available_bytes
 from .base import Action, check_order, check_orders, metadata_from, quote, real_array, real_tensor
 from .dense import PolynomialAction
@@ -62,22 +63,8 @@ def lattice_window(shape: tuple[int, ...], radius: int | None) -> tuple[int, ...
     return tuple(min(length, 2 * int(radius) + 1) for length in shape)
 
 
-def _check_shape(shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, int) and not isinstance(shape, bool):
-        shape = (shape,)
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"shape must be a tuple of 1 or 2 ints, got {shape!r}") from None
-    if len(dims) not in (1, 2) or any(
-        isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in dims
-    ):
-        raise ValueError(f"shape must be 1 or 2 positive ints, got {dims!r}")
-    return tuple(int(n) for n in dims)
-
-
 def _check_window(window: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
-    dims = _check_shape(window)
+    dims = check_shape(window)
     if len(dims) != len(shape):
         raise ValueError(f"window {dims} has {len(dims)} axes but the lattice {shape} has "
                          f"{len(shape)}")
@@ -161,7 +148,7 @@ class LatticeAction(Action):
         window: Any = None,
         check_symmetry: bool = True,
     ) -> None:
-        self.shape = _check_shape(shape)
+        self.shape = check_shape(shape)
         tensors = {k: real_tensor(couplings[k], f"C^({k})")
                    for k in check_orders(couplings, "coupling", "C^(k)")}
         if window is None:
@@ -486,7 +473,7 @@ def _file_shape(arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
     if value.dtype.kind not in "iu" or value.ndim != 1 or not 1 <= value.size <= 2:
         raise ValueError(f"{name} must be 1 or 2 integers, got dtype {value.dtype} and shape "
                          f"{value.shape}")
-    return _check_shape(tuple(int(n) for n in value))
+    return check_shape(tuple(int(n) for n in value))
 
 
 def _embed(tensor: torch.Tensor, source: tuple[int, ...], target: tuple[int, ...],
