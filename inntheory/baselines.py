@@ -31,7 +31,7 @@ from torch import Tensor
 from . import _orbits
 from ._memory import available_bytes
 from .actions.dense import PolynomialAction
-from .actions.lattice import LatticeAction, lattice_window
+from .actions.lattice import LatticeAction, lattice_window, shift_index
 
 __all__ = ["basis_size", "score_matching"]
 
@@ -486,14 +486,15 @@ def _tied(
     """Translation-tied score matching (see `score_matching`, basis "tied")."""
     n, dim = d.shape
     size = order + len(offsets)
-    lattice = np.array(shape)
-    sites = np.stack(np.unravel_index(np.arange(dim), shape), axis=1)
+    window = lattice_window(shape, radius)
+    index = torch.from_numpy(shift_index(shape, window))  # (N, M): the site at each offset
 
-    def neighbour(offset: tuple[int, ...]) -> Tensor:
-        moved = (sites + np.array(offset)) % lattice
-        return torch.from_numpy(np.ravel_multi_index(tuple(moved.T), shape))
+    def column(offset: tuple[int, ...], sign: int = 1) -> int:
+        """The flattened window index of sign * offset."""
+        return int(np.ravel_multi_index(tuple(np.mod(np.multiply(sign, offset), window)),
+                                        window))
 
-    pairs = [(neighbour(o), neighbour(tuple(-v for v in o))) for o in offsets]
+    pairs = [(index[:, column(o)], index[:, column(o, -1)]) for o in offsets]
     gram = d.new_zeros(size, size)
     rhs = d.new_zeros(size)
     chunk = max(1, _CHUNK_ELEMENTS // (dim * size))
@@ -512,7 +513,6 @@ def _tied(
         gram += flat.T @ flat
     gram = gram / n + ridge * torch.eye(size, dtype=gram.dtype)
     theta = _solve(gram, rhs / n, n)
-    window = lattice_window(shape, radius)
     couplings: dict[int, Tensor] = {}
     for k in range(1, order + 1):
         c = d.new_zeros(window * (k - 1))
@@ -522,8 +522,7 @@ def _tied(
         flat2 = couplings[2].view(-1)
         for p, offset in enumerate(offsets):
             for sign in (1, -1):  # A_(i, i+o) = A_(i, i-o) = theta (2 theta where o = -o)
-                moved = tuple((sign * v) % w for v, w in zip(offset, window, strict=True))
-                flat2[int(np.ravel_multi_index(moved, window))] += theta[order + p]
+                flat2[column(offset, sign)] += theta[order + p]
     metadata.update(lattice=list(shape), radius=radius, window=list(window), compressed=True)
     return LatticeAction(couplings, shape, point, metadata=metadata, window=window,
                          check_symmetry=False)

@@ -259,6 +259,12 @@ class Action(abc.ABC):
         if cls.format:
             FORMATS[cls.format] = cls
 
+    def _set_constant(self, constant: Any, metadata: Mapping[str, Any] | None) -> None:
+        if not math.isfinite(float(constant)):
+            raise ValueError("constant must be finite")
+        self.constant = float(constant)
+        self.metadata = dict(metadata or {})
+
     # -- structure (abstract) ----------------------------------------------------------------
 
     @property

@@ -136,10 +136,7 @@ class PolynomialAction(Action):
                 raise ValueError(
                     f"point must have shape ({dim},), got {tuple(self._point.shape)}"
                 )
-        if not math.isfinite(float(constant)):
-            raise ValueError("constant must be finite")
-        self.constant = float(constant)
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._set_constant(constant, metadata)
 
     # -- structure ---------------------------------------------------------------------------
 

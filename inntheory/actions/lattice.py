@@ -184,10 +184,7 @@ class LatticeAction(Action):
             raise ValueError("a LatticeAction needs a uniform expansion point (all entries "
                              "equal); use a PolynomialAction for another point")
         self.point_value = float(value[0])
-        if not math.isfinite(float(constant)):
-            raise ValueError("constant must be finite")
-        self.constant = float(constant)
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._set_constant(constant, metadata)
 
     # -- structure ---------------------------------------------------------------------------
 
