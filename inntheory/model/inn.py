@@ -210,31 +210,20 @@ class PolynomialINN(nn.Module):
     @property
     def coupling_range(self) -> int | None:
         """2 * depth * kernel_radius: the largest lattice offset (per axis, minimal image)
-        between the indices of any non-zero coupling of the extracted action; None without
-        a kernel radius.
-
-        Each layer's map reaches kernel_radius sites per axis, so z_i depends on sites
-        within depth * kernel_radius of i, and 1/2 z_i^2 and ln phi'(y_i) couple sites
-        up to twice that apart.
-        """
+        between the indices of any non-zero coupling of the extracted action (z_i depends on
+        sites within depth * kernel_radius of i); None without a kernel radius."""
         if self.kernel_radius is None:
             return None
         return 2 * self.depth * self.kernel_radius
 
     def linear_maps(self) -> list[LinearMap]:
-        """The layers' linear maps W_l (l = 1..depth), built from the current parameters.
-
-        `DenseLinear` for a dense model, `LatticeConvolution` (masked kernel) on a lattice;
-        differentiable with respect to the parameters.
-        """
+        """The layers' linear maps W_l (l = 1..depth), differentiable in the parameters:
+        `DenseLinear`, or `LatticeConvolution` (masked kernel) on a lattice."""
         return [stage.linear for stage in self._layer_stages()[::2]]
 
     def _layer_stages(self, detach: bool = False) -> list[Stage]:
-        """Affine and activation stage of every layer, in data -> latent order.
-
-        Differentiable with respect to the parameters, or (`detach`) built from detached
-        copies of them (the activation modules themselves are shared in both cases).
-        """
+        """Affine and activation stage of every layer, in data -> latent order, differentiable
+        in the parameters or (`detach`) built from detached copies (activations shared)."""
         if self.lattice is None:
             kind, tensors = DenseLinear, self.weight
         else:
@@ -412,10 +401,9 @@ class PolynomialINN(nn.Module):
     def sample(self, n: int, seed: int | None = None, *, redraw: bool = True) -> torch.Tensor:
         """Draw configurations from the model: z ~ N(0, I), x = f^-1(z).
 
-        With the quadratic activation some latent draws have no pre-image: the model's mass
-        on its domain is then below one, and the samples follow the density normalised on
-        the domain. Their fraction is stored in `last_sample_invalid` and a RuntimeWarning
-        reports it when it is non-zero.
+        With the quadratic activation some latent draws may have no pre-image: the samples
+        then follow the density normalised on the domain; the fraction is stored in
+        `last_sample_invalid` and reported by a RuntimeWarning when non-zero.
 
         Arguments:
             n: the number of samples (>= 1).
@@ -478,11 +466,8 @@ class PolynomialINN(nn.Module):
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write config, parameters, standardisation and `training_info` to `path` atomically.
-
-        The file is a `torch.save` archive of plain containers and tensors, readable with
-        `weights_only=True` (see `load`).
-        """
+        """Write config, parameters, standardisation and `training_info` to `path` atomically
+        (a `torch.save` archive of plain containers and tensors, read with weights_only)."""
         payload = {
             "format": _FORMAT,
             "version": _FORMAT_VERSION,
