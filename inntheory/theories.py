@@ -235,10 +235,9 @@ class LatticeTheory:
     ) -> LatticeAction:
         """The exact action at ``x0 = 0`` in compressed form, a ``LatticeAction``.
 
-        The couplings relative to site 0 over the window ``min(L, 3)`` per axis (the theory
-        reaches one step): ``C2[0] = m2 + 2 d kappa``, ``C2[+-e_mu] = -kappa`` (added up where
-        the two neighbours coincide, ``L = 2``; cancelling the on-site term at ``L = 1``, as in
-        :meth:`quadratic`), ``C3``/``C4`` ``g3``/``g4`` at offset 0; nothing of size ``N^k``.
+        Couplings relative to site 0 over the window ``min(L, 3)`` per axis:
+        ``C2[0] = m2 + 2 d kappa``, ``C2[+-e_mu] = -kappa`` (summed where the neighbours
+        coincide, as in :meth:`quadratic`), ``C3``/``C4`` ``g3``/``g4`` at offset 0.
 
         Arguments:
             order: The highest order ``K >= 2``.
@@ -279,10 +278,8 @@ PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
 - ``"gaussian"``: ``g3 = g4 = 0``, the free theory (covariance ``inv(A2)``).
 - ``"unimodal"``: the measured case of the paper's claims, ``m2 = 1, kappa = 0.5, g3 = 0.5,
   g4 = 1``.
-- ``"double_well"``: ``m2 = -1.5, kappa = 0.5, g3 = 0, g4 = 1``; the site marginal has two
-  clearly separated modes near ``+-2.7`` (measured on ``(8,)``: under 0.1 % of configurations
-  have ``|mean(x)| < 0.5``). Local moves almost never cross between them; the sampler's global
-  flip ``x -> -x`` does.
+- ``"double_well"``: ``m2 = -1.5, kappa = 0.5, g3 = 0, g4 = 1``; two separated modes of the
+  site marginal near ``+-2.7``, joined by the sampler's global flip ``x -> -x``.
 """
 
 

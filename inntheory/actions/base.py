@@ -19,6 +19,7 @@ any registered format; a subclass registers itself by setting the class attribut
 from __future__ import annotations
 
 import abc
+import functools
 import json
 import math
 import os
@@ -66,6 +67,13 @@ def real_tensor(value: Any, name: str) -> torch.Tensor:
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} contains NaN or inf entries")
     return tensor
+
+
+def common_dtype(tensors: Mapping[Any, torch.Tensor]) -> tuple[torch.dtype, torch.device]:
+    """The promoted dtype of `tensors` (at least the default dtype) and the first one's device."""
+    dtypes = (tensor.dtype for tensor in tensors.values())
+    return (functools.reduce(torch.promote_types, dtypes, torch.get_default_dtype()),
+            next(iter(tensors.values())).device)
 
 
 def real_array(array: np.ndarray, name: str) -> np.ndarray:

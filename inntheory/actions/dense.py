@@ -28,6 +28,7 @@ from .base import (
     Action,
     check_order,
     check_orders,
+    common_dtype,
     configurations,
     metadata_from,
     quote,
@@ -123,10 +124,7 @@ class PolynomialAction(Action):
                 )
             tensors[k] = tensor
         assert dim is not None
-        dtype = torch.get_default_dtype()
-        for tensor in tensors.values():
-            dtype = torch.promote_types(dtype, tensor.dtype)
-        device = next(iter(tensors.values())).device
+        dtype, device = common_dtype(tensors)
         self._coefficients = {k: t.to(device=device, dtype=dtype) for k, t in tensors.items()}
         if point is None:
             self._point = torch.zeros(dim, dtype=dtype, device=device)

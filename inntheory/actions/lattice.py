@@ -40,7 +40,16 @@ import torch
 
 from .._checks import check_shape
 from .._memory import available_bytes
-from .base import Action, check_order, check_orders, metadata_from, quote, real_array, real_tensor
+from .base import (
+    Action,
+    check_order,
+    check_orders,
+    common_dtype,
+    metadata_from,
+    quote,
+    real_array,
+    real_tensor,
+)
 from .dense import PolynomialAction
 
 __all__ = ["LatticeAction", "lattice_window"]
@@ -155,10 +164,7 @@ class LatticeAction(Action):
             higher = [t for k, t in tensors.items() if k >= 2]
             window = tuple(higher[0].shape[: len(self.shape)]) if higher else self.shape
         self.window = _check_window(window, self.shape)
-        dtype = torch.get_default_dtype()
-        for tensor in tensors.values():
-            dtype = torch.promote_types(dtype, tensor.dtype)
-        device = next(iter(tensors.values())).device
+        dtype, device = common_dtype(tensors)
         for k, tensor in tensors.items():
             expected = self.window * (k - 1)
             if tuple(tensor.shape) != expected:
@@ -259,9 +265,8 @@ class LatticeAction(Action):
     def widen(self, window: tuple[int, ...]) -> LatticeAction:
         """The same action with its couplings written onto a window no shorter than its own."""
         window = _check_window(window, self.shape)
-        couplings = {k: _embed(t, self.window, window, self.shape) for k, t in self.items()}
-        return LatticeAction(couplings, self.shape, self.point_value, self.constant,
-                             self.metadata, window=window, check_symmetry=False)
+        return self._with({k: _embed(t, self.window, window, self.shape)
+                           for k, t in self.items()}, window)
 
     def dense_bytes(self, k: int) -> int:
         """Bytes that `coefficient(k)` needs: the (N,)*k tensor and its int64 index."""
@@ -327,9 +332,10 @@ class LatticeAction(Action):
         """A copy on another device and/or in another floating dtype."""
         return self._with({k: t.to(device=device, dtype=dtype) for k, t in self.items()})
 
-    def _with(self, couplings: dict[int, torch.Tensor]) -> LatticeAction:
+    def _with(self, couplings: dict[int, torch.Tensor], window: tuple[int, ...] | None = None
+              ) -> LatticeAction:
         return LatticeAction(couplings, self.shape, self.point_value, self.constant,
-                             self.metadata, window=self.window, check_symmetry=False)
+                             self.metadata, window=window or self.window, check_symmetry=False)
 
     # -- evaluation --------------------------------------------------------------------------
 

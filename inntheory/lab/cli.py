@@ -103,9 +103,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _LibraryNames:
-    """The keys of a public registry of the library (``ACTIVATIONS``, ``PRESETS``), read on
-    first use: argparse ``choices`` that import the library (and torch) only when a value is
-    checked or the help lists them, so that other options and input checks answer at once."""
+    """The keys of a library registry (``ACTIVATIONS``, ``PRESETS``) as argparse ``choices``
+    that import the library only when a value is checked or listed."""
 
     def __init__(self, registry: str) -> None:
         self.registry = registry
@@ -326,11 +325,10 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         The samples as float64, (n, N).
 
     Raises:
-        CLIError: a missing or unreadable file, a folder or anything else that is not a regular
-            file, an unknown format, a ``.npy`` array whose header declares more data than the
-            file holds or than half the available memory, an ``.npz`` with several
-            arrays and no `array`, data that is not real-valued or not 2-D, no rows, or rows
-            with NaN/inf (their number and the first few 0-based row indices).
+        CLIError: a missing, unreadable or non-regular file, an unknown format, an array
+            header declaring more than the file or half the memory holds, an ``.npz`` with
+            several arrays and no `array`, data not real or not 2-D, no rows, or rows with
+            NaN/inf or beyond float64 (their number and first 0-based indices).
     """
     path = Path(path)
     _check_regular_file(path, "data file")
@@ -394,8 +392,7 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
         what: the option, for the messages (``--out``, ``--plot``).
         suffixes: the accepted suffixes, lower case (matched in any case: ``fig.PNG``).
         default: appended to a name without a suffix (to any name not ending in `suffixes`
-            when `append_always`), as the file written gets it, so that every check looks at
-            the file really written.
+            when `append_always`), so that the checks see the file really written.
         append_always: see `default`.
 
     Raises:
@@ -428,13 +425,9 @@ def _check_name(path: Path) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    """Raise CLIError unless a file can be created at `path` (its missing folders included).
-
-    Its name, and those derived from it (temporary, lock), must fit the file system's limits.
-    The nearest existing folder above `path` must be a folder and must accept a new file (a
-    probe file is created and removed there: permission bits alone do not tell, e.g. for root
-    or a read-only mount).
-    """
+    """Raise CLIError unless a file can be created at `path`: its names fit the file system
+    and the nearest existing folder above it accepts a new file (a probe is created and
+    removed there: permission bits alone do not tell for root or a read-only mount)."""
     _check_name(path)
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
@@ -631,12 +624,10 @@ def _check_spread(x: np.ndarray, path: str) -> None:
 
 
 def _check_degenerate(x: np.ndarray, path: str) -> None:
-    """Refuse data with an exactly degenerate direction: the centred rows satisfy a linear
-    relation (e.g. one column a copy of another), so they have no density in R^N to fit.
+    """Refuse data whose centred rows satisfy an exact linear relation (no density in R^N).
 
-    Checked for N <= 512 (beyond, it would cost more than the check is worth) on the distinct
-    rows among 4 N + 1000 spread over the data: an exact relation holds in any of them, and
-    repeated rows (a rejected Monte Carlo move) would only hide directions.
+    Checked for N <= 512 on the distinct rows among 4 N + 1000 spread over the data (an exact
+    relation holds in any subset; repeated rows would only hide directions).
     """
     n, dim = x.shape
     if dim < 2 or dim > _MAX_RANK_COLUMNS:
@@ -694,17 +685,10 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
         source="inntheory fit",
         data={"path": str(args.data), "array": args.array, "n": n, "dim": dim},
         settings={
-            "depth": args.depth,
-            "order": args.order,
-            "activation": args.activation,
+            "depth": args.depth, "order": args.order, "activation": args.activation,
             "lattice": list(args.lattice) if args.lattice else None,
-            "kernel_radius": args.kernel_radius,
-            "odd": args.odd,
-            "polish": not args.no_polish,
-            "point": args.point,
-            "steps": args.steps,
-            "seed": args.seed,
-            "device": str(device),
+            "kernel_radius": args.kernel_radius, "odd": args.odd, "polish": not args.no_polish,
+            "point": args.point, "steps": args.steps, "seed": args.seed, "device": str(device),
         },
         training=_json_safe(history.to_dict()),
         model_file=model_path.name,
