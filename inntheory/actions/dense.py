@@ -1,15 +1,5 @@
-"""Polynomial actions: symmetric coefficient tensors around an expansion point.
-
-One data structure for every action in the kit, true or learned. With x0 the expansion point
-and d = x - x0,
-
-    S(x0 + d) = A^(0) + sum_{k=1}^{K} (1/k!) A^(k)_{i1..ik} d_i1 ... d_ik,
-
-where every A^(k) is a symmetric tensor of shape (N,)*k (METHOD.md's convention). The constant
-A^(0) fixes the normalisation and is never compared.
-
-A `PolynomialAction` is a *target* for `inntheory.sample`: it has `.dim`, `action(x)` and
-`grad(x)` on batches (n, N).
+"""Dense polynomial actions: S(x0 + d) = A^(0) + sum_k (1/k!) A^(k) d...d with every symmetric
+tensor A^(k) of shape (N,)*k stored in full (the convention of `inntheory.actions.base`).
 """
 
 from __future__ import annotations
