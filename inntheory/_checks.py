@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_order"]
+__all__ = ["check_order", "check_shape"]
 
 
 def check_order(order: Any, name: str = "order") -> int:
@@ -14,3 +14,19 @@ def check_order(order: Any, name: str = "order") -> int:
     if isinstance(order, bool) or not isinstance(order, int | np.integer) or order < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {order!r}")
     return int(order)
+
+
+def check_shape(shape: Any) -> tuple[int, ...]:
+    """A lattice shape (an int, or 1 or 2 positive ints) as a tuple of ints; TypeError or
+    ValueError otherwise."""
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"shape must be a tuple of 1 or 2 ints, got {shape!r}") from None
+    if len(dims) not in (1, 2) or any(
+        isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in dims
+    ):
+        raise ValueError(f"shape must be 1 or 2 positive ints, got {dims!r}")
+    return tuple(int(n) for n in dims)

@@ -129,14 +129,11 @@ def _sync(path: Path) -> None:
 def atomic_write_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
     """Write several files as one unit: every one of them, or none.
 
-    Yields one temporary path per target (beside it, with the same suffix, already created
-    empty with the target's future permissions); the caller writes each one completely. On
-    success the temporaries are synced to disk, listed in a journal ``.<first name>.commit``
-    and renamed onto the targets; the journal is removed last. If a rename fails, the targets
-    already replaced get their earlier contents back (or are removed when they did not exist),
-    so the earlier files stay a consistent set. A process killed between the renames leaves
-    the journal: the set is then incomplete, which a reader can tell, and the next
-    :func:`claim` of these paths completes it. Temporaries and backups never stay behind.
+    Yields one temporary path per target (beside it, same suffix, created empty with the
+    target's future permissions) for the caller to write. On success they are synced, listed
+    in a journal ``.<first name>.commit`` and renamed onto the targets, the journal removed
+    last. A failed rename restores the targets already replaced; a process killed between the
+    renames leaves the journal, and the next :func:`claim` of these paths completes the set.
 
     Example:
         >>> import tempfile, pathlib

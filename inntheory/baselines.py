@@ -31,7 +31,7 @@ from torch import Tensor
 from . import _orbits
 from ._memory import available_bytes
 from .actions.dense import PolynomialAction
-from .actions.lattice import LatticeAction, lattice_window
+from .actions.lattice import LatticeAction, lattice_window, shift_index
 
 __all__ = ["basis_size", "score_matching"]
 
@@ -267,48 +267,26 @@ def score_matching(
 ) -> PolynomialAction | LatticeAction:
     """Estimate a polynomial action from samples by Hyvarinen score matching.
 
-    The model is S(x) = sum_j theta_j T_j(x) with monomials T_j(x) = prod d_i^{m_i} of the
-    deviation d = x - x0, of total degree 1..order; the constant is not identifiable and is
-    set to 0. theta = (G + ridge I)^-1 h with G = E[grad T . grad T^T] and
-    h = E[laplacian T], all expectations over the data (float64). G is assembled from the
-    moment matrix E[phi phi^T] of the monomials phi of degree < order (d_i T_j is one of
-    them times a multiplicity), so the cost is one (n, F) x (F, n) product with
-    F = C(N + order - 1, order - 1) for the dense basis, not an (n, M, N) feature tensor.
+    S(x) = sum_j theta_j T_j(x) over monomials T_j of d = x - x0 of degree 1..order (the
+    constant is not identifiable and set to 0); theta = (G + ridge I)^-1 h, expectations over
+    the data in float64. G is assembled from the moment matrix of the monomials of degree
+    < order, never from an (n, M, N) feature tensor.
 
     Bases (monomials as index multisets):
 
-    - ``"dense"``: every monomial of degree 1..order, C(N + order, order) - 1 of them
-      (494 for N = 8, order 4). Recovers all entries of every A^(k).
-    - ``"local"``: the single-site powers d_i^k, k = 1..order, for every site, plus the
-      pairwise products d_i d_j for *all* pairs i < j: N * order + N (N - 1) / 2 monomials.
-      A^(1) and A^(2) are full; A^(k) for k >= 3 is estimated on the diagonal only and zero
-      elsewhere. This is the structure of the lattice phi^3 + phi^4 action (local
-      self-interactions, pairwise couplings) without assuming which pairs are neighbours.
-    - ``"tied"`` (needs ``lattice``): told the *form* of the lattice phi^3 + phi^4 action,
-      on-site powers and pair couplings, with coefficients tied over translations:
-      sum_i d_i^k for k = 1..order and sum_i d_i d_{i+o} for each pair {o, -o} of non-zero
-      offsets within ``radius`` steps on every axis (radius None means 1): order + (number
-      of such pairs) coefficients (4 + 4 on a 2-D lattice with radius 1). G is accumulated
-      over chunks of rows from per-site feature gradients (rows, N, coefficients), so 1e5
-      samples of a 16x16 lattice fit in a few MB. The result is a
-      :class:`~inntheory.actions.lattice.LatticeAction` with window min(L, 2 radius + 1):
-      A^(2) on site and within the range, A^(k >= 3) on site only.
-    - ``"translation"`` (needs ``lattice``): knows only translation symmetry (and locality
-      when ``radius`` is given), the same knowledge as a lattice-equivariant network, not the
-      form of the action: one coefficient per orbit under lattice translations of *every*
-      monomial of degree 1..order whose sites fit the radius, i.e. every pair of its sites
-      within ``radius`` steps on every axis in the minimal image (radius None: the whole
-      lattice; 82 orbits on a 3x3 torus at order 4). That is the support of a
-      `LatticeAction` window min(L, 2 radius + 1). Orbits are enumerated inside the window
-      (never over the N^order index tuples) and G, h accumulated over chunks of rows from
-      the products of the data at window offsets of each site. Every A^(k) is estimated
-      within the window.
+    - ``"dense"``: every monomial of degree 1..order, C(N + order, order) - 1 of them.
+    - ``"local"``: the powers d_i^k of every site plus d_i d_j for all pairs i < j: A^(1),
+      A^(2) full, A^(k >= 3) diagonal only.
+    - ``"tied"`` (needs ``lattice``): the form of the lattice phi^3 + phi^4 action with
+      coefficients tied over translations: sum_i d_i^k, k = 1..order, and sum_i d_i d_{i+o}
+      for each pair {o, -o} of offsets within ``radius`` (None: 1) on every axis. Returns a
+      `LatticeAction` of window min(L, 2 radius + 1).
+    - ``"translation"`` (needs ``lattice``): one coefficient per translation orbit of every
+      monomial of degree 1..order whose sites lie pairwise within ``radius`` (None: the whole
+      lattice) in the minimal image; every A^(k) is estimated within the window.
 
-    Every basis first estimates the memory of G and its features and refuses
-    (MemoryError, with the estimate) beyond `max_bytes` (``"translation"`` checks a lower
-    bound on the number of orbits before enumerating them, then the exact count); it warns
-    (RuntimeWarning, with the numbers) when the rows are fewer than 10 per coefficient or G
-    is ill-conditioned.
+    Every basis estimates the memory first and refuses beyond `max_bytes`; it warns
+    (RuntimeWarning) when the rows are fewer than 10 per coefficient or G is ill-conditioned.
 
     Arguments:
         data: samples x, (n, N), torch tensor or numpy array.
@@ -508,14 +486,15 @@ def _tied(
     """Translation-tied score matching (see `score_matching`, basis "tied")."""
     n, dim = d.shape
     size = order + len(offsets)
-    lattice = np.array(shape)
-    sites = np.stack(np.unravel_index(np.arange(dim), shape), axis=1)
+    window = lattice_window(shape, radius)
+    index = torch.from_numpy(shift_index(shape, window))  # (N, M): the site at each offset
 
-    def neighbour(offset: tuple[int, ...]) -> Tensor:
-        moved = (sites + np.array(offset)) % lattice
-        return torch.from_numpy(np.ravel_multi_index(tuple(moved.T), shape))
+    def column(offset: tuple[int, ...], sign: int = 1) -> int:
+        """The flattened window index of sign * offset."""
+        return int(np.ravel_multi_index(tuple(np.mod(np.multiply(sign, offset), window)),
+                                        window))
 
-    pairs = [(neighbour(o), neighbour(tuple(-v for v in o))) for o in offsets]
+    pairs = [(index[:, column(o)], index[:, column(o, -1)]) for o in offsets]
     gram = d.new_zeros(size, size)
     rhs = d.new_zeros(size)
     chunk = max(1, _CHUNK_ELEMENTS // (dim * size))
@@ -534,7 +513,6 @@ def _tied(
         gram += flat.T @ flat
     gram = gram / n + ridge * torch.eye(size, dtype=gram.dtype)
     theta = _solve(gram, rhs / n, n)
-    window = lattice_window(shape, radius)
     couplings: dict[int, Tensor] = {}
     for k in range(1, order + 1):
         c = d.new_zeros(window * (k - 1))
@@ -544,8 +522,7 @@ def _tied(
         flat2 = couplings[2].view(-1)
         for p, offset in enumerate(offsets):
             for sign in (1, -1):  # A_(i, i+o) = A_(i, i-o) = theta (2 theta where o = -o)
-                moved = tuple((sign * v) % w for v, w in zip(offset, window, strict=True))
-                flat2[int(np.ravel_multi_index(moved, window))] += theta[order + p]
+                flat2[column(offset, sign)] += theta[order + p]
     metadata.update(lattice=list(shape), radius=radius, window=list(window), compressed=True)
     return LatticeAction(couplings, shape, point, metadata=metadata, window=window,
                          check_symmetry=False)

@@ -1,14 +1,10 @@
 """Cached samples of lattice theories: generate once with :func:`~inntheory.sampling.sample`,
 then load from ``<cache_dir>/<key>.npz``.
 
-The key is built from everything that determines the samples (theory parameters, number of
-samples, seed, method, file format), so a changed request never reads a stale file. Files are
-written atomically (temporary file + ``os.replace``), hold only plain arrays and JSON strings,
-and are read with ``np.load(allow_pickle=False)``. Data sets are generated on the CPU, so a seed
-gives the same samples on every machine.
-
-A cache file that cannot be read, or whose contents do not match its key, raises a
-``ValueError`` naming the file; it is never silently replaced (delete it to regenerate).
+The key hashes everything that determines the samples (theory parameters, n, seed, method,
+file format). Files are written atomically, hold plain arrays and JSON strings (no pickles) and
+are generated on the CPU, so a seed gives the same samples on every machine. A cache file that
+cannot be read or does not match its key raises a ``ValueError`` naming it (never replaced).
 """
 
 from __future__ import annotations

@@ -2,15 +2,13 @@
 divergence.
 
 :func:`goodness_of_fit` draws the model's own samples and compares them with (validation)
-data: the single-site cumulants kappa_1..kappa_4 pooled over sites and site by site, the
+data: the single-site cumulants kappa_1..kappa_4 (pooled over sites and site by site), the
 nearest-neighbour covariance when a lattice is known, and the share of model samples beyond
-the data's range. Standard errors are delete-one-block jackknife errors of both sets
-(:func:`inntheory.comparison.compare_cumulants`, blocks of whole configurations). A statistic
-fails when the model is off by more than max(5 sigma, rtol * sigma_data^k), sigma the combined
-standard error and sigma_data^2 the data's pooled site variance; the range check fails when
-more than max(0.1 %, 3 / (n_data + 1)) of the model samples leave the data's range (a model
-equal to the data distribution puts about 1 / (n_data + 1) there). Each failure is one plain
-sentence in ``GoodnessOfFit.warnings``.
+the data's range. A statistic fails when the model is off by more than
+max(5 sigma, rtol * sigma_data^k), sigma the combined jackknife standard error
+(:func:`inntheory.comparison.compare_cumulants`) and sigma_data^2 the pooled site variance; the
+range check fails when more than max(0.1 %, 3 / (n_data + 1)) of the model samples leave the
+data's range. Each failure is one sentence in ``GoodnessOfFit.warnings``.
 
 :func:`fisher_divergence` is the data-weighted error of an action,
 E_data |grad S_learned - grad S_true|^2 / E_data |grad S_true|^2: zero only when the two actions

@@ -4,11 +4,9 @@ A learned action S(x0 + d) = sum_{k <= K} (1/k!) A^(k) d...d is a theory of its 
 the right one, drawing from exp(-S) with the same MCMC that drew the data reproduces the data's
 statistics. Two steps:
 
-1. :func:`normalisable` decides whether exp(-S) of the truncated polynomial is normalisable at
-   all. For large |d| the top order dominates: with K the highest order whose tensor is
-   non-zero, S grows to +infinity in every direction when K is even and the top form
-   F(u) = A^(K) u...u is positive on the unit sphere. That is sufficient. An odd K, or a form
-   that is negative somewhere, makes S unbounded below along a ray: not normalisable.
+1. :func:`normalisable`: for large |d| the top order K dominates, so exp(-S) is normalisable
+   when K is even and the top form A^(K) u...u is positive on the unit sphere; an odd K or a
+   form negative somewhere makes S unbounded below along a ray.
 2. :func:`close_loop` samples the action with :func:`inntheory.sample` and compares cumulants 1
    to `order` with :func:`inntheory.compare_cumulants`.
 
@@ -83,20 +81,13 @@ def normalisable(
 ) -> tuple[bool, float]:
     """Decide whether exp(-S) of a truncated polynomial action is normalisable.
 
-    With K the highest order whose tensor is non-zero, the top form is
-    F(u) = A^(K)_{i1..iK} u_i1 ... u_iK on unit vectors u (no 1/K! factor). exp(-S) is
-    normalisable when K is even and min F > 0 on the sphere (S then grows like |d|^K in every
-    direction). The minimum is searched for: F on `directions` random unit vectors plus the
-    coordinate axes, then projected-gradient descent on the sphere (adaptive step per
-    direction) from the 64 lowest of them; for K = 2 it is the exact smallest eigenvalue. A
-    found minimum is an upper bound of the true one, so a negative value proves that exp(-S)
-    is not normalisable; a positive one is the best evidence a search gives. A minimum of
-    exactly 0 (a flat direction) is reported as not normalisable: the top order alone cannot
-    certify it.
-
-    The search uses the action's own contraction (`Action.fields`) and spectrum, so a
-    `LatticeAction` needs no dense tensor (for K = 2 the exact smallest eigenvalue from the
-    Fourier spectrum of its couplings).
+    With K the highest order whose tensor is non-zero, exp(-S) is normalisable when K is even
+    and the top form F(u) = A^(K)_{i1..iK} u_i1 ... u_iK (no 1/K!) has min F > 0 on the unit
+    sphere. The minimum is searched for: F on `directions` random unit vectors and the axes,
+    then projected-gradient descent from the 64 lowest; for K = 2 it is the exact smallest
+    eigenvalue (`Action.spectrum`). A found minimum bounds the true one from above, so a
+    negative value proves non-normalisability; a minimum of exactly 0 counts as not
+    normalisable. No dense tensor is built (`Action.fields`).
 
     Arguments:
         action: the truncated action (any representation: `PolynomialAction`,
@@ -158,10 +149,9 @@ def close_loop(
 ) -> CumulantComparison:
     """Sample a learned truncated action and compare its cumulants with the data.
 
-    The action is drawn from with :func:`inntheory.sample` (the MCMC that draws the true
-    theory's data sets, its defaults unless `sample_options` say otherwise), then
-    :func:`inntheory.compare_cumulants` measures, order by order, how far the cumulants of the
-    action's samples lie from those of the data in units of standard errors.
+    The action is drawn from with :func:`inntheory.sample` (its defaults unless
+    `sample_options` say otherwise), then :func:`inntheory.compare_cumulants` measures the
+    distance of the cumulants in units of standard errors.
 
     Arguments:
         learned: the action, e.g. from `extract_action` or `score_matching` (a compressed

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._checks import check_shape
 from .actions.dense import PolynomialAction
 from .actions.lattice import LatticeAction, lattice_window
 
@@ -41,22 +42,6 @@ def _as_float(name: str, value: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     return value
-
-
-def _as_shape(shape: Any) -> tuple[int, ...]:
-    """Returns ``shape`` as a tuple of 1 or 2 positive ints, or raises naming the problem."""
-    if isinstance(shape, int) and not isinstance(shape, bool):
-        shape = (shape,)
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"shape must be a tuple of 1 or 2 ints, got {shape!r}") from None
-    if len(dims) not in (1, 2):
-        raise ValueError(f"shape must have 1 or 2 lattice dimensions, got {dims!r}")
-    for n in dims:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"shape entries must be positive ints, got {dims!r}")
-    return dims
 
 
 @dataclass(frozen=True)
@@ -90,7 +75,7 @@ class LatticeTheory:
     g4: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape", _as_shape(self.shape))
+        object.__setattr__(self, "shape", check_shape(self.shape))
         for name in ("m2", "kappa", "g3", "g4"):
             object.__setattr__(self, name, _as_float(name, getattr(self, name)))
         if self.kappa < 0:
@@ -250,10 +235,9 @@ class LatticeTheory:
     ) -> LatticeAction:
         """The exact action at ``x0 = 0`` in compressed form, a ``LatticeAction``.
 
-        The couplings relative to site 0 over the window ``min(L, 3)`` per axis (the theory
-        reaches one step): ``C2[0] = m2 + 2 d kappa``, ``C2[+-e_mu] = -kappa`` (added up where
-        the two neighbours coincide, ``L = 2``; cancelling the on-site term at ``L = 1``, as in
-        :meth:`quadratic`), ``C3``/``C4`` ``g3``/``g4`` at offset 0; nothing of size ``N^k``.
+        Couplings relative to site 0 over the window ``min(L, 3)`` per axis:
+        ``C2[0] = m2 + 2 d kappa``, ``C2[+-e_mu] = -kappa`` (summed where the neighbours
+        coincide, as in :meth:`quadratic`), ``C3``/``C4`` ``g3``/``g4`` at offset 0.
 
         Arguments:
             order: The highest order ``K >= 2``.
@@ -294,10 +278,8 @@ PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
 - ``"gaussian"``: ``g3 = g4 = 0``, the free theory (covariance ``inv(A2)``).
 - ``"unimodal"``: the measured case of the paper's claims, ``m2 = 1, kappa = 0.5, g3 = 0.5,
   g4 = 1``.
-- ``"double_well"``: ``m2 = -1.5, kappa = 0.5, g3 = 0, g4 = 1``; the site marginal has two
-  clearly separated modes near ``+-2.7`` (measured on ``(8,)``: under 0.1 % of configurations
-  have ``|mean(x)| < 0.5``). Local moves almost never cross between them; the sampler's global
-  flip ``x -> -x`` does.
+- ``"double_well"``: ``m2 = -1.5, kappa = 0.5, g3 = 0, g4 = 1``; two separated modes of the
+  site marginal near ``+-2.7``, joined by the sampler's global flip ``x -> -x``.
 """
 
 

@@ -5,15 +5,11 @@ With x0 the expansion point and d = x - x0, every action is
     S(x0 + d) = A^(0) + sum_{k=1}^{K} (1/k!) A^(k)_{i1..ik} d_i1 ... d_ik,
 
 A^(k) a symmetric tensor of shape (N,)*k (METHOD.md's convention). A representation stores
-the A^(k) in its own form (a translation-invariant one also has `couplings(k)`, the
-couplings relative to one site): `tensor(k)` is the stored tensor of order k, and every stored
-entry stands for `multiplicity` entries of the dense A^(k) (1 for `PolynomialAction`, which
-stores A^(k) itself; N for `LatticeAction`, whose coupling C^(k)[o] stands for the N entries
-A^(k)[i, i + o, ..]). The norms of the dense tensors follow from the stored ones in one place,
-`Action.norm`, `Action.diagonal_norm` and `Action.offdiagonal_norm`:
-||A^(k)|| = sqrt(multiplicity) ||tensor(k)||, and likewise for the diagonal and off-diagonal
-parts (`diagonal_entries`, `offdiagonal_entries` pick them out of a stored tensor;
-`stored_norm` turns the norm of any stored-layout tensor into the dense one).
+the A^(k) in its own form: `tensor(k)` is the stored tensor of order k, and every stored entry
+stands for `multiplicity` entries of the dense A^(k) (1 for `PolynomialAction`; N for
+`LatticeAction`, whose coupling C^(k)[o] stands for A^(k)[i, i + o, ..] over all i). Hence
+||A^(k)|| = sqrt(multiplicity) ||tensor(k)||, likewise for the diagonal and off-diagonal parts
+(`Action.norm`, `diagonal_norm`, `offdiagonal_norm`, `stored_norm`).
 
 Files: `save` writes an `.npz` archive; a `format` array names the representation (files
 without one are dense actions, the format written before tags existed). `load_action` reads
@@ -23,6 +19,7 @@ any registered format; a subclass registers itself by setting the class attribut
 from __future__ import annotations
 
 import abc
+import functools
 import json
 import math
 import os
@@ -70,6 +67,13 @@ def real_tensor(value: Any, name: str) -> torch.Tensor:
     if not torch.isfinite(tensor).all():
         raise ValueError(f"{name} contains NaN or inf entries")
     return tensor
+
+
+def common_dtype(tensors: Mapping[Any, torch.Tensor]) -> tuple[torch.dtype, torch.device]:
+    """The promoted dtype of `tensors` (at least the default dtype) and the first one's device."""
+    dtypes = (tensor.dtype for tensor in tensors.values())
+    return (functools.reduce(torch.promote_types, dtypes, torch.get_default_dtype()),
+            next(iter(tensors.values())).device)
 
 
 def real_array(array: np.ndarray, name: str) -> np.ndarray:
@@ -263,6 +267,12 @@ class Action(abc.ABC):
         if cls.format:
             FORMATS[cls.format] = cls
 
+    def _set_constant(self, constant: Any, metadata: Mapping[str, Any] | None) -> None:
+        if not math.isfinite(float(constant)):
+            raise ValueError("constant must be finite")
+        self.constant = float(constant)
+        self.metadata = dict(metadata or {})
+
     # -- structure (abstract) ----------------------------------------------------------------
 
     @property
@@ -375,10 +385,8 @@ class Action(abc.ABC):
         return self.items()[0][1].device
 
     def stored_norm(self, stored: torch.Tensor) -> float:
-        """The Frobenius norm of the dense tensor that `stored` (a tensor of this layout:
-        `tensor(k)`, its diagonal or off-diagonal entries, a difference of them) stands for:
-        sqrt(multiplicity) * ||stored||. Plain: divide by the largest entry first where the
-        squares could overflow or underflow (as `norm` does)."""
+        """sqrt(multiplicity) * ||stored||: the Frobenius norm of the dense tensor that `stored`
+        (of this layout) stands for; may overflow, unlike `dense_norm`."""
         return math.sqrt(self.multiplicity) * float(torch.linalg.vector_norm(stored))
 
     def dense_norm(self, stored: torch.Tensor) -> float:

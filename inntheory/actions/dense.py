@@ -1,15 +1,5 @@
-"""Polynomial actions: symmetric coefficient tensors around an expansion point.
-
-One data structure for every action in the kit, true or learned. With x0 the expansion point
-and d = x - x0,
-
-    S(x0 + d) = A^(0) + sum_{k=1}^{K} (1/k!) A^(k)_{i1..ik} d_i1 ... d_ik,
-
-where every A^(k) is a symmetric tensor of shape (N,)*k (METHOD.md's convention). The constant
-A^(0) fixes the normalisation and is never compared.
-
-A `PolynomialAction` is a *target* for `inntheory.sample`: it has `.dim`, `action(x)` and
-`grad(x)` on batches (n, N).
+"""Dense polynomial actions: S(x0 + d) = A^(0) + sum_k (1/k!) A^(k) d...d with every symmetric
+tensor A^(k) of shape (N,)*k stored in full (the convention of `inntheory.actions.base`).
 """
 
 from __future__ import annotations
@@ -28,6 +18,7 @@ from .base import (
     Action,
     check_order,
     check_orders,
+    common_dtype,
     configurations,
     metadata_from,
     quote,
@@ -123,10 +114,7 @@ class PolynomialAction(Action):
                 )
             tensors[k] = tensor
         assert dim is not None
-        dtype = torch.get_default_dtype()
-        for tensor in tensors.values():
-            dtype = torch.promote_types(dtype, tensor.dtype)
-        device = next(iter(tensors.values())).device
+        dtype, device = common_dtype(tensors)
         self._coefficients = {k: t.to(device=device, dtype=dtype) for k, t in tensors.items()}
         if point is None:
             self._point = torch.zeros(dim, dtype=dtype, device=device)
@@ -136,10 +124,7 @@ class PolynomialAction(Action):
                 raise ValueError(
                     f"point must have shape ({dim},), got {tuple(self._point.shape)}"
                 )
-        if not math.isfinite(float(constant)):
-            raise ValueError("constant must be finite")
-        self.constant = float(constant)
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._set_constant(constant, metadata)
 
     # -- structure ---------------------------------------------------------------------------
 

@@ -38,8 +38,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._checks import check_shape
 from .._memory import available_bytes
-from .base import Action, check_order, check_orders, metadata_from, quote, real_array, real_tensor
+from .base import (
+    Action,
+    check_order,
+    check_orders,
+    common_dtype,
+    metadata_from,
+    quote,
+    real_array,
+    real_tensor,
+)
 from .dense import PolynomialAction
 
 __all__ = ["LatticeAction", "lattice_window"]
@@ -62,22 +72,8 @@ def lattice_window(shape: tuple[int, ...], radius: int | None) -> tuple[int, ...
     return tuple(min(length, 2 * int(radius) + 1) for length in shape)
 
 
-def _check_shape(shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, int) and not isinstance(shape, bool):
-        shape = (shape,)
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"shape must be a tuple of 1 or 2 ints, got {shape!r}") from None
-    if len(dims) not in (1, 2) or any(
-        isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in dims
-    ):
-        raise ValueError(f"shape must be 1 or 2 positive ints, got {dims!r}")
-    return tuple(int(n) for n in dims)
-
-
 def _check_window(window: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
-    dims = _check_shape(window)
+    dims = check_shape(window)
     if len(dims) != len(shape):
         raise ValueError(f"window {dims} has {len(dims)} axes but the lattice {shape} has "
                          f"{len(shape)}")
@@ -161,17 +157,14 @@ class LatticeAction(Action):
         window: Any = None,
         check_symmetry: bool = True,
     ) -> None:
-        self.shape = _check_shape(shape)
+        self.shape = check_shape(shape)
         tensors = {k: real_tensor(couplings[k], f"C^({k})")
                    for k in check_orders(couplings, "coupling", "C^(k)")}
         if window is None:
             higher = [t for k, t in tensors.items() if k >= 2]
             window = tuple(higher[0].shape[: len(self.shape)]) if higher else self.shape
         self.window = _check_window(window, self.shape)
-        dtype = torch.get_default_dtype()
-        for tensor in tensors.values():
-            dtype = torch.promote_types(dtype, tensor.dtype)
-        device = next(iter(tensors.values())).device
+        dtype, device = common_dtype(tensors)
         for k, tensor in tensors.items():
             expected = self.window * (k - 1)
             if tuple(tensor.shape) != expected:
@@ -197,10 +190,7 @@ class LatticeAction(Action):
             raise ValueError("a LatticeAction needs a uniform expansion point (all entries "
                              "equal); use a PolynomialAction for another point")
         self.point_value = float(value[0])
-        if not math.isfinite(float(constant)):
-            raise ValueError("constant must be finite")
-        self.constant = float(constant)
-        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._set_constant(constant, metadata)
 
     # -- structure ---------------------------------------------------------------------------
 
@@ -275,9 +265,8 @@ class LatticeAction(Action):
     def widen(self, window: tuple[int, ...]) -> LatticeAction:
         """The same action with its couplings written onto a window no shorter than its own."""
         window = _check_window(window, self.shape)
-        couplings = {k: _embed(t, self.window, window, self.shape) for k, t in self.items()}
-        return LatticeAction(couplings, self.shape, self.point_value, self.constant,
-                             self.metadata, window=window, check_symmetry=False)
+        return self._with({k: _embed(t, self.window, window, self.shape)
+                           for k, t in self.items()}, window)
 
     def dense_bytes(self, k: int) -> int:
         """Bytes that `coefficient(k)` needs: the (N,)*k tensor and its int64 index."""
@@ -343,9 +332,10 @@ class LatticeAction(Action):
         """A copy on another device and/or in another floating dtype."""
         return self._with({k: t.to(device=device, dtype=dtype) for k, t in self.items()})
 
-    def _with(self, couplings: dict[int, torch.Tensor]) -> LatticeAction:
+    def _with(self, couplings: dict[int, torch.Tensor], window: tuple[int, ...] | None = None
+              ) -> LatticeAction:
         return LatticeAction(couplings, self.shape, self.point_value, self.constant,
-                             self.metadata, window=self.window, check_symmetry=False)
+                             self.metadata, window=window or self.window, check_symmetry=False)
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -486,7 +476,7 @@ def _file_shape(arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
     if value.dtype.kind not in "iu" or value.ndim != 1 or not 1 <= value.size <= 2:
         raise ValueError(f"{name} must be 1 or 2 integers, got dtype {value.dtype} and shape "
                          f"{value.shape}")
-    return _check_shape(tuple(int(n) for n in value))
+    return check_shape(tuple(int(n) for n in value))
 
 
 def _embed(tensor: torch.Tensor, source: tuple[int, ...], target: tuple[int, ...],

@@ -19,11 +19,9 @@ stage's kernel through `LinearMap.lattice_kernel(shape)` and refuses a map that 
   output position 0 sits at offset 0 (the vertex is symmetric, so it can be rooted at that
   leg); constant -N ln phi'(y*).
 
-With `model.coupling_range` = R (every index of a non-zero coupling within R steps of the
-others) the whole pull-back runs on the torus of shape window = min(L, 2R + 1) per axis: the
-torus computation is the periodisation of the infinite-lattice one and no coupling reaches
-far enough to wrap, so it is exact; the constant A^(0) is still computed on the big lattice.
-The kernels are checked to honour R (2 * sum of their radii <= R).
+With R = `model.coupling_range` the pull-back runs exactly on the torus of shape
+window = min(L, 2R + 1) per axis (no coupling reaches far enough to wrap); the constant A^(0)
+is still computed on the big lattice. The kernels are checked to honour R.
 
 All arithmetic is float64.
 """

@@ -16,19 +16,16 @@ truncating at order K after every stage is exact for all orders <= K:
   y* and added onto the diagonal views of B^(n) of its placements, constant
   -sum_i ln phi'(y*_i).
 
-`pull_back` is that algorithm, written once. A *backend* supplies the tensor operations for
-one representation of the coefficients (`inntheory.extraction.dense.DenseBackend`: full
-(N,)*k tensors; `inntheory.extraction.lattice.LatticeBackend`: translation-invariant couplings,
-affine steps in Fourier space per leg):
+`pull_back` is that algorithm, written once; a *backend* supplies the tensor operations of
+one representation (`inntheory.extraction.dense.DenseBackend`: full (N,)*k tensors;
+`inntheory.extraction.lattice.LatticeBackend`: translation-invariant couplings):
 
 - ``point(x0)``, ``affine(stage, u, number)`` -> (prepared map, ln|det W|, image),
-  ``activation(stage, u, number)`` -> (Taylor coefficients (units, degree + 1), image): the
-  forward walk (a backend checks there what its representation needs);
+  ``activation(stage, u, number)`` -> (Taylor coefficients (units, degree + 1), image);
 - ``latent(z, order)`` -> (coefficients, constant) of the Gaussian latent action;
-- ``pull_affine(coefficients, prepared)``; ``dress(vertex, factors)``, ``zeros(n)`` and
-  ``place(target, dressed, diagram)`` for the activation step; ``total(values)``, the sum of a
-  per-unit quantity over the N sites; ``constant(latent, terms)``, the latent constant minus
-  the stages' ln|det| terms (each backend keeps its own order of that float sum).
+- ``pull_affine(coefficients, prepared)``, ``dress(vertex, factors)``, ``zeros(n)``,
+  ``place(target, dressed, diagram)``, ``total(values)`` (sum over the N sites) and
+  ``constant(latent, terms)`` (latent constant minus the stages' ln|det| terms).
 
 All arithmetic is float64.
 """

@@ -2,34 +2,22 @@
 
 Commands (``inntheory COMMAND --help`` for every option):
 
-- ``demo``: sample the ``unimodal`` preset, train a lattice-equivariant cubic INN (Adam, then
-  L-BFGS polish), extract its action, print it against the true action and the dense
-  score-matching baseline, and write figures, the three actions and a JSON summary to a
-  folder.
-- ``fit DATA``: train an INN on samples x: (n, N) from a ``.npy``, ``.npz`` or ``.csv`` file
-  (dense, or lattice-equivariant with ``--lattice``, optionally ``--kernel-radius`` and
-  ``--odd``; L-BFGS polish after Adam unless ``--no-polish``) and write the extracted action
-  (``.npz``: a :class:`~inntheory.actions.dense.PolynomialAction`, or for a lattice model the
-  compressed :class:`~inntheory.actions.lattice.LatticeAction`) and the trained model
-  (``.model.pt``) beside it.
-- ``sample [PRESET]``: draw configurations of a lattice theory (a preset or explicit
-  couplings) to ``.npy``, ``.npz`` or ``.csv``.
+- ``demo``: sample the ``unimodal`` preset, train a lattice-equivariant cubic INN, extract
+  its action and compare it with the true action and the score-matching baseline; figures,
+  the three actions and a JSON summary go to a folder.
+- ``fit DATA``: train an INN on samples x: (n, N) from ``.npy``, ``.npz`` or ``.csv`` (dense,
+  or lattice-equivariant with ``--lattice``) and write the extracted action (``.npz``) and
+  the model (``.model.pt``) beside it.
+- ``sample [PRESET]``: draw configurations of a lattice theory to ``.npy``, ``.npz`` or ``.csv``.
 - ``compare TRUE LEARNED``: print the order-by-order table of two saved actions.
 
-User errors (a missing or unreadable file, a folder, FIFO or device given as a file, a file
-that is not an action, an array whose header declares more than the file or memory holds, data
-that is not (n, N), NaN/inf rows, values too small or large for float64, an exactly
-degenerate direction, a lattice that does not match the data, an order or a sample too costly
-for the time or memory, an output that exists without ``--force``, is the input, or cannot be
-written or named, another run writing the same outputs, a full disk, an unavailable device)
-end with one line ``inntheory: error: ...`` on stderr and exit status 1, checked before the
-work starts where they can be; usage errors (unknown options or choices, bad numbers or seeds,
-a lattice of more than two axes) with one such line and status 2. Every command claims its
-outputs with lock files (removed on exit and on SIGTERM) and writes them atomically as one
-unit (``fit``: action and model; ``demo``: its six files). Anything else is a bug and shows its
-traceback. The command uses the public API (``import inntheory as it``), whose modules, and
-torch, load on first use: only once the arguments and inputs have been checked, so that
-``--help`` and most user errors answer at once.
+User errors (bad or unreadable inputs, outputs that exist without ``--force`` or cannot be
+written, work too costly for the time or memory, another run writing the same outputs) end
+with one line ``inntheory: error: ...`` on stderr and exit status 1, checked before the work
+starts where they can be; usage errors with one such line and status 2. Outputs are claimed
+with lock files (removed on exit and on SIGTERM) and written atomically as one unit. Anything
+else is a bug and shows its traceback. The library and torch load only once the arguments
+and inputs have been checked, so that ``--help`` and most user errors answer at once.
 
 Example:
     >>> main(["--version"])  # doctest: +ELLIPSIS
@@ -115,9 +103,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _LibraryNames:
-    """The keys of a public registry of the library (``ACTIVATIONS``, ``PRESETS``), read on
-    first use: argparse ``choices`` that import the library (and torch) only when a value is
-    checked or the help lists them, so that other options and input checks answer at once."""
+    """The keys of a library registry (``ACTIVATIONS``, ``PRESETS``) as argparse ``choices``
+    that import the library only when a value is checked or listed."""
 
     def __init__(self, registry: str) -> None:
         self.registry = registry
@@ -193,11 +180,7 @@ def _finite_float(text: str) -> float:
 
 def recommended_samples(parameters: int) -> int:
     """The samples `fit` asks for before it stops warning: :data:`SAMPLES_PER_PARAMETER` per
-    trainable parameter of the network being fitted.
-
-    The data are judged against what is fitted, the network, not against the coefficients
-    of the extracted action: a lattice-equivariant network has a few dozen parameters where
-    the dense A^(1)..A^(4) of an 8x8 lattice has C(68, 4) = 814 385 entries.
+    trainable parameter of the network being fitted (not of the extracted action).
 
     Example:
         >>> recommended_samples(24)
@@ -342,11 +325,10 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         The samples as float64, (n, N).
 
     Raises:
-        CLIError: a missing or unreadable file, a folder or anything else that is not a regular
-            file, an unknown format, a ``.npy`` array whose header declares more data than the
-            file holds or than half the available memory, an ``.npz`` with several
-            arrays and no `array`, data that is not real-valued or not 2-D, no rows, or rows
-            with NaN/inf (their number and the first few 0-based row indices).
+        CLIError: a missing, unreadable or non-regular file, an unknown format, an array
+            header declaring more than the file or half the memory holds, an ``.npz`` with
+            several arrays and no `array`, data not real or not 2-D, no rows, or rows with
+            NaN/inf or beyond float64 (their number and first 0-based indices).
     """
     path = Path(path)
     _check_regular_file(path, "data file")
@@ -380,23 +362,25 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         x = raw.astype(np.float64)
     overflowed = np.flatnonzero((np.isfinite(raw) & ~np.isfinite(x)).any(axis=1))
     if overflowed.size:
-        shown = ", ".join(str(i) for i in overflowed[:_SHOWN_ROWS])
-        more = ", ..." if overflowed.size > _SHOWN_ROWS else ""
         raise CLIError(
             f"{path}: {overflowed.size} of {x.shape[0]} rows hold values beyond the float64 "
             f"range (|x| > {np.finfo(np.float64).max:.4g}, overflow when converting from "
-            f"{raw.dtype}), 0-based row indices {shown}{more}; rescale the data"
+            f"{raw.dtype}), 0-based row indices {_rows(overflowed)}; rescale the data"
         )
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
-        shown = ", ".join(str(i) for i in bad[:_SHOWN_ROWS])
-        more = ", ..." if bad.size > _SHOWN_ROWS else ""
         why = " (empty or non-numeric fields read as NaN)" if suffix == ".csv" else ""
         raise CLIError(
             f"{path}: {bad.size} of {x.shape[0]} rows contain NaN or inf{why}, 0-based row "
-            f"indices {shown}{more}; remove or repair them"
+            f"indices {_rows(bad)}; remove or repair them"
         )
     return x
+
+
+def _rows(indices: np.ndarray) -> str:
+    """The first few row `indices` for a message, then ", ..." when there are more."""
+    more = ", ..." if indices.size > _SHOWN_ROWS else ""
+    return ", ".join(str(i) for i in indices[:_SHOWN_ROWS]) + more
 
 
 def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | None = None,
@@ -408,8 +392,7 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
         what: the option, for the messages (``--out``, ``--plot``).
         suffixes: the accepted suffixes, lower case (matched in any case: ``fig.PNG``).
         default: appended to a name without a suffix (to any name not ending in `suffixes`
-            when `append_always`), as the file written gets it, so that every check looks at
-            the file really written.
+            when `append_always`), so that the checks see the file really written.
         append_always: see `default`.
 
     Raises:
@@ -442,13 +425,9 @@ def _check_name(path: Path) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    """Raise CLIError unless a file can be created at `path` (its missing folders included).
-
-    Its name, and those derived from it (temporary, lock), must fit the file system's limits.
-    The nearest existing folder above `path` must be a folder and must accept a new file (a
-    probe file is created and removed there: permission bits alone do not tell, e.g. for root
-    or a read-only mount).
-    """
+    """Raise CLIError unless a file can be created at `path`: its names fit the file system
+    and the nearest existing folder above it accepts a new file (a probe is created and
+    removed there: permission bits alone do not tell for root or a read-only mount)."""
     _check_name(path)
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
@@ -620,12 +599,8 @@ def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator
 def _fit(args: argparse.Namespace) -> int:
     out = _output(args.out, "--out", (".npz",), default=".npz", append_always=True)
     model_path = out.with_suffix(".model.pt")
-    for path in (out, model_path):
-        if path.is_dir():
-            raise CLIError(f"output {path} is a directory")
-        _check_writable(path)
-    # The outputs are claimed (exclusive lock files) for the whole run, so that two runs
-    # writing the same files cannot both go ahead; only then is their existence checked.
+    _check_outputs([out, model_path], True)
+    # Claimed (lock files) for the whole run; only then is their existence checked.
     with _claimed([out, model_path]):
         _check_outputs([out, model_path], args.force, inputs=[Path(args.data)])
         return _fit_claimed(args, out, model_path)
@@ -649,12 +624,10 @@ def _check_spread(x: np.ndarray, path: str) -> None:
 
 
 def _check_degenerate(x: np.ndarray, path: str) -> None:
-    """Refuse data with an exactly degenerate direction: the centred rows satisfy a linear
-    relation (e.g. one column a copy of another), so they have no density in R^N to fit.
+    """Refuse data whose centred rows satisfy an exact linear relation (no density in R^N).
 
-    Checked for N <= 512 (beyond, it would cost more than the check is worth) on the distinct
-    rows among 4 N + 1000 spread over the data: an exact relation holds in any of them, and
-    repeated rows (a rejected Monte Carlo move) would only hide directions.
+    Checked for N <= 512 on the distinct rows among 4 N + 1000 spread over the data (an exact
+    relation holds in any subset; repeated rows would only hide directions).
     """
     n, dim = x.shape
     if dim < 2 or dim > _MAX_RANK_COLUMNS:
@@ -712,17 +685,10 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
         source="inntheory fit",
         data={"path": str(args.data), "array": args.array, "n": n, "dim": dim},
         settings={
-            "depth": args.depth,
-            "order": args.order,
-            "activation": args.activation,
+            "depth": args.depth, "order": args.order, "activation": args.activation,
             "lattice": list(args.lattice) if args.lattice else None,
-            "kernel_radius": args.kernel_radius,
-            "odd": args.odd,
-            "polish": not args.no_polish,
-            "point": args.point,
-            "steps": args.steps,
-            "seed": args.seed,
-            "device": str(device),
+            "kernel_radius": args.kernel_radius, "odd": args.odd, "polish": not args.no_polish,
+            "point": args.point, "steps": args.steps, "seed": args.seed, "device": str(device),
         },
         training=_json_safe(history.to_dict()),
         model_file=model_path.name,

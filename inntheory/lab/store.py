@@ -1,28 +1,18 @@
 """Results keyed by every setting that produced them: compute once, commit, load anywhere.
 
-A lecture that needs more training than its time budget allows stores the result of each
-setting on disk and reads it back; a button recomputes it on demand. ``cached(settings,
-compute, folder)`` returns the stored result of `settings` when there is one and otherwise
-calls ``compute()`` and stores what it returns; `lookup` and `store` are its two halves (a
-sweep looks every point up, computes the missing ones on an executor and stores them).
-`stored_network` is the common case: the network that `network_settings` describe, trained
-once.
+``cached(settings, compute, folder)`` returns the stored result of `settings` when there is
+one, else calls ``compute()`` and stores what it returns; `lookup` and `store` are its two
+halves. `stored_network` is the network that `network_settings` describe, trained once.
 
-The key is a SHA-256 hash of the settings (canonical JSON: sorted keys) and the package
-version, so any change of a setting, or a new release, misses the old files instead of
-silently reusing them. Each entry is a JSON file ``{name}-{hash}.json`` in `folder` holding
-the settings, the version, what kind of result it is and, for JSON-able results, the value
-itself (non-finite floats as JSON's NaN/Infinity, which Python reads back). A `PolynomialINN`
-or an action (any representation of `inntheory.actions.base.Action`) is written with its own
-``save`` beside the JSON file (``{name}-{hash}.pt`` / ``.npz``) and read back with
-`PolynomialINN.load` / `inntheory.load_action` (no pickles). Every write is atomic
-(`inntheory._io.atomic_write`); an entry that cannot be read, has the wrong shape, fails the
-caller's `check`, or whose settings do not match the ones asked for, is reported with a
-warning and recomputed.
+The key is a SHA-256 hash of the canonical JSON of the settings and the package version, so a
+changed setting or a new release misses the old files. Each entry is ``{name}-{hash}.json`` in
+`folder` (settings, version, kind of result and, for JSON-able results, the value); a
+`PolynomialINN` or an action is saved with its own ``save`` beside it (``.pt`` / ``.npz``, no
+pickles). Writes are atomic; an entry that cannot be read, has the wrong shape, fails the
+caller's `check` or whose settings differ is reported with a warning and recomputed.
 
-Settings must be JSON-able (str, int, finite float, bool, None, and lists / dicts of them).
-Put in *every* setting the result depends on, the library defaults included: `defaults`
-lists a function's JSON-able keyword defaults, e.g. ``defaults(inntheory.train)``.
+Settings must be JSON-able (str, int, finite float, bool, None, lists / dicts of them) and
+hold *every* setting the result depends on, library defaults included (see `defaults`).
 
 Example:
     >>> import tempfile

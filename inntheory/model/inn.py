@@ -69,31 +69,21 @@ def _evaluate(coefficients: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor
 class PolynomialINN(nn.Module):
     """Polynomial invertible network with an exact action.
 
-    Layer l (l = 1..depth) is y = W_l u + b_l followed by the elementwise activation phi_l.
-    A fixed standardisation (buffers `shift`, `scale`, set by `standardize_to`) acts as the
-    first affine stage, so every stage, log-determinant and extracted coefficient is in data
-    units. Three kinds of network share this form:
+    Layer l (l = 1..depth) is y = W_l u + b_l followed by the elementwise activation phi_l,
+    after a fixed standardisation (buffers `shift`, `scale`, set by `standardize_to`), so
+    every coefficient is in data units. Three kinds:
 
-    - dense (``lattice=None``, the default): W_l is a plain matrix, parameter `weight`
-      (depth, N, N), initialised at identity + 1e-2 * noise / sqrt(N), log|det| by
-      `torch.linalg.slogdet`; `bias` (depth, N); one activation coefficient set per unit;
-      per-site shift and scale.
-    - lattice-equivariant (``lattice=(L,)`` or ``(L1, L2)``, ...): W_l is a periodic
-      convolution on that lattice (`inntheory.model.linear.LatticeConvolution`),
-      W[i, j] = kernel[(site(i) - site(j)) mod shape], parameter `kernel`
-      (depth, *lattice), initialised at a delta at offset 0 + 1e-2 * noise / sqrt(#offsets);
-      log|det| and the inverse come from the kernel's FFT. With ``kernel_radius=r`` only
-      offsets within r lattice steps on every axis are non-zero (`kernel_mask`). Each layer
-      has ONE bias (`bias` (depth, 1)) and ONE set of activation coefficients for all
-      sites, and the standardisation is one shift and one scale. Then
-      f(T x) = T f(x) for every lattice translation T and the action is translation
-      invariant.
-    - odd (``odd=True``, with or without a lattice): no biases (a zero buffer), activation
-      y + c y^3 (a = 0 exactly), shift fixed at 0, so f(-x) = -f(x) and the density is
-      exactly even.
+    - dense (``lattice=None``): `weight` (depth, N, N), initialised at identity + small
+      noise; `bias` (depth, N); activation coefficients, shift and scale per site.
+    - lattice-equivariant (``lattice=(L,)`` or ``(L1, L2)``): W_l is a periodic convolution,
+      W[i, j] = kernel[(site(i) - site(j)) mod shape], `kernel` (depth, *lattice), log|det|
+      and inverse by FFT; ``kernel_radius=r`` keeps the offsets within r steps on every
+      axis. One bias (`bias` (depth, 1)), activation, shift and scale shared by all sites, so
+      f(T x) = T f(x) for every translation T and the action is translation invariant.
+    - odd (``odd=True``): no biases, activation y + c y^3, shift 0: f(-x) = -f(x), the density
+      is exactly even.
 
-    The activations start near the identity. `stages()` lists the network as
-    `inntheory.model.stages` objects (each layer's `LinearMap` as built, not a dense matrix).
+    `stages()` lists the network as `inntheory.model.stages` objects.
 
     Arguments:
         dim: N, the number of degrees of freedom (>= 1).
@@ -111,9 +101,8 @@ class PolynomialINN(nn.Module):
 
     Attributes:
         lattice, kernel_radius, odd: the options above (`lattice` as a tuple or None).
-        kernel_support: (lattice only) a buffer, 1.0 on the kernel offsets within the radius
-            and 0.0 elsewhere; the maps use kernel * kernel_support, so entries outside the
-            radius never act, whatever `kernel` holds there.
+        kernel_support: (lattice only) buffer, 1.0 on the offsets within the radius, else 0;
+            the maps use kernel * kernel_support.
         training_info: JSON-able metadata written by `inntheory.train`, kept by `save`.
         last_sample_invalid: the fraction of latent draws without a pre-image in the latest
             `sample` call.
@@ -221,31 +210,20 @@ class PolynomialINN(nn.Module):
     @property
     def coupling_range(self) -> int | None:
         """2 * depth * kernel_radius: the largest lattice offset (per axis, minimal image)
-        between the indices of any non-zero coupling of the extracted action; None without
-        a kernel radius.
-
-        Each layer's map reaches kernel_radius sites per axis, so z_i depends on sites
-        within depth * kernel_radius of i, and 1/2 z_i^2 and ln phi'(y_i) couple sites
-        up to twice that apart.
-        """
+        between the indices of any non-zero coupling of the extracted action (z_i depends on
+        sites within depth * kernel_radius of i); None without a kernel radius."""
         if self.kernel_radius is None:
             return None
         return 2 * self.depth * self.kernel_radius
 
     def linear_maps(self) -> list[LinearMap]:
-        """The layers' linear maps W_l (l = 1..depth), built from the current parameters.
-
-        `DenseLinear` for a dense model, `LatticeConvolution` (masked kernel) on a lattice;
-        differentiable with respect to the parameters.
-        """
+        """The layers' linear maps W_l (l = 1..depth), differentiable in the parameters:
+        `DenseLinear`, or `LatticeConvolution` (masked kernel) on a lattice."""
         return [stage.linear for stage in self._layer_stages()[::2]]
 
     def _layer_stages(self, detach: bool = False) -> list[Stage]:
-        """Affine and activation stage of every layer, in data -> latent order.
-
-        Differentiable with respect to the parameters, or (`detach`) built from detached
-        copies of them (the activation modules themselves are shared in both cases).
-        """
+        """Affine and activation stage of every layer, in data -> latent order, differentiable
+        in the parameters or (`detach`) built from detached copies (activations shared)."""
         if self.lattice is None:
             kind, tensors = DenseLinear, self.weight
         else:
@@ -423,10 +401,9 @@ class PolynomialINN(nn.Module):
     def sample(self, n: int, seed: int | None = None, *, redraw: bool = True) -> torch.Tensor:
         """Draw configurations from the model: z ~ N(0, I), x = f^-1(z).
 
-        With the quadratic activation some latent draws have no pre-image: the model's mass
-        on its domain is then below one, and the samples follow the density normalised on
-        the domain. Their fraction is stored in `last_sample_invalid` and a RuntimeWarning
-        reports it when it is non-zero.
+        With the quadratic activation some latent draws may have no pre-image: the samples
+        then follow the density normalised on the domain; the fraction is stored in
+        `last_sample_invalid` and reported by a RuntimeWarning when non-zero.
 
         Arguments:
             n: the number of samples (>= 1).
@@ -489,11 +466,8 @@ class PolynomialINN(nn.Module):
     # ------------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write config, parameters, standardisation and `training_info` to `path` atomically.
-
-        The file is a `torch.save` archive of plain containers and tensors, readable with
-        `weights_only=True` (see `load`).
-        """
+        """Write config, parameters, standardisation and `training_info` to `path` atomically
+        (a `torch.save` archive of plain containers and tensors, read with weights_only)."""
         payload = {
             "format": _FORMAT,
             "version": _FORMAT_VERSION,

@@ -1,32 +1,15 @@
 """The linear maps of the INN's layers: one small class per kind, one contract.
 
-Every member wraps the tensor that parametrises one invertible linear map W: R^N -> R^N and
-knows
+Every member wraps the tensor that parametrises an invertible W: R^N -> R^N (it holds no
+state of its own; all methods are differentiable in that tensor) and provides `matrix()`
+(dense (N, N)), `logabsdet()` (0-d), `forward(u)` (y = u W^T, u: (n, N)), `solve(y)` and
+`lattice_kernel(shape)` (the kernel w with W[i, j] = w[(site(i) - site(j)) mod shape] when W
+is a periodic convolution on that lattice, else None).
 
-- `matrix()`: W as a dense (N, N) tensor (what the dense extraction backend reads),
-- `logabsdet()`: ln|det W|, a real 0-d tensor,
-- `forward(u)` (also by calling the object): y = u W^T on a batch u: (n, N),
-- `solve(y)`: u with u W^T = y, y: (n, N),
-- `lattice_kernel(shape)`: the kernel w with W[i, j] = w[(site(i) - site(j)) mod shape] when W
-  is a periodic convolution on that lattice, else None (what the lattice extraction backend
-  reads),
-
-all differentiable with respect to the wrapped tensor, so the model builds them from its
-parameters on every pass (they hold no state of their own). A new kind of linear layer is one
-subclass.
-
-Members:
-
-- `DenseLinear(weight)`: any invertible (N, N) matrix; log|det| by `torch.linalg.slogdet`,
-  solve by `torch.linalg.solve`; no lattice kernel.
-- `Scaling(diagonal)`: W = diag(diagonal); a convolution (an on-site kernel) when every
-  entry is equal.
-- `LatticeConvolution(kernel)`: a periodic convolution on a lattice of shape
-  ``kernel.shape`` ((L,) or (L1, L2); sites flattened in C order), W[i, j] =
-  kernel[(site(i) - site(j)) mod shape], so the first column of W is ``kernel.flatten()``.
-  The discrete Fourier transform diagonalises it: the eigenvalues of W are ``fftn(kernel)``,
-  so ln|det W| = sum ln|fftn(kernel)| and the solve divides by them in Fourier space.
-
+Members: `DenseLinear(weight)` (any invertible matrix); `Scaling(diagonal)` (a convolution
+when every entry is equal); `LatticeConvolution(kernel)` on a lattice of shape
+``kernel.shape`` (sites in C order), diagonalised by the DFT: eigenvalues ``fftn(kernel)``,
+ln|det W| = sum ln|fftn(kernel)|, the solve divides by them in Fourier space.
 `kernel_mask(shape, radius)` gives the offsets a kernel of finite radius may use.
 """
 
