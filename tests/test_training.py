@@ -438,3 +438,24 @@ def test_cosine_learning_rate_runs_from_lr_to_its_final_fraction() -> None:
     assert training._cosine_lr(0.1, 0.01, 100, 100) == pytest.approx(0.001)
     rates = [training._cosine_lr(0.1, 0.01, s, 100) for s in range(1, 101)]
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_goodness_of_fit_is_checked_after_training() -> None:
+    # Gaussian data are within the model's family: the check passes, with min(n_val, 10^4)
+    # model samples against the validation split.
+    data = gaussian_data(6000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model, history = fit(data, steps=200, validation=0.5, polish=True)
+    fit_check = history.goodness_of_fit
+    assert fit_check["ok"] and fit_check["warnings"] == []
+    assert (fit_check["n_model"], fit_check["n_data"]) == (3000, 3000)
+    assert model.training_info["goodness_of_fit"] == fit_check
+    json.dumps(history.to_dict())
+    # One Adam step on two-peaked data leaves a near-Gaussian model: said, not silent.
+    generator = torch.Generator().manual_seed(4)
+    signs = torch.randint(0, 2, (2000, 2), generator=generator, dtype=DTYPE) * 2 - 1
+    peaks = 2 * signs + 0.3 * torch.randn(2000, 2, dtype=DTYPE, generator=generator)
+    with pytest.warns(RuntimeWarning, match="goodness of fit: kappa_4"):
+        _, bad = fit(peaks, steps=1, validation=0.5, polish=False)
+    assert not bad.goodness_of_fit["ok"] and bad.goodness_of_fit["warnings"]

@@ -32,12 +32,15 @@ import torch
 from tqdm.auto import tqdm
 
 from .._memory import available_bytes
+from ..diagnostics import goodness_of_fit
 from .inn import PolynomialINN, _as_batch
 
 __all__ = ["TrainingHistory", "resolve_device", "train"]
 
 _EVAL_CHUNK = 65536
 _TRAIN_EVAL_MAX = 10000
+# The most model samples the goodness-of-fit check after training draws.
+_FIT_CHECK_SAMPLES = 10000
 # The singular-covariance check (n * N^2 work, skipped above this) and its eigenvalue ratio.
 _DEGENERACY_CHECK_WORK = 10**9
 _DEGENERACY_TOLERANCE = 1e-12
@@ -113,6 +116,10 @@ class TrainingHistory:
         keep_se: its standard error, std / sqrt(n_val) of the per-sample differences.
         kept: the state the model is left in, "polish" (unless keep_difference > 2 keep_se,
             or > 0 with fewer than 100 validation samples) or "adam"; "" without polish.
+        goodness_of_fit: `inntheory.goodness_of_fit` of the final model against the
+            validation split (the training subset when validation=0) with min(n_val, 10^4)
+            model samples, as its ``to_dict()`` (``"ok"``, ``"warnings"``, ...); None when
+            fewer than 2 rows are held out.
     """
 
     steps: list[int] = field(default_factory=list)
@@ -138,6 +145,7 @@ class TrainingHistory:
     keep_difference: float = math.nan
     keep_se: float = math.nan
     kept: str = ""
+    goodness_of_fit: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The history as a JSON-able dict."""
@@ -276,7 +284,9 @@ def train(
     `polish_tol` without reaching the tolerance raises a RuntimeWarning. The model is left in
     the polished state unless its validation NLL is worse than Adam's best by more than two
     standard errors of the paired per-sample difference (`TrainingHistory.kept`).
-    `model.training_info` receives a JSON-able summary.
+    Finally the model's own samples are compared with the validation split
+    (`inntheory.goodness_of_fit`, in `TrainingHistory.goodness_of_fit`); each failure is a
+    RuntimeWarning. `model.training_info` receives a JSON-able summary.
 
     ``polish="auto"`` polishes when one full-batch pass fits: its work n_train * N * depth is
     at most 1e7 on CPU (5e8 on CUDA) and the float64 training split plus the autograd graph
@@ -341,6 +351,7 @@ def train(
         history.outside_fraction = _outside_fraction(model, split.train_x)
     finally:
         model.to(home)
+    history.goodness_of_fit = _check_fit(model, split.val_x.to(home), seed)
     history.seconds = time.perf_counter() - start
     model.training_info = _training_info(history, split, batch_size, lr, final_lr_fraction,
                                          seed, polish_steps, polish_tol)
@@ -484,6 +495,18 @@ def _warn_singular(what: str, remedy: str) -> None:
                   f"are meaningless; {remedy}", RuntimeWarning, stacklevel=5)
 
 
+def _check_fit(model: PolynomialINN, val_x: torch.Tensor, seed: int) -> dict[str, Any] | None:
+    """`goodness_of_fit` of the model against val_x: (n_val, N) with min(n_val,
+    `_FIT_CHECK_SAMPLES`) model samples, as a dict; each failure is warned about."""
+    if val_x.shape[0] < 2:
+        return None
+    n_samples = min(val_x.shape[0], _FIT_CHECK_SAMPLES)
+    report = goodness_of_fit(model, val_x, n_samples=n_samples, seed=seed)
+    for sentence in report.warnings:
+        warnings.warn(f"goodness of fit: {sentence}", RuntimeWarning, stacklevel=3)
+    return report.to_dict()
+
+
 def _outside_fraction(model: PolynomialINN, x: torch.Tensor) -> float:
     """The fraction of the rows of x: (n, N) outside the model's domain."""
     inside = torch.cat([model.in_domain(c) for c in x.split(_EVAL_CHUNK)])
@@ -523,6 +546,7 @@ def _training_info(history: TrainingHistory, split: _Split, batch_size: int, lr:
         "keep_difference": history.keep_difference,
         "keep_se": history.keep_se,
         "kept": history.kept,
+        "goodness_of_fit": history.goodness_of_fit,
     }
 
 
