@@ -459,3 +459,21 @@ def test_goodness_of_fit_is_checked_after_training() -> None:
     with pytest.warns(RuntimeWarning, match="goodness of fit: kappa_4"):
         _, bad = fit(peaks, steps=1, validation=0.5, polish=False)
     assert not bad.goodness_of_fit["ok"] and bad.goodness_of_fit["warnings"]
+
+
+def test_goodness_of_fit_of_data_near_the_float64_limit_is_judged_in_scaled_units() -> None:
+    # Their fourth cumulant, ~1e1280, overflows float64: compared in units of 2^530, the
+    # verdict is the one on the unscaled data.
+    data = gaussian_data(2000)
+    _, base = fit(data, steps=50, polish=False)
+    _, big = fit(data * 2.0**530, steps=50, polish=False)
+    # The unit: 2^530 times the power of two nearest to max|x| of the validation split.
+    extra = 2.0 ** round(math.log2(float(split(data, 0.1)[1].abs().max())))
+    assert big.goodness_of_fit["unit"] == 2.0**530 * extra
+    assert base.goodness_of_fit["unit"] == 1.0
+    assert big.goodness_of_fit["ok"] == base.goodness_of_fit["ok"]
+    for mine, theirs in zip(big.goodness_of_fit["statistics"],
+                            base.goodness_of_fit["statistics"], strict=True):
+        k = 2 if mine["name"] == "nn covariance" else int(mine["name"][-1])
+        assert mine["model"] * extra**k == pytest.approx(theirs["model"], rel=1e-6, abs=1e-12)
+        assert mine["data"] * extra**k == pytest.approx(theirs["data"], rel=1e-12, abs=1e-15)

@@ -41,6 +41,8 @@ _EVAL_CHUNK = 65536
 _TRAIN_EVAL_MAX = 10000
 # The most model samples the goodness-of-fit check after training draws.
 _FIT_CHECK_SAMPLES = 10000
+# The range of max|x| in which it compares the data as they are (else in units of 2^k).
+_FIT_CHECK_RANGE = (2.0**-60, 2.0**60)
 # The singular-covariance check (n * N^2 work, skipped above this) and its eigenvalue ratio.
 _DEGENERACY_CHECK_WORK = 10**9
 _DEGENERACY_TOLERANCE = 1e-12
@@ -118,8 +120,9 @@ class TrainingHistory:
             or > 0 with fewer than 100 validation samples) or "adam"; "" without polish.
         goodness_of_fit: `inntheory.goodness_of_fit` of the final model against the
             validation split (the training subset when validation=0) with min(n_val, 10^4)
-            model samples, as its ``to_dict()`` (``"ok"``, ``"warnings"``, ...); None when
-            fewer than 2 rows are held out.
+            model samples, as its ``to_dict()`` (``"ok"``, ``"warnings"``, ...) plus
+            ``"unit"``: 1, or the power of two the data were divided by when max|x| is
+            beyond 2^+-60 (their fourth powers overflow); None when fewer than 2 rows.
     """
 
     steps: list[int] = field(default_factory=list)
@@ -495,16 +498,38 @@ def _warn_singular(what: str, remedy: str) -> None:
                   f"are meaningless; {remedy}", RuntimeWarning, stacklevel=5)
 
 
+class _Scaled:
+    """A model whose samples are divided by `unit` (for `goodness_of_fit`)."""
+
+    def __init__(self, model: PolynomialINN, unit: float) -> None:
+        self.model, self.unit, self.lattice = model, unit, model.lattice
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        return self.model.sample(n, seed=seed) / self.unit
+
+    @property
+    def last_sample_invalid(self) -> float:
+        return getattr(self.model, "last_sample_invalid", 0.0)
+
+
 def _check_fit(model: PolynomialINN, val_x: torch.Tensor, seed: int) -> dict[str, Any] | None:
     """`goodness_of_fit` of the model against val_x: (n_val, N) with min(n_val,
-    `_FIT_CHECK_SAMPLES`) model samples, as a dict; each failure is warned about."""
+    `_FIT_CHECK_SAMPLES`) model samples, as a dict; each failure is warned about. Data whose
+    fourth powers would overflow or underflow float64 are compared in units of a power of
+    two (exact), which the warnings name."""
     if val_x.shape[0] < 2:
         return None
+    largest = float(val_x.abs().max())
+    unit = 1.0
+    if largest > 0 and not _FIT_CHECK_RANGE[0] < largest < _FIT_CHECK_RANGE[1]:
+        unit = 2.0 ** round(math.log2(largest))
     n_samples = min(val_x.shape[0], _FIT_CHECK_SAMPLES)
-    report = goodness_of_fit(model, val_x, n_samples=n_samples, seed=seed)
+    report = goodness_of_fit(_Scaled(model, unit) if unit != 1.0 else model,
+                             val_x.double() / unit, n_samples=n_samples, seed=seed)
+    units = f" (in units of 2^{round(math.log2(unit))})" if unit != 1.0 else ""
     for sentence in report.warnings:
-        warnings.warn(f"goodness of fit: {sentence}", RuntimeWarning, stacklevel=3)
-    return report.to_dict()
+        warnings.warn(f"goodness of fit{units}: {sentence}", RuntimeWarning, stacklevel=3)
+    return {**report.to_dict(), "unit": unit}
 
 
 def _outside_fraction(model: PolynomialINN, x: torch.Tensor) -> float:
