@@ -91,6 +91,31 @@ def test_several_learned_actions_get_one_column_group_each():
         result.row(2)
 
 
+def test_fisher_divergence_column_on_held_out_data():
+    true = chain_action()
+    x = torch.randn(500, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
+    plain = compare(true, true)
+    assert "fisher" not in plain.table() and "fisher_divergence" not in plain.to_dict()["rows"][0]
+    assert compare(true, true, data=x).row(2).fisher_divergence == 0.0
+    # S_learned = (1 + eps) S_true: the gradients differ by eps grad S_true, a ratio eps^2.
+    # A^(2) + delta I: they differ by delta x; grad S_true = A2 x + x^2 / 4 + x^3 / 6 here.
+    shift = {2: 0.3 * torch.eye(4, dtype=F64)}
+    shifted = PolynomialAction({k: true.coefficient(k) + shift.get(k, 0) for k in (1, 2, 3, 4)})
+    a2 = true.coefficient(2)
+    grad_true = x @ a2 + x**2 / 4 + x**3 / 6
+    expected = float(0.3**2 * (x**2).sum(1).mean() / (grad_true**2).sum(1).mean())
+    result = compare(true, {"scaled": chain_action(scale=1.1), "shifted": shifted}, data=x)
+    for k in (1, 2, 3, 4):
+        assert result.row(k, "scaled").fisher_divergence == pytest.approx(0.01, rel=1e-10)
+        assert result.row(k, "shifted").fisher_divergence == pytest.approx(expected, rel=1e-10)
+    header = result.table().splitlines()[1]
+    assert header.count("fisher") == 2
+    assert json.loads(json.dumps(result.to_dict()))["rows"][0]["fisher_divergence"] == (
+        pytest.approx(0.01, rel=1e-10))
+    with pytest.raises(ValueError, match=r"data must have shape \(n, N = 4\)"):
+        compare(true, true, data=x[:, :3])
+
+
 def test_plot_has_scatter_heat_map_and_diagonal_panels():
     true = chain_action()
     figure = compare(true, {"a": chain_action(scale=0.9), "b": true}).plot()

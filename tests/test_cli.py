@@ -137,6 +137,7 @@ def test_fit_npy_then_force_from_csv(data_dir: Path, tmp_path: Path) -> None:
                  "--quiet", "--out", out, cwd=tmp_path)
     assert_ok(result)
     assert "wrote" in result.stdout
+    assert re.search(r"^goodness of fit: (ok|FAILED: \S.*)$", result.stdout, re.MULTILINE)
     assert (tmp_path / "fits" / "action.model.pt").is_file()
     x = np.load(data_dir / "x.npy")
     check_fit(out, x.mean(axis=0), order=4, activation="cubic", depth=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -220,6 +221,8 @@ def test_polish_never_ends_at_a_worse_validation_nll() -> None:
         kept = float(model.action(val_x).mean())
     assert kept == pytest.approx(history.best_val_nll, rel=1e-12)
     assert kept <= start_history.best_val_nll
+    # 20 validation samples are too few for a standard error: the lower mean wins.
+    assert history.kept == "adam" and history.keep_difference > 0
     for key, value in start.state_dict().items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
 
@@ -230,7 +233,10 @@ def test_float32_model_is_polished_in_float64_and_written_back() -> None:
     _, start_history = fit(data, dtype=torch.float32, steps=200, validation=0.2, polish=False)
     assert next(model.parameters()).dtype == torch.float32
     assert history.polish_iterations > 0
-    assert history.best_val_nll <= start_history.best_val_nll
+    # The polished state is kept unless it is worse by more than 2 standard errors.
+    assert history.kept == "polish" and history.keep_difference <= 2 * history.keep_se
+    assert history.best_val_nll - start_history.best_val_nll == pytest.approx(
+        history.keep_difference, abs=1e-5)
     _, val_x = split(data, 0.2)
     with torch.no_grad():
         kept = float(model.action(val_x.float()).mean())
@@ -364,26 +370,67 @@ def test_polish_trains_lattice_models(options) -> None:
     assert model.lattice == options["lattice"] and next(model.parameters()).dtype == torch.float32
 
 
-@pytest.mark.parametrize("polished_better", [True, False])
-def test_keep_better_keeps_the_polished_state_only_when_no_worse(polished_better) -> None:
+@pytest.mark.parametrize(("shift", "n_val", "polished_kept"),
+                         [(0.05, 400, True), (0.2, 400, False), (0.05, 50, False)])
+def test_keep_better_keeps_the_polished_state_unless_worse_by_two_standard_errors(
+        shift, n_val, polished_kept) -> None:
+    # Validation samples of the Adam state's own distribution: a shifted weight is worse in
+    # expectation; by 1.4 standard errors at shift 0.05, by 4 at 0.2 (n_val = 400). Below 100
+    # samples the standard error is not trusted and the lower mean wins.
     torch.manual_seed(0)
     model = PolynomialINN(2, depth=1).to(DTYPE)
-    val_x = torch.randn(50, 2, dtype=DTYPE)
+    val_x = model.sample(n_val, seed=1)
     adam_state = {k: v.clone() for k, v in model.state_dict().items()}
+    adam_actions = model.action(val_x).detach()
     with torch.no_grad():
-        next(p for p in model.parameters() if p.requires_grad).add_(0.3)
-        polished_nll = float(model.action(val_x).mean())
-    history = TrainingHistory(best_step=7)
-    history.best_val_nll = polished_nll + (1e-3 if polished_better else -1e-3)
+        model.weight.add_(shift)
+    difference = model.action(val_x).detach() - adam_actions
+    mean, se = float(difference.mean()), float(difference.std() / math.sqrt(n_val))
+    assert mean > 0 and (mean > 2 * se) == (shift == 0.2)  # the premise
+    polished_nll = float(model.action(val_x).mean())
+    history = TrainingHistory(best_step=7, best_val_nll=float(adam_actions.mean()))
     adam_best = history.best_val_nll
     polished_state = {k: v.clone() for k, v in model.state_dict().items()}
     training._keep_better(model, val_x, history, adam_state, polish_step=40)
-    kept = polished_state if polished_better else adam_state
+    kept = polished_state if polished_kept else adam_state
     for key, value in kept.items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
-    expected = (polished_nll, 40) if polished_better else (adam_best, 7)
+    expected = (polished_nll, 40) if polished_kept else (adam_best, 7)
     assert history.best_val_nll == pytest.approx(expected[0], rel=1e-12)
     assert history.best_step == expected[1]
+    assert history.kept == ("polish" if polished_kept else "adam")
+    assert history.keep_difference == pytest.approx(mean, rel=1e-9)
+    assert history.keep_se == pytest.approx(se, rel=1e-9)
+
+
+def test_keep_decision_is_recorded_in_history_and_training_info() -> None:
+    data = gaussian_data(3000)
+    model, history = fit(data, steps=100, validation=0.2, polish=True)
+    _, adam_history = fit(data, steps=100, validation=0.2, polish=False)
+    assert history.kept in {"polish", "adam"} and math.isfinite(history.keep_se)
+    assert (history.kept == "polish") == (history.keep_difference <= 2 * history.keep_se)
+    assert history.keep_se > 0 and math.isfinite(history.keep_difference)
+    info = model.training_info
+    assert (info["kept"], info["keep_difference"], info["keep_se"]) == (
+        history.kept, history.keep_difference, history.keep_se)
+    assert adam_history.kept == "" and math.isnan(adam_history.keep_difference)
+
+
+def test_a_polish_that_stops_far_from_the_tolerance_warns() -> None:
+    data = gaussian_data(2000)
+    with pytest.warns(RuntimeWarning, match=r"max\|grad\| = .* x the tolerance polish_tol"):
+        _, history = fit(data, steps=20, polish=True, polish_steps=1, polish_tol=1e-9)
+    assert history.polish_stop == "steps" and history.grad_norm > 100 * 1e-9
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        _, converged = fit(data, steps=100, validation=0, polish=True, polish_tol=1e-6)
+    assert converged.polish_stop == "tolerance"
+    with pytest.warns(RuntimeWarning, match=r"stalled .* max\|grad\| = 0.02 is 2000 x"):
+        training._warn_stall("stalled", 0.02, 1e-5, "polish")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        training._warn_stall("stalled", 5e-4, 1e-5, "polish")  # 50 x: close enough
+        training._warn_stall("rejections", 0.02, 1e-5, "adam")  # warned about already
 
 
 def test_cosine_learning_rate_runs_from_lr_to_its_final_fraction() -> None:
@@ -391,3 +438,42 @@ def test_cosine_learning_rate_runs_from_lr_to_its_final_fraction() -> None:
     assert training._cosine_lr(0.1, 0.01, 100, 100) == pytest.approx(0.001)
     rates = [training._cosine_lr(0.1, 0.01, s, 100) for s in range(1, 101)]
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_goodness_of_fit_is_checked_after_training() -> None:
+    # Gaussian data are within the model's family: the check passes, with min(n_val, 10^4)
+    # model samples against the validation split.
+    data = gaussian_data(6000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model, history = fit(data, steps=200, validation=0.5, polish=True)
+    fit_check = history.goodness_of_fit
+    assert fit_check["ok"] and fit_check["warnings"] == []
+    assert (fit_check["n_model"], fit_check["n_data"]) == (3000, 3000)
+    assert model.training_info["goodness_of_fit"] == fit_check
+    json.dumps(history.to_dict())
+    # One Adam step on two-peaked data leaves a near-Gaussian model: said, not silent.
+    generator = torch.Generator().manual_seed(4)
+    signs = torch.randint(0, 2, (2000, 2), generator=generator, dtype=DTYPE) * 2 - 1
+    peaks = 2 * signs + 0.3 * torch.randn(2000, 2, dtype=DTYPE, generator=generator)
+    with pytest.warns(RuntimeWarning, match="goodness of fit: kappa_4"):
+        _, bad = fit(peaks, steps=1, validation=0.5, polish=False)
+    assert not bad.goodness_of_fit["ok"] and bad.goodness_of_fit["warnings"]
+
+
+def test_goodness_of_fit_of_data_near_the_float64_limit_is_judged_in_scaled_units() -> None:
+    # Their fourth cumulant, ~1e1280, overflows float64: compared in units of 2^530, the
+    # verdict is the one on the unscaled data.
+    data = gaussian_data(2000)
+    _, base = fit(data, steps=50, polish=False)
+    _, big = fit(data * 2.0**530, steps=50, polish=False)
+    # The unit: 2^530 times the power of two nearest to max|x| of the validation split.
+    extra = 2.0 ** round(math.log2(float(split(data, 0.1)[1].abs().max())))
+    assert big.goodness_of_fit["unit"] == 2.0**530 * extra
+    assert base.goodness_of_fit["unit"] == 1.0
+    assert big.goodness_of_fit["ok"] == base.goodness_of_fit["ok"]
+    for mine, theirs in zip(big.goodness_of_fit["statistics"],
+                            base.goodness_of_fit["statistics"], strict=True):
+        k = 2 if mine["name"] == "nn covariance" else int(mine["name"][-1])
+        assert mine["model"] * extra**k == pytest.approx(theirs["model"], rel=1e-6, abs=1e-12)
+        assert mine["data"] * extra**k == pytest.approx(theirs["data"], rel=1e-12, abs=1e-15)

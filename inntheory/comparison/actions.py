@@ -17,7 +17,7 @@ Conventions are those of ``METHOD.md``: S(x0 + d) = sum_k (1/k!) A^(k) d...d.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,8 @@ class ComparisonRow:
         true_offdiagonal: ||offdiag(T)|| on the same scale, what `leakage` should be.
         true_diagonal_mean: mean_i T_{i..i}.
         learned_diagonal_mean: mean_i L_{i..i}.
+        fisher_divergence: the model's relative Fisher divergence on the held-out data
+            (`inntheory.fisher_divergence`, the same in each of its rows); None without data.
     """
 
     model: str
@@ -83,6 +85,7 @@ class ComparisonRow:
     true_offdiagonal: float
     true_diagonal_mean: float
     learned_diagonal_mean: float
+    fisher_divergence: float | None = None
 
 
 @dataclass(repr=False)  # shown as its table (Tabular)
@@ -122,13 +125,16 @@ class Comparison(Tabular):
             "orders": list(self.orders),
             "models": list(self.models),
             "point": self.point.tolist(),
-            "rows": [asdict(row) for row in self.rows],
+            "rows": [{k: v for k, v in asdict(row).items()
+                      if not (k == "fisher_divergence" and v is None)} for row in self.rows],
         }
 
     def _cells(self) -> tuple[list[str], list[list[str]]]:
         headers = ["k", "scale", "true diag", "true offdiag"]
+        fisher = self.rows[0].fisher_divergence is not None
         for model in self.models:
             headers += [f"{model}: error", "diag err", "leakage", "diag mean"]
+            headers += ["fisher"] if fisher else []
         cells = []
         for k in self.orders:
             first = self.row(k, self.models[0])
@@ -149,6 +155,7 @@ class Comparison(Tabular):
                     format_value(r.leakage),
                     format_value(r.learned_diagonal_mean),
                 ]
+                line += [format_value(r.fisher_divergence)] if fisher else []
             cells.append(line)
         return headers, cells
 
@@ -314,10 +321,24 @@ def _row(layout: Action, model: str, k: int, reference: Tensor, estimate: Tensor
     )
 
 
+def _fisher(true: Action, learned: dict[str, Action], data: Any) -> dict[str, float]:
+    """{label: relative Fisher divergence of the learned action on data}; {} without data."""
+    if data is None:
+        return {}
+    from ..diagnostics import fisher_divergence  # diagnostics imports this package
+
+    shape = tuple(getattr(data, "shape", ()))
+    if len(shape) != 2 or shape[1] != true.dim:
+        raise ValueError(f"data must have shape (n, N = {true.dim}), got {shape or type(data)}")
+    return {str(m): fisher_divergence(action, true, data) for m, action in learned.items()}
+
+
 def compare(
     true: Action,
     learned: Action | Mapping[str, Action],
     orders: Sequence[int] = (1, 2, 3, 4),
+    *,
+    data: Any = None,
 ) -> Comparison:
     """Compare learned actions with the true one, order by order.
 
@@ -332,6 +353,10 @@ def compare(
         true: the reference action.
         learned: one action, or several as {label: action} (one column group each).
         orders: orders k >= 1 to compare; each must be present (k <= .order) in every action.
+        data: held-out samples of the true distribution, (n, N), or None. When given, every
+            row carries its model's relative Fisher divergence on them,
+            E_data |grad S_learned - grad S_true|^2 / E_data |grad S_true|^2 (column
+            "fisher" of the table).
 
     Any action representation is accepted: `LatticeAction`s of one lattice are compared on
     their compressed couplings with the same numbers as the dense comparison (a
@@ -343,10 +368,12 @@ def compare(
     Raises:
         TypeError: if an argument is not an action.
         ValueError: on different dimensions or expansion points, no learned action, orders
-            that are empty, not integers >= 1, or missing from an action (named).
+            that are empty, not integers >= 1, or missing from an action (named), data that
+            are not (n, N) or hold NaN/inf.
         MemoryError: representations that must be expanded to dense tensors that do not fit.
     """
     learned, orders = _check_arguments(true, learned, orders)
+    fisher = _fisher(true, learned, data)
     forms = true.aligned(list(learned.values()))
     compressed = forms is not None
     if forms is None:
@@ -365,7 +392,8 @@ def compare(
             )
     reference = _stored(layout, orders)
     estimates = {str(m): _stored(a, orders) for m, a in learned.items()}
-    rows = [_row(layout, model, k, reference[k], stored[k])
+    rows = [replace(_row(layout, model, k, reference[k], stored[k]),
+                    fisher_divergence=fisher.get(model))
             for model, stored in estimates.items() for k in orders]
     result = CompressedComparison if compressed else Comparison
     return result(rows, orders, tuple(estimates), point, reference, estimates)

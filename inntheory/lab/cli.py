@@ -705,6 +705,9 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
     polish = (f"; polish: {history.polish_iterations} L-BFGS iterations, max |gradient| "
               f"{history.grad_norm:.2g} ({history.polish_stop})" if history.polished else "")
     print(f"network: {parameters} trainable parameters{polish}")
+    fit = history.goodness_of_fit
+    if fit is not None:
+        print("goodness of fit: " + ("ok" if fit["ok"] else f"FAILED: {fit['warnings'][0]}"))
     print(f"{'k':>2}  {'||A^(k)||':>11}  {'mean A^(k)_i..i':>15}")
     for k in range(1, action.order + 1):
         norm = action.norm(k)  # free of overflow and underflow (data scaled by 1e150)

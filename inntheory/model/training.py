@@ -3,8 +3,8 @@
 `train` minimises the mean action (negative log-likelihood per sample, in nats) in named
 steps: split and standardise the data (`_split`), an Adam stage on minibatches with early
 stopping (`_fit`), an optional full-batch L-BFGS polish in float64 (`_polish`), and the
-choice of the kept state (`_keep_better`: the polished state only when its validation NLL is
-no worse than Adam's best).
+choice of the kept state (`_keep_better`: the polished state unless its validation NLL is
+worse than Adam's best by more than two standard errors of the paired per-sample difference).
 
 Both stages are guarded against non-finite steps. Adam: a step whose loss or gradients are
 NaN/inf is skipped, and a step after which the next batch's loss is not finite is undone
@@ -32,12 +32,17 @@ import torch
 from tqdm.auto import tqdm
 
 from .._memory import available_bytes
+from ..diagnostics import goodness_of_fit
 from .inn import PolynomialINN, _as_batch
 
 __all__ = ["TrainingHistory", "resolve_device", "train"]
 
 _EVAL_CHUNK = 65536
 _TRAIN_EVAL_MAX = 10000
+# The most model samples the goodness-of-fit check after training draws.
+_FIT_CHECK_SAMPLES = 10000
+# The range of max|x| in which it compares the data as they are (else in units of 2^k).
+_FIT_CHECK_RANGE = (2.0**-60, 2.0**60)
 # The singular-covariance check (n * N^2 work, skipped above this) and its eigenvalue ratio.
 _DEGENERACY_CHECK_WORK = 10**9
 _DEGENERACY_TOLERANCE = 1e-12
@@ -51,6 +56,14 @@ _POLISH_CHUNK_ELEMENTS = 2**22
 _POLISH_MAX_REJECTIONS = 3
 # L-BFGS stops by itself when the loss changes by less than this between iterations.
 _POLISH_TOLERANCE_CHANGE = 1e-13
+# The polished state is kept unless its validation NLL is worse than Adam's by more than this
+# many standard errors of the paired per-sample difference; a polish that ends with its
+# gradient above this multiple of polish_tol without reaching it is warned about.
+_KEEP_SE = 2.0
+# Below this many validation samples the standard error is not trusted (one heavy-tailed
+# sample can dominate it): the lower mean wins.
+_KEEP_MIN_SAMPLES = 100
+_STALL_FACTOR = 100.0
 # "auto": the most work (n_train * N * depth) a full-batch pass may take, per device type,
 # and the share of the free memory it may use. About 100 ms per 2e6 on one CPU core.
 _AUTO_MAX_WORK = {"cpu": 10_000_000, "cuda": 500_000_000}
@@ -99,6 +112,17 @@ class TrainingHistory:
             the model is left in.
         converged: whether that state reaches the tolerance, grad_norm <= polish_tol.
         polish_seconds: wall-clock time of the polish stage (0 without it).
+        keep_difference: the mean over the validation split of the per-sample NLL
+            difference, polished state minus Adam's best, nats per sample (in float64 from
+            the model's dtype); nan without polish or from a non-finite start.
+        keep_se: its standard error, std / sqrt(n_val) of the per-sample differences.
+        kept: the state the model is left in, "polish" (unless keep_difference > 2 keep_se,
+            or > 0 with fewer than 100 validation samples) or "adam"; "" without polish.
+        goodness_of_fit: `inntheory.goodness_of_fit` of the final model against the
+            validation split (the training subset when validation=0) with min(n_val, 10^4)
+            model samples, as its ``to_dict()`` (``"ok"``, ``"warnings"``, ...) plus
+            ``"unit"``: 1, or the power of two the data were divided by when max|x| is
+            beyond 2^+-60 (their fourth powers overflow); None when fewer than 2 rows.
     """
 
     steps: list[int] = field(default_factory=list)
@@ -121,6 +145,10 @@ class TrainingHistory:
     grad_norm: float = math.nan
     converged: bool = False
     polish_seconds: float = 0.0
+    keep_difference: float = math.nan
+    keep_se: float = math.nan
+    kept: str = ""
+    goodness_of_fit: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The history as a JSON-able dict."""
@@ -179,10 +207,20 @@ def _check_positive_int(name: str, value: Any) -> int:
 
 
 @torch.no_grad()
+def _actions(model: PolynomialINN, x: torch.Tensor) -> torch.Tensor:
+    """The action of every row of x: (n, N), evaluated in chunks: (n,); inf outside the
+    domain."""
+    return torch.cat([model._action(chunk) for chunk in x.split(_EVAL_CHUNK)])
+
+
+def _mean_of(actions: torch.Tensor) -> float:
+    """The mean of per-sample actions (n,), summed by chunks as `_mean_action` does."""
+    return sum(float(chunk.sum()) for chunk in actions.split(_EVAL_CHUNK)) / actions.shape[0]
+
+
 def _mean_action(model: PolynomialINN, x: torch.Tensor) -> float:
     """Mean action over x: (n, N), in chunks; inf when any point is outside the domain."""
-    total = sum(float(model._action(chunk).sum()) for chunk in x.split(_EVAL_CHUNK))
-    return total / x.shape[0]
+    return _mean_of(_actions(model, x))
 
 
 class _Snapshot:
@@ -245,8 +283,13 @@ def train(
     a float64 copy and written back) from Adam's best state, recording both NLLs every 25
     iterations, until the gradient's largest absolute entry is <= `polish_tol`, or
     `polish_steps` iterations have run, or L-BFGS makes no more progress
-    (`TrainingHistory.polish_stop`). The model is left in the better, by validation NLL, of
-    Adam's best and the polished state. `model.training_info` receives a JSON-able summary.
+    (`TrainingHistory.polish_stop`); a polish that ends with its gradient above 100 x
+    `polish_tol` without reaching the tolerance raises a RuntimeWarning. The model is left in
+    the polished state unless its validation NLL is worse than Adam's best by more than two
+    standard errors of the paired per-sample difference (`TrainingHistory.kept`).
+    Finally the model's own samples are compared with the validation split
+    (`inntheory.goodness_of_fit`, in `TrainingHistory.goodness_of_fit`); each failure is a
+    RuntimeWarning. `model.training_info` receives a JSON-able summary.
 
     ``polish="auto"`` polishes when one full-batch pass fits: its work n_train * N * depth is
     at most 1e7 on CPU (5e8 on CUDA) and the float64 training split plus the autograd graph
@@ -311,6 +354,7 @@ def train(
         history.outside_fraction = _outside_fraction(model, split.train_x)
     finally:
         model.to(home)
+    history.goodness_of_fit = _check_fit(model, split.val_x.to(home), seed)
     history.seconds = time.perf_counter() - start
     model.training_info = _training_info(history, split, batch_size, lr, final_lr_fraction,
                                          seed, polish_steps, polish_tol)
@@ -454,6 +498,40 @@ def _warn_singular(what: str, remedy: str) -> None:
                   f"are meaningless; {remedy}", RuntimeWarning, stacklevel=5)
 
 
+class _Scaled:
+    """A model whose samples are divided by `unit` (for `goodness_of_fit`)."""
+
+    def __init__(self, model: PolynomialINN, unit: float) -> None:
+        self.model, self.unit, self.lattice = model, unit, model.lattice
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        return self.model.sample(n, seed=seed) / self.unit
+
+    @property
+    def last_sample_invalid(self) -> float:
+        return getattr(self.model, "last_sample_invalid", 0.0)
+
+
+def _check_fit(model: PolynomialINN, val_x: torch.Tensor, seed: int) -> dict[str, Any] | None:
+    """`goodness_of_fit` of the model against val_x: (n_val, N) with min(n_val,
+    `_FIT_CHECK_SAMPLES`) model samples, as a dict; each failure is warned about. Data whose
+    fourth powers would overflow or underflow float64 are compared in units of a power of
+    two (exact), which the warnings name."""
+    if val_x.shape[0] < 2:
+        return None
+    largest = float(val_x.abs().max())
+    unit = 1.0
+    if largest > 0 and not _FIT_CHECK_RANGE[0] < largest < _FIT_CHECK_RANGE[1]:
+        unit = 2.0 ** round(math.log2(largest))
+    n_samples = min(val_x.shape[0], _FIT_CHECK_SAMPLES)
+    report = goodness_of_fit(_Scaled(model, unit) if unit != 1.0 else model,
+                             val_x.double() / unit, n_samples=n_samples, seed=seed)
+    units = f" (in units of 2^{round(math.log2(unit))})" if unit != 1.0 else ""
+    for sentence in report.warnings:
+        warnings.warn(f"goodness of fit{units}: {sentence}", RuntimeWarning, stacklevel=3)
+    return {**report.to_dict(), "unit": unit}
+
+
 def _outside_fraction(model: PolynomialINN, x: torch.Tensor) -> float:
     """The fraction of the rows of x: (n, N) outside the model's domain."""
     inside = torch.cat([model.in_domain(c) for c in x.split(_EVAL_CHUNK)])
@@ -490,6 +568,10 @@ def _training_info(history: TrainingHistory, split: _Split, batch_size: int, lr:
         "polish_seconds": history.polish_seconds,
         "grad_norm": history.grad_norm,
         "converged": history.converged,
+        "keep_difference": history.keep_difference,
+        "keep_se": history.keep_se,
+        "kept": history.kept,
+        "goodness_of_fit": history.goodness_of_fit,
     }
 
 
@@ -735,13 +817,44 @@ class _GuardedClosure:
 
 def _keep_better(model: PolynomialINN, val_x: torch.Tensor, history: TrainingHistory,
                  adam_state: dict[str, torch.Tensor], polish_step: int) -> None:
-    """Keep the model's (polished) state when its validation NLL is at most Adam's best
-    (`history.best_val_nll`), else restore `adam_state`; the history's best follows."""
-    final = _mean_action(model, val_x)
-    if final <= history.best_val_nll:
-        history.best_val_nll, history.best_step = final, polish_step
-    else:  # the polished state generalises worse (thin data): keep Adam's
-        model.load_state_dict(adam_state)
+    """Keep the model's (polished) state unless it is worse than Adam's (`adam_state`) by
+    more than `_KEEP_SE` standard errors of the paired per-sample validation NLL difference
+    d_i = S_polished(x_i) - S_adam(x_i), x_i the rows of val_x: (n_val, N); else restore
+    Adam's. With fewer than `_KEEP_MIN_SAMPLES` rows the lower mean wins. The history records
+    mean(d), its standard error std(d) / sqrt(n_val) (0 for one row) and the decision; its
+    best follows the kept state."""
+    polished_state = {k: v.clone() for k, v in model.state_dict().items()}
+    polished = _actions(model, val_x)
+    model.load_state_dict(adam_state)
+    difference = polished.double() - _actions(model, val_x).double()
+    mean = float(difference.mean())
+    se = float(difference.std() / math.sqrt(len(difference))) if len(difference) > 1 else 0.0
+    history.keep_difference, history.keep_se = mean, se
+    polished_nll = _mean_of(polished)  # in the model's dtype, as every recorded NLL
+    if math.isfinite(mean) and math.isfinite(se):
+        keep = mean <= (_KEEP_SE * se if len(difference) >= _KEEP_MIN_SAMPLES else 0.0)
+    else:  # a point outside a state's domain: keep the polished state only if it is finite
+        keep = math.isfinite(polished_nll)
+    if keep:
+        model.load_state_dict(polished_state)
+        history.best_val_nll, history.best_step = polished_nll, polish_step
+    history.kept = "polish" if keep else "adam"
+
+
+def _warn_stall(stop: str, grad_max: float, polish_tol: float, kept: str) -> None:
+    """Warn when the polish ended ("stalled" or "steps") with its largest gradient entry
+    `grad_max` above `_STALL_FACTOR` x `polish_tol`."""
+    if stop not in {"stalled", "steps"} or not grad_max > _STALL_FACTOR * polish_tol:
+        return
+    how = "stalled" if stop == "stalled" else "ran out of polish_steps"
+    warnings.warn(
+        f"the polish {how} far from a likelihood optimum: its largest gradient entry "
+        f"max|grad| = {grad_max:.2g} is {grad_max / polish_tol:.0f} x the tolerance "
+        f"polish_tol = {polish_tol:.2g} (kept state: {kept}); the fit may be degenerate: "
+        "check history.goodness_of_fit, or try another depth or more data",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
 def _polish(
@@ -765,7 +878,7 @@ def _polish(
     loss, grad = objective()
     if not (math.isfinite(loss) and bool(torch.isfinite(grad).all())):
         # Adam's best state is finite on its evaluation data but not on the whole split.
-        history.polish_stop = "non-finite start"
+        history.polish_stop, history.kept = "non-finite start", "adam"
         history.polish_evaluations = objective.passes
         history.polish_seconds = time.perf_counter() - start
         return
@@ -828,5 +941,6 @@ def _polish(
         model.load_state_dict(work.state_dict())  # cast back to the model's dtype
     _keep_better(model, val_x, history, adam_state, first_step + done)
     history.polish_iterations, history.polish_stop = done, stop
+    _warn_stall(stop, float(grad.abs().max()), polish_tol, history.kept)
     history.polish_evaluations = objective.passes
     history.polish_seconds = time.perf_counter() - start
