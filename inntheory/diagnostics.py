@@ -7,8 +7,10 @@ nearest-neighbour covariance when a lattice is known, and the share of model sam
 the data's range. A statistic fails when the model is off by more than
 max(5 sigma, rtol * sigma_data^k), sigma the combined jackknife standard error
 (:func:`inntheory.comparison.compare_cumulants`) and sigma_data^2 the pooled site variance; the
-range check fails when more than max(0.1 %, 3 / (n_data + 1)) of the model samples leave the
-data's range. Each failure is one sentence in ``GoodnessOfFit.warnings``.
+range check fails when more than 0.1 % of the model samples leave the data's range and more
+than a model equal to the data puts there with probability 1e-4 (for exchangeable values, k
+model samples beyond the data's extreme have probability about (n_model / (n_model +
+n_data))^k). Each failure is one sentence in ``GoodnessOfFit.warnings``.
 
 :func:`fisher_divergence` is the data-weighted error of an action,
 E_data |grad S_learned - grad S_true|^2 / E_data |grad S_true|^2: zero only when the two actions
@@ -33,6 +35,7 @@ __all__ = ["GoodnessOfFit", "Statistic", "fisher_divergence", "goodness_of_fit",
 _N_SIGMA = 5.0
 _MASS_LIMIT = 1e-3
 _INVALID_LIMIT = 1e-3
+_FALSE_ALARM = 1e-4
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,8 @@ def goodness_of_fit(
     mean = x.mean(0)
     data_range = float((x - mean).abs().max())
     beyond = float(((y - mean).abs() > data_range).any(1).double().mean())
-    beyond_limit = max(_MASS_LIMIT, 3.0 / (n_data + 1))
+    chance = _chance_count(y.shape[0], n_data)
+    beyond_limit = max(_MASS_LIMIT, chance / y.shape[0])
     found: list[str] = []
     if beyond > beyond_limit:
         found.append(
@@ -291,6 +295,17 @@ def goodness_of_fit(
                      "density misses that mass outside its domain")
     return GoodnessOfFit(statistics, sites, data_range, beyond, beyond_limit, invalid,
                          y.shape[0], n_data, rtol, found)
+
+
+def _chance_count(n_model: int, n_data: int) -> int:
+    """The most model samples beyond the data's extreme that a model equal to the data gives
+    with probability >= 1e-4: P(the k largest of n_model + n_data exchangeable values all
+    come from the model) = prod_{j<k} (n_model - j) / (n_model + n_data - j)."""
+    probability, k = 1.0, 0
+    while probability >= _FALSE_ALARM and k < n_model:
+        probability *= (n_model - k) / (n_model + n_data - k)
+        k += 1
+    return k - 1 if probability < _FALSE_ALARM else n_model
 
 
 def fisher_divergence(learned: Any, true: Any, data: Any) -> float:

@@ -165,3 +165,21 @@ def test_fisher_divergence_of_a_gaussian_pair_matches_the_hand_computation():
     assert fisher_divergence(Outside(), theory, data) == math.inf
     with pytest.raises(ValueError, match="NaN"):
         fisher_divergence(learned, theory, np.full((3, 8), np.nan))
+
+
+def test_range_check_false_alarms_are_rare_for_a_model_equal_to_the_data():
+    """A model equal to the data puts some samples beyond the data's range by chance (k of
+    them with probability about 2^-k when n_model = n_data); the limit is exceeded with
+    probability below 1e-4."""
+    from inntheory.diagnostics import _chance_count
+
+    assert _chance_count(400, 400) == 13  # (1/2)^14 < 1e-4 <= (1/2)^13, up to finite n
+    assert _chance_count(10, 10**6) == 0
+    generator = np.random.default_rng(0)
+    n, trials, alarms = 400, 2000, 0
+    for _ in range(trials):
+        data, model = generator.standard_normal((2, n, 3))
+        reach = np.abs(data - data.mean(0)).max()
+        beyond = (np.abs(model - data.mean(0)) > reach).any(1).sum()
+        alarms += beyond > _chance_count(n, n)
+    assert alarms <= 2  # the old limit (3 samples) raised about 8 % of these
