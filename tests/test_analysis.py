@@ -108,8 +108,8 @@ def test_fisher_divergence_column_on_held_out_data():
     for k in (1, 2, 3, 4):
         assert result.row(k, "scaled").fisher_divergence == pytest.approx(0.01, rel=1e-10)
         assert result.row(k, "shifted").fisher_divergence == pytest.approx(expected, rel=1e-10)
-    header = result.table().splitlines()[1]
-    assert header.count("fisher") == 2
+    wide = result.table(width=400)  # one block: both model groups side by side
+    assert wide.splitlines()[1].count("fisher") == 2
     assert json.loads(json.dumps(result.to_dict()))["rows"][0]["fisher_divergence"] == (
         pytest.approx(0.01, rel=1e-10))
     with pytest.raises(ValueError, match=r"data must have shape \(n, N = 4\)"):

@@ -505,6 +505,10 @@ def test_lecture_figures(
         _shut_kernels(lab)
 
 
+# True once the first summary is drawn: the text `_move` compares with, read the same way.
+DRAWN = "(summary) => document.querySelector(summary).innerText.trim() !== ''"
+
+
 def _move(page: Any, handle: Any, key: str, before: tuple[str, str]) -> tuple[float, str, str]:
     """Press `key` on the focused slider handle; seconds until the summary and the figure
     both changed from `before`, and the new (summary, figure source)."""
@@ -561,8 +565,10 @@ def test_slider_redraws_from_cache(
         # JupyterLab's windowed notebook skips rendering cells far from the viewport, and a
         # skipped summary's innerText is empty: bring the panel in, and wait until it is drawn
         handle.scroll_into_view_if_needed()
-        expect(summary).not_to_have_text("", use_inner_text=True, timeout=10_000)
-        start = (summary.inner_text(), page.locator(FIGURE).first.get_attribute("src"))
+        page.wait_for_function(DRAWN, arg=SUMMARY, polling="raf", timeout=10_000)
+        start = tuple(page.evaluate(
+            "([s, f]) => [document.querySelector(s).innerText,"
+            " document.querySelector(f).getAttribute('src')]", [SUMMARY, FIGURE]))
         new_s, new_text, new_source = _move(page, handle, "ArrowRight", start)
         if notebook == TINY_NOTEBOOK:
             assert new_text == "n = 4, n squared = 16"

@@ -217,7 +217,7 @@ def test_thin_data_warn_against_the_network_not_the_action(
                  "--out", tmp_path / "a.npz"]
     assert cli.main([str(a) for a in arguments]) == 0
     captured = capsys.readouterr()
-    assert "warning" not in captured.err
+    assert "thin data" not in captured.err  # (20 Adam steps do not fit: goodness of fit warns)
     assert "trainable parameters" in captured.out
     action = inntheory.LatticeAction.load(tmp_path / "a.npz")
     assert action.shape == (8, 8) and action.order == 4

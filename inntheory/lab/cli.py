@@ -434,14 +434,13 @@ def _check_writable(path: Path) -> None:
         folder = folder.parent
     if not folder.is_dir():
         raise CLIError(f"cannot write {path}: {folder} is not a folder")
-    try:
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".inntheory-probe-")
+    try:  # an unnamed file where the system has them: a signal leaves nothing behind
+        with tempfile.TemporaryFile(dir=folder, prefix=".inntheory-probe-"):
+            pass
     except OSError as error:
         reason = error.strerror or type(error).__name__
         raise CLIError(f"cannot write {path}: the folder {folder} is not writable ({reason})"
                        ) from error
-    os.close(handle)
-    os.unlink(probe)
 
 
 def _check_outputs(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = ()) -> None:
