@@ -324,10 +324,12 @@ def test_leftovers_of_a_killed_writer_are_removed_by_the_next_claim(tmp_path: Pa
 
 
 def test_sigterm_removes_the_locks(folder: Path) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "inntheory", *FIT, "--steps", "1000000",
-                                "--out", "p.npz"], cwd=folder, env=ENV, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    lock = folder / ".p.npz.lock"
+    # a run that lasts minutes (a fit may stop early and exit before the signal arrives)
+    long_run = ["sample", "unimodal", "--n", "200000", "--shape", "16", "16", "--quiet",
+                "--device", "cpu", "--out", "p.npy"]
+    process = subprocess.Popen([sys.executable, "-m", "inntheory", *long_run], cwd=folder,
+                               env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lock = folder / ".p.npy.lock"
     deadline = time.monotonic() + 60
     while not lock.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
