@@ -2,10 +2,12 @@
 
 Trains the same cubic PolynomialINN (N = 8, depth 4; seeded) on Gaussian-plus-cubic data
 once on the CPU and once on CUDA with identical settings, then evaluates both trained models
-and the GPU-trained one moved to the CPU on one float64 batch. Exits with code 0 and the
-message "no CUDA device" when CUDA is absent.
+and the GPU-trained one moved to the CPU on one float64 batch. Then times `sample` on CUDA
+(unimodal preset, `--samples` draws) on the L x L lattices of `--sizes`, beside the CPU rows
+of `benchmarks/sampling.py --scaling`. Exits with code 0 and the message "no CUDA device"
+when CUDA is absent.
 
-Run: python benchmarks/gpu_check.py [--n 100000] [--steps 300]
+Run: python benchmarks/gpu_check.py [--n 100000] [--steps 300] [--sizes 32 64]
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=100000)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--dim", type=int, default=8)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--samples", type=int, default=20000)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check (exit 0)")
@@ -62,6 +66,15 @@ def main() -> int:
     if difference > 1e-8 * float(on_cpu.abs().max()):
         print("FAIL: CPU and GPU actions disagree")
         return 1
+    for size in args.sizes:
+        theory = it.preset("unimodal", shape=(size, size))
+        start = time.perf_counter()
+        result = it.sample(theory, args.samples, device="cuda", progress=False)
+        torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        ess = float(result.diagnostics["ess"])
+        print(f"sample {size}x{size} on CUDA: {args.samples} draws in {seconds:.1f} s, "
+              f"ESS/s {ess / seconds:.0f}, <x> = {float(result.x.mean()):.4f}")
     return 0
 
 
