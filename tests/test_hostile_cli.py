@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 from numpy.lib import format as npy
+from test_hostile import main_error, one_line_error
 
 import inntheory
 from inntheory import _io
@@ -43,21 +44,8 @@ def run(*args: object, cwd: Path, timeout: float = 120) -> subprocess.CompletedP
 
 
 def one_line(code: int, err: str, returned: int, *fragments: str) -> str:
-    """Exit status `code`, no traceback, one stderr line naming every fragment; the line."""
-    assert returned == code, (returned, err)
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("inntheory: error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
-
-
-def main_error(capsys: pytest.CaptureFixture, arguments: list[object], code: int,
-               *fragments: str) -> str:
-    returned = cli.main([str(a) for a in arguments])
-    return one_line(code, capsys.readouterr().err, returned, *fragments)
+    """`one_line_error` for an exit status and stderr caught another way."""
+    return one_line_error(subprocess.CompletedProcess([], returned, "", err), code, *fragments)
 
 
 @pytest.fixture
