@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_order", "check_shape"]
+__all__ = ["check_order", "check_seed", "check_shape"]
 
 
 def check_order(order: Any, name: str = "order") -> int:
@@ -30,3 +31,14 @@ def check_shape(shape: Any) -> tuple[int, ...]:
     ):
         raise ValueError(f"shape must be 1 or 2 positive ints, got {dims!r}")
     return tuple(int(n) for n in dims)
+
+
+def check_seed(seed: Any) -> int:
+    """`seed` as an int that `torch.Generator.manual_seed` takes: TypeError for a non-integer
+    (or bool), ValueError outside [-2**63, 2**64)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed = int(seed)
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"seed must be an int from -2**63 to 2**64 - 1, got {seed}")
+    return seed

@@ -31,7 +31,6 @@ References:
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import time
 import warnings
@@ -41,6 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
+
+from ._checks import check_seed
 
 __all__ = ["OBSERVABLES", "SampleResult", "integrated_autocorrelation_time", "sample",
            "split_rhat"]
@@ -509,15 +510,6 @@ def _warn_stuck(production: _Production, n_chains: int, eps: float) -> None:
                   "everywhere", RuntimeWarning, stacklevel=3)
 
 
-def _check_seed(seed: Any) -> int:
-    """``seed`` as an int that ``torch.Generator.manual_seed`` takes."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    seed = int(seed)
-    if not -(2**63) <= seed < 2**64:
-        raise ValueError(f"seed must be an int from -2**63 to 2**64 - 1, got {seed}")
-    return seed
-
 
 def _progress_options(progress: bool) -> dict[str, Any]:
     """tqdm options: disabled when silent or under CI, else tqdm's defaults (and TQDM_*)."""
@@ -603,7 +595,7 @@ def sample(
     if flip is None:
         flip = getattr(target, "symmetric", False) is True
     dev = _resolve_device(device, target)
-    gen = torch.Generator(device=dev).manual_seed(_check_seed(seed))
+    gen = torch.Generator(device=dev).manual_seed(check_seed(seed))
     start = time.perf_counter()
 
     evaluator = _Evaluator(target, dim)

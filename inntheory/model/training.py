@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import time
 import warnings
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._checks import check_seed
 from .._memory import available_bytes
 from ..diagnostics import goodness_of_fit
 from .inn import PolynomialINN, _as_batch
@@ -335,7 +335,7 @@ def train(
     home, dtype = reference.device, reference.dtype
     # float64 for the polish stage and the gradient norm; the model's dtype for Adam.
     data = _as_data(data, model.dim, torch.float64)
-    generator = torch.Generator().manual_seed(_check_seed(seed))
+    generator = torch.Generator().manual_seed(check_seed(seed))
     split = _split(model, data, validation, generator, dtype, target)
     batch_size = min(batch_size, split.n_train)
     polished = _decide_polish(polish, split.n_train, model.dim, model.depth, target)
@@ -444,15 +444,6 @@ def _non_finite_cause(model: PolynomialINN, x: torch.Tensor) -> str:
                      "domain")
     return "; ".join(parts) or "the log-determinant or |z|^2 overflows"
 
-
-def _check_seed(seed: Any) -> int:
-    """`seed` as an int that `torch.Generator.manual_seed` takes."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    seed = int(seed)
-    if not -(2**63) <= int(seed) < 2**64:
-        raise ValueError(f"seed must be an int from -2**63 to 2**64 - 1, got {seed}")
-    return int(seed)
 
 
 def _standardize(model: PolynomialINN, x: torch.Tensor) -> None:
