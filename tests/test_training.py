@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 
 import numpy as np
 import pytest
 import torch
 
+import inntheory.model.polish as polishing
 import inntheory.model.training as training
 from inntheory.extraction import extract_action
 from inntheory.model.inn import PolynomialINN
 from inntheory.model.training import TrainingHistory, resolve_device, train
+from inntheory.sampling import sample
+from inntheory.theories import preset
 
 DTYPE = torch.float64
 
@@ -172,21 +176,22 @@ def fit(data: torch.Tensor, depth: int = 1, dtype: torch.dtype = DTYPE, **option
     return model, train(model, data, progress=False, device="cpu", **options)
 
 
-def test_polish_lowers_the_training_nll_and_converges() -> None:
+@pytest.mark.parametrize("method", ["fisher", "lbfgs"])
+def test_polish_lowers_the_training_nll_and_converges(method) -> None:
     # validation=0 with n <= 10^4: the tracked NLL is the whole training split's, so the
-    # kept state is L-BFGS's end point.
+    # kept state is the polish's end point.
     data = gaussian_data(3000)
     adam, adam_history = fit(data, steps=200, validation=0, polish=False)
-    model, history = fit(data, steps=200, validation=0, polish=True, polish_tol=1e-6)
+    model, history = fit(data, steps=200, validation=0, polish=method, polish_tol=1e-6)
     with torch.no_grad():
         before, after = float(adam.action(data).mean()), float(model.action(data).mean())
     assert after < before - 1e-4
     assert history.polished and not adam_history.polished
     assert history.converged and history.grad_norm <= 1e-6
-    assert history.polish_stop == "tolerance"
+    assert history.polish_stop == "tolerance" and history.polish_method == method
     assert history.polish_evaluations > history.polish_iterations  # >= 1 pass per iteration
     assert adam_history.grad_norm > 1e-3 and not adam_history.converged
-    # History: Adam's evaluations first, then one per L-BFGS chunk; step numbers continue.
+    # History: Adam's evaluations first, then one per polish chunk; step numbers continue.
     stages = history.stage
     assert len(stages) == len(history.steps) == len(history.val_nll) == len(history.train_nll)
     first = stages.index("polish")
@@ -202,17 +207,18 @@ def test_polish_lowers_the_training_nll_and_converges() -> None:
     assert adam_history.polish_iterations == 0 and adam_history.polish_seconds == 0.0
 
 
-def test_polish_never_ends_at_a_worse_validation_nll() -> None:
+@pytest.mark.parametrize("method", ["fisher", "lbfgs"])
+def test_polish_never_ends_at_a_worse_validation_nll(method) -> None:
     # 20 training points and a depth-2 cubic network (42 parameters): the training optimum
-    # overfits badly, so L-BFGS's iterates are far worse on the validation half.
+    # overfits badly, so the polish's iterates are far worse on the validation half.
     data = torch.randn(40, 3, dtype=DTYPE, generator=torch.Generator().manual_seed(1)) ** 3
     options = {"depth": 2, "steps": 30, "eval_every": 10, "validation": 0.5}
     start, start_history = fit(data, polish=False, **options)
-    model, history = fit(data, polish=True, **options)
+    model, history = fit(data, polish=method, **options)
     polish_val = [v for v, s in zip(history.val_nll, history.stage, strict=True)
                   if s == "polish"]
     assert polish_val and max(polish_val) > start_history.best_val_nll + 1.0
-    # L-BFGS ran on (no validation patience) and ended worse on validation than it began:
+    # The polish ran on (no validation patience) and ended worse on validation than it began:
     # the start is what is kept.
     assert history.polish_stop in {"tolerance", "steps", "stalled"}
     assert history.polish_iterations > 0
@@ -245,7 +251,7 @@ def test_float32_model_is_polished_in_float64_and_written_back() -> None:
 
 def test_polish_turns_away_a_non_finite_trial_point() -> None:
     data = gaussian_data(400, seed=5)[:, :2]
-    clean, clean_history = fit(data, steps=10, eval_every=5, polish=True)
+    clean, clean_history = fit(data, steps=10, eval_every=5, polish="lbfgs")
     torch.manual_seed(0)
     model = PolynomialINN(2, 1).to(DTYPE)
     calls = {"n": 0}
@@ -257,7 +263,7 @@ def test_polish_turns_away_a_non_finite_trial_point() -> None:
         return gradient * math.nan if calls["n"] == 13 else gradient
 
     model.weight.register_hook(poison)
-    history = train(model, data, steps=10, eval_every=5, polish=True, progress=False)
+    history = train(model, data, steps=10, eval_every=5, polish="lbfgs", progress=False)
     assert history.polish_rejected_trials == 1 and history.rejected_steps == 0
     assert clean_history.polish_rejected_trials == 0
     assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
@@ -267,13 +273,14 @@ def test_polish_turns_away_a_non_finite_trial_point() -> None:
     assert history.best_val_nll <= history.val_nll[history.stage.index("polish") - 1]
 
 
-def test_polish_of_a_quadratic_model_stays_in_its_domain() -> None:
-    # L-BFGS's line search tries points that fold the quadratic activation on the data; they
-    # must be turned away, never accepted.
+@pytest.mark.parametrize("method", ["fisher", "lbfgs"])
+def test_polish_of_a_quadratic_model_stays_in_its_domain(method) -> None:
+    # The polish tries points that fold the quadratic activation on the data; they must be
+    # turned away, never accepted.
     torch.manual_seed(1)
     model = PolynomialINN(2, 2, "quadratic").to(DTYPE)
     data = torch.randn(500, 2, dtype=DTYPE, generator=torch.Generator().manual_seed(1)) ** 3
-    history = train(model, data, steps=60, eval_every=5, polish=True, progress=False)
+    history = train(model, data, steps=60, eval_every=5, polish=method, progress=False)
     assert history.polish_rejected_trials > 0 and history.polish_iterations > 0
     assert all(math.isfinite(v) for v, s in zip(history.train_nll, history.stage, strict=True)
                if s == "polish")
@@ -303,12 +310,14 @@ def test_polish_false_is_the_adam_path() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"polish": "yes"}, "polish must be True, False or 'auto'"),
-        ({"polish": 1}, "polish must be True, False or 'auto'"),
-        ({"polish": None}, "polish must be True, False or 'auto'"),
+        ({"polish": "yes"}, "polish must be True, False, 'auto', 'fisher' or 'lbfgs'"),
+        ({"polish": 1}, "polish must be True, False, 'auto', 'fisher' or 'lbfgs'"),
+        ({"polish": None}, "polish must be True, False, 'auto', 'fisher' or 'lbfgs'"),
         ({"polish_steps": 0}, "polish_steps must be a positive int"),
         ({"polish_tol": 0.0}, "polish_tol must be a positive finite number"),
         ({"polish_tol": math.nan}, "polish_tol must be a positive finite number"),
+        ({"polish_budget": -1.0}, "polish_budget must be a number of seconds >= 0"),
+        ({"polish_budget": math.nan}, "polish_budget must be a number of seconds >= 0"),
     ],
 )
 def test_bad_polish_options(options, message) -> None:
@@ -316,28 +325,91 @@ def test_bad_polish_options(options, message) -> None:
         train(PolynomialINN(2, 1), torch.randn(50, 2), progress=False, **options)
 
 
-def test_auto_polish_decides_by_work_and_memory(monkeypatch) -> None:
-    cpu = torch.device("cpu")
-    monkeypatch.setattr(training, "_free_memory", lambda device: 64e9)
-    # 1e5 x 9 at depth 2 fits; 1e6 x 64 at depth 4 is too much work for one CPU core.
-    assert training._decide_polish("auto", 100_000, 9, 2, cpu)
-    assert not training._decide_polish("auto", 1_000_000, 64, 4, cpu)
-    assert training._decide_polish(True, 1_000_000, 64, 4, cpu)
-    assert not training._decide_polish(False, 10, 2, 1, cpu)
+def test_auto_polish_decides_by_predicted_time_and_memory(monkeypatch) -> None:
+    data = gaussian_data(3000)
+    train64 = data[:2700]
+    model = PolynomialINN(3, 1).to(DTYPE)
+    model.standardize_to(train64)
+    monkeypatch.setattr(polishing, "available_bytes", lambda device, default: 64e9)
+    plan = polishing.plan("auto", 600.0, model, train64)
+    assert plan.run and plan.method == "fisher"
+    assert re.fullmatch(r"fisher: predicted \S+ s, within polish_budget = 600 s", plan.reason)
+    plan = polishing.plan("auto", 0.0, model, train64)
+    assert not plan.run and "over polish_budget = 0 s" in plan.reason
+    assert polishing.plan(True, 0.0, model, train64).run
+    assert polishing.plan("lbfgs", 0.0, model, train64).method == "lbfgs"
+    assert not polishing.plan(False, 600.0, model, train64).run
     # The memory test: data (n N) plus one chunk's graph, 8 bytes each, within half the free
     # memory.
-    need = 8 * (100_000 * 9 + 10 * 100_000 * 9 * 2)
-    monkeypatch.setattr(training, "_free_memory", lambda device: 2 * need)
-    assert training._decide_polish("auto", 100_000, 9, 2, cpu)
-    monkeypatch.setattr(training, "_free_memory", lambda device: 2 * need - 1)
-    assert not training._decide_polish("auto", 100_000, 9, 2, cpu)
-    # And train() follows the decision.
-    monkeypatch.setattr(training, "_free_memory", lambda device: 0.0)
-    _, history = fit(gaussian_data(300), steps=20, polish="auto")
+    need = 8 * (2700 * 3 + 10 * 2700 * 3 * 1)
+    monkeypatch.setattr(polishing, "available_bytes", lambda device, default: 2 * need)
+    assert polishing.plan("auto", 600.0, model, train64).run
+    monkeypatch.setattr(polishing, "available_bytes", lambda device, default: 2 * need - 1)
+    plan = polishing.plan("auto", 600.0, model, train64)
+    assert not plan.run and "more than half of the" in plan.reason
+    # And train() follows the decision and records it.
+    _, history = fit(data, steps=20, polish="auto")
     assert not history.polished and set(history.stage) == {"adam"}
-    monkeypatch.setattr(training, "_free_memory", lambda device: math.inf)
-    _, history = fit(gaussian_data(300), steps=20, polish="auto")
+    assert "GB free" in history.polish_decision
+    monkeypatch.setattr(polishing, "available_bytes", lambda device, default: math.inf)
+    _, history = fit(data, steps=20, polish="auto")
     assert history.polished and history.stage[-1] == "polish"
+    assert history.polish_decision.startswith("fisher: predicted")
+    _, history = fit(data, steps=20, polish="auto", polish_budget=0.0)
+    assert not history.polished and "over polish_budget" in history.polish_decision
+
+
+def test_fisher_scoring_is_chosen_up_to_its_size_and_counts_active_parameters() -> None:
+    # A lattice network of radius 1 on a 6 x 6 torus: kernels of 36 entries, 9 of them
+    # active; the count is what decides the method.
+    data = torch.randn(500, 36, dtype=DTYPE, generator=torch.Generator().manual_seed(4))
+    model = PolynomialINN(36, 2, lattice=(6, 6), kernel_radius=1).to(DTYPE)
+    model.standardize_to(data)
+    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    active = 2 * 9 + sum(p.numel() for name, p in model.named_parameters()
+                         if p.requires_grad and name != "kernel")
+    plan = polishing.plan(True, 600.0, model, data)
+    assert plan.method == "fisher" and f"{active} active parameters" in plan.reason
+    assert active < total
+    dense = PolynomialINN(48, 1).to(DTYPE)  # 48^2 + 4 x 48 > 2048 active parameters
+    dense.standardize_to(torch.randn(100, 48, dtype=DTYPE))
+    assert polishing.plan(True, 600.0, dense, torch.randn(100, 48, dtype=DTYPE)).method == (
+        "lbfgs")
+
+
+@pytest.mark.parametrize("options", [{}, {"lattice": (3, 3)}, {"lattice": (3, 3), "odd": True}])
+def test_scores_are_the_per_sample_gradients(options) -> None:
+    torch.manual_seed(2)
+    model = PolynomialINN(9, 2, **options).to(DTYPE)
+    x = torch.randn(7, 9, dtype=DTYPE, generator=torch.Generator().manual_seed(5)) * 0.5
+    jacobian = polishing.scores(model, x)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for i, row in enumerate(x):
+        expected = torch.autograd.grad(model._action(row[None]).sum(), params)
+        torch.testing.assert_close(jacobian[i], torch.cat([g.reshape(-1) for g in expected]),
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_fisher_and_lbfgs_reach_the_same_optimum() -> None:
+    # Samples of a 3 x 3 lattice theory, the lattice network of depth 2 (24 parameters): the
+    # flat directions of the likelihood take L-BFGS a few hundred iterations, Fisher scoring
+    # a few tens (55 against 254 when written).
+    data = sample(preset("unimodal", shape=(3, 3)), 4000, seed=3, progress=False,
+                  device="cpu").x
+    results = {}
+    for method in ("fisher", "lbfgs"):
+        torch.manual_seed(0)
+        model = PolynomialINN(9, 2, lattice=(3, 3)).to(DTYPE)
+        history = train(model, data, steps=200, validation=0, polish=method, polish_tol=1e-6,
+                        progress=False, device="cpu")
+        assert history.polish_stop == "tolerance" and history.polish_method == method
+        results[method] = (history, extract_action(model, order=4))
+    fisher, lbfgs = results["fisher"], results["lbfgs"]
+    assert fisher[0].polish_iterations < lbfgs[0].polish_iterations / 3
+    assert fisher[0].train_nll[-1] == pytest.approx(lbfgs[0].train_nll[-1], abs=1e-9)
+    for k in (2, 3, 4):
+        a, b = fisher[1].coefficient(k), lbfgs[1].coefficient(k)
+        assert float((a - b).norm() / b.norm()) < 1e-3
 
 
 def test_polish_brings_a2_to_the_gaussian_maximum_likelihood() -> None:
@@ -365,7 +437,9 @@ def test_polish_trains_lattice_models(options) -> None:
         model = PolynomialINN(4, 2, **options)
         histories.append(train(model, data, steps=50, polish=polish, progress=False))
     adam, polished = histories
-    assert polished.polish_iterations > 0 and polished.grad_norm < adam.grad_norm
+    polish_nll = [v for v, s in zip(polished.train_nll, polished.stage, strict=True)
+                  if s == "polish"]
+    assert polished.polish_iterations > 0 and min(polish_nll) < adam.train_nll[-1]
     assert polished.best_val_nll <= adam.best_val_nll
     assert model.lattice == options["lattice"] and next(model.parameters()).dtype == torch.float32
 
@@ -391,7 +465,7 @@ def test_keep_better_keeps_the_polished_state_unless_worse_by_two_standard_error
     history = TrainingHistory(best_step=7, best_val_nll=float(adam_actions.mean()))
     adam_best = history.best_val_nll
     polished_state = {k: v.clone() for k, v in model.state_dict().items()}
-    training._keep_better(model, val_x, history, adam_state, polish_step=40)
+    polishing.keep_better(model, val_x, history, adam_state, polish_step=40)
     kept = polished_state if polished_kept else adam_state
     for key, value in kept.items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0)
@@ -426,11 +500,11 @@ def test_a_polish_that_stops_far_from_the_tolerance_warns() -> None:
         _, converged = fit(data, steps=100, validation=0, polish=True, polish_tol=1e-6)
     assert converged.polish_stop == "tolerance"
     with pytest.warns(RuntimeWarning, match=r"stalled .* max\|grad\| = 0.02 is 2000 x"):
-        training._warn_stall("stalled", 0.02, 1e-5, "polish")
+        polishing._warn_stall("stalled", 0.02, 1e-5, "polish")
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        training._warn_stall("stalled", 5e-4, 1e-5, "polish")  # 50 x: close enough
-        training._warn_stall("rejections", 0.02, 1e-5, "adam")  # warned about already
+        polishing._warn_stall("stalled", 5e-4, 1e-5, "polish")  # 50 x: close enough
+        polishing._warn_stall("rejections", 0.02, 1e-5, "adam")  # warned about already
 
 
 def test_cosine_learning_rate_runs_from_lr_to_its_final_fraction() -> None:

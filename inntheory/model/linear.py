@@ -23,8 +23,11 @@ import torch
 __all__ = ["DenseLinear", "LatticeConvolution", "LinearMap", "Scaling", "kernel_mask"]
 
 _FFT_MIN_SITES = 1024
-"""LatticeConvolution.forward multiplies by matrix() below this many sites, by FFT from here
-(the faster one on CPUs; benchmarks/lattice_layers.py)."""
+_MATMUL_MIN_ROWS = 2
+"""LatticeConvolution.forward multiplies batches of at least _MATMUL_MIN_ROWS rows by matrix()
+below _FFT_MIN_SITES sites (the faster one on CPUs; benchmarks/lattice_layers.py), and uses
+the FFT otherwise: from that size on, and for single rows, which include the per-sample
+gradients of `torch.func.vmap`, where the product would hold an N x N gradient per row."""
 
 
 class LinearMap:
@@ -170,7 +173,7 @@ class LatticeConvolution(LinearMap):
         return torch.log(self.eigenvalues().abs()).sum()
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        if self.dim < _FFT_MIN_SITES:
+        if self.dim < _FFT_MIN_SITES and u.shape[0] >= _MATMUL_MIN_ROWS:
             return u @ self.matrix().T
         return self._fourier(u, lambda spectrum, u_hat: spectrum * u_hat)
 

@@ -2,23 +2,18 @@
 
 `train` minimises the mean action (negative log-likelihood per sample, in nats) in named
 steps: split and standardise the data (`_split`), an Adam stage on minibatches with early
-stopping (`_fit`), an optional full-batch L-BFGS polish in float64 (`_polish`), and the
-choice of the kept state (`_keep_better`: the polished state unless its validation NLL is
-worse than Adam's best by more than two standard errors of the paired per-sample difference).
+stopping (`_fit`), an optional full-batch polish in float64 (`polish.polish`: Fisher
+scoring or L-BFGS), and the choice of the kept state (`polish.keep_better`).
 
-Both stages are guarded against non-finite steps. Adam: a step whose loss or gradients are
-NaN/inf is skipped, and a step after which the next batch's loss is not finite is undone
-(parameters and optimiser state restored) and the learning rate halved. Polish: a
-line-search trial point whose loss or gradient is not finite is reported to the line search
-as a loss far above the starting one with a zero gradient, so it is never accepted; an
-iterate that is nevertheless non-finite (or worse than the one before) is undone and the
-L-BFGS memory cleared. Rejected steps are counted in the returned `TrainingHistory`; a
-rejected state is never kept.
+Adam is guarded against non-finite steps: a step whose loss or gradients are NaN/inf is
+skipped, and a step after which the next batch's loss is not finite is undone (parameters
+and optimiser state restored) and the learning rate halved. The polish turns away
+non-finite trial points and undoes worse iterates. Rejected steps are counted in the
+returned `TrainingHistory`; a rejected state is never kept.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 import warnings
@@ -31,13 +26,14 @@ import torch
 from tqdm.auto import tqdm
 
 from .._checks import check_seed
-from .._memory import available_bytes
 from ..diagnostics import goodness_of_fit
+from . import polish as _polish
 from .inn import PolynomialINN, _as_batch
+from .polish import mean_action as _mean_action
+from .polish import record as _record
 
 __all__ = ["TrainingHistory", "resolve_device", "train"]
 
-_EVAL_CHUNK = 65536
 _TRAIN_EVAL_MAX = 10000
 # The most model samples the goodness-of-fit check after training draws.
 _FIT_CHECK_SAMPLES = 10000
@@ -47,29 +43,6 @@ _FIT_CHECK_RANGE = (2.0**-60, 2.0**60)
 _DEGENERACY_CHECK_WORK = 10**9
 _DEGENERACY_TOLERANCE = 1e-12
 _MAX_CONSECUTIVE_REJECTIONS = 25
-# Polish: L-BFGS iterations between validation checks, its memory, the rows of one chunk of
-# the full-batch pass (bounds the autograd graph), and the undone iterates after which it
-# gives up.
-_POLISH_CHUNK_ITERATIONS = 25
-_POLISH_HISTORY = 50
-_POLISH_CHUNK_ELEMENTS = 2**22
-_POLISH_MAX_REJECTIONS = 3
-# L-BFGS stops by itself when the loss changes by less than this between iterations.
-_POLISH_TOLERANCE_CHANGE = 1e-13
-# The polished state is kept unless its validation NLL is worse than Adam's by more than this
-# many standard errors of the paired per-sample difference; a polish that ends with its
-# gradient above this multiple of polish_tol without reaching it is warned about.
-_KEEP_SE = 2.0
-# Below this many validation samples the standard error is not trusted (one heavy-tailed
-# sample can dominate it): the lower mean wins.
-_KEEP_MIN_SAMPLES = 100
-_STALL_FACTOR = 100.0
-# "auto": the most work (n_train * N * depth) a full-batch pass may take, per device type,
-# and the share of the free memory it may use. About 100 ms per 2e6 on one CPU core.
-_AUTO_MAX_WORK = {"cpu": 10_000_000, "cuda": 500_000_000}
-_AUTO_MEMORY_SHARE = 0.5
-# float64 tensors of (rows, N) the autograd graph of one layer holds (measured: ~8).
-_GRAPH_TENSORS_PER_LAYER = 10
 
 
 @dataclass
@@ -78,7 +51,7 @@ class TrainingHistory:
 
     Attributes:
         steps: optimiser step count at each evaluation (0 is the initial model); in the
-            polish stage, Adam's last step plus the L-BFGS iterations run so far.
+            polish stage, Adam's last step plus the polish iterations run so far.
         train_nll: mean action on (a fixed subset of up to 10^4 points of) the training split
             at each evaluation, nats per sample (float64 in the polish stage).
         val_nll: mean action on the validation split at each evaluation (on the training
@@ -87,7 +60,7 @@ class TrainingHistory:
             evaluated in the model's dtype.
         best_step: the step at which it was reached.
         rejected_steps: the number of rejected (skipped or undone) Adam steps and undone
-            L-BFGS iterates.
+            polish iterates.
         rejected_at: the step numbers at which a rejection happened.
         stopped_early: whether early stopping ended the Adam stage before `steps`.
         outside_fraction: fraction of the training split outside the final model's domain.
@@ -95,18 +68,21 @@ class TrainingHistory:
         seconds: wall-clock time of the call.
         stage: the stage of each evaluation, "adam" or "polish" (aligned with `steps`).
         polished: whether the polish stage ran (what `polish="auto"` decided).
-        polish_iterations: the L-BFGS iterations run (0 without polish).
+        polish_method: its stepper, "fisher" (Fisher scoring) or "lbfgs".
+        polish_decision: why it ran or not, e.g. "fisher: predicted 40 s, within
+            polish_budget = 600 s".
+        polish_iterations: the polish iterations run (0 without polish).
         polish_evaluations: the full-batch passes (loss and gradient) the polish stage
             computed, its main cost.
-        polish_stop: why the polish stage ended, judged at L-BFGS's last iterate (which is
+        polish_stop: why the polish stage ended, judged at the polish's last iterate (which is
             not the kept state when its validation NLL was worse than Adam's best; `grad_norm`
             and `converged` are the kept state's): "tolerance" (gradient <= polish_tol),
-            "steps" (polish_steps reached), "stalled" (L-BFGS stopped without reaching the
+            "steps" (polish_steps reached), "stalled" (the stepper stopped without reaching the
             tolerance: no more progress in float64), "rejections" (3 undone iterates in a
             row), "non-finite start" (Adam's best state is outside the domain of some
             training point), or "" without polish.
-        polish_rejected_trials: line-search trial points with a non-finite loss or gradient,
-            turned away by the polish guard.
+        polish_rejected_trials: trial points with a non-finite loss or gradient, turned
+            away by the polish.
         grad_norm: the largest absolute entry of the gradient of the mean training NLL (whole
             training split, float64) with respect to the trainable parameters, at the state
             the model is left in.
@@ -138,6 +114,8 @@ class TrainingHistory:
     seconds: float = 0.0
     stage: list[str] = field(default_factory=list)
     polished: bool = False
+    polish_method: str = ""
+    polish_decision: str = ""
     polish_iterations: int = 0
     polish_evaluations: int = 0
     polish_stop: str = ""
@@ -206,23 +184,6 @@ def _check_positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-@torch.no_grad()
-def _actions(model: PolynomialINN, x: torch.Tensor) -> torch.Tensor:
-    """The action of every row of x: (n, N), evaluated in chunks: (n,); inf outside the
-    domain."""
-    return torch.cat([model._action(chunk) for chunk in x.split(_EVAL_CHUNK)])
-
-
-def _mean_of(actions: torch.Tensor) -> float:
-    """The mean of per-sample actions (n,), summed by chunks as `_mean_action` does."""
-    return sum(float(chunk.sum()) for chunk in actions.split(_EVAL_CHUNK)) / actions.shape[0]
-
-
-def _mean_action(model: PolynomialINN, x: torch.Tensor) -> float:
-    """Mean action over x: (n, N), in chunks; inf when any point is outside the domain."""
-    return _mean_of(_actions(model, x))
-
-
 class _Snapshot:
     """Parameters and Adam state before the latest accepted step, to undo it."""
 
@@ -271,6 +232,7 @@ def train(
     polish: bool | str = "auto",
     polish_steps: int = 2000,
     polish_tol: float = 1e-5,
+    polish_budget: float = 600.0,
 ) -> TrainingHistory:
     """Fit `model` to `data` by maximum likelihood (minimum mean action).
 
@@ -279,22 +241,22 @@ def train(
     runs `steps` steps on minibatches (reshuffled every epoch) with the learning rate decaying
     as a cosine from `lr` to `lr * final_lr_fraction`; every `eval_every` steps both NLLs are
     recorded, and after `patience` evaluations without a new best validation NLL the stage
-    stops. The polish then runs full-batch L-BFGS in float64 (a float32 model is polished as
-    a float64 copy and written back) from Adam's best state, recording both NLLs every 25
-    iterations, until the gradient's largest absolute entry is <= `polish_tol`, or
-    `polish_steps` iterations have run, or L-BFGS makes no more progress
-    (`TrainingHistory.polish_stop`); a polish that ends with its gradient above 100 x
-    `polish_tol` without reaching the tolerance raises a RuntimeWarning. The model is left in
-    the polished state unless its validation NLL is worse than Adam's best by more than two
-    standard errors of the paired per-sample difference (`TrainingHistory.kept`).
-    Finally the model's own samples are compared with the validation split
-    (`inntheory.goodness_of_fit`, in `TrainingHistory.goodness_of_fit`); each failure is a
-    RuntimeWarning. `model.training_info` receives a JSON-able summary.
+    stops. The polish then continues full-batch in float64 (a float32 model is polished as a
+    float64 copy and written back) from Adam's best state (`inntheory.model.polish`): Fisher
+    scoring for networks of up to 2048 trainable parameters, L-BFGS above; it records both
+    NLLs every few iterations and ends when the gradient's largest absolute entry is <=
+    `polish_tol`, after `polish_steps` iterations, or when it makes no more progress
+    (`TrainingHistory.polish_stop`); one that ends with its gradient above 100 x `polish_tol`
+    raises a RuntimeWarning. The model is left in the polished state unless its validation
+    NLL is worse than Adam's best by more than two standard errors of the paired per-sample
+    difference (`TrainingHistory.kept`). Finally the model's own samples are compared with
+    the validation split (`inntheory.goodness_of_fit`, in `TrainingHistory.goodness_of_fit`);
+    each failure is a RuntimeWarning. `model.training_info` receives a JSON-able summary.
 
-    ``polish="auto"`` polishes when one full-batch pass fits: its work n_train * N * depth is
-    at most 1e7 on CPU (5e8 on CUDA) and the float64 training split plus the autograd graph
-    of one chunk, 8 bytes x (n_train * N + 10 * rows * N * depth) with rows = min(n_train,
-    2^22 / (N * depth)), take at most half of the device's free memory.
+    ``polish="auto"`` polishes when the float64 training split and one chunk's autograd graph
+    take at most half of the device's free memory and the predicted time (one pass timed on
+    2048 rows, scaled to the split, times the passes the method usually needs) is at most
+    `polish_budget` seconds; `TrainingHistory.polish_decision` says what it decided and why.
 
     Arguments:
         model: the network; trained in place, in its dtype.
@@ -310,10 +272,11 @@ def train(
         seed: seed of the split and of the minibatch order.
         device: "auto" (CUDA when present, else CPU), or any device `resolve_device` takes.
         progress: show a tqdm progress bar.
-        polish: True, False or "auto" (see above): run the L-BFGS stage after Adam.
-        polish_steps: the most L-BFGS iterations.
+        polish: True, False, "auto" (see above), or the stepper to use, "fisher" or "lbfgs".
+        polish_steps: the most polish iterations.
         polish_tol: the tolerance on the largest absolute entry of the gradient of the mean
             training NLL (nats per sample); also what `TrainingHistory.converged` is judged by.
+        polish_budget: the seconds `polish="auto"` may predict for the polish.
 
     Returns:
         The `TrainingHistory`.
@@ -329,7 +292,8 @@ def train(
     _check_options(model, steps=steps, batch_size=batch_size, lr=lr,
                    final_lr_fraction=final_lr_fraction, validation=validation,
                    eval_every=eval_every, patience=patience, polish=polish,
-                   polish_steps=polish_steps, polish_tol=polish_tol)
+                   polish_steps=polish_steps, polish_tol=polish_tol,
+                   polish_budget=polish_budget)
     target = resolve_device(device)
     reference = next(model.parameters())
     home, dtype = reference.device, reference.dtype
@@ -338,18 +302,22 @@ def train(
     generator = torch.Generator().manual_seed(check_seed(seed))
     split = _split(model, data, validation, generator, dtype, target)
     batch_size = min(batch_size, split.n_train)
-    polished = _decide_polish(polish, split.n_train, model.dim, model.depth, target)
 
     model.to(target)
-    history = TrainingHistory(device=str(target), polished=polished)
+    history = TrainingHistory(device=str(target))
     try:
+        train64 = split.train64.to(target)
+        plan = _polish.plan(polish, polish_budget, model, train64)
+        history.polished, history.polish_method = plan.run, plan.method
+        history.polish_decision = plan.reason
         _fit(model, split.train_x, split.eval_x, split.val_x, history, generator, steps,
              batch_size, lr, final_lr_fraction, eval_every, patience, progress)
-        train64 = split.train64.to(target)
-        if polished:
-            _polish(model, train64, split.eval_x, split.val_x, history, polish_steps,
-                    polish_tol, progress)
-        history.grad_norm = _gradient_norm(model, train64)
+        if plan.run:
+            _polish.polish(model, plan.method, train64, split.eval_x, split.val_x, history,
+                           polish_steps, polish_tol, progress)
+        elif progress:
+            tqdm.write(f"polish skipped ({plan.reason})")
+        history.grad_norm = _polish.gradient_norm(model, train64)
         history.converged = history.grad_norm <= polish_tol
         history.outside_fraction = _outside_fraction(model, split.train_x)
     finally:
@@ -364,7 +332,7 @@ def train(
 def _check_options(model: Any, *, steps: int, batch_size: int, lr: float,
                    final_lr_fraction: float, validation: float, eval_every: int,
                    patience: int, polish: bool | str, polish_steps: int,
-                   polish_tol: float) -> None:
+                   polish_tol: float, polish_budget: float) -> None:
     """Raise a `TypeError`/`ValueError` naming the first bad argument of `train`."""
     if not isinstance(model, PolynomialINN):
         raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
@@ -377,8 +345,13 @@ def _check_options(model: Any, *, steps: int, batch_size: int, lr: float,
         raise ValueError(f"final_lr_fraction must be in (0, 1], got {final_lr_fraction!r}")
     if not (isinstance(validation, int | float) and 0 <= validation < 1):
         raise ValueError(f"validation must be a fraction in [0, 1), got {validation!r}")
-    if not (isinstance(polish, bool) or (isinstance(polish, str) and polish == "auto")):
-        raise ValueError(f"polish must be True, False or 'auto', got {polish!r}")
+    if not (isinstance(polish, bool) or polish in ("auto", "fisher", "lbfgs")):
+        raise ValueError(
+            f"polish must be True, False, 'auto', 'fisher' or 'lbfgs', got {polish!r}")
+    if not (isinstance(polish_budget, int | float) and not isinstance(polish_budget, bool)
+            and polish_budget >= 0 and not math.isnan(polish_budget)):
+        raise ValueError(f"polish_budget must be a number of seconds >= 0, got "
+                         f"{polish_budget!r}")
     _check_positive_int("polish_steps", polish_steps)
     if not (isinstance(polish_tol, int | float) and not isinstance(polish_tol, bool)
             and math.isfinite(polish_tol) and polish_tol > 0):
@@ -525,7 +498,7 @@ def _check_fit(model: PolynomialINN, val_x: torch.Tensor, seed: int) -> dict[str
 
 def _outside_fraction(model: PolynomialINN, x: torch.Tensor) -> float:
     """The fraction of the rows of x: (n, N) outside the model's domain."""
-    inside = torch.cat([model.in_domain(c) for c in x.split(_EVAL_CHUNK)])
+    inside = torch.cat([model.in_domain(c) for c in x.split(_polish.EVAL_CHUNK)])
     return 1.0 - float(inside.double().mean())
 
 
@@ -550,6 +523,8 @@ def _training_info(history: TrainingHistory, split: _Split, batch_size: int, lr:
         "device": history.device,
         "seconds": history.seconds,
         "polish": history.polished,
+        "polish_method": history.polish_method,
+        "polish_decision": history.polish_decision,
         "polish_steps": polish_steps,
         "polish_tol": polish_tol,
         "polish_iterations": history.polish_iterations,
@@ -564,17 +539,6 @@ def _training_info(history: TrainingHistory, split: _Split, batch_size: int, lr:
         "kept": history.kept,
         "goodness_of_fit": history.goodness_of_fit,
     }
-
-
-def _record(history: TrainingHistory, model: PolynomialINN, step: int, stage: str,
-            eval_x: torch.Tensor, val_x: torch.Tensor) -> float:
-    """Append both NLLs of `model` at `step` of `stage` to the history; the validation NLL."""
-    val_nll = _mean_action(model, val_x)
-    history.steps.append(step)
-    history.stage.append(stage)
-    history.train_nll.append(_mean_action(model, eval_x))
-    history.val_nll.append(val_nll)
-    return val_nll
 
 
 class _EarlyStopping:
@@ -685,253 +649,3 @@ def _fit(
     if not history.steps or history.steps[-1] != step:
         best.update(step, _record(history, model, step, "adam", eval_x, val_x))
     model.load_state_dict(best.state)
-
-
-# ------------------------------------------------------------------------------ polish
-
-
-def _free_memory(device: torch.device) -> float:
-    """Free memory of `device` in bytes; inf where it cannot be read."""
-    return float(available_bytes(device, default=math.inf))
-
-
-def _chunk_rows(dim: int, depth: int) -> int:
-    """Rows of one chunk of the full-batch pass."""
-    return max(1, _POLISH_CHUNK_ELEMENTS // (dim * depth))
-
-
-def _decide_polish(
-    polish: bool | str, n_train: int, dim: int, depth: int, device: torch.device
-) -> bool:
-    """What `train`'s `polish` argument means for this run (see `train` for "auto")."""
-    if isinstance(polish, bool):
-        return polish
-    if n_train * dim * depth > _AUTO_MAX_WORK.get(device.type, _AUTO_MAX_WORK["cpu"]):
-        return False
-    rows = min(n_train, _chunk_rows(dim, depth))
-    need = 8.0 * (n_train * dim + _GRAPH_TENSORS_PER_LAYER * rows * dim * depth)
-    return need <= _AUTO_MEMORY_SHARE * _free_memory(device)
-
-
-class _FullBatch:
-    """The mean action over the whole training split and its flat gradient, in chunks.
-
-    Calling it leaves the gradient in the parameters' `.grad` (what L-BFGS reads) and returns
-    (loss, flat gradient); the latest finite result is reused while the parameters have not
-    changed, so checking a point and then handing it to L-BFGS costs one pass.
-    """
-
-    def __init__(self, model: PolynomialINN, x: torch.Tensor, params: list[torch.Tensor]):
-        self.model, self.params = model, params
-        self.n = x.shape[0]
-        self.chunks = x.split(_chunk_rows(model.dim, model.depth))
-        self.cached: tuple[torch.Tensor, float, torch.Tensor] | None = None
-        self.passes = 0
-
-    def flat_parameters(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params])
-
-    def __call__(self) -> tuple[float, torch.Tensor]:
-        where = self.flat_parameters()
-        if self.cached is not None and torch.equal(self.cached[0], where):
-            _, loss, grad = self.cached
-        else:
-            for p in self.params:
-                p.grad = None
-            self.passes += 1
-            loss = 0.0
-            with torch.enable_grad():
-                for chunk in self.chunks:
-                    part = self.model._action(chunk).sum() / self.n
-                    part.backward()
-                    loss += float(part.detach())
-            grad = torch.cat([
-                (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                for p in self.params
-            ])
-            finite = math.isfinite(loss) and bool(torch.isfinite(grad).all())
-            self.cached = (where, loss, grad) if finite else None
-        offset = 0
-        for p in self.params:
-            p.grad = grad[offset : offset + p.numel()].view_as(p).clone()
-            offset += p.numel()
-        return loss, grad
-
-
-def _float64_twin(model: PolynomialINN) -> PolynomialINN:
-    """The model itself when it is float64, else a float64 copy."""
-    if next(model.parameters()).dtype == torch.float64:
-        return model
-    return copy.deepcopy(model).to(torch.float64)
-
-
-def _gradient_norm(model: PolynomialINN, x: torch.Tensor) -> float:
-    """Largest |entry| of the float64 gradient of the mean action over x: (n, N) float64."""
-    twin = _float64_twin(model)
-    params = [p for p in twin.parameters() if p.requires_grad]
-    loss, grad = _FullBatch(twin, x, params)()
-    for p in params:
-        p.grad = None
-    if not math.isfinite(loss) or grad.numel() == 0:
-        return math.inf if not math.isfinite(loss) else 0.0
-    return float(grad.abs().max())
-
-
-def _lbfgs(params: list[torch.Tensor], polish_tol: float) -> torch.optim.LBFGS:
-    """A fresh L-BFGS (empty memory) with the strong-Wolfe line search."""
-    return torch.optim.LBFGS(
-        params, lr=1.0, max_iter=_POLISH_CHUNK_ITERATIONS,
-        max_eval=4 * _POLISH_CHUNK_ITERATIONS, tolerance_grad=polish_tol,
-        tolerance_change=_POLISH_TOLERANCE_CHANGE, history_size=_POLISH_HISTORY,
-        line_search_fn="strong_wolfe",
-    )
-
-
-class _GuardedClosure:
-    """The L-BFGS closure: a trial point with a non-finite loss or gradient is reported as
-    `penalty` with a zero gradient (and counted), so the line search never accepts it."""
-
-    def __init__(self, objective: _FullBatch, params: list[torch.Tensor], penalty: float,
-                 history: TrainingHistory) -> None:
-        self.objective, self.params, self.penalty = objective, params, penalty
-        self.history = history
-
-    def __call__(self) -> float:
-        value, gradient = self.objective()
-        if math.isfinite(value) and bool(torch.isfinite(gradient).all()):
-            return value
-        self.history.polish_rejected_trials += 1
-        for p in self.params:
-            p.grad = torch.zeros_like(p)
-        return self.penalty
-
-
-def _keep_better(model: PolynomialINN, val_x: torch.Tensor, history: TrainingHistory,
-                 adam_state: dict[str, torch.Tensor], polish_step: int) -> None:
-    """Keep the model's (polished) state unless it is worse than Adam's (`adam_state`) by
-    more than `_KEEP_SE` standard errors of the paired per-sample validation NLL difference
-    d_i = S_polished(x_i) - S_adam(x_i), x_i the rows of val_x: (n_val, N); else restore
-    Adam's. With fewer than `_KEEP_MIN_SAMPLES` rows the lower mean wins. The history records
-    mean(d), its standard error std(d) / sqrt(n_val) (0 for one row) and the decision; its
-    best follows the kept state."""
-    polished_state = {k: v.clone() for k, v in model.state_dict().items()}
-    polished = _actions(model, val_x)
-    model.load_state_dict(adam_state)
-    difference = polished.double() - _actions(model, val_x).double()
-    mean = float(difference.mean())
-    se = float(difference.std() / math.sqrt(len(difference))) if len(difference) > 1 else 0.0
-    history.keep_difference, history.keep_se = mean, se
-    polished_nll = _mean_of(polished)  # in the model's dtype, as every recorded NLL
-    if math.isfinite(mean) and math.isfinite(se):
-        keep = mean <= (_KEEP_SE * se if len(difference) >= _KEEP_MIN_SAMPLES else 0.0)
-    else:  # a point outside a state's domain: keep the polished state only if it is finite
-        keep = math.isfinite(polished_nll)
-    if keep:
-        model.load_state_dict(polished_state)
-        history.best_val_nll, history.best_step = polished_nll, polish_step
-    history.kept = "polish" if keep else "adam"
-
-
-def _warn_stall(stop: str, grad_max: float, polish_tol: float, kept: str) -> None:
-    """Warn when the polish ended ("stalled" or "steps") with its largest gradient entry
-    `grad_max` above `_STALL_FACTOR` x `polish_tol`."""
-    if stop not in {"stalled", "steps"} or not grad_max > _STALL_FACTOR * polish_tol:
-        return
-    how = "stalled" if stop == "stalled" else "ran out of polish_steps"
-    warnings.warn(
-        f"the polish {how} far from a likelihood optimum: its largest gradient entry "
-        f"max|grad| = {grad_max:.2g} is {grad_max / polish_tol:.0f} x the tolerance "
-        f"polish_tol = {polish_tol:.2g} (kept state: {kept}); the fit may be degenerate: "
-        "check history.goodness_of_fit, or try another depth or more data",
-        RuntimeWarning,
-        stacklevel=4,
-    )
-
-
-def _polish(
-    model: PolynomialINN,
-    train_x: torch.Tensor,
-    eval_x: torch.Tensor,
-    val_x: torch.Tensor,
-    history: TrainingHistory,
-    polish_steps: int,
-    polish_tol: float,
-    progress: bool,
-) -> None:
-    """The L-BFGS stage of `train`: the model is in Adam's best state, train_x: (n, N)
-    float64, eval_x and val_x in the model's dtype, all on the model's device."""
-    start = time.perf_counter()
-    work = _float64_twin(model)
-    eval64, val64 = eval_x.to(torch.float64), val_x.to(torch.float64)
-    adam_state = {k: v.clone() for k, v in model.state_dict().items()}
-    params = [p for p in work.parameters() if p.requires_grad]
-    objective = _FullBatch(work, train_x, params)
-    loss, grad = objective()
-    if not (math.isfinite(loss) and bool(torch.isfinite(grad).all())):
-        # Adam's best state is finite on its evaluation data but not on the whole split.
-        history.polish_stop, history.kept = "non-finite start", "adam"
-        history.polish_evaluations = objective.passes
-        history.polish_seconds = time.perf_counter() - start
-        return
-    # A turned-away trial point looks far worse than any point L-BFGS may accept.
-    penalty = loss + 1e3 * (1.0 + abs(loss))
-
-    closure = _GuardedClosure(objective, params, penalty, history)
-    optimizer = _lbfgs(params, polish_tol)
-    first_step = history.steps[-1]
-    done, rejections, stop = 0, 0, "steps"
-    bar = tqdm(total=polish_steps, disable=not progress, desc="polish", leave=False)
-    while done < polish_steps:
-        if float(grad.abs().max()) <= polish_tol:
-            stop = "tolerance"
-            break
-        budget = min(_POLISH_CHUNK_ITERATIONS, polish_steps - done)
-        optimizer.param_groups[0]["max_iter"] = budget
-        before = [p.detach().clone() for p in params]
-        state = optimizer.state[params[0]]
-        iterations = state.get("n_iter", 0)
-        optimizer.step(closure)
-        ran = state["n_iter"] - iterations
-        done += ran
-        bar.update(ran)
-        new_loss, new_grad = objective()
-        if not (math.isfinite(new_loss) and bool(torch.isfinite(new_grad).all())
-                and new_loss <= loss):
-            with torch.no_grad():
-                for p, value in zip(params, before, strict=True):
-                    p.copy_(value)
-            history.rejected_steps += 1
-            history.rejected_at.append(first_step + done)
-            rejections += 1
-            if rejections >= _POLISH_MAX_REJECTIONS:
-                stop = "rejections"
-                warnings.warn(
-                    f"polish stopped after {done} L-BFGS iterations: {rejections} iterates "
-                    "were undone as non-finite or worse",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                break
-            optimizer = _lbfgs(params, polish_tol)
-            loss, grad = objective()
-            continue
-        rejections = 0
-        loss, grad = new_loss, new_grad
-        val_nll = _record(history, work, first_step + done, "polish", eval64, val64)
-        bar.set_postfix(val_nll=f"{val_nll:.4f}", grad=f"{float(grad.abs().max()):.1e}")
-        if ran < budget:  # L-BFGS stopped by itself: tolerance reached or no progress
-            stop = "tolerance" if float(grad.abs().max()) <= polish_tol else "stalled"
-            break
-    else:
-        if float(grad.abs().max()) <= polish_tol:
-            stop = "tolerance"
-    bar.close()
-    for p in params:
-        p.grad = None
-    if work is not model:
-        model.load_state_dict(work.state_dict())  # cast back to the model's dtype
-    _keep_better(model, val_x, history, adam_state, first_step + done)
-    history.polish_iterations, history.polish_stop = done, stop
-    _warn_stall(stop, float(grad.abs().max()), polish_tol, history.kept)
-    history.polish_evaluations = objective.passes
-    history.polish_seconds = time.perf_counter() - start

@@ -67,7 +67,7 @@ def dense_cubic() -> dict[str, np.ndarray]:
     _, data = _data((4,), 600, 2)
     torch.manual_seed(0)
     model = it.PolynomialINN(4, depth=2)
-    out = _train_and_extract("dense_cubic", model, data, polish=True)
+    out = _train_and_extract("dense_cubic", model, data, polish="lbfgs")
     history = it.action_history(model, order=3)
     for i, action in enumerate(history):
         out.update(_action_arrays(f"dense_cubic/history{i}", action))
@@ -85,7 +85,7 @@ def lattice_cubic() -> dict[str, np.ndarray]:
     _, data = _data((3, 3), 600, 4)
     torch.manual_seed(2)
     model = it.PolynomialINN(9, depth=2, lattice=(3, 3), kernel_radius=1)
-    out = _train_and_extract("lattice_cubic", model, data, polish=True)
+    out = _train_and_extract("lattice_cubic", model, data, polish="lbfgs")
     out.update(_action_arrays("lattice_cubic/dense",
                               it.extract_action(model, order=3, compressed=False)))
     return out
