@@ -46,17 +46,12 @@ _STUCK_ITERATIONS = 50
 
 @dataclass
 class SampleResult:
-    """Samples and how they were obtained.
-
-    Attributes:
-        x: The samples, ``(n, N)``, on the CPU.
-        diagnostics: JSON-able facts: ``method``, ``n_chains``, ``step_size``, ``acceptance``
-            (mean Metropolis acceptance probability in production), ``tau`` (largest integrated
-            autocorrelation time over :data:`OBSERVABLES`, in thinned draws), ``ess``
-            (smallest effective sample size), ``rhat`` (largest split-R-hat), ``thinning``,
-            ``seconds``, per-observable values under ``observables``, ``flip`` and
-            ``flip_acceptance`` (mean acceptance probability of a proposed flip) and more.
-    """
+    """Samples ``x: (n, N)`` on the CPU and JSON-able ``diagnostics``: ``method``,
+    ``n_chains``, ``step_size``, ``acceptance`` (mean Metropolis acceptance probability in
+    production), ``tau`` (largest integrated autocorrelation time over :data:`OBSERVABLES`, in
+    thinned draws), ``ess`` (smallest effective sample size), ``rhat`` (largest split-R-hat),
+    ``thinning``, ``seconds``, per-observable values under ``observables``, ``flip`` and
+    ``flip_acceptance`` (mean acceptance probability of a proposed flip) and more."""
 
     x: Tensor
     diagnostics: dict[str, Any] = field(default_factory=dict)
@@ -113,8 +108,7 @@ def split_rhat(series: Tensor) -> Tensor:
 
 
 def _mask(values: Tensor, valid: Tensor, fill: float) -> Tensor:
-    """``values`` with the rows where ``valid`` is false set to ``fill`` (``torch.where`` only
-    in the rare case that some are)."""
+    """``values`` with the rows where ``valid`` is false set to ``fill``."""
     if bool(valid.all()):
         return values
     shape = valid.shape + (1,) * (values.ndim - 1)
@@ -202,13 +196,9 @@ def _observables(x: Tensor, s: Tensor) -> Tensor:
 
 
 class _Chains:
-    """All chains and their Metropolis-Hastings moves (HMC or MALA, then the optional flip),
-    drawing random numbers from ``gen`` in a fixed order. The state: positions ``x: (C, N)``,
-    actions ``s: (C,)``, gradients ``g: (C, N)`` and ``moved: (C,)`` (accepted an HMC/MALA
-    step since it was reset; ``None`` until then).
-
-    The chains start from ``init`` (``(C, N)`` or ``(N,)``) or standard normal draws; those
-    where the action or gradient is not finite restart from valid ones."""
+    """All chains, ``x: (C, N)``, ``s: (C,)``, ``g: (C, N)`` and ``moved: (C,)`` (accepted an
+    HMC/MALA step since it was reset), and their Metropolis-Hastings moves, drawing random
+    numbers from ``gen`` in a fixed order. They start from ``init`` (see :func:`sample`)."""
 
     def __init__(self, evaluator: _Evaluator, method: str, n_steps: int | None, flip: bool,
                  n_chains: int, gen: torch.Generator, dtype: torch.dtype,
@@ -259,8 +249,7 @@ class _Chains:
 
     def _hmc(self, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Leapfrog with the step jittered by +-20 % per chain: proposal and log ratio. The
-        random numbers are drawn for all chains at once, the trajectories run per block of
-        chains, so any block size gives the same numbers."""
+        trajectories run per block of chains on random numbers drawn for all at once."""
         e = eps * (1 + 0.2 * (2 * self._rand(self.n_chains, 1) - 1))
         q = self._randn()
         y, gy = self.x.clone(), torch.empty_like(self.x)
@@ -437,8 +426,7 @@ def sample(target: Any, n_samples: int, *, method: str = "hmc", seed: int = 0,
     """Draws ``n_samples`` configurations from ``exp(-S(x))`` with many parallel chains.
 
     Arguments:
-        target: Anything with ``.dim``, ``action(x: (n, N)) -> (n,)`` and
-            ``grad(x: (n, N)) -> (n, N)`` (torch in, torch out).
+        target: A *target* (``.dim``, ``action``, ``grad``; torch in, torch out).
         n_samples: How many samples to return, ``>= 1``.
         method: ``"hmc"`` (leapfrog, step size jittered by +-20 % per chain and iteration) or
             ``"mala"`` (Metropolis-adjusted Langevin).
@@ -453,15 +441,14 @@ def sample(target: Any, n_samples: int, *, method: str = "hmc", seed: int = 0,
             trajectory length at 1 (``ceil(1 / step)`` steps, at most 200), so that the
             iterations per independent sample do not grow with ``N`` as the step shrinks.
         step_size: Initial step size for the adaptation.
-        target_acceptance: Mean acceptance probability aimed at; 0.8 (HMC) / 0.57 (MALA) when
-            ``None``.
+        target_acceptance: Mean acceptance aimed at; ``None``: 0.8 (HMC), 0.57 (MALA).
         flip: Add the Metropolis-accepted global flip ``x -> -x`` after every step; ``None``
             turns it on when the target has a true ``symmetric`` attribute.
         thinning: Keep every ``thinning``-th iteration; ``None`` uses ``ceil(tau)`` of the
             slowest observable from the pilot, at most ``max_thinning``.
         max_thinning: Upper bound of the automatic thinning.
-        init: Starting points ``(n_chains, N)`` or ``(N,)``; standard normal draws when ``None``.
-            Chains starting where the action or gradient is not finite restart from valid ones.
+        init: Starting points ``(n_chains, N)`` or ``(N,)`` (``None``: standard normal draws);
+            chains starting where the action or gradient is not finite restart from valid ones.
         dtype: Floating dtype of the chains.
 
     Returns:
@@ -469,9 +456,8 @@ def sample(target: Any, n_samples: int, *, method: str = "hmc", seed: int = 0,
         across chains, and its diagnostics.
 
     Raises:
-        ValueError: Unknown ``method``, ``n_samples < 1``, bad ``init`` or no start where the
-            action is finite.
-        TypeError: A target without ``dim``/``action``/``grad``.
+        ValueError: A bad option or ``init``, or no start where the action is finite.
+        TypeError: A target without ``dim``/``action``/``grad``, or a count that is no int.
 
     Example:
         >>> from inntheory.theories import preset
