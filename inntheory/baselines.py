@@ -1,14 +1,11 @@
 """Direct estimators of a polynomial action: the baselines the INN is measured against.
 
 :func:`score_matching` fits ``S(x) = sum_j theta_j T_j(x)``, monomials ``T_j`` of ``d = x - x0``,
-by Hyvarinen score matching: for ``p(x) ~ exp(-S(x))`` the objective
-``E[1/2 |grad S|^2 - laplacian S]`` is quadratic in ``theta``, so ``theta = G^-1 h`` with
-``G = E[grad T grad T^T]`` (summed over the N components) and ``h = E[laplacian T]``
-(``METHOD.md``). The coefficients are mapped back to the symmetric tensors ``A^(k)`` of
-``S(x0 + d) = sum_k (1/k!) A^(k) d...d``.
-
-Reference: A. Hyvarinen, "Estimation of Non-Normalized Statistical Models by Score Matching",
-JMLR 6, 695-709 (2005).
+by Hyvarinen score matching (A. Hyvarinen, JMLR 6, 695 (2005); ``METHOD.md``): for
+``p(x) ~ exp(-S(x))`` the objective ``E[1/2 |grad S|^2 - laplacian S]`` is quadratic in
+``theta``, so ``theta = G^-1 h`` with ``G = E[grad T grad T^T]`` (summed over the N components)
+and ``h = E[laplacian T]``. The coefficients are mapped back to the symmetric tensors ``A^(k)``
+of ``S(x0 + d) = sum_k (1/k!) A^(k) d...d``.
 """
 
 from __future__ import annotations
@@ -41,12 +38,10 @@ _CONDITION_LIMIT = 1e10
 _CONDITION_MAX_SIZE = 4000
 
 
-def _memory_estimate(dim: int, order: int, basis: str, n_tied: int) -> tuple[int, int]:
-    """(bytes, number of coefficients) that `score_matching` needs: G and two temporaries of
-    its size, the moment matrix of the F lower monomials, the index tables (N x M), one chunk
-    of products and the dense output (tied: G, one chunk of features, the data copy)."""
-    if basis == "tied":
-        return 8 * (3 * n_tied**2 + 2 * _CHUNK_ELEMENTS), n_tied
+def _memory_estimate(dim: int, order: int, basis: str) -> tuple[int, int]:
+    """(bytes, number of coefficients) that the dense or local basis needs: G and two
+    temporaries of its size, the moment matrix of the F lower monomials, the index tables
+    (N x M), one chunk of products and the dense output."""
     if basis == "dense":
         size = math.comb(dim + order, order) - 1
         lower = math.comb(dim + order - 1, order - 1)
@@ -62,8 +57,9 @@ def basis_size(dim: int, order: int, basis: str, lattice: tuple[int, ...] | None
                radius: int = 1) -> int:
     """The number of monomials (fitted coefficients) of `score_matching` on ``dim = N`` sites
     with ``basis`` "dense", "local" or "tied" (with the ``lattice`` shape and ``radius``)."""
-    n_tied = order + len(_tied_offsets(tuple(lattice), radius)) if basis == "tied" else 0
-    return _memory_estimate(dim, order, basis, n_tied)[1]
+    if basis == "tied":
+        return order + len(_tied_offsets(tuple(lattice), radius))
+    return _memory_estimate(dim, order, basis)[1]
 
 
 def _tied_offsets(shape: tuple[int, ...], radius: int) -> list[tuple[int, ...]]:
@@ -289,7 +285,7 @@ def score_matching(data: Any, order: int = 4,
                              check_symmetry=False)
     if lattice is not None:
         raise ValueError(f"lattice is only used by basis='tied' or 'translation', not {basis!r}")
-    needed, size = _memory_estimate(dim, order, basis, 0)
+    needed, size = _memory_estimate(dim, order, basis)
     _check_size(needed, size, limit, n, basis, order, dim)
     metadata["n_monomials"] = size
     monomials = _basis(dim, order, basis)
@@ -297,12 +293,9 @@ def score_matching(data: Any, order: int = 4,
     moments = _feature_moments(x - x0, features)
     gram = x.new_zeros(size, size)
     for i in range(dim):
-        rows = reduced[i]
-        gram += mult[i, :, None] * mult[i, None, :] * moments[rows][:, rows]
-    rhs = x.new_zeros(size)
-    if len(laplace_coefficient):
-        rhs.index_add_(0, laplace_index[:, 0],
-                       laplace_coefficient * moments[0, laplace_index[:, 1]])
+        gram += mult[i, :, None] * mult[i, None, :] * moments[reduced[i]][:, reduced[i]]
+    rhs = x.new_zeros(size).index_add_(0, laplace_index[:, 0],
+                                       laplace_coefficient * moments[0, laplace_index[:, 1]])
     tensors = _to_tensors(monomials, _solve(gram, rhs, n, ridge), dim, order)
     return PolynomialAction(tensors, point=x0, metadata=metadata, check_symmetry=False)
 
@@ -351,9 +344,8 @@ def _check_radius(radius: Any, smallest: int) -> int | None:
 
 def _translation(d: Tensor, order: int, shape: tuple[int, ...], radius: int | None,
                  ridge: float, limit: int) -> tuple[dict[int, Tensor], int, tuple[int, ...]]:
-    """Score matching in the translation basis (see `score_matching`). Memory is checked
-    twice: before enumerating, against a lower bound on the number of orbits
-    (`_orbits.orbit_count_bound`), and before allocating G, with the exact count."""
+    """Score matching in the translation basis. Memory is checked twice: before enumerating,
+    against a lower bound on the number of orbits, and before allocating G, exactly."""
     n, dim = d.shape
     window = lattice_window(shape, radius)
     output = 8 * sum(math.prod(window) ** (k - 1) for k in range(1, order + 1))
@@ -375,8 +367,8 @@ def _tied(d: Tensor, order: int, shape: tuple[int, ...], radius: int, ridge: flo
     n, dim = d.shape
     offsets = _tied_offsets(shape, radius)
     size = order + len(offsets)
-    _check_size(_memory_estimate(dim, order, "tied", size)[0], size, limit, n, "tied", order,
-                dim)
+    needed = 8 * (3 * size**2 + 2 * _CHUNK_ELEMENTS)  # G, a chunk of features, the data copy
+    _check_size(needed, size, limit, n, "tied", order, dim)
     window = lattice_window(shape, radius)
     index = torch.from_numpy(shift_index(shape, window))  # (N, M): the site at each offset
 

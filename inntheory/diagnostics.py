@@ -205,19 +205,17 @@ def goodness_of_fit(model: Any, data: Any, n_samples: int | None = None, seed: i
     than a model equal to the data puts there with probability 1e-4 (`_chance_count`).
 
     Arguments:
-        model: anything with ``sample(n, seed=...) -> (n, N)`` (a `PolynomialINN`); its
-            ``lattice`` attribute, when set, gives the lattice shape, and its
-            ``last_sample_invalid`` the share of latent draws without a pre-image.
-        data: the data to compare with, (n_data, N), ideally held out from training.
-        n_samples: how many model samples to draw; the number of data rows when None.
-        seed: seed of the model's sampling.
-        lattice: the lattice shape for the nearest-neighbour covariance; the model's
-            ``lattice`` when None (no neighbour check when neither is known).
+        model: anything with ``sample(n, seed=...) -> (n, N)`` (a `PolynomialINN`), and
+            optionally ``lattice`` and ``last_sample_invalid`` (the share of latent draws
+            without a pre-image).
+        data: (n_data, N), ideally held out from training.
+        n_samples, seed: how many model samples to draw (None: n_data), with which seed.
+        lattice: the lattice shape for the neighbour covariance; None: the model's ``lattice``
+            (no neighbour check when neither is known).
         rtol: the relative tolerance (above).
 
     Returns:
-        A :class:`GoodnessOfFit`: ``.ok``, ``.warnings`` (one sentence per failure), ``str()``
-        a table.
+        A :class:`GoodnessOfFit`: ``.ok``, ``.warnings`` (sentences), ``str()`` a table.
 
     Raises:
         ValueError: on data that is not (n, N) with n >= 2 or holds NaN/inf, a lattice that
@@ -248,8 +246,7 @@ def goodness_of_fit(model: Any, data: Any, n_samples: int | None = None, seed: i
     mean = x.mean(0)
     data_range = float((x - mean).abs().max())
     beyond = float(((y - mean).abs() > data_range).any(1).double().mean())
-    chance = _chance_count(y.shape[0], n_data)
-    beyond_limit = max(_MASS_LIMIT, chance / y.shape[0])
+    beyond_limit = max(_MASS_LIMIT, _chance_count(y.shape[0], n_data) / y.shape[0])
     found: list[str] = []
     if beyond > beyond_limit:
         found.append(f"the model puts {beyond:.2%} of its mass beyond |x - mean| = "
