@@ -320,14 +320,12 @@ def _burn_in(chains: _Chains, step_size: float, target_acceptance: float, burn_i
     mu, h_bar, t0, gamma, kappa = math.log(10 * step_size), 0.0, 10.0, 0.05, 0.75
     eps, log_step_bar = step_size, math.log(step_size)
     for m in range(1, burn_in // 2 + 1):
-        prob = chains.step(eps)
+        prob, _ = chains.move(eps)
         h_bar += ((target_acceptance - float(prob.mean())) - h_bar) / (m + t0)
         log_step = mu - math.sqrt(m) / gamma * h_bar
         eta = m ** (-kappa)
         log_step_bar = eta * log_step + (1 - eta) * log_step_bar
         eps = math.exp(log_step)
-        if chains.flip:
-            chains.global_flip()
         bar.update()
     eps = math.exp(log_step_bar)
     pilot = torch.empty(burn_in - burn_in // 2, chains.n_chains, len(OBSERVABLES),
