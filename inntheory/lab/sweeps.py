@@ -1,23 +1,10 @@
 """Sweeps over network depth and data quantity, cached on disk, run on any executor.
 
-For every grid point (depth L, sample count n, seed s) a sweep takes the first n samples of
-``load_dataset(theory, n_data, seed=s)``, trains a `PolynomialINN` of depth L initialised
-after ``torch.manual_seed(s)`` with ``train(..., seed=s)``, extracts its action and compares it
-with the theory's exact coefficients (`compare`); optionally a score-matching baseline is
-fitted to the same samples. The sampler advances all chains in lockstep, so the first n
-samples do not depend on `n_data`, which is therefore not part of the cache key.
-
-Every point is one `inntheory.lab.store` entry in the cache directory, keyed by *all* its
-settings, the library's current defaults included. A rerun, ``sweep(..., train=False)`` or
-``SweepResult.from_cache(...)`` reads the entries and trains nothing; points not cached then
-have NaN errors and are listed in ``SweepResult.missing``. An entry that is unreadable or
-lacks the fields of a point is ignored with a warning and recomputed.
-
-The work runs on ``executor=None`` (a local ``ProcessPoolExecutor`` of spawned processes with
-one torch thread each: a script that calls `sweep` needs the ``if __name__ == "__main__":``
-guard), ``"serial"`` (in this process) or any ``concurrent.futures.Executor``, e.g. a dask
-cluster's ``Client(...).get_executor()``. Workers need inntheory installed; they get the data
-with each task and return plain dicts, and only the calling process writes cache files.
+`sweep` measures how well a `PolynomialINN` learns the action of a theory over a grid of
+depths L, sample counts n and seeds s. Every grid point is one `inntheory.lab.store` entry in
+the cache directory, keyed by *all* its settings, the library's current defaults included: a
+rerun, ``sweep(..., train=False)`` or `SweepResult.from_cache` reads the entries and trains
+nothing.
 
 References:
     C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp,
@@ -28,7 +15,6 @@ References:
 from __future__ import annotations
 
 import concurrent.futures
-import inspect
 import json
 import math
 import multiprocessing
@@ -58,8 +44,7 @@ from . import store
 
 __all__ = ["SweepResult", "sweep"]
 
-KINDS = ("frobenius", "diagonal")
-"""Error kinds stored per order: relative error of the whole tensor, and of its diagonal."""
+KINDS = ("frobenius", "diagonal")  # relative errors per order: whole tensor, diagonal part
 
 _SERIAL = "serial"
 # Torch's global generator initialises the network; threads of one process share it.
@@ -68,9 +53,6 @@ _INIT_LOCK = threading.Lock()
 _HISTORY = ("stopped_early", "rejected_steps", "outside_fraction", "device", "polished",
             "polish_iterations", "polish_stop", "polish_seconds", "best_step", "grad_norm",
             "converged")
-
-
-# ------------------------------------------------------------------------------ settings
 
 
 def _whole(value: Any, minimum: int) -> bool:
@@ -100,20 +82,14 @@ def _grid(name: str, values: Any, minimum: int) -> tuple[int, ...]:
     return out
 
 
-def _defaults(function: Any, reserved: tuple[str, ...]) -> dict[str, Any]:
-    """The parameters of `function` that have a default, and the default, bar `reserved`."""
-    return {key: parameter.default
-            for key, parameter in inspect.signature(function).parameters.items()
-            if parameter.default is not inspect.Parameter.empty and key not in reserved}
-
-
-# The options of each function the sweep calls: (names the sweep sets, defaults of the rest).
+# The options of each function the sweep calls: names the sweep sets, defaults of the rest.
 _RESERVED = {"model_options": ("dim", "depth", "activation"),
              "train_options": ("seed", "progress"),
              "data_options": ("seed", "progress", "cache_dir")}
-_DEFAULTS = {name: _defaults(function, _RESERVED[name]) for name, function in
-             (("model_options", PolynomialINN), ("train_options", train),
-              ("data_options", load_dataset))}
+_DEFAULTS = {name: {key: value for key, value in store.defaults(function).items()
+                    if key not in _RESERVED[name]}
+             for name, function in (("model_options", PolynomialINN), ("train_options", train),
+                                    ("data_options", load_dataset))}
 
 
 def _options(name: str, options: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -188,8 +164,7 @@ def _plan(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
           data_options: Mapping[str, Any] | None, n_data: int | None, baseline: str | None,
           cache: str | os.PathLike | None) -> tuple[_Plan, int]:
     """Validate everything a sweep needs; returns the plan and the data-set size."""
-    if isinstance(theory, str):
-        theory = preset(theory)
+    theory = preset(theory) if isinstance(theory, str) else theory
     if not isinstance(theory, LatticeTheory):
         raise TypeError(f"theory must be a LatticeTheory or a preset name, got {theory!r}")
     depths = _grid("depths", depths, 1)
@@ -229,9 +204,6 @@ def _plan(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
     directory = Path(cache).expanduser() if cache is not None else default_cache_dir() / "sweeps"
     return _Plan(theory, depths, sample_counts, seeds, activation, order, model_options,
                  train_options, data_options, baseline, directory), n_data
-
-
-# ------------------------------------------------------------------------------ workers
 
 
 def _errors(comparison: Comparison) -> dict[str, dict[str, Any]]:
@@ -281,9 +253,6 @@ def _run(task: tuple[dict[str, Any], torch.Tensor]) -> dict[str, Any]:
     return {"settings": settings, "record": record}
 
 
-# ------------------------------------------------------------------------------ cache
-
-
 def _name(settings: Mapping[str, Any]) -> str:
     """The file-name prefix of a point's store entry."""
     if settings["kind"] == "inn":
@@ -327,9 +296,6 @@ def _checker(settings: Mapping[str, Any]) -> Any:
     return check
 
 
-# ------------------------------------------------------------------------------ result
-
-
 def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample std (ddof 1; 0 for one value) over the last axis, ignoring NaN."""
     finite = np.isfinite(values)
@@ -351,17 +317,16 @@ class SweepResult(Tabular):
     """The measured grid of a :func:`sweep`.
 
     Attributes:
-        settings: the sweep-wide settings (theory parameters, activation, order, model,
-            training and data-set options, baseline basis, cache directory, package version).
+        settings: the sweep-wide settings (those of the keys, the baseline basis, the cache
+            directory and the package version).
         depths, sample_counts, seeds: the grid axes.
         records: one dict per computed or cached point: ``depth``, ``n``, ``seed``,
             ``errors`` (order as a string -> {"frobenius", "diagonal"} relative errors),
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
             ``extract_seconds``, ``steps_run`` (Adam steps), the `TrainingHistory` fields
-            ``stopped_early``, ``rejected_steps``, ``outside_fraction``, ``device``,
-            ``polished``, ``polish_iterations``, ``polish_stop``, ``polish_seconds``,
-            ``best_step``, ``grad_norm`` and ``converged``, and ``baseline`` (the
-            score-matching record of the same n and seed, when a baseline was asked for).
+            stopped_early, rejected_steps, outside_fraction, device, polished,
+            polish_iterations, polish_stop, polish_seconds, best_step, grad_norm, converged,
+            and ``baseline`` (the baseline record of the same n and seed).
         baselines: one dict per (n, seed) of the score-matching baseline: ``n``, ``seed``,
             ``basis``, ``errors``, ``seconds``.
         missing: the grid points (dicts with ``kind``, ``depth``, ``n``, ``seed``) neither
@@ -380,15 +345,10 @@ class SweepResult(Tabular):
     def from_cache(cls, theory: LatticeTheory | str, depths: Iterable[int],
                    sample_counts: Iterable[int], seeds: Iterable[int] = (0,), *,
                    strict: bool = False, **options: Any) -> SweepResult:
-        """Read a sweep from the cache only; nothing is sampled or trained.
+        """``sweep(..., train=False)``: read from the cache only, sample and train nothing.
 
-        Arguments:
-            theory, depths, sample_counts, seeds: as for :func:`sweep`.
-            strict: raise FileNotFoundError, listing them, when grid points are not cached
-                (instead of NaN errors).
-            **options: the keyword arguments of :func:`sweep` that key the cache
-                (activation, order, model_options, train_options, data_options, baseline,
-                cache).
+        `options` are the keyword arguments of `sweep` that key the cache; with `strict`, a
+        grid point not cached is a FileNotFoundError listing them (instead of NaN errors).
         """
         result = sweep(theory, depths, sample_counts, seeds, train=False, progress=False,
                        **options)
@@ -427,13 +387,9 @@ class SweepResult(Tabular):
     def errors(self, order: int = 4, kind: str = "diagonal") -> tuple[np.ndarray, np.ndarray]:
         """Relative error of the learned A^(order) over the grid, mean and std over seeds.
 
-        Arguments:
-            order: the coefficient order k.
-            kind: "frobenius" (whole tensor) or "diagonal" (local part i1 = ... = ik).
-
-        Returns:
-            (mean, std), each (len(depths), len(sample_counts)); std is the sample standard
-            deviation over the seeds present (0 for one seed); NaN where nothing is cached.
+        `kind` is "frobenius" (whole tensor) or "diagonal" (local part i1 = ... = ik). Returns
+        (mean, std), each (len(depths), len(sample_counts)); std is the sample standard
+        deviation over the seeds present (0 for one seed); NaN where nothing is cached.
         """
         return self._over_seeds(self.records, self._error(order, kind))
 
@@ -489,18 +445,13 @@ class SweepResult(Tabular):
                 "records": self.records, "baselines": self.baselines, "missing": self.missing}
 
     def plot(self, order: int = 4, kind: str = "diagonal", fig: Any = None) -> Any:
-        """Heat map of the error over depth x sample count, and error-vs-n lines per depth.
-
-        Left: the mean relative error of A^(order) in each (depth, n) cell, annotated with
-        mean ± std over seeds. Right: the error against n (log-log) for every depth with the
-        seed std as error bars, and the score-matching baseline when the sweep has one.
-        `fig` is a matplotlib Figure to draw into (cleared), a new one when None; returns it.
-        """
+        """Heat map of `errors` over depth x n (mean ± std annotated), and error against n
+        (log-log, seed std as error bars) per depth and for the baseline; drawn into `fig`
+        (cleared; a new Figure when None), which is returned."""
         import matplotlib.pyplot as plt
 
         mean, std = self.errors(order, kind)
-        if fig is None:
-            fig = plt.figure(figsize=(11, 4.2))
+        fig = plt.figure(figsize=(11, 4.2)) if fig is None else fig
         fig.clear()
         heat, lines = fig.subplots(1, 2)
         image = heat.imshow(mean, cmap="viridis", aspect="auto", origin="lower")
@@ -528,9 +479,6 @@ class SweepResult(Tabular):
         lines.legend(fontsize=8)
         fig.tight_layout()
         return fig
-
-
-# ------------------------------------------------------------------------------ sweep
 
 
 def _submit_all(executor: Any, tasks: Sequence[tuple[dict[str, Any], torch.Tensor]],
@@ -594,9 +542,8 @@ def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
     seed=seed)``, a `PolynomialINN(N, depth, activation, **model_options)` initialised after
     ``torch.manual_seed(seed)`` and trained by `train(model, data, seed=seed,
     **train_options)`, its action from `extract_action(model, order)` compared with
-    ``theory.coefficients(order)`` by `compare`. Cached points are read, not recomputed (see
-    the module docstring for the cache and the executors). All arguments are checked before
-    any sampling or training.
+    ``theory.coefficients(order)`` by `compare`. Cached points are read, not recomputed; all
+    arguments are checked before any sampling or training.
 
     Arguments:
         theory: the true theory, or a preset name.
@@ -611,29 +558,31 @@ def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
             with every list as a tuple.
         train_options: keyword arguments of `train` other than seed and progress.
         baseline: None, or "dense" / "local" / "tied": also fit `score_matching` with that
-            basis to the same n samples (once per n and seed); "tied" ties the coefficients
-            over the theory's lattice translations (``lattice=theory.shape``, radius 1) and
-            gives a `LatticeAction`.
-        n_data: size of each seed's data set; max(sample_counts) when None.
+            basis (tied: ``lattice=theory.shape``) to the same n samples, once per n and seed.
+        n_data: size of each seed's data set; max(sample_counts) when None. Not part of the
+            key: the sampler advances its chains in lockstep, so the first n draws are the
+            same for any n_data.
         data_options: keyword arguments of `load_dataset` (method, cache_dir); all but
             cache_dir key the sweep cache.
-        executor: None (local process pool), "serial", or any concurrent.futures.Executor.
+        executor: None (a local pool of spawned processes with one torch thread each: a
+            script calling `sweep` needs the ``if __name__ == "__main__":`` guard),
+            "serial" (in this process), or any ``concurrent.futures.Executor``, e.g.
+            ``dask.distributed.Client(...).get_executor()``, whose workers have inntheory
+            installed (they get the data with each task and return plain dicts; only the
+            calling process writes cache files).
         max_workers: processes of the local pool (executor None); os.cpu_count() when None.
         cache: directory of the per-point JSON files; ``sweeps`` under
             `inntheory.datasets.default_cache_dir()` when None.
-        train: False reads only what is cached: nothing is sampled or trained, points not
-            cached get NaN errors and are listed in `SweepResult.missing`.
+        train: False reads only what is cached; points not cached get NaN errors and are
+            listed in `SweepResult.missing`.
         progress: show progress bars (data sets and grid points).
 
     The options (JSON-able) are completed with their function's current defaults and key the
     cache, so a changed library default never reads results computed under the old one.
 
     Raises:
-        ValueError: an empty grid, depth < 1, n < 1, a seed < 0, n larger than the data set,
-            an unknown activation or baseline, order < 2, reserved or unknown options, model
-            option values `PolynomialINN` rejects (also TypeError).
-        TypeError: a theory that is not a LatticeTheory, options that are not JSON-able, an
-            executor that is not an Executor.
+        ValueError, TypeError: a bad grid, theory, activation, order, baseline, executor, or
+            option (reserved, unknown, not JSON-able, or rejected by `PolynomialINN`).
         RuntimeError: a grid point failed (the message names it; points finished before it
             stay cached).
     """
@@ -649,21 +598,14 @@ def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
               for s in plan.seeds]
     if plan.baseline:
         points += [plan.baseline_settings(n, s) for n in plan.sample_counts for s in plan.seeds]
-    found: dict[str, dict[str, Any]] = {}
-    todo = []
-    for settings in points:
-        hit, record = store.lookup(settings, plan.cache, name=_name(settings),
-                                   check=_checker(settings))
-        if hit:
-            found[store.settings_key(settings)] = record
-        else:
-            todo.append(settings)
-    missing = []
-    if todo and not train:
-        missing = [{"kind": s["kind"], "depth": s.get("depth"), "n": s["n"], "seed": s["seed"]}
-                   for s in todo]
-    elif todo:
+    stored = {store.settings_key(s): store.lookup(s, plan.cache, name=_name(s),
+                                                  check=_checker(s)) for s in points}
+    found = {key: record for key, (hit, record) in stored.items() if hit}
+    todo = [s for s in points if store.settings_key(s) not in found]
+    if todo and train:
         found.update(_compute(plan, todo, n_data, executor, max_workers, progress))
+    missing = [] if train else [{"kind": s["kind"], "depth": s.get("depth"), "n": s["n"],
+                                 "seed": s["seed"]} for s in todo]
     done = [(s, found[store.settings_key(s)]) for s in points if store.settings_key(s) in found]
     baselines = [record for s, record in done if s["kind"] != "inn"]
     by_point = {(b["n"], b["seed"]): {"baseline": b} for b in baselines}
