@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -300,9 +301,8 @@ def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample std (ddof 1; 0 for one value) over the last axis, ignoring NaN."""
     finite = np.isfinite(values)
     count = finite.sum(axis=-1)
-    filled = np.where(finite, values, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = filled.sum(axis=-1) / count
+        mean = np.where(finite, values, 0.0).sum(axis=-1) / count
         square = np.where(finite, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)
         std = np.where(count > 1, np.sqrt(square / np.maximum(count - 1, 1)), 0.0)
     return mean, np.where(count > 0, std, np.nan)
@@ -414,24 +414,21 @@ class SweepResult(Tabular):
         columns = [(k, kind) for k in range(2, self.settings["order"] + 1) for kind in KINDS]
         names = [f"A{k} {'frob' if kind == 'frobenius' else 'diag'}" for k, kind in columns]
         header = ["depth", "n", "seeds"] + names + ["val NLL", "train s"]
-        errors = {column: self.errors(*column) for column in columns}
-        nll, seconds = self.metric("val_nll"), self.metric("train_seconds")
+        stats = [self.errors(*column) for column in columns] + [self.metric("val_nll")]
+        seconds = self.metric("train_seconds")[0]
         rows = []
-        for i, depth in enumerate(self.depths):
-            for j, n in enumerate(self.sample_counts):
-                done = sum(r["depth"] == depth and r["n"] == n for r in self.records)
-                rows.append([str(depth), str(n), f"{done}/{len(self.seeds)}"]
-                            + [_format(errors[c][0][i, j], errors[c][1][i, j]) for c in columns]
-                            + [_format(nll[0][i, j], nll[1][i, j]),
-                               f"{seconds[0][i, j]:.1f}" if done else "-"])
+        for (i, depth), (j, n) in product(enumerate(self.depths), enumerate(self.sample_counts)):
+            done = sum(r["depth"] == depth and r["n"] == n for r in self.records)
+            rows.append([str(depth), str(n), f"{done}/{len(self.seeds)}"]
+                        + [_format(mean[i, j], std[i, j]) for mean, std in stats]
+                        + [f"{seconds[i, j]:.1f}" if done else "-"])
         if self.settings["baseline"]:
-            baseline = {column: self.baseline_errors(*column) for column in columns}
+            stats = [self.baseline_errors(*column) for column in columns]
             for j, n in enumerate(self.sample_counts):
                 done = sum(r["n"] == n for r in self.baselines)
                 rows.append([f"SM {self.settings['baseline']}", str(n),
                              f"{done}/{len(self.seeds)}"]
-                            + [_format(baseline[c][0][j], baseline[c][1][j]) for c in columns]
-                            + ["-", "-"])
+                            + [_format(mean[j], std[j]) for mean, std in stats] + ["-", "-"])
         title = (f"sweep of {self.settings['theory']} ({self.settings['activation']} "
                  f"activation): relative errors, mean ± std over seeds")
         if self.missing:
