@@ -608,11 +608,8 @@ def _fit_checked(args: argparse.Namespace, x: np.ndarray, point: np.ndarray, dev
 def _theory(args: argparse.Namespace) -> Any:
     if args.preset is None and (args.m2 is None or args.kappa is None):
         missing = [f"--{name}" for name in ("m2", "kappa") if getattr(args, name) is None]
-        raise CLIError(
-            "give a PRESET or the couplings --m2 and --kappa (and optionally --g3, --g4); "
-            f"missing: {', '.join(missing)}",
-            code=2,
-        )
+        raise CLIError("give a PRESET or the couplings --m2 and --kappa (and optionally --g3, "
+                       f"--g4); missing: {', '.join(missing)}", code=2)
     couplings = dict(it.PRESETS[args.preset]) if args.preset else {}
     couplings.update({name: getattr(args, name) for name in _COUPLINGS
                       if getattr(args, name) is not None})
