@@ -123,10 +123,8 @@ class PolynomialINN(nn.Module):
         self.last_sample_invalid = 0.0
 
     def extra_repr(self) -> str:
-        text = (
-            f"dim={self.dim}, depth={self.depth}, activation={self.activation_name!r}, "
-            f"standardize={self.standardize}"
-        )
+        text = (f"dim={self.dim}, depth={self.depth}, activation={self.activation_name!r}, "
+                f"standardize={self.standardize}")
         if self.lattice is not None:
             text += f", lattice={self.lattice}, kernel_radius={self.kernel_radius}"
         return text + (", odd=True" if self.odd else "")
@@ -311,8 +309,7 @@ class PolynomialINN(nn.Module):
             raise MemoryError(
                 f"sampling {n} configurations of N = {self.dim} needs about "
                 f"{needed / 2**30:.3g} GiB, more than half the memory available "
-                f"({limit / 2**30:.3g} GiB); draw fewer at a time"
-            )
+                f"({limit / 2**30:.3g} GiB); draw fewer at a time")
         generator = None if seed is None else torch.Generator(ref.device).manual_seed(int(seed))
         parts: list[torch.Tensor] = []
         drawn = found = 0
@@ -326,10 +323,8 @@ class PolynomialINN(nn.Module):
             if found >= n or not redraw:
                 break
         else:
-            raise RuntimeError(
-                f"only {found} of {drawn} latent draws had a pre-image; the model's domain "
-                "holds almost none of the latent mass"
-            )
+            raise RuntimeError(f"only {found} of {drawn} latent draws had a pre-image; the "
+                               "model's domain holds almost none of the latent mass")
         self.last_sample_invalid = 1.0 - found / drawn
         if found < drawn:
             warnings.warn(
