@@ -62,13 +62,15 @@ class PolynomialINN(nn.Module):
     - odd (``odd=True``): no biases, activation y + c y^3, shift 0: f(-x) = -f(x).
 
     Arguments:
-        dim: N (>= 1). depth: the number of layers (>= 1).
+        dim: N, the number of degrees of freedom (>= 1).
+        depth: the number of layers (>= 1).
         activation: a name in `inntheory.ACTIVATIONS` ("cubic": monotone on the whole line;
             "quadratic": the paper's y + a y^2, domain 1 + 2 a y > 0).
         standardize: whether `inntheory.train` fixes the standardisation to the training
             data (when it is not set yet).
         lattice: None (dense) or the lattice shape (ints >= 1, product N, sites in C order).
-        kernel_radius: None (full kernel) or an int r >= 0 with 2 r + 1 <= L on every axis.
+        kernel_radius: None (full kernel) or, on a lattice, an int r >= 0 with 2 r + 1 <= L
+            on every axis.
         odd: a Z2-odd network (needs the cubic activation).
 
     Attributes:
