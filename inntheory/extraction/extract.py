@@ -1,8 +1,6 @@
-"""Exact action extraction from a `PolynomialINN`: the public entry points.
-
-`extract_action` and `action_history` check their arguments and the memory, then run the
-pull-back (`inntheory.extraction.pullback`) with the dense backend, or, for a
-lattice-equivariant model at a uniform point, the compressed lattice backend.
+"""Exact action extraction from a `PolynomialINN`: the public entry points, which check their
+arguments and the memory, then run the pull-back with the dense backend (or the compressed
+lattice one for a lattice-equivariant model at a uniform point).
 
 Example:
     >>> import torch
@@ -49,13 +47,10 @@ def extract_action(
 ) -> PolynomialAction | LatticeAction:
     """The Taylor coefficients A^(1..K) (and the constant) of `model.action` at a point.
 
-    For a lattice-equivariant model (`model.lattice` not None) the result is the
-    translation-invariant action in compressed form, a `LatticeAction` holding the couplings
-    relative to site 0 (only within `model.coupling_range` when the kernels are local), built
-    by the compressed pull-back of `inntheory.extraction.lattice` without any N^k tensor.
-    The action around a point whose entries differ is not translation invariant: then (and
-    with `compressed=False`) the result is the dense `PolynomialAction`, whose memory guard
-    refuses with the estimate where N^K does not fit.
+    For a lattice-equivariant model (`model.lattice` not None) at a uniform point the result
+    is the compressed `LatticeAction` (couplings relative to site 0 within
+    `model.coupling_range`), built without any N^k tensor; otherwise (and with
+    `compressed=False`) the dense `PolynomialAction`.
 
     Arguments:
         model: a `PolynomialINN` (any dtype and device; the pull-back runs in float64).
@@ -64,8 +59,7 @@ def extract_action(
             model's domain (every pre-activation with phi'(y*) > 0).
         max_bytes: memory limit for the coefficient tensors; default half the memory
             available now (host RAM, or free GPU memory for a CUDA model).
-        compressed: for a lattice model, return the compressed `LatticeAction` (default);
-            False forces the dense pull-back. Ignored for dense models.
+        compressed: False forces the dense pull-back for a lattice model.
 
     Returns:
         A float64 `PolynomialAction` (a `LatticeAction` for a lattice model) with orders
@@ -86,7 +80,6 @@ def extract_action(
             if max_bytes is None:
                 max_bytes = available_bytes(device) // 2
             return extract_lattice_action(model, model.stages(), order, x0, max_bytes)
-        # a non-uniform point breaks translation invariance: only the dense action is exact
     return _extract(model, order, point, max_bytes, history=False)[-1]
 
 
@@ -97,24 +90,14 @@ def action_history(
     *,
     max_bytes: int | None = None,
 ) -> list[PolynomialAction]:
-    """The action of every representation, from the Gaussian latent down to the data.
+    """The dense action of every representation, latent first, data last (arguments as in
+    `extract_action`; the memory estimate counts every entry kept).
 
-    Entry 0 is the latent action (only the linear and pairwise terms are non-zero), then the
-    representation after layer L-1, ..., after layer 1, the standardised coordinates (when the
-    model's standardisation is set) and last the data action, equal to `extract_action`.
-    Each entry is expanded around the image u* of `point` in its own coordinates, holds every
-    order 1..K (zeros included, so the growth of interactions can be plotted) and carries
+    After the latent action come the representations after layer L-1, ..., 1, the
+    standardised coordinates (when set) and the data. Each is a float64 `PolynomialAction`
+    around the image u* of `point`, holds every order 1..K (zeros included) and carries
     metadata["label"] ("latent", "after layer 3", ..., "standardized", "data") and
     metadata["stage"] (the number of stages between it and the data).
-
-    The history is always dense (`PolynomialAction` entries), also for a lattice model.
-
-    Arguments:
-        model, order, point, max_bytes: as in `extract_action` (the memory estimate counts
-            every stored entry).
-
-    Returns:
-        A list of float64 `PolynomialAction`, latent first, data last.
     """
     return _extract(model, order, point, max_bytes, history=True)
 
@@ -131,11 +114,8 @@ def _extract(
     expansions = pull_back(model.stages(), x0, order, DenseBackend(model.dim, device), keep)
     base = {
         "source": "inntheory.action_history" if history else "inntheory.extract_action",
-        "order": order,
-        "point": x0.cpu().tolist(),
-        "activation": model.activation_name,
-        "depth": model.depth,
-        "standardized": model.is_standardized,
+        "order": order, "point": x0.cpu().tolist(), "activation": model.activation_name,
+        "depth": model.depth, "standardized": model.is_standardized,
     }
     result = []
     for stage, label in sorted(boundaries.items(), reverse=True) if history else [(0, "data")]:
@@ -152,8 +132,7 @@ def _extract(
 
 
 def _check_model(model: Any, order: Any) -> tuple[int, torch.device]:
-    """The checked order and where the pull-back runs: the model's device (the CPU for MPS,
-    which has no float64)."""
+    """The checked order and the model's device (the CPU for MPS, which has no float64)."""
     order = check_order(order)
     if not isinstance(model, PolynomialINN):
         raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
@@ -189,10 +168,9 @@ def _check_point(point: Any, dim: int, device: torch.device) -> torch.Tensor:
     return x0.to(device=device, dtype=torch.float64)
 
 
-def _check_memory(
-    dim: int, order: int, kept: int, max_bytes: int | None, device: torch.device
-) -> None:
-    """Raise MemoryError if the pull-back would need more than `max_bytes` (before allocating)."""
+def _check_memory(dim: int, order: int, kept: int, max_bytes: int | None,
+                  device: torch.device) -> None:
+    """MemoryError if the pull-back would need more than `max_bytes` (before allocating)."""
     needed = dense_bytes(dim, order, kept)
     if max_bytes is None:
         max_bytes = available_bytes(device) // 2
