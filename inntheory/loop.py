@@ -1,14 +1,9 @@
 """Closing the loop: sample a learned (truncated) action and compare its cumulants with the data.
 
-A learned action S(x0 + d) = sum_{k <= K} (1/k!) A^(k) d...d is a theory of its own. If it is
-the right one, drawing from exp(-S) with the same MCMC that drew the data reproduces the data's
-statistics. Two steps:
-
-1. :func:`normalisable`: for large |d| the top order K dominates, so exp(-S) is normalisable
-   when K is even and the top form A^(K) u...u is positive on the unit sphere; an odd K or a
-   form negative somewhere makes S unbounded below along a ray.
-2. :func:`close_loop` samples the action with :func:`inntheory.sample` and compares cumulants 1
-   to `order` with :func:`inntheory.compare_cumulants`.
+If a learned action S(x0 + d) = sum_{k <= K} (1/k!) A^(k) d...d is the right theory, drawing
+from exp(-S) reproduces the data's statistics. :func:`normalisable` checks that exp(-S) can be
+sampled at all, :func:`close_loop` samples it (:func:`inntheory.sample`) and compares the
+cumulants (:func:`inntheory.compare_cumulants`).
 
 References:
     C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp,
@@ -33,8 +28,13 @@ _DIRECTIONS = 4096
 _REFINED = 64
 _GRADIENT_STEPS = 200
 
-
 Form = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _check_action(value: Any, name: str) -> None:
+    if not isinstance(value, Action):
+        raise TypeError(f"{name} must be an action (PolynomialAction, LatticeAction), got "
+                        f"{type(value).__name__}")
 
 
 def _top_order(action: Action) -> int:
@@ -44,8 +44,7 @@ def _top_order(action: Action) -> int:
 
 
 def _top_form(action: Action, k: int) -> Form:
-    """u -> (F(u), grad F(u)) with F(u) = A^(k) u...u, from the action's own contraction
-    (`Action.fields`: a compressed action needs no dense tensor)."""
+    """u -> (F(u), grad F(u)) with F(u) = A^(k) u...u, by `Action.fields` (no dense tensor)."""
     top = action.homogeneous(k)
 
     def form(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,11 +55,9 @@ def _top_form(action: Action, k: int) -> Form:
 
 
 def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
-    """Projected gradient descent of F on the unit sphere from the rows of u: (m, N).
-
-    Each row keeps its own step size: grown by 1.5 after a step that lowers F, halved (and
-    the step undone) after one that does not. Returns F at the final rows, (m,).
-    """
+    """F at the end of a projected gradient descent on the unit sphere from each row of u:
+    (m, N) -> (m,); a row's step grows by 1.5 after a step that lowers F, else is undone and
+    halved."""
     value, gradient = form(u)
     step = torch.full_like(value, 1.0 / norm)
     for _ in range(_GRADIENT_STEPS):
@@ -79,26 +76,18 @@ def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
 def normalisable(
     action: Action, *, directions: int = _DIRECTIONS, seed: int = 0
 ) -> tuple[bool, float]:
-    """Decide whether exp(-S) of a truncated polynomial action is normalisable.
+    """Decide whether exp(-S) of a truncated polynomial action (any representation) is
+    normalisable: with K the highest order whose tensor is non-zero, when K is even and the
+    top form F(u) = A^(K)_{i1..iK} u_i1 ... u_iK has min F > 0 on the unit sphere.
 
-    With K the highest order whose tensor is non-zero, exp(-S) is normalisable when K is even
-    and the top form F(u) = A^(K)_{i1..iK} u_i1 ... u_iK (no 1/K!) has min F > 0 on the unit
-    sphere. The minimum is searched for: F on `directions` random unit vectors and the axes,
-    then projected-gradient descent from the 64 lowest; for K = 2 it is the exact smallest
-    eigenvalue (`Action.spectrum`). A found minimum bounds the true one from above, so a
-    negative value proves non-normalisability; a minimum of exactly 0 counts as not
-    normalisable. No dense tensor is built (`Action.fields`).
-
-    Arguments:
-        action: the truncated action (any representation: `PolynomialAction`,
-            `LatticeAction`).
-        directions: number of random starting directions, >= 1.
-        seed: seed of the random directions.
+    The minimum is searched for (for K = 2 it is the smallest eigenvalue): F on `directions`
+    random unit vectors (seeded by `seed`) and the axes, then projected-gradient descent from
+    the 64 lowest. A found minimum bounds the true one from above, so a negative value proves
+    non-normalisability; exactly 0 counts as not normalisable. No dense tensor is built.
 
     Returns:
-        (normalisable, minimum): the decision and the smallest F found. For an odd K the
-        minimum is -max|F| <= 0 (F(-u) = -F(u)); for an action whose tensors all vanish it
-        is 0.
+        (normalisable, minimum): the decision and the smallest F found (for an odd K
+        -max|F| <= 0; 0 when every tensor vanishes).
 
     Raises:
         TypeError: `action` is not an action.
@@ -113,9 +102,7 @@ def normalisable(
         >>> ok, round(minimum, 6)
         (True, 0.5)
     """
-    if not isinstance(action, Action):
-        raise TypeError(f"action must be an action (PolynomialAction, LatticeAction), got "
-                        f"{type(action).__name__}")
+    _check_action(action, "action")
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
         raise ValueError(f"directions must be an int >= 1, got {directions!r}")
     top = _top_order(action)
@@ -147,20 +134,14 @@ def close_loop(
     progress: bool = False,
     sample_options: Mapping[str, Any] | None = None,
 ) -> CumulantComparison:
-    """Sample a learned truncated action and compare its cumulants with the data.
-
-    The action is drawn from with :func:`inntheory.sample` (its defaults unless
-    `sample_options` say otherwise), then :func:`inntheory.compare_cumulants` measures the
-    distance of the cumulants in units of standard errors.
+    """Sample a learned truncated action with :func:`inntheory.sample` and compare cumulants
+    1..`order` with the data by :func:`inntheory.compare_cumulants`.
 
     Arguments:
-        learned: the action, e.g. from `extract_action` or `score_matching` (a compressed
-            `LatticeAction` is sampled and checked without dense tensors).
+        learned: the action, e.g. from `extract_action` or `score_matching`.
         data: the data it was learned from, (n, N) torch tensor or numpy array.
         n_samples: MCMC samples to draw; the number of data rows when None.
-        order: highest cumulant order compared.
-        seed: seed of the sampler.
-        progress: show the sampler's progress bar.
+        seed, progress: of the sampler.
         sample_options: further keyword arguments of `sample` (method, n_chains, burn_in, ...).
 
     Returns:
@@ -171,9 +152,7 @@ def close_loop(
             and the minimum of its form), data of the wrong shape, n_samples < 1.
         TypeError: `learned` is not an action.
     """
-    if not isinstance(learned, Action):
-        raise TypeError(f"learned must be an action (PolynomialAction, LatticeAction), got "
-                        f"{type(learned).__name__}")
+    _check_action(learned, "learned")
     x = data if torch.is_tensor(data) else torch.as_tensor(data)
     if x.dim() != 2 or x.shape[1] != learned.dim:
         raise ValueError(
