@@ -74,11 +74,10 @@ def extract_action(
         MemoryError: the tensors would not fit in `max_bytes` (raised before allocating).
     """
     if compressed and getattr(model, "lattice", None) is not None:
-        order, device = _check_model(model, order)
-        x0 = _check_point(point, model.dim, device)
+        order, x0 = _checked(model, order, point)
         if bool((x0 == x0[0]).all()):
             if max_bytes is None:
-                max_bytes = available_bytes(device) // 2
+                max_bytes = available_bytes(x0.device) // 2
             return extract_lattice_action(model, model.stages(), order, x0, max_bytes)
     return _extract(model, order, point, max_bytes, history=False)[-1]
 
@@ -105,13 +104,20 @@ def action_history(
 def _extract(
     model: Any, order: Any, point: Any, max_bytes: int | None, *, history: bool
 ) -> list[PolynomialAction]:
-    order, device = _check_model(model, order)
-    x0 = _check_point(point, model.dim, device)
+    order, x0 = _checked(model, order, point)
     boundaries = _boundaries(model)
-    kept = len(boundaries) if history else 1
-    _check_memory(model.dim, order, kept, max_bytes, device)
+    needed = dense_bytes(model.dim, order, len(boundaries) if history else 1)
+    if max_bytes is None:
+        max_bytes = available_bytes(x0.device) // 2
+    if needed > max_bytes:
+        raise MemoryError(
+            f"extracting order {order} for N = {model.dim} needs about {needed / 2**30:.3g} GiB"
+            f" (tensors of {model.dim}^{order} float64 entries), more than the limit "
+            f"{max_bytes / 2**30:.3g} GiB; lower the order or raise max_bytes"
+        )
     keep = set(boundaries) if history else {0}
-    expansions = pull_back(model.stages(), x0, order, DenseBackend(model.dim, device), keep)
+    backend = DenseBackend(model.dim, x0.device)
+    expansions = pull_back(model.stages(), x0, order, backend, keep)
     base = {
         "source": "inntheory.action_history" if history else "inntheory.extract_action",
         "order": order, "point": x0.cpu().tolist(), "activation": model.activation_name,
@@ -131,13 +137,28 @@ def _extract(
     return result
 
 
-def _check_model(model: Any, order: Any) -> tuple[int, torch.device]:
-    """The checked order and the model's device (the CPU for MPS, which has no float64)."""
+def _checked(model: Any, order: Any, point: Any) -> tuple[int, torch.Tensor]:
+    """The checked order and point x0, (N,) float64 on the model's device (the CPU for MPS,
+    which has no float64)."""
     order = check_order(order)
     if not isinstance(model, PolynomialINN):
         raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
     device = next(model.parameters()).device
-    return order, torch.device("cpu") if device.type == "mps" else device
+    device = torch.device("cpu") if device.type == "mps" else device
+    dim = model.dim
+    if point is None:
+        return order, torch.zeros(dim, dtype=torch.float64, device=device)
+    try:
+        x0 = point.detach() if torch.is_tensor(point) else torch.as_tensor(
+            np.asarray(point, dtype=np.float64)
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"point must be an array of real numbers of shape ({dim},)") from error
+    if x0.shape != (dim,):
+        raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
+    if x0.is_complex() or not torch.isfinite(x0).all():
+        raise ValueError("point must be real and contain no NaN or inf entries")
+    return order, x0.to(device=device, dtype=torch.float64)
 
 
 def _boundaries(model: PolynomialINN) -> dict[int, str]:
@@ -150,33 +171,3 @@ def _boundaries(model: PolynomialINN) -> dict[int, str]:
         labels[offset + 2 * layer] = f"after layer {layer}"
     labels[offset + 2 * model.depth] = "latent"
     return labels
-
-
-def _check_point(point: Any, dim: int, device: torch.device) -> torch.Tensor:
-    if point is None:
-        return torch.zeros(dim, dtype=torch.float64, device=device)
-    try:
-        x0 = point.detach() if torch.is_tensor(point) else torch.as_tensor(
-            np.asarray(point, dtype=np.float64)
-        )
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"point must be an array of real numbers of shape ({dim},)") from error
-    if x0.shape != (dim,):
-        raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
-    if x0.is_complex() or not torch.isfinite(x0).all():
-        raise ValueError("point must be real and contain no NaN or inf entries")
-    return x0.to(device=device, dtype=torch.float64)
-
-
-def _check_memory(dim: int, order: int, kept: int, max_bytes: int | None,
-                  device: torch.device) -> None:
-    """MemoryError if the pull-back would need more than `max_bytes` (before allocating)."""
-    needed = dense_bytes(dim, order, kept)
-    if max_bytes is None:
-        max_bytes = available_bytes(device) // 2
-    if needed > max_bytes:
-        raise MemoryError(
-            f"extracting order {order} for N = {dim} needs about {needed / 2**30:.3g} GiB "
-            f"(tensors of {dim}^{order} float64 entries), more than the limit "
-            f"{max_bytes / 2**30:.3g} GiB; lower the order or raise max_bytes"
-        )
