@@ -124,16 +124,9 @@ def normalisable(
     return (top % 2 == 0 and minimum > 0), minimum
 
 
-def close_loop(
-    learned: Action,
-    data: Any,
-    *,
-    n_samples: int | None = None,
-    order: int = 4,
-    seed: int = 0,
-    progress: bool = False,
-    sample_options: Mapping[str, Any] | None = None,
-) -> CumulantComparison:
+def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, order: int = 4,
+               seed: int = 0, progress: bool = False,
+               sample_options: Mapping[str, Any] | None = None) -> CumulantComparison:
     """Sample a learned truncated action with :func:`inntheory.sample` and compare cumulants
     1..`order` with the data by :func:`inntheory.compare_cumulants`.
 

@@ -79,15 +79,9 @@ class PolynomialAction(Action):
     format = DENSE_FORMAT
     multiplicity = 1
 
-    def __init__(
-        self,
-        coefficients: Mapping[int, Any],
-        point: Any = None,
-        constant: float = 0.0,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        check_symmetry: bool = True,
-    ) -> None:
+    def __init__(self, coefficients: Mapping[int, Any], point: Any = None,
+                 constant: float = 0.0, metadata: Mapping[str, Any] | None = None, *,
+                 check_symmetry: bool = True) -> None:
         tensors: dict[int, torch.Tensor] = {}
         dim: int | None = None
         for k in check_orders(coefficients, "coefficient", "A^(k)"):

@@ -135,17 +135,9 @@ class LatticeAction(Action):
 
     format = "inntheory.LatticeAction"
 
-    def __init__(
-        self,
-        couplings: Mapping[int, Any],
-        shape: Any,
-        point: Any = 0.0,
-        constant: float = 0.0,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        window: Any = None,
-        check_symmetry: bool = True,
-    ) -> None:
+    def __init__(self, couplings: Mapping[int, Any], shape: Any, point: Any = 0.0,
+                 constant: float = 0.0, metadata: Mapping[str, Any] | None = None, *,
+                 window: Any = None, check_symmetry: bool = True) -> None:
         self.shape = check_shape(shape)
         tensors = {k: real_tensor(couplings[k], f"C^({k})")
                    for k in check_orders(couplings, "coupling", "C^(k)")}
@@ -279,13 +271,10 @@ class LatticeAction(Action):
 
     def to_dense(self, max_bytes: int | None = None) -> PolynomialAction:
         """The same action as a `PolynomialAction` (dense tensors; MemoryError if too big)."""
-        return PolynomialAction(
-            {k: self.coefficient(k, max_bytes) for k in self.orders},
-            self.point,
-            self.constant,
-            {**self.metadata, "lattice": list(self.shape)},
-            check_symmetry=False,
-        )
+        return PolynomialAction({k: self.coefficient(k, max_bytes) for k in self.orders},
+                                self.point, self.constant,
+                                {**self.metadata, "lattice": list(self.shape)},
+                                check_symmetry=False)
 
     def _with(self, tensors: dict[int, torch.Tensor], constant: float = 0.0,
               metadata: Mapping[str, Any] | None = None,

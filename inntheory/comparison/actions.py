@@ -156,12 +156,10 @@ class Comparison(Tabular):
             keep = np.arange(true.size)
             if true.size > _MAX_SCATTER_POINTS:
                 keep = np.sort(generator.choice(true.size, _MAX_SCATTER_POINTS, replace=False))
-            for model in self.models:
-                learned = self.learned[model][k][index].numpy()
-                ax.scatter(true[keep], learned[keep], s=8, alpha=0.6, label=model)
             low, high = float(np.min(true)), float(np.max(true))
             for model in self.models:
                 learned = self.learned[model][k][index].numpy()
+                ax.scatter(true[keep], learned[keep], s=8, alpha=0.6, label=model)
                 low, high = min(low, float(learned.min())), max(high, float(learned.max()))
             identity_line(ax, low, high)
             ax.set(title=f"$A^{{({k})}}$ entries ($i_1 \\leq \\dots \\leq i_{k}$)",
@@ -225,9 +223,8 @@ def _check_arguments(true: Any, learned: Any, orders: Sequence[int]
             raise TypeError(f"{name!s} must be an action (PolynomialAction, LatticeAction), "
                             f"got {type(action).__name__}")
     orders = tuple(orders)
-    if not orders or any(
-        isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in orders
-    ):
+    if not orders or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
+                         for k in orders):
         raise ValueError(f"orders must be a non-empty sequence of integers >= 1, got {orders}")
     orders = tuple(sorted({int(k) for k in orders}))
     for name, action in [("the true action", true), *learned.items()]:
@@ -276,13 +273,8 @@ def _fisher(true: Action, learned: dict[str, Action], data: Any) -> dict[str, fl
     return {str(m): fisher_divergence(action, true, data) for m, action in learned.items()}
 
 
-def compare(
-    true: Action,
-    learned: Action | Mapping[str, Action],
-    orders: Sequence[int] = (1, 2, 3, 4),
-    *,
-    data: Any = None,
-) -> Comparison:
+def compare(true: Action, learned: Action | Mapping[str, Action],
+            orders: Sequence[int] = (1, 2, 3, 4), *, data: Any = None) -> Comparison:
     """Compare learned actions with the true one, order by order.
 
     Per order k, with T the true and L a learned A^(k) (Frobenius norms over all entries):

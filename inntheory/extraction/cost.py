@@ -16,15 +16,9 @@ SECONDS_PER_PLACEMENT = 2e-5  # rough time per placement and activation stage
 SECONDS_PER_UPDATE = 1e-9  # rough time per tensor entry written
 
 
-def extraction_cost(
-    dim: int,
-    order: int,
-    depth: int,
-    activation: str,
-    *,
-    lattice: tuple[int, ...] | None = None,
-    kernel_radius: int | None = None,
-) -> dict[str, float]:
+def extraction_cost(dim: int, order: int, depth: int, activation: str, *,
+                    lattice: tuple[int, ...] | None = None,
+                    kernel_radius: int | None = None) -> dict[str, float]:
     """The cost of extracting the order-`order` action of a `PolynomialINN` of these settings.
 
     Without `lattice` the dense pull-back is costed (N^k entries per vertex of order k); with

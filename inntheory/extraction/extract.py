@@ -37,14 +37,9 @@ from .pullback import pull_back
 __all__ = ["action_history", "extract_action"]
 
 
-def extract_action(
-    model: PolynomialINN,
-    order: int = 4,
-    point: Any = None,
-    *,
-    max_bytes: int | None = None,
-    compressed: bool = True,
-) -> PolynomialAction | LatticeAction:
+def extract_action(model: PolynomialINN, order: int = 4, point: Any = None, *,
+                   max_bytes: int | None = None,
+                   compressed: bool = True) -> PolynomialAction | LatticeAction:
     """The Taylor coefficients A^(1..K) (and the constant) of `model.action` at a point.
 
     For a lattice-equivariant model (`model.lattice` not None) at a uniform point the result
@@ -82,13 +77,8 @@ def extract_action(
     return _extract(model, order, point, max_bytes, history=False)[-1]
 
 
-def action_history(
-    model: PolynomialINN,
-    order: int = 4,
-    point: Any = None,
-    *,
-    max_bytes: int | None = None,
-) -> list[PolynomialAction]:
+def action_history(model: PolynomialINN, order: int = 4, point: Any = None, *,
+                   max_bytes: int | None = None) -> list[PolynomialAction]:
     """The dense action of every representation, latent first, data last (arguments as in
     `extract_action`; the memory estimate counts every entry kept).
 
