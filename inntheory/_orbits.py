@@ -29,21 +29,16 @@ Pattern = tuple[Offset, ...]
 
 def _window_offsets(shape: tuple[int, ...], radius: int | None) -> list[Offset]:
     """Lattice offsets (coordinates mod L) within `radius` steps on every axis, origin first."""
-    axes = []
-    for length in shape:
-        values = range(length)
-        if radius is not None and 2 * radius + 1 < length:
-            values = [o for o in values if min(o, length - o) <= radius]
-        axes.append(values)
+    cut = [radius is not None and 2 * radius + 1 < n for n in shape]
+    axes = [[o for o in range(n) if not c or min(o, n - o) <= radius]
+            for n, c in zip(shape, cut, strict=True)]
     return [tuple(int(v) for v in o) for o in itertools.product(*axes)]
 
 
 def _near(a: Offset, b: Offset, shape: tuple[int, ...], radius: int | None) -> bool:
     """Whether two sites lie within `radius` steps on every axis (minimal image)."""
-    if radius is None:
-        return True
-    return all(min((x - y) % n, (y - x) % n) <= radius
-               for x, y, n in zip(a, b, shape, strict=True))
+    return radius is None or all(min((x - y) % n, (y - x) % n) <= radius
+                                 for x, y, n in zip(a, b, shape, strict=True))
 
 
 def _translate(pattern: Pattern, site: Offset, shape: tuple[int, ...]) -> Pattern:
@@ -75,11 +70,8 @@ def orbits(shape: tuple[int, ...], order: int, radius: int | None) -> list[list[
                 grow([*chosen, offset], index, left - 1)
 
     grow([], 0, order - 1)
-    result = []
-    for key in sorted(found, key=lambda key: (len(key), key)):
-        rest = sorted(p for p in found[key] if p != key)
-        result.append([key, *rest])
-    return result
+    return [[key, *sorted(p for p in found[key] if p != key)]
+            for key in sorted(found, key=lambda key: (len(key), key))]
 
 
 def orbit_count_bound(shape: tuple[int, ...], order: int, radius: int | None) -> int:
@@ -87,8 +79,7 @@ def orbit_count_bound(shape: tuple[int, ...], order: int, radius: int | None) ->
     offsets in the box [0, q)^d (q = L where 2R + 1 >= L or R is None, else R + 1) are all
     within R, and an orbit of degree k holds at most k rooted patterns, so there are at least
     C(Q + k - 2, k - 1) / k orbits of degree k, Q = prod q."""
-    sides = [n if radius is None or 2 * radius + 1 >= n else radius + 1 for n in shape]
-    q = math.prod(sides)
+    q = math.prod(n if radius is None or 2 * radius + 1 >= n else radius + 1 for n in shape)
     return sum(-(-math.comb(q + k - 2, k - 1) // k) for k in range(1, order + 1))
 
 
@@ -129,14 +120,11 @@ def tables(found: list[list[Pattern]], shape: tuple[int, ...], window: tuple[int
     grad: dict[Pattern, tuple[int, float]] = {}
     lap: list[tuple[Pattern, int, float]] = []
     for a, orbit in enumerate(found):
-        for pattern in orbit:
+        for pattern in orbit:  # sorted, so the origins come first
             count = pattern.count(origin)
-            rest = list(pattern)
-            rest.remove(origin)
-            grad[tuple(rest)] = (a, float(count))
+            grad[pattern[1:]] = (a, float(count))
             if count >= 2:
-                rest.remove(origin)
-                lap.append((tuple(rest), a, float(count * (count - 1))))
+                lap.append((pattern[2:], a, float(count * (count - 1))))
     features = sorted(grad, key=lambda m: (len(m), m))
     position = {m: f for f, m in enumerate(features)}
     bounds = np.searchsorted([len(m) for m in features], np.arange(len(features[-1]) + 2))
@@ -159,10 +147,8 @@ def tables(found: list[list[Pattern]], shape: tuple[int, ...], window: tuple[int
     )
 
 
-def normal_equations(
-    d: Tensor, n_orbits: int, table: Tables, shape: tuple[int, ...], window: tuple[int, ...],
-    chunk_elements: int,
-) -> tuple[Tensor, Tensor]:
+def normal_equations(d: Tensor, n_orbits: int, table: Tables, shape: tuple[int, ...],
+                     window: tuple[int, ...], chunk_elements: int) -> tuple[Tensor, Tensor]:
     """G = E[sum_l dT/dx_l dT/dx_l^T] (P, P) and h = E[laplacian T] (P,) over the rows of d,
     in chunks of rows whose temporaries hold about `chunk_elements` numbers."""
     n, dim = d.shape
@@ -185,22 +171,17 @@ def normal_equations(
     return gram / n, rhs / n
 
 
-def couplings(
-    found: list[list[Pattern]], theta: Tensor, shape: tuple[int, ...], window: tuple[int, ...],
-    order: int,
-) -> dict[int, Tensor]:
+def couplings(found: list[list[Pattern]], theta: Tensor, shape: tuple[int, ...],
+              window: tuple[int, ...], order: int) -> dict[int, Tensor]:
     """The `LatticeAction` couplings C^(k) of S = sum_a theta_a T_a: a monomial with
     multiplicities m_i has the entry theta * prod m_i! at every ordering of a rooted
     pattern's offsets with one origin removed."""
-    origin = (0,) * len(shape)
     result = {k: theta.new_zeros(window * (k - 1)) for k in range(1, order + 1)}
     for a, orbit in enumerate(found):
         for pattern in orbit:
             value = theta[a] * math.prod(math.factorial(pattern.count(o)) for o in set(pattern))
-            rest = list(pattern)
-            rest.remove(origin)
             target = result[len(pattern)]
-            for ordering in set(itertools.permutations(rest)):
+            for ordering in set(itertools.permutations(pattern[1:])):  # one origin removed
                 index = sum((window_index(o, shape, window) for o in ordering), ())
                 target[index] = value
     return result

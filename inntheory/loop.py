@@ -73,9 +73,8 @@ def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def normalisable(
-    action: Action, *, directions: int = _DIRECTIONS, seed: int = 0
-) -> tuple[bool, float]:
+def normalisable(action: Action, *, directions: int = _DIRECTIONS,
+                 seed: int = 0) -> tuple[bool, float]:
     """Decide whether exp(-S) of a truncated polynomial action (any representation) is
     normalisable: with K the highest order whose tensor is non-zero, when K is even and the
     top form F(u) = A^(K)_{i1..iK} u_i1 ... u_iK has min F > 0 on the unit sphere.
@@ -141,16 +140,15 @@ def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, orde
         The :class:`~inntheory.comparison.CumulantComparison` of data (first) and samples.
 
     Raises:
-        ValueError: the truncated action is not normalisable (the message gives the top order
-            and the minimum of its form), data of the wrong shape, n_samples < 1.
+        ValueError: the truncated action is not normalisable (the message says why), data of
+            the wrong shape, n_samples < 1.
         TypeError: `learned` is not an action.
     """
     _check_action(learned, "learned")
     x = data if torch.is_tensor(data) else torch.as_tensor(data)
     if x.dim() != 2 or x.shape[1] != learned.dim:
-        raise ValueError(
-            f"data must have shape (n, {learned.dim}) to match the action, got {tuple(x.shape)}"
-        )
+        raise ValueError(f"data must have shape (n, {learned.dim}) to match the action, got "
+                         f"{tuple(x.shape)}")
     if n_samples is None:
         n_samples = x.shape[0]
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
@@ -165,9 +163,7 @@ def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, orde
         else:
             reason = (f"the order-{top} form A^({top}) u...u has minimum {minimum:.4g} <= 0 on "
                       "the unit sphere")
-        raise ValueError(
-            f"the truncated action is not normalisable: {reason}, so exp(-S) cannot be sampled"
-        )
-    options = dict(sample_options or {})
-    result = sample(learned, n_samples, seed=seed, progress=progress, **options)
+        raise ValueError(f"the truncated action is not normalisable: {reason}, so exp(-S) "
+                         "cannot be sampled")
+    result = sample(learned, n_samples, seed=seed, progress=progress, **(sample_options or {}))
     return compare_cumulants(x, result.x, order=order)

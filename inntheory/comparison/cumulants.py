@@ -94,14 +94,8 @@ def _from_moments(moments: list[Tensor]) -> dict[int, Tensor]:
 def cumulants(x: Any, order: int = 4) -> dict[int, Tensor]:
     """Plug-in (1/n, bias O(1/n)) estimates of the cumulants kappa_1..kappa_order, float64:
     the mean (N,), E[d d] (N, N), E[d d d] (N,)*3, E[d d d d] minus the three pairings of
-    covariances (N,)*4, with d = x - mean; cost O(n N^order).
-
-    Arguments:
-        x: samples, (n, N) with n >= 2, torch tensor or numpy array.
-        order: highest cumulant, 1..4.
-
-    Returns:
-        {k: kappa_k} for k = 1..order, torch float64 on the CPU.
+    covariances (N,)*4, with d = x - mean; cost O(n N^order). Returns {k: kappa_k} for
+    k = 1..order (1..4) of samples x: (n >= 2, N) (torch or numpy), torch float64 on the CPU.
 
     Raises:
         ValueError: on a wrong shape, n < 2, NaN/inf entries, or an order outside 1..4.
@@ -121,9 +115,8 @@ def cumulants(x: Any, order: int = 4) -> dict[int, Tensor]:
     return result
 
 
-def _jackknife(
-    y: Tensor, order: int, n_blocks: int
-) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
+def _jackknife(y: Tensor, order: int, n_blocks: int
+               ) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
     """Cumulants and their delete-one-block jackknife standard errors (contiguous blocks)."""
     shift = y.mean(0)
     blocks = torch.tensor_split(y - shift, min(n_blocks, y.shape[0]))
@@ -249,9 +242,8 @@ class CumulantComparison(Tabular):
         return fig
 
 
-def compare_cumulants(
-    data: Any, samples: Any, order: int = 4, n_blocks: int = 20
-) -> CumulantComparison:
+def compare_cumulants(data: Any, samples: Any, order: int = 4,
+                      n_blocks: int = 20) -> CumulantComparison:
     """Compare the cumulants of data with those of model samples, order by order.
 
     For each k = 1..order and each distinct entry i1 <= ... <= ik, z = |kappa_data -
@@ -260,13 +252,9 @@ def compare_cumulants(
     of MCMC samples). The sets may have different sizes.
 
     Arguments:
-        data: samples of the data, (n_data, N), n_data >= 2.
-        samples: samples of the model, (n_samples, N), same N.
+        data, samples: (n_data, N) and (n_samples, N), at least 2 rows each.
         order: highest cumulant, 1..4.
         n_blocks: jackknife blocks per set (>= 2; fewer when a set is smaller).
-
-    Returns:
-        A :class:`CumulantComparison` (table, ``within(k, n_sigma)``, ``matches_up_to``, plot).
 
     Raises:
         ValueError: on wrong shapes, different N, n < 2, NaN/inf, order outside 1..4 or
