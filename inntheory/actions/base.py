@@ -133,10 +133,8 @@ def _check_declared_sizes(path: Path) -> None:
                                  "(never loaded)")
             declared = math.prod(shape) * dtype.itemsize
             if declared > info.file_size:
-                raise ValueError(
-                    f"member {quote(info.filename)} declares shape {quote(shape)} "
-                    f"({declared} bytes) but holds {info.file_size} bytes"
-                )
+                raise ValueError(f"member {quote(info.filename)} declares shape {quote(shape)} "
+                                 f"({declared} bytes) but holds {info.file_size} bytes")
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

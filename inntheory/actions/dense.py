@@ -91,14 +91,12 @@ class PolynomialAction(Action):
             if dim is None:
                 dim = tensor.shape[0]
             elif tensor.shape[0] != dim:
-                raise ValueError(
-                    f"A^({k}) has N = {tensor.shape[0]} but earlier orders have N = {dim}"
-                )
+                raise ValueError(f"A^({k}) has N = {tensor.shape[0]} but earlier orders have N = "
+                                 f"{dim}")
             if check_symmetry and _asymmetry(tensor) > SYMMETRY_RTOL:
-                raise ValueError(
-                    f"A^({k}) is not symmetric (relative asymmetry {_asymmetry(tensor):.2e}); "
-                    "pass symmetrize(A) if that is what you mean"
-                )
+                raise ValueError(f"A^({k}) is not symmetric (relative asymmetry "
+                                 f"{_asymmetry(tensor):.2e}); pass symmetrize(A) if that is what "
+                                 "you mean")
             tensors[k] = tensor
         assert dim is not None
         dtype, device = common_dtype(tensors)
@@ -115,16 +113,13 @@ class PolynomialAction(Action):
 
     @property
     def dim(self) -> int:
-        """Number of degrees of freedom N."""
         return self._point.shape[0]
 
     @property
     def point(self) -> torch.Tensor:
-        """The expansion point x0, (N,)."""
         return self._point
 
     def items(self) -> list[tuple[int, torch.Tensor]]:
-        """(k, A^(k)) for the stored orders, ascending."""
         return sorted(self._coefficients.items())
 
     def coefficient(self, k: int) -> torch.Tensor:
@@ -173,11 +168,9 @@ class PolynomialAction(Action):
         return contracted
 
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
-        """A^(k) d...d with one leg open, (n, N) per stored order, for d: (n, N)."""
         return {k: self._contract(k, d, keep=1) for k in self._coefficients}
 
     def action(self, x: Any) -> torch.Tensor:
-        """S(x) for a batch x: (n, N) -> (n,) (or a scalar for x: (N,))."""
         d, single = self._deviations(x)
         value = torch.full(d.shape[:1], self.constant, dtype=self.dtype, device=self.device)
         for k in self._coefficients:

@@ -52,9 +52,7 @@ _CHUNK_ELEMENTS = 2**24  # entries of one (rows, N, window...) temporary in fiel
 
 def lattice_window(shape: tuple[int, ...], radius: int | None) -> tuple[int, ...]:
     """The window min(L, 2R + 1) per axis of the lattice `shape` (the lattice for R = None)."""
-    if radius is None:
-        return tuple(shape)
-    return tuple(min(length, 2 * int(radius) + 1) for length in shape)
+    return tuple(shape if radius is None else (min(n, 2 * int(radius) + 1) for n in shape))
 
 
 def _check_window(window: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -64,19 +62,15 @@ def _check_window(window: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
                          f"{len(shape)}")
     for w, length in zip(dims, shape, strict=True):
         if w > length or (w < length and w % 2 == 0):
-            raise ValueError(
-                f"window {dims} does not fit the lattice {shape}: each axis must be the full "
-                "length L or an odd 2R + 1 < L (offsets -R..R)"
-            )
+            raise ValueError(f"window {dims} does not fit the lattice {shape}: each axis must be "
+                             "the full length L or an odd 2R + 1 < L (offsets -R..R)")
     return dims
 
 
 def _axis_offsets(w: int, length: int) -> np.ndarray:
     """The lattice offset of each window index along one axis."""
     t = np.arange(w)
-    if w == length:
-        return t
-    return np.where(t <= w // 2, t, t - w)
+    return t if w == length else np.where(t <= w // 2, t, t - w)
 
 
 def _offsets(window: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
@@ -149,19 +143,16 @@ class LatticeAction(Action):
         for k, tensor in tensors.items():
             expected = self.window * (k - 1)
             if tuple(tensor.shape) != expected:
-                raise ValueError(
-                    f"C^({k}) must have shape {expected} (window {self.window} per leg after "
-                    f"the first), got {tuple(tensor.shape)}"
-                )
+                raise ValueError(f"C^({k}) must have shape {expected} (window {self.window} per "
+                                 f"leg after the first), got {tuple(tensor.shape)}")
             tensors[k] = tensor.to(device=device, dtype=dtype)
             if check_symmetry and k >= 2:
                 asymmetry = _asymmetry(tensors[k], self.window, self.shape)
                 if asymmetry > SYMMETRY_RTOL:
-                    raise ValueError(
-                        f"C^({k}) is not the compressed form of a symmetric tensor (relative "
-                        f"asymmetry {asymmetry:.2e} under swapping two legs or the root with a "
-                        "leg, or couplings whose mirror falls outside the window)"
-                    )
+                    raise ValueError(f"C^({k}) is not the compressed form of a symmetric tensor "
+                                     f"(relative asymmetry {asymmetry:.2e} under swapping two "
+                                     "legs or the root with a leg, or couplings whose mirror "
+                                     "falls outside the window)")
         self._couplings = tensors
         value = real_tensor(point, "point").to(torch.float64).flatten()
         if value.numel() not in (1, self.dim):
@@ -191,7 +182,6 @@ class LatticeAction(Action):
         return torch.full((self.dim,), self.point_value, dtype=self.dtype, device=self.device)
 
     def items(self) -> list[tuple[int, torch.Tensor]]:
-        """(k, C^(k)) for the stored orders, ascending."""
         return sorted(self._couplings.items())
 
     @property
@@ -249,12 +239,10 @@ class LatticeAction(Action):
         needed = self.dense_bytes(k)
         limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
         if needed > limit:
-            raise MemoryError(
-                f"the dense A^({k}) of N = {self.dim} sites has {self.dim}^{k} entries and "
-                f"needs about {needed / 2**30:.3g} GiB, more than the limit "
-                f"{limit / 2**30:.3g} GiB; use couplings({k}) (the compressed form, "
-                f"{self.size ** (k - 1)} numbers) instead"
-            )
+            raise MemoryError(f"the dense A^({k}) of N = {self.dim} sites has {self.dim}^{k} "
+                              f"entries and needs about {needed / 2**30:.3g} GiB, more than the "
+                              f"limit {limit / 2**30:.3g} GiB; use couplings({k}) (the compressed "
+                              f"form, {self.size ** (k - 1)} numbers) instead")
         if k == 1:
             return self.couplings(1).reshape(1).expand(self.dim).clone()
         # one zero slot per leg (index M) for the offsets outside the window
@@ -331,10 +319,9 @@ class LatticeAction(Action):
         shape, window = (_file_shape(arrays, name) for name in ("shape", "window"))
         needed = 8 * math.prod(shape)
         if needed > available_bytes() // 2:
-            raise ValueError(
-                f"it declares a lattice of {math.prod(shape)} sites; one configuration "
-                f"needs {needed / 2**30:.3g} GiB, more than half the available memory"
-            )
+            raise ValueError(f"it declares a lattice of {math.prod(shape)} sites; one "
+                             f"configuration needs {needed / 2**30:.3g} GiB, more than half the "
+                             "available memory")
         return cls(couplings, shape, scalar(arrays, "point"), scalar(arrays, "constant"),
                    metadata, window=window)
 

@@ -314,10 +314,9 @@ def compare(true: Action, learned: Action | Mapping[str, Action],
                              f"{layout.dim}")
         other = action.point.detach().to("cpu", torch.float64)
         if not torch.allclose(other, point, rtol=1e-10, atol=1e-12):
-            raise ValueError(
-                f"{name!s} is expanded around a different point than the true action "
-                f"(max difference {float((other - point).abs().max()):.3e}); re-expand one"
-            )
+            raise ValueError(f"{name!s} is expanded around a different point than the true action "
+                             f"(max difference {float((other - point).abs().max()):.3e}); "
+                             "re-expand one")
     reference = _stored(layout, orders)
     estimates = {str(m): _stored(a, orders) for m, a in learned.items()}
     rows = [replace(_row(layout, model, k, reference[k], stored[k]),

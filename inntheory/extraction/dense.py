@@ -56,12 +56,10 @@ class DenseBackend:
         bad = torch.nonzero(slope <= 0).flatten()
         if bad.numel():
             unit = int(bad[0])
-            raise ValueError(
-                f"the point lies outside the domain of the {stage.activation.name} activation: "
-                f"layer {self.layer}, unit {unit} has phi'(y*) = {float(slope[unit]):.4g} <= 0 "
-                f"at pre-activation y* = {float(u[unit]):.4g} ({bad.numel()} unit(s) of this "
-                "layer outside)"
-            )
+            raise ValueError(f"the point lies outside the domain of the {stage.activation.name} "
+                             f"activation: layer {self.layer}, unit {unit} has phi'(y*) = "
+                             f"{float(slope[unit]):.4g} <= 0 at pre-activation y* = "
+                             f"{float(u[unit]):.4g} ({bad.numel()} unit(s) of this layer outside)")
         return taylor, taylor[:, 0].clone()
 
     def latent(self, z: torch.Tensor, order: int) -> tuple[dict[int, torch.Tensor], float]:

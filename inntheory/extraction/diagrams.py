@@ -110,10 +110,8 @@ def activation_degree(activation: Any) -> int:
     elif hasattr(activation, "degree"):
         degree = activation.degree
     else:
-        raise TypeError(
-            "activation must be a name, a degree or an activation with .degree, "
-            f"got {type(activation).__name__}"
-        )
+        raise TypeError("activation must be a name, a degree or an activation with .degree, got "
+                        f"{type(activation).__name__}")
     if not 1 <= degree <= MAX_FORK:
         raise ValueError(f"activation degree must be 1..{MAX_FORK}, got {degree}")
     return int(degree)

@@ -100,11 +100,10 @@ def _extract(
     if max_bytes is None:
         max_bytes = available_bytes(x0.device) // 2
     if needed > max_bytes:
-        raise MemoryError(
-            f"extracting order {order} for N = {model.dim} needs about {needed / 2**30:.3g} GiB"
-            f" (tensors of {model.dim}^{order} float64 entries), more than the limit "
-            f"{max_bytes / 2**30:.3g} GiB; lower the order or raise max_bytes"
-        )
+        raise MemoryError(f"extracting order {order} for N = {model.dim} needs about "
+                          f"{needed / 2**30:.3g} GiB (tensors of {model.dim}^{order} float64 "
+                          f"entries), more than the limit {max_bytes / 2**30:.3g} GiB; lower the "
+                          "order or raise max_bytes")
     keep = set(boundaries) if history else {0}
     backend = DenseBackend(model.dim, x0.device)
     expansions = pull_back(model.stages(), x0, order, backend, keep)

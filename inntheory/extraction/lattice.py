@@ -57,21 +57,19 @@ def extract_lattice_action(
     """
     shape = tuple(int(n) for n in model.lattice)
     if bool((x0 != x0[0]).any()):
-        raise ValueError(
-            "the compressed (translation-invariant) action needs a uniform expansion point "
-            f"(all entries equal); this one ranges over [{float(x0.min()):.4g}, "
-            f"{float(x0.max()):.4g}]: extract_action gives the dense action there"
-        )
+        raise ValueError("the compressed (translation-invariant) action needs a uniform "
+                         "expansion point (all entries equal); this one ranges over "
+                         f"[{float(x0.min()):.4g}, {float(x0.max()):.4g}]: extract_action gives "
+                         "the dense action there")
     radius = model.coupling_range
     window = lattice_window(shape, radius)
     needed = compressed_bytes(window, order)
     if needed > max_bytes:
-        raise MemoryError(
-            f"the compressed pull-back of order {order} on window {window} of lattice {shape} "
-            f"needs about {needed / 2**30:.3g} GiB (couplings of {math.prod(window)}^"
-            f"{order - 1} entries), more than the limit {max_bytes / 2**30:.3g} GiB; lower "
-            "the order, use local kernels (kernel_radius) or raise max_bytes"
-        )
+        raise MemoryError(f"the compressed pull-back of order {order} on window {window} of "
+                          f"lattice {shape} needs about {needed / 2**30:.3g} GiB (couplings of "
+                          f"{math.prod(window)}^{order - 1} entries), more than the limit "
+                          f"{max_bytes / 2**30:.3g} GiB; lower the order, use local kernels "
+                          "(kernel_radius) or raise max_bytes")
     backend = LatticeBackend(shape, window, radius, x0.device)
     data = pull_back(stages, x0, order, backend, keep={0})[0]
     size = math.prod(window)
@@ -109,11 +107,9 @@ class LatticeBackend:
     def affine(self, stage: Any, u: float, number: int) -> tuple[Any, float, float]:
         kernel = stage.linear.lattice_kernel(self.shape)
         if kernel is None:
-            raise ValueError(
-                f"stage {number} (affine): its {type(stage.linear).__name__} is not a periodic "
-                f"convolution on the lattice {self.shape}; the compressed action needs "
-                "lattice-equivariant maps"
-            )
+            raise ValueError(f"stage {number} (affine): its {type(stage.linear).__name__} is not "
+                             f"a periodic convolution on the lattice {self.shape}; the compressed "
+                             "action needs lattice-equivariant maps")
         kernel = kernel.detach().to(torch.float64).to(self.device)
         # a convolution maps the uniform vector u to u * sum(kernel) on every site
         image = self._full(u) * float(kernel.sum()) + stage.bias.detach().to(kernel)
@@ -126,25 +122,20 @@ class LatticeBackend:
         taylor = stage.activation.taylor(self._full(u)).detach().to(torch.float64)
         spread = float((taylor - taylor[0]).abs().max())
         if spread > 1e-12 * max(1.0, float(taylor.abs().max())):
-            raise ValueError(
-                f"stage {number} (activation): the coefficients differ between sites; the "
-                "compressed action needs site-shared activations"
-            )
+            raise ValueError(f"stage {number} (activation): the coefficients differ between "
+                             "sites; the compressed action needs site-shared activations")
         row = taylor[:1]
         if float(row[0, 1]) <= 0:
-            raise ValueError(
-                f"the point lies outside the domain of the activation of stage {number}: "
-                f"phi'(y*) = {float(row[0, 1]):.4g} <= 0 at y* = {u:.4g}"
-            )
+            raise ValueError("the point lies outside the domain of the activation of stage "
+                             f"{number}: phi'(y*) = {float(row[0, 1]):.4g} <= 0 at y* = {u:.4g}")
         return row, float(row[0, 0])
 
     def latent(self, z: float, order: int) -> tuple[dict[int, torch.Tensor], float]:
         cut = any(w < n for w, n in zip(self.window, self.shape, strict=True))
         if self.radius is not None and cut and self.reach > self.radius:
-            raise ValueError(
-                f"model.coupling_range = {self.radius} but its kernels reach 2 * (sum of "
-                f"radii) = {self.reach} lattice steps: the range cut would not be exact"
-            )
+            raise ValueError(f"model.coupling_range = {self.radius} but its kernels reach 2 * "
+                             f"(sum of radii) = {self.reach} lattice steps: the range cut would "
+                             "not be exact")
         couplings = {1: torch.tensor(z, dtype=torch.float64, device=self.device)}
         if order >= 2:
             couplings[2] = torch.zeros(self.size, dtype=torch.float64, device=self.device)
