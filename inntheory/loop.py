@@ -3,12 +3,8 @@
 If a learned action S(x0 + d) = sum_{k <= K} (1/k!) A^(k) d...d is the right theory, drawing
 from exp(-S) reproduces the data's statistics. :func:`normalisable` checks that exp(-S) can be
 sampled at all, :func:`close_loop` samples it (:func:`inntheory.sample`) and compares the
-cumulants (:func:`inntheory.compare_cumulants`).
-
-References:
-    C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp,
-    M. Helias, "Learning Interacting Theories from Data", Phys. Rev. X 13, 041033 (2023),
-    arXiv:2304.00599.
+cumulants (:func:`inntheory.compare_cumulants`), as in Merger et al., Phys. Rev. X 13,
+041033 (2023).
 """
 
 from __future__ import annotations
@@ -115,9 +111,8 @@ def normalisable(action: Action, *, directions: int = _DIRECTIONS,
         return minimum > 0, minimum
     form, norm = _top_form(action, top), action.norm(top)
     generator = torch.Generator().manual_seed(int(seed))
-    dim = action.dim
-    u = torch.randn(directions, dim, generator=generator, dtype=torch.float64)
-    u = torch.cat([torch.eye(dim, dtype=torch.float64), u / u.norm(dim=1, keepdim=True)])
+    u = torch.randn(directions, action.dim, generator=generator, dtype=torch.float64)
+    u = torch.cat([torch.eye(action.dim, dtype=torch.float64), u / u.norm(dim=1, keepdim=True)])
     values, _ = form(u)
     minimum = float(_descend(form, norm, u[values.argsort()[:_REFINED]]).min())
     return (top % 2 == 0 and minimum > 0), minimum
