@@ -7,7 +7,9 @@ per-unit derivatives, added onto strided diagonal views of B^(n). float64 on the
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Any
 
 import torch
@@ -107,14 +109,9 @@ class DenseBackend:
 
     def constant(self, latent: float, terms: list[float]) -> float:
         """latent - terms[-1] - ... - terms[0], from the latent side."""
-        for term in reversed(terms):
-            latent -= term
-        return latent
+        return functools.reduce(operator.sub, reversed(terms), latent)
 
 
 def _outer(vectors: list[torch.Tensor]) -> torch.Tensor:
     """Outer product of k >= 1 vectors (N,) -> (N,)*k."""
-    result = vectors[0]
-    for vector in vectors[1:]:
-        result = result[..., None] * vector
-    return result
+    return functools.reduce(lambda result, vector: result[..., None] * vector, vectors)

@@ -33,6 +33,8 @@ from functools import cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._checks import check_order
 from ..model.activations import ACTIVATIONS
 
@@ -223,7 +225,8 @@ def _draw_one(axis: Axes, diagram: Diagram, x0: float) -> None:
         axis.plot(x0, top, "o", ms=8, color="black", zorder=3)
         axis.text(x0 + 0.15, top + 0.12, f"$A^{{({diagram.vertex})}}$", fontsize=9)
         legs = diagram.legs
-    ends = _fan(x0, sum(legs), -1.0, spread=0.9)
+    count = sum(legs)
+    ends = [(x, -1.0) for x in ([x0] if count == 1 else np.linspace(x0 - 0.9, x0 + 0.9, count))]
     start = 0
     for size in legs:
         targets = ends[start : start + size]
@@ -242,10 +245,3 @@ def _draw_one(axis: Axes, diagram: Diagram, x0: float) -> None:
         axis.text(bx, ty - 0.08, _FORK_LABELS[size], ha="center", va="top", fontsize=8,
                   color="tab:blue")
 
-
-def _fan(x0: float, count: int, y: float, spread: float) -> list[tuple[float, float]]:
-    """`count` evenly spaced end points on the line at height y, centred on x0."""
-    if count == 1:
-        return [(x0, y)]
-    step = 2 * spread / (count - 1)
-    return [(x0 - spread + i * step, y) for i in range(count)]

@@ -17,7 +17,9 @@ the torus window = min(L, 2R + 1) per axis; A^(0) is still that of the big latti
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -196,10 +198,7 @@ class LatticeBackend:
 
     def constant(self, latent: float, terms: list[float]) -> float:
         """-terms[0] - ... - terms[-1] + latent, from the data side."""
-        total = 0.0
-        for term in terms:
-            total -= term
-        return total + latent
+        return functools.reduce(operator.sub, terms, 0.0) + latent
 
 
 def _fftn(tensor: torch.Tensor, dims: tuple[int, ...], transform) -> torch.Tensor:

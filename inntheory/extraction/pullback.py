@@ -119,16 +119,9 @@ def _pull_activation(
 
 
 def log_series(polynomial: torch.Tensor, order: int) -> torch.Tensor:
-    """Power series of ln P(D) for per-unit polynomials P with P(0) > 0.
-
-    Arguments:
-        polynomial: (units, d+1), P_i(D) = sum_j polynomial[i, j] D^j.
-        order: the highest power kept.
-
-    Returns:
-        (units, order+1): column 0 is ln P(0); from P L' = P',
-        n P_0 L_n = n P_n - sum_{j=1}^{n-1} j L_j P_{n-j}.
-    """
+    """ln P(D) = sum_n L_n D^n up to D^order, (units, order + 1), for per-unit polynomials
+    P_i(D) = sum_j polynomial[i, j] D^j with P(0) > 0: L_0 = ln P_0 and, from P L' = P',
+    n P_0 L_n = n P_n - sum_{j=1}^{n-1} j L_j P_{n-j}."""
     units, width = polynomial.shape
     p = torch.zeros(units, order + 1, dtype=polynomial.dtype, device=polynomial.device)
     p[:, : min(width, order + 1)] = polynomial[:, : order + 1]
