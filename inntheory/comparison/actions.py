@@ -101,7 +101,7 @@ class Comparison(Tabular):
                       if not (k == "fisher_divergence" and v is None)} for row in self.rows],
         }
 
-    def _cells(self) -> tuple[list[str], list[list[str]]]:
+    def _table(self) -> Table:
         headers = ["k", "scale", "true diag", "true offdiag"]
         fisher = self.rows[0].fisher_divergence is not None
         for model in self.models:
@@ -121,15 +121,9 @@ class Comparison(Tabular):
                 values += [r.fisher_divergence] if fisher else []
                 line += [format_value(v) for v in values]
             cells.append(line)
-        return headers, cells
-
-    def _table(self) -> Table:
-        headers, cells = self._cells()
-        notes = (
-            "error: ||L - T||, diag err: on i1 = .. = ik, leakage: ||offdiag L|| (true "
-            "offdiag: ||offdiag T||), all / ||T|| when scale is rel, absolute when ||T|| = 0 "
-            "(abs); true diag, diag mean: mean_i A_i..i"
-        )
+        notes = ("error: ||L - T||, diag err: on i1 = .. = ik, leakage: ||offdiag L|| (true "
+                 "offdiag: ||offdiag T||), all / ||T|| when scale is rel, absolute when "
+                 "||T|| = 0 (abs); true diag, diag mean: mean_i A_i..i")
         return Table(headers, cells, "Action comparison, order by order", notes, index=2)
 
     def plot(self, fig: Any = None) -> Any:

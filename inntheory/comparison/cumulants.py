@@ -206,14 +206,10 @@ class CumulantComparison(Tabular):
             "rows": [asdict(row) for row in self.rows],
         }
 
-    def _cells(self) -> tuple[list[str], list[list[str]]]:
+    def _table(self) -> Table:
         headers = ["k", "entries", "max |diff|/sigma", "rms z", "max |diff|", "p (Sidak)"]
         cells = [[str(r.order), str(r.n_entries), f"{r.max_z:8.2f}", f"{r.rms_z:6.2f}",
                   format_value(r.max_abs_diff), f"{r.p_value:8.3g}"] for r in self.rows]
-        return headers, cells
-
-    def _table(self) -> Table:
-        headers, cells = self._cells()
         title = ("Cumulants, data vs samples (sigma: jackknife over "
                  f"{self.n_blocks} blocks per set, combined)")
         return Table(headers, cells, title)
