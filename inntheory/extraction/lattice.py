@@ -235,15 +235,14 @@ def _fold(kernel: torch.Tensor, window: tuple[int, ...]) -> tuple[int, torch.Ten
     """(largest |minimal-image offset| of a non-zero entry along the cut axes, the kernel
     folded onto the window torus); entries outside the window are dropped (the reach fails
     the caller's range check)."""
-    shape = tuple(kernel.shape)
+    lengths, sizes = np.array(kernel.shape), np.array(window)
     nonzero = np.argwhere(kernel.detach().cpu().numpy() != 0)
-    minimal = np.where(nonzero <= np.array(shape) // 2, nonzero, nonzero - np.array(shape))
-    cut = [axis for axis, (w, n) in enumerate(zip(window, shape, strict=True)) if w < n]
-    reach = int(np.abs(minimal[:, cut]).max()) if len(minimal) and cut else 0
-    small = kernel.new_zeros(window)
-    for position, offset in zip(nonzero, minimal, strict=True):
-        if all(w == n or abs(int(o)) <= w // 2
-               for w, n, o in zip(window, shape, offset, strict=True)):
-            target = tuple(int(o) % w for o, w in zip(offset, window, strict=True))
-            small[target] += kernel[tuple(int(p) for p in position)]
+    minimal = np.where(nonzero <= lengths // 2, nonzero, nonzero - lengths)
+    cut = sizes < lengths
+    reach = int(np.abs(minimal[:, cut]).max()) if len(minimal) and cut.any() else 0
+    inside = (~cut | (np.abs(minimal) <= sizes // 2)).all(axis=1)
+    small = kernel.new_zeros(window)  # distinct offsets inside the window: distinct slots
+    target, source = (torch.from_numpy(a[inside]).T.to(kernel.device)
+                      for a in (minimal % sizes, nonzero))
+    small[tuple(target)] = kernel[tuple(source)]
     return reach, small
