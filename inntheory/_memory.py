@@ -1,9 +1,5 @@
-"""How much memory is free now: the one probe behind every memory guard of the kit.
-
-The guards (extraction, score matching, dense expansion of a compressed action, the polish
-decision of `train`, the CLI's sampling) estimate what they need before allocating and refuse
-or decline beyond a share of this.
-"""
+"""How much memory is free now: the one probe behind every memory guard of the kit (they
+estimate what they need before allocating and refuse beyond a share of this)."""
 
 from __future__ import annotations
 
@@ -17,17 +13,8 @@ _UNKNOWN_HOST_BYTES = 8 * 2**30
 
 
 def available_bytes(device: Any = None, default: float = _UNKNOWN_HOST_BYTES) -> float:
-    """Free memory in bytes: CUDA's free memory for a CUDA `device`, else the host's available
-    physical pages; `default` where the host figure cannot be read.
-
-    Arguments:
-        device: None or a `torch.device` (torch is imported only for a CUDA device).
-        default: what to return when the host's free memory is unknown.
-
-    Example:
-        >>> available_bytes() > 0
-        True
-    """
+    """Free bytes: CUDA's free memory for a CUDA `device` (None or a `torch.device`), else
+    the host's available physical pages, or `default` where that cannot be read."""
     if device is not None and getattr(device, "type", None) == "cuda":
         import torch
 

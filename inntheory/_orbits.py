@@ -1,27 +1,14 @@
 """Monomials tied over lattice translations: orbits, their score-matching equations, couplings.
 
-On a periodic lattice of shape (L,) or (L1, L2) a monomial is a multiset of sites, e.g.
-d_0^2 d_1 = {0, 0, 1}. Translations act on it site by site; an *orbit* is the set of all
-translates, and the translation basis of score matching has one coefficient per orbit,
-T_a(x) = sum of the monomials of orbit a (each counted once).
-
-Locality: with a radius R every pair of sites of a monomial must lie within R steps on every
-axis, in the minimal image (the shorter way round the torus). This is exactly the support of
-a symmetric tensor stored in a `LatticeAction` window min(L, 2R + 1): its root may be any site
-of the monomial and every other site must sit within -R..R of it. Without a radius (None)
-every monomial of the lattice counts.
-
-Orbits are found from their *rooted patterns*: the translates of a monomial that contain the
-origin, as sorted tuples of lattice offsets (coordinates mod L). They are enumerated inside
-the window only (multisets of at most K - 1 window offsets added to the origin), never over
-the N^K index tuples; the canonical form of an orbit is the smallest of its rooted patterns.
-An orbit of a monomial with j distinct sites has at most j rooted patterns (fewer when the
-monomial is periodic).
-
-For an orbit a, dT_a/dx_l = sum over its rooted patterns p of c_p prod_{o in p - {0}} d_{l+o}
-(c_p the multiplicity of the origin in p, one copy removed) and the Laplacian adds
-c_p (c_p - 1) times the product with two copies removed; both are products of the data at
-offsets from site l, accumulated here over chunks of rows.
+On a periodic lattice a monomial is a multiset of sites (d_0^2 d_1 = {0, 0, 1}); its *orbit*
+is the set of its translates, and the translation basis of score matching has one
+coefficient per orbit, T_a(x) = sum of the monomials of orbit a. With a radius R every pair
+of sites of a monomial lies within R steps per axis (minimal image): the support of a
+`LatticeAction` window min(L, 2R + 1). Orbits are enumerated by their *rooted patterns* (the
+translates holding the origin, sorted tuples of offsets mod L) inside the window only; the
+smallest is the canonical form. For an orbit a, dT_a/dx_l = sum over its rooted patterns p
+of c_p prod_{o in p - {0}} d_{l+o} (c_p the count of the origin in p, one copy removed), and
+the Laplacian adds c_p (c_p - 1) times the product with two copies removed.
 """
 
 from __future__ import annotations
@@ -42,21 +29,16 @@ Pattern = tuple[Offset, ...]
 
 def _window_offsets(shape: tuple[int, ...], radius: int | None) -> list[Offset]:
     """Lattice offsets (coordinates mod L) within `radius` steps on every axis, origin first."""
-    axes = []
-    for length in shape:
-        values = range(length)
-        if radius is not None and 2 * radius + 1 < length:
-            values = [o for o in values if min(o, length - o) <= radius]
-        axes.append(values)
+    cut = [radius is not None and 2 * radius + 1 < n for n in shape]
+    axes = [[o for o in range(n) if not c or min(o, n - o) <= radius]
+            for n, c in zip(shape, cut, strict=True)]
     return [tuple(int(v) for v in o) for o in itertools.product(*axes)]
 
 
 def _near(a: Offset, b: Offset, shape: tuple[int, ...], radius: int | None) -> bool:
     """Whether two sites lie within `radius` steps on every axis (minimal image)."""
-    if radius is None:
-        return True
-    return all(min((x - y) % n, (y - x) % n) <= radius for x, y, n in zip(a, b, shape,
-                                                                          strict=True))
+    return radius is None or all(min((x - y) % n, (y - x) % n) <= radius
+                                 for x, y, n in zip(a, b, shape, strict=True))
 
 
 def _translate(pattern: Pattern, site: Offset, shape: tuple[int, ...]) -> Pattern:
@@ -71,11 +53,8 @@ def canonical(pattern: Pattern, shape: tuple[int, ...]) -> Pattern:
 
 
 def orbits(shape: tuple[int, ...], order: int, radius: int | None) -> list[list[Pattern]]:
-    """The orbits of monomials of degree 1..order within `radius`, each as its rooted patterns.
-
-    Orbits are sorted by degree, then canonical form; the first rooted pattern of each is the
-    canonical one.
-    """
+    """The orbits of monomials of degree 1..order within `radius`, each as its rooted patterns
+    (the canonical one first), sorted by degree, then canonical form."""
     window = _window_offsets(shape, radius)
     origin = window[0]
     found: dict[Pattern, list[Pattern]] = {}
@@ -91,45 +70,34 @@ def orbits(shape: tuple[int, ...], order: int, radius: int | None) -> list[list[
                 grow([*chosen, offset], index, left - 1)
 
     grow([], 0, order - 1)
-    result = []
-    for key in sorted(found, key=lambda key: (len(key), key)):
-        rest = sorted(p for p in found[key] if p != key)
-        result.append([key, *rest])
-    return result
+    return [[key, *sorted(p for p in found[key] if p != key)]
+            for key in sorted(found, key=lambda key: (len(key), key))]
 
 
 def orbit_count_bound(shape: tuple[int, ...], order: int, radius: int | None) -> int:
-    """A lower bound on the number of orbits, known before enumerating them.
-
-    The multisets of offsets in the box [0, q)^d with q = L where 2R + 1 >= L (or R is None)
-    and q = R + 1 otherwise are all within R of each other; each orbit holds at most k rooted
-    patterns of degree k, so there are at least C(Q + k - 2, k - 1) / k orbits of degree k,
-    Q = prod q (exact in count of patterns, a lower bound in orbits).
-    """
-    sides = [n if radius is None or 2 * radius + 1 >= n else radius + 1 for n in shape]
-    q = math.prod(sides)
+    """A lower bound on the number of orbits, without enumerating them: the multisets of
+    offsets in the box [0, q)^d (q = L where 2R + 1 >= L or R is None, else R + 1) are all
+    within R, and an orbit of degree k holds at most k rooted patterns, so there are at least
+    C(Q + k - 2, k - 1) / k orbits of degree k, Q = prod q."""
+    q = math.prod(n if radius is None or 2 * radius + 1 >= n else radius + 1 for n in shape)
     return sum(-(-math.comb(q + k - 2, k - 1) // k) for k in range(1, order + 1))
 
 
 def window_index(offset: Offset, shape: tuple[int, ...], window: tuple[int, ...]) -> Offset:
     """The per-axis index of a lattice offset in a `LatticeAction` window."""
-    index = []
-    for o, n, w in zip(offset, shape, window, strict=True):
-        signed = o if w == n or o <= n // 2 else o - n
-        index.append(signed % w)
-    return tuple(index)
+    return tuple((o if w == n or o <= n // 2 else o - n) % w
+                 for o, n, w in zip(offset, shape, window, strict=True))
 
 
 @dataclass
 class Tables:
-    """Index tables for the gradient and Laplacian of every orbit (see the module docstring).
+    """Index tables for the gradient and Laplacian of every orbit.
 
     Features f are the products of d at the offsets of one rooted pattern with one origin
-    removed (flattened window indices), sorted by degree, the constant first; feature f of
-    degree j >= 1 is feature `parent[f]` times d at offset `last[f]` (in `blocks`). Each
-    feature is the gradient term of exactly one rooted pattern: it adds
-    `coefficient[f]` times itself to dT/dx of orbit `orbit[f]`. Laplacian terms: feature
-    `lap_feature[t]` times `lap_coefficient[t]` adds to orbit `lap_orbit[t]`.
+    removed, sorted by degree, the constant first; of degree j >= 1 feature f is feature
+    `parent[f]` times d at offset `last[f]` (`blocks`: (slice, parent, last) per degree). It
+    adds `coefficient[f]` times itself to dT/dx of orbit `orbit[f]`; Laplacian term t adds
+    feature `lap_feature[t]` times `lap_coefficient[t]` to orbit `lap_orbit[t]`.
     """
 
     n_features: int
@@ -142,12 +110,8 @@ class Tables:
 
 
 def tables(found: list[list[Pattern]], shape: tuple[int, ...], window: tuple[int, ...]) -> Tables:
-    """The feature and term tables of the orbits `found` (from :func:`orbits`).
-
-    The gradient terms are a bijection onto the features: a prefix of a rooted pattern's
-    offsets (and a pattern with two origins removed) is itself one with one origin removed,
-    of a monomial that also fits the radius.
-    """
+    """The tables of the orbits `found` (from :func:`orbits`); the gradient terms are a
+    bijection onto the features (a prefix of a pattern's offsets is itself a feature)."""
     origin = (0,) * len(shape)
     flat = {
         offset: int(np.ravel_multi_index(window_index(offset, shape, window), window))
@@ -156,14 +120,11 @@ def tables(found: list[list[Pattern]], shape: tuple[int, ...], window: tuple[int
     grad: dict[Pattern, tuple[int, float]] = {}
     lap: list[tuple[Pattern, int, float]] = []
     for a, orbit in enumerate(found):
-        for pattern in orbit:
+        for pattern in orbit:  # sorted, so the origins come first
             count = pattern.count(origin)
-            rest = list(pattern)
-            rest.remove(origin)
-            grad[tuple(rest)] = (a, float(count))
+            grad[pattern[1:]] = (a, float(count))
             if count >= 2:
-                rest.remove(origin)
-                lap.append((tuple(rest), a, float(count * (count - 1))))
+                lap.append((pattern[2:], a, float(count * (count - 1))))
     features = sorted(grad, key=lambda m: (len(m), m))
     position = {m: f for f, m in enumerate(features)}
     bounds = np.searchsorted([len(m) for m in features], np.arange(len(features[-1]) + 2))
@@ -186,14 +147,10 @@ def tables(found: list[list[Pattern]], shape: tuple[int, ...], window: tuple[int
     )
 
 
-def normal_equations(
-    d: Tensor, n_orbits: int, table: Tables, shape: tuple[int, ...], window: tuple[int, ...],
-    chunk_elements: int,
-) -> tuple[Tensor, Tensor]:
-    """G = E[sum_l dT/dx_l dT/dx_l^T] and h = E[laplacian T] over the rows of d, (P, P), (P,).
-
-    Accumulated over chunks of rows whose temporaries hold about `chunk_elements` numbers.
-    """
+def normal_equations(d: Tensor, n_orbits: int, table: Tables, shape: tuple[int, ...],
+                     window: tuple[int, ...], chunk_elements: int) -> tuple[Tensor, Tensor]:
+    """G = E[sum_l dT/dx_l dT/dx_l^T] (P, P) and h = E[laplacian T] (P,) over the rows of d,
+    in chunks of rows whose temporaries hold about `chunk_elements` numbers."""
     n, dim = d.shape
     index = torch.from_numpy(shift_index(shape, window).T.copy()).to(d.device)  # (M, N)
     width = table.n_features + index.shape[0] + n_orbits
@@ -214,25 +171,17 @@ def normal_equations(
     return gram / n, rhs / n
 
 
-def couplings(
-    found: list[list[Pattern]], theta: Tensor, shape: tuple[int, ...], window: tuple[int, ...],
-    order: int,
-) -> dict[int, Tensor]:
-    """The `LatticeAction` couplings C^(k) of S = sum_a theta_a T_a.
-
-    A monomial with multiplicities m_i has the tensor entry A = theta * prod m_i! (it appears
-    k! / prod m_i! times in (1/k!) A^(k) d..d); C^(k)[o2..ok] = A^(k)[0, o2..ok] for every
-    ordering of a rooted pattern's offsets after removing one origin.
-    """
-    origin = (0,) * len(shape)
+def couplings(found: list[list[Pattern]], theta: Tensor, shape: tuple[int, ...],
+              window: tuple[int, ...], order: int) -> dict[int, Tensor]:
+    """The `LatticeAction` couplings C^(k) of S = sum_a theta_a T_a: a monomial with
+    multiplicities m_i has the entry theta * prod m_i! at every ordering of a rooted
+    pattern's offsets with one origin removed."""
     result = {k: theta.new_zeros(window * (k - 1)) for k in range(1, order + 1)}
     for a, orbit in enumerate(found):
         for pattern in orbit:
             value = theta[a] * math.prod(math.factorial(pattern.count(o)) for o in set(pattern))
-            rest = list(pattern)
-            rest.remove(origin)
             target = result[len(pattern)]
-            for ordering in set(itertools.permutations(rest)):
+            for ordering in set(itertools.permutations(pattern[1:])):  # one origin removed
                 index = sum((window_index(o, shape, window) for o in ordering), ())
                 target[index] = value
     return result

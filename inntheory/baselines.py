@@ -1,20 +1,11 @@
 """Direct estimators of a polynomial action: the baselines the INN is measured against.
 
-:func:`score_matching` fits S(x) = sum_j theta_j T_j(x) with monomials T_j of the deviation
-d = x - x0 by Hyvarinen score matching. For p(x) ~ exp(-S(x)) the score-matching objective
-E[1/2 |grad S|^2 - laplacian S] is quadratic in theta, so the estimate is one linear solve,
-
-    theta = G^-1 h,   G = E[grad T grad T^T] (summed over the N components),
-    h = E[laplacian T]
-
-(``METHOD.md``). The monomial coefficients are mapped back to the symmetric tensors A^(k) of
-the convention S(x0 + d) = sum_k (1/k!) A^(k) d...d, so the result is a
-:class:`~inntheory.actions.dense.PolynomialAction` that :func:`inntheory.compare` accepts like any
-other.
-
-References:
-    A. Hyvarinen, "Estimation of Non-Normalized Statistical Models by Score Matching",
-    Journal of Machine Learning Research 6, 695-709 (2005).
+:func:`score_matching` fits ``S(x) = sum_j theta_j T_j(x)``, monomials ``T_j`` of ``d = x - x0``,
+by Hyvarinen score matching (A. Hyvarinen, JMLR 6, 695 (2005); ``METHOD.md``): for
+``p(x) ~ exp(-S(x))`` the objective ``E[1/2 |grad S|^2 - laplacian S]`` is quadratic in
+``theta``, so ``theta = G^-1 h`` with ``G = E[grad T grad T^T]`` (summed over the N components)
+and ``h = E[laplacian T]``. The coefficients are mapped back to the symmetric tensors ``A^(k)``
+of ``S(x0 + d) = sum_k (1/k!) A^(k) d...d``.
 """
 
 from __future__ import annotations
@@ -29,6 +20,7 @@ import torch
 from torch import Tensor
 
 from . import _orbits
+from ._checks import check_order
 from ._memory import available_bytes
 from .actions.dense import PolynomialAction
 from .actions.lattice import LatticeAction, lattice_window, shift_index
@@ -39,23 +31,17 @@ Monomial = tuple[int, ...]
 
 # Rows per chunk are chosen so that one chunk of products holds about this many numbers.
 _CHUNK_ELEMENTS = 2**22
-# Warn when the rows are fewer than this many per coefficient ...
+# Warn when the rows are fewer than this many per coefficient, or when the Jacobi-scaled G is
+# worse conditioned than this (computed up to _CONDITION_MAX_SIZE coefficients).
 _ROWS_PER_COEFFICIENT = 10
-# ... or when the Jacobi-scaled G is worse conditioned than this (it is computed up to this
-# many coefficients).
 _CONDITION_LIMIT = 1e10
 _CONDITION_MAX_SIZE = 4000
 
 
-def _memory_estimate(dim: int, order: int, basis: str, n_tied: int) -> tuple[int, int]:
-    """(bytes, number of coefficients) that `score_matching` needs, before building anything.
-
-    dense/local: G and two temporaries of its size, the moment matrix of the F lower
-    monomials, the index tables (N x M), one chunk of products and the dense output tensors
-    (with their permutation index); tied: G, one chunk of per-site features, the data copy.
-    """
-    if basis == "tied":
-        return 8 * (3 * n_tied**2 + 2 * _CHUNK_ELEMENTS), n_tied
+def _memory_estimate(dim: int, order: int, basis: str) -> tuple[int, int]:
+    """(bytes, number of coefficients) that the dense or local basis needs: G and two
+    temporaries of its size, the moment matrix of the F lower monomials, the index tables
+    (N x M), one chunk of products and the dense output."""
     if basis == "dense":
         size = math.comb(dim + order, order) - 1
         lower = math.comb(dim + order - 1, order - 1)
@@ -69,100 +55,75 @@ def _memory_estimate(dim: int, order: int, basis: str, n_tied: int) -> tuple[int
 
 def basis_size(dim: int, order: int, basis: str, lattice: tuple[int, ...] | None = None,
                radius: int = 1) -> int:
-    """The number of monomials (fitted coefficients) of `score_matching` with this basis.
-
-    Arguments:
-        dim: N; order: K; basis: "dense", "local" or "tied".
-        lattice, radius: the lattice shape and coupling radius of the tied basis.
-    """
-    n_tied = order + len(_tied_offsets(tuple(lattice), radius)) if basis == "tied" else 0
-    return _memory_estimate(dim, order, basis, n_tied)[1]
+    """The number of monomials (fitted coefficients) of `score_matching` on ``dim = N`` sites
+    with ``basis`` "dense", "local" or "tied" (with the ``lattice`` shape and ``radius``)."""
+    if basis == "tied":
+        return order + len(_tied_offsets(tuple(lattice), radius))
+    return _memory_estimate(dim, order, basis)[1]
 
 
 def _tied_offsets(shape: tuple[int, ...], radius: int) -> list[tuple[int, ...]]:
     """One representative o of each pair {o, -o} of non-zero offsets within `radius` steps."""
-    lattice = np.array(shape)
     found: dict[tuple[int, ...], tuple[int, ...]] = {}
     for offset in itertools.product(range(-radius, radius + 1), repeat=len(shape)):
-        key = tuple(int(v) for v in np.array(offset) % lattice)
-        mirror = tuple(int(v) for v in (-np.array(offset)) % lattice)
-        if not any(key) or key in found or mirror in found:
-            continue
-        found[key] = offset
+        key = tuple(int(v) for v in np.mod(offset, shape))
+        mirror = tuple(int(v) for v in np.mod(np.negative(offset), shape))
+        if any(key) and key not in found and mirror not in found:
+            found[key] = offset
     return list(found.values())
 
 
 def _basis(dim: int, order: int, basis: str) -> list[Monomial]:
     """Monomials as sorted index tuples (multisets), degrees 1..order."""
     if basis == "dense":
-        return [
-            m
-            for k in range(1, order + 1)
-            for m in itertools.combinations_with_replacement(range(dim), k)
-        ]
+        return [m for k in range(1, order + 1)
+                for m in itertools.combinations_with_replacement(range(dim), k)]
     single = [(i,) * k for k in range(1, order + 1) for i in range(dim)]
     pairs = list(itertools.combinations(range(dim), 2)) if order >= 2 else []
     return single + pairs
 
 
-def _remove(monomial: Monomial, i: int) -> Monomial:
-    """The monomial with one factor d_i taken out (its i-th derivative up to the factor)."""
-    position = monomial.index(i)
-    return monomial[:position] + monomial[position + 1 :]
-
-
-def _structure(
-    basis: list[Monomial], dim: int
-) -> tuple[list[Monomial], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Index tables that express grad T and laplacian T through lower monomials.
-
-    d_i T_a = mult[i, a] * phi_{reduced[i, a]} and laplacian T_a = sum over the rows
-    (a, f, c) of the `laplace` table of c * phi_f, with phi the returned `features`: the
-    monomials of degree < order that occur, closed under dropping the last factor and sorted
-    by degree (the constant first), so each is a lower one times one coordinate.
-    """
+def _structure(basis: list[Monomial], dim: int
+               ) -> tuple[list[Monomial], Tensor, Tensor, Tensor, Tensor]:
+    """Index tables that express grad T and laplacian T through lower monomials:
+    ``d_i T_a = mult[i, a] * phi_{reduced[i, a]}``, ``laplacian T_a = sum c * phi_f`` over the
+    rows ``(a, f)`` and entries ``c`` of the laplace tables, ``phi`` the returned `features`:
+    the monomials of degree < order that occur, closed under dropping the last factor and
+    sorted by degree (the constant first), so each is a lower one times one coordinate."""
     needed: set[Monomial] = {()}
     pairs: list[tuple[int, int, int, Monomial, Monomial | None]] = []
     for a, monomial in enumerate(basis):
         for i in set(monomial):
-            count = monomial.count(i)
-            lower = _remove(monomial, i)
-            second = _remove(lower, i) if count >= 2 else None
+            count, p = monomial.count(i), monomial.index(i)  # sorted: d_i at p, p + 1, ...
+            lower = monomial[:p] + monomial[p + 1 :]  # d_i T_a / count
+            second = monomial[:p] + monomial[p + 2 :] if count >= 2 else None
             pairs.append((a, i, count, lower, second))
-            needed.update(
-                m[:length]
-                for m in (lower, second)
-                if m is not None
-                for length in range(len(m) + 1)
-            )
+            needed.update(m[:length] for m in (lower, second) if m is not None
+                          for length in range(len(m) + 1))
     features = sorted(needed, key=lambda m: (len(m), m))
     position = {m: f for f, m in enumerate(features)}
     reduced = np.zeros((dim, len(basis)), dtype=np.int64)
     mult = np.zeros((dim, len(basis)))
-    laplace = [
-        (a, position[second], count * (count - 1))
-        for a, _, count, _, second in pairs
-        if second is not None
-    ]
+    laplace = [(a, position[second], count * (count - 1))
+               for a, _, count, _, second in pairs if second is not None]
     for a, i, count, lower, _ in pairs:
         reduced[i, a] = position[lower]
         mult[i, a] = count
     table = np.array(laplace, dtype=np.float64).reshape(-1, 3)
-    return features, reduced, mult, table[:, :2].astype(np.int64), table[:, 2]
+    return features, *map(torch.from_numpy, (reduced, mult, table[:, :2].astype(np.int64),
+                                              table[:, 2]))
 
 
 def _feature_moments(d: Tensor, features: list[Monomial]) -> Tensor:
     """E[phi phi^T] over the rows of d: (n, N) for the sorted `features` -> (F, F)."""
     position = {m: f for f, m in enumerate(features)}
     bounds = np.searchsorted([len(m) for m in features], np.arange(len(features[-1]) + 2))
-    steps = [
-        (
-            slice(int(bounds[r]), int(bounds[r + 1])),
-            torch.tensor([position[m[:-1]] for m in features[bounds[r] : bounds[r + 1]]]),
-            torch.tensor([m[-1] for m in features[bounds[r] : bounds[r + 1]]]),
-        )
-        for r in range(1, len(bounds) - 1)
-    ]
+    steps = []  # per degree: its block of features, their parents and last coordinates
+    for r in range(1, len(bounds) - 1):
+        block = features[bounds[r] : bounds[r + 1]]
+        steps.append((slice(int(bounds[r]), int(bounds[r + 1])),
+                      torch.tensor([position[m[:-1]] for m in block]),
+                      torch.tensor([m[-1] for m in block])))
     chunk = max(1, _CHUNK_ELEMENTS // len(features))
     gram = d.new_zeros(len(features), len(features))
     for rows in torch.split(d, chunk):
@@ -175,11 +136,8 @@ def _feature_moments(d: Tensor, features: list[Monomial]) -> Tensor:
 
 
 def _to_tensors(basis: list[Monomial], theta: Tensor, dim: int, order: int) -> dict[int, Tensor]:
-    """Monomial coefficients -> symmetric A^(k): A_alpha = theta_alpha * prod_i m_i(alpha)!.
-
-    A monomial d^alpha with multiplicities m_i appears k!/prod m_i! times in
-    (1/k!) A^(k) d...d, so theta_alpha = A_alpha / prod m_i!.
-    """
+    """Monomial coefficients -> symmetric A^(k): A_alpha = theta_alpha * prod_i m_i(alpha)!
+    (d^alpha with multiplicities m_i appears k!/prod m_i! times in (1/k!) A^(k) d...d)."""
     tensors = {k: theta.new_zeros((dim,) * k) for k in range(1, order + 1)}
     for k in range(1, order + 1):
         members = [a for a, m in enumerate(basis) if len(m) == k]
@@ -188,62 +146,53 @@ def _to_tensors(basis: list[Monomial], theta: Tensor, dim: int, order: int) -> d
         index = torch.tensor([basis[a] for a in members], device=theta.device)
         factor = torch.tensor(
             [math.prod(math.factorial(basis[a].count(i)) for i in set(basis[a])) for a in members],
-            dtype=theta.dtype,
-            device=theta.device,
-        )
+            dtype=theta.dtype, device=theta.device)
         values = theta[members] * factor
         for permutation in itertools.permutations(range(k)):
             tensors[k][tuple(index[:, list(permutation)].T)] = values
     return tensors
 
 
-def _solve(gram: Tensor, rhs: Tensor, n: int) -> Tensor:
-    """G^-1 h by a Cholesky factorisation of the Jacobi-scaled G; raises if G is singular.
-
-    Warns (RuntimeWarning, with the numbers) when the n rows are fewer than 10 per
-    coefficient or the scaled G is ill-conditioned (condition number above 1e10).
-    """
+def _solve(gram: Tensor, rhs: Tensor, n: int, ridge: float) -> Tensor:
+    """``(G + ridge I)^-1 h`` by a Cholesky factorisation of the Jacobi-scaled matrix; raises if
+    it is singular, warns (RuntimeWarning) when the ``n`` rows are fewer than 10 per coefficient
+    or the scaled matrix is ill-conditioned (condition number above 1e10)."""
     size = gram.shape[0]
+    gram = gram + ridge * torch.eye(size, dtype=gram.dtype)
     diagonal = gram.diagonal()
     pivot = 0.0
     if bool((diagonal > 0).all()):
         scale = diagonal.sqrt()
-        factor, info = torch.linalg.cholesky_ex(gram / scale[:, None] / scale[None, :])
+        scaled = gram / scale[:, None] / scale[None, :]
+        factor, info = torch.linalg.cholesky_ex(scaled)
         if int(info) == 0:
             pivot = float(factor.diagonal().min()) ** 2
     if pivot <= size * torch.finfo(gram.dtype).eps:
         raise ValueError(
             f"G = E[grad T grad T^T] is singular ({size} monomials, smallest scaled Cholesky "
             f"pivot {pivot:.1e}): the data do not determine every coefficient (e.g. a "
-            "coordinate that never varies, or data on a lower-dimensional set); pass ridge > 0"
-        )
+            "coordinate that never varies, or data on a lower-dimensional set); pass ridge > 0")
     if n < _ROWS_PER_COEFFICIENT * size:
-        warnings.warn(
-            f"score matching on {n} rows for {size} coefficients (fewer than "
-            f"{_ROWS_PER_COEFFICIENT} per coefficient): the estimate is dominated by noise; "
-            "use more samples, a smaller basis or a lower order",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        warnings.warn(f"score matching on {n} rows for {size} coefficients (fewer than "
+                      f"{_ROWS_PER_COEFFICIENT} per coefficient): the estimate is dominated by "
+                      "noise; use more samples, a smaller basis or a lower order",
+                      RuntimeWarning, stacklevel=3)
     elif size <= _CONDITION_MAX_SIZE:
-        eigenvalues = torch.linalg.eigvalsh(gram / scale[:, None] / scale[None, :])
+        eigenvalues = torch.linalg.eigvalsh(scaled)
         condition = float(eigenvalues[-1] / eigenvalues[0])
         if condition > _CONDITION_LIMIT:
-            warnings.warn(
-                f"score matching: G = E[grad T grad T^T] is ill-conditioned (condition number "
-                f"{condition:.2e} after Jacobi scaling, {size} coefficients, {n} rows): some "
-                "coefficients are barely determined by the data; consider ridge > 0",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+            warnings.warn(f"score matching: G = E[grad T grad T^T] is ill-conditioned (condition "
+                          f"number {condition:.2e} after Jacobi scaling, {size} coefficients, "
+                          f"{n} rows): some coefficients are barely determined by the data; "
+                          "consider ridge > 0", RuntimeWarning, stacklevel=3)
     return torch.cholesky_solve((rhs / scale)[:, None], factor)[:, 0] / scale
 
 
 def _as_data(data: Any) -> Tensor:
-    if isinstance(data, np.ndarray) or torch.is_tensor(data):
-        tensor = torch.as_tensor(data)
-    else:
+    """``data`` as a float64 ``(n, N)`` tensor of finite real numbers, or a clear error."""
+    if not (isinstance(data, np.ndarray) or torch.is_tensor(data)):
         raise TypeError(f"data must be a torch tensor or numpy array, got {type(data).__name__}")
+    tensor = torch.as_tensor(data)
     if tensor.is_complex() or tensor.dtype == torch.bool:
         raise TypeError(f"data must hold real numbers, got dtype {tensor.dtype}")
     if tensor.dim() != 2:
@@ -254,39 +203,27 @@ def _as_data(data: Any) -> Tensor:
     return tensor
 
 
-def score_matching(
-    data: Any,
-    order: int = 4,
-    basis: Literal["dense", "local", "tied", "translation"] = "dense",
-    point: Any = None,
-    ridge: float = 0.0,
-    *,
-    lattice: Any = None,
-    radius: int | None = None,
-    max_bytes: int | None = None,
-) -> PolynomialAction | LatticeAction:
-    """Estimate a polynomial action from samples by Hyvarinen score matching.
+def score_matching(data: Any, order: int = 4,
+                   basis: Literal["dense", "local", "tied", "translation"] = "dense",
+                   point: Any = None, ridge: float = 0.0, *, lattice: Any = None,
+                   radius: int | None = None, max_bytes: int | None = None
+                   ) -> PolynomialAction | LatticeAction:
+    """Estimate a polynomial action from samples by Hyvarinen score matching (module
+    docstring), ``theta = (G + ridge I)^-1 h`` in float64; the constant is not identifiable
+    and set to 0. Bases (monomials of degree 1..order as index multisets):
 
-    S(x) = sum_j theta_j T_j(x) over monomials T_j of d = x - x0 of degree 1..order (the
-    constant is not identifiable and set to 0); theta = (G + ridge I)^-1 h, expectations over
-    the data in float64. G is assembled from the moment matrix of the monomials of degree
-    < order, never from an (n, M, N) feature tensor.
+    - ``"dense"``: all of them, C(N + order, order) - 1.
+    - ``"local"``: d_i^k of every site and d_i d_j of all pairs: A^(1), A^(2) full, A^(k >= 3)
+      diagonal only.
+    - ``"tied"`` (needs ``lattice``): the form of the lattice phi^3 + phi^4 action, tied over
+      translations: sum_i d_i^k and sum_i d_i d_{i+o} for each pair {o, -o} of offsets within
+      ``radius`` on every axis; a `LatticeAction` of window min(L, 2 radius + 1).
+    - ``"translation"`` (needs ``lattice``): one coefficient per translation orbit of the
+      monomials whose sites lie pairwise within ``radius`` in the minimal image; every A^(k)
+      within the window.
 
-    Bases (monomials as index multisets):
-
-    - ``"dense"``: every monomial of degree 1..order, C(N + order, order) - 1 of them.
-    - ``"local"``: the powers d_i^k of every site plus d_i d_j for all pairs i < j: A^(1),
-      A^(2) full, A^(k >= 3) diagonal only.
-    - ``"tied"`` (needs ``lattice``): the form of the lattice phi^3 + phi^4 action with
-      coefficients tied over translations: sum_i d_i^k, k = 1..order, and sum_i d_i d_{i+o}
-      for each pair {o, -o} of offsets within ``radius`` (None: 1) on every axis. Returns a
-      `LatticeAction` of window min(L, 2 radius + 1).
-    - ``"translation"`` (needs ``lattice``): one coefficient per translation orbit of every
-      monomial of degree 1..order whose sites lie pairwise within ``radius`` (None: the whole
-      lattice) in the minimal image; every A^(k) is estimated within the window.
-
-    Every basis estimates the memory first and refuses beyond `max_bytes`; it warns
-    (RuntimeWarning) when the rows are fewer than 10 per coefficient or G is ill-conditioned.
+    Warns (RuntimeWarning) when the rows are fewer than 10 per coefficient or G is
+    ill-conditioned.
 
     Arguments:
         data: samples x, (n, N), torch tensor or numpy array.
@@ -294,23 +231,20 @@ def score_matching(
         basis: ``"dense"``, ``"local"``, ``"tied"`` or ``"translation"`` (above).
         point: expansion point x0, (N,); zero by default (uniform for the lattice bases).
         ridge: Tikhonov term added to G (units of G), >= 0; use it when G is singular.
-        lattice: the lattice shape, (L,) or (L1, L2) with prod == N (``"tied"`` and
-            ``"translation"`` only).
-        radius: the reach in lattice steps: of the pair couplings for ``"tied"`` (>= 1;
-            None means 1), of every monomial for ``"translation"`` (>= 0; None: the whole
-            lattice).
+        lattice: the lattice shape, (L,) or (L1, L2) with prod == N (lattice bases only).
+        radius: the reach in lattice steps: >= 1 (None: 1) for ``"tied"``, >= 0 (None: the
+            whole lattice) for ``"translation"``.
         max_bytes: memory limit; default half the memory available now.
 
     Returns:
-        A :class:`~inntheory.actions.dense.PolynomialAction` with A^(1)..A^(order) (float64) around
-        `point` (a `LatticeAction` for ``"tied"`` and ``"translation"``; ``.to_dense()``
-        gives its dense form), `metadata` recording the method, basis, n, number of
-        coefficients (``n_monomials``) and ridge.
+        A ``PolynomialAction`` with A^(1)..A^(order) (float64) around `point` (a
+        `LatticeAction` for the lattice bases), `metadata` recording the method, basis, n,
+        number of coefficients (``n_monomials``) and ridge.
 
     Raises:
         ValueError: on order < 1, an unknown basis, data that is not (n, N) or holds NaN/inf,
-            a point of the wrong shape, ridge < 0, fewer samples than monomials, a singular
-            G, or a missing/wrong lattice or radius for ``"tied"`` and ``"translation"``.
+            a bad point, ridge < 0, fewer samples than monomials, a singular G, or a
+            missing/wrong lattice or radius.
         TypeError: if data is not an array of real numbers.
         MemoryError: G and the features would not fit in `max_bytes` (before allocating).
 
@@ -321,74 +255,48 @@ def score_matching(
         >>> bool((S.coefficient(2) - torch.eye(2)).abs().max() < 0.1)
         True
     """
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
-        raise ValueError(f"order must be an integer >= 1, got {order!r}")
-    order = int(order)
+    order = check_order(order)
     if basis not in ("dense", "local", "tied", "translation"):
-        raise ValueError(
-            f"unknown basis {basis!r}; use 'dense', 'local', 'tied' or 'translation'"
-        )
+        raise ValueError(f"unknown basis {basis!r}; use 'dense', 'local', 'tied' or 'translation'")
     ridge = float(ridge)
     if not math.isfinite(ridge) or ridge < 0:
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge}")
     x = _as_data(data)
     n, dim = x.shape
-    if point is None:
-        x0 = x.new_zeros(dim)
-    else:
-        x0 = torch.as_tensor(point).detach().to(torch.float64)
-        if x0.shape != (dim,):
-            raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
-        if not torch.isfinite(x0).all():
-            raise ValueError("point contains NaN or inf entries")
+    x0 = x.new_zeros(dim) if point is None else torch.as_tensor(point).detach().to(torch.float64)
+    if x0.shape != (dim,):
+        raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
+    if not torch.isfinite(x0).all():
+        raise ValueError("point contains NaN or inf entries")
     limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
-    metadata: dict[str, Any] = {
-        "source": "score matching",
-        "basis": basis,
-        "order": order,
-        "n_samples": n,
-        "n_monomials": 0,  # set below, once the basis is known
-        "ridge": ridge,
-    }
+    metadata: dict[str, Any] = {"source": "score matching", "basis": basis, "order": order,
+                                "n_samples": n, "n_monomials": 0, "ridge": ridge}
     if basis in ("tied", "translation"):
         shape = _check_lattice(lattice, dim, x0, basis)
         if basis == "translation":
             radius = _check_radius(radius, 0)
-            return _translation(x - x0, order, shape, radius, ridge, float(x0[0]), limit,
-                                metadata)
-        radius = 1 if radius is None else _check_radius(radius, 1)
-        offsets = _tied_offsets(shape, radius)
-        size = order + len(offsets)
-        _guard(_memory_estimate(dim, order, basis, size)[0], size, limit, basis, order, dim)
-        _enough_rows(n, size, basis, order, dim)
-        metadata["n_monomials"] = size
-        return _tied(x - x0, order, shape, radius, offsets, ridge, float(x0[0]), metadata)
+            couplings, size, window = _translation(x - x0, order, shape, radius, ridge, limit)
+        else:
+            radius = 1 if radius is None else _check_radius(radius, 1)
+            couplings, size, window = _tied(x - x0, order, shape, radius, ridge, limit)
+        metadata.update(n_monomials=size, lattice=list(shape), radius=radius,
+                        window=list(window), compressed=True)
+        return LatticeAction(couplings, shape, float(x0[0]), metadata=metadata, window=window,
+                             check_symmetry=False)
     if lattice is not None:
-        raise ValueError(
-            f"lattice is only used by basis='tied' or 'translation', not {basis!r}"
-        )
-    needed, size = _memory_estimate(dim, order, basis, 0)
-    _guard(needed, size, limit, basis, order, dim)
-    _enough_rows(n, size, basis, order, dim)
+        raise ValueError(f"lattice is only used by basis='tied' or 'translation', not {basis!r}")
+    needed, size = _memory_estimate(dim, order, basis)
+    _check_size(needed, size, limit, n, basis, order, dim)
     metadata["n_monomials"] = size
     monomials = _basis(dim, order, basis)
     features, reduced, mult, laplace_index, laplace_coefficient = _structure(monomials, dim)
     moments = _feature_moments(x - x0, features)
-    mult_t = torch.from_numpy(mult)
-    reduced_t = torch.from_numpy(reduced)
     gram = x.new_zeros(size, size)
     for i in range(dim):
-        rows = reduced_t[i]
-        gram += mult_t[i, :, None] * mult_t[i, None, :] * moments[rows][:, rows]
-    rhs = x.new_zeros(size)
-    if len(laplace_coefficient):
-        lap_index = torch.from_numpy(laplace_index)
-        rhs.index_add_(
-            0, lap_index[:, 0], torch.from_numpy(laplace_coefficient) * moments[0, lap_index[:, 1]]
-        )
-    gram = gram + ridge * torch.eye(size, dtype=gram.dtype)
-    theta = _solve(gram, rhs, n)
-    tensors = _to_tensors(monomials, theta, dim, order)
+        gram += mult[i, :, None] * mult[i, None, :] * moments[reduced[i]][:, reduced[i]]
+    rhs = x.new_zeros(size).index_add_(0, laplace_index[:, 0],
+                                       laplace_coefficient * moments[0, laplace_index[:, 1]])
+    tensors = _to_tensors(monomials, _solve(gram, rhs, n, ridge), dim, order)
     return PolynomialAction(tensors, point=x0, metadata=metadata, check_symmetry=False)
 
 
@@ -399,23 +307,23 @@ def _guard(needed: int, size: int, limit: int, basis: str, order: int, dim: int)
             f"score matching with basis={basis!r}, order {order} on N = {dim} has {size} "
             f"coefficients and needs about {needed / 2**30:.3g} GiB for G and its features, "
             f"more than the limit {limit / 2**30:.3g} GiB; use basis='tied' or a radius "
-            "(lattice data), a lower order, or raise max_bytes"
-        )
+            "(lattice data), a lower order, or raise max_bytes")
 
 
-def _enough_rows(n: int, size: int, basis: str, order: int, dim: int) -> None:
+def _check_size(needed: int, size: int, limit: int, n: int, basis: str, order: int,
+                dim: int) -> None:
+    """:func:`_guard`, then a ValueError when the ``n`` rows are fewer than ``size``."""
+    _guard(needed, size, limit, basis, order, dim)
     if n < size:
         raise ValueError(
             f"too few samples: n = {n} < {size} monomials (basis={basis!r}, order={order}, "
-            f"N={dim}); score matching needs at least as many samples as parameters"
-        )
+            f"N={dim}); score matching needs at least as many samples as parameters")
 
 
 def _check_lattice(lattice: Any, dim: int, x0: Tensor, basis: str) -> tuple[int, ...]:
+    """The lattice shape of a lattice basis, checked against the data and the point."""
     if lattice is None:
-        raise ValueError(
-            f"basis={basis!r} needs lattice=(L,) or (L1, L2), the shape of the data"
-        )
+        raise ValueError(f"basis={basis!r} needs lattice=(L,) or (L1, L2), the shape of the data")
     try:
         shape = tuple(int(n) for n in lattice)
     except (TypeError, ValueError):
@@ -428,30 +336,16 @@ def _check_lattice(lattice: Any, dim: int, x0: Tensor, basis: str) -> tuple[int,
 
 
 def _check_radius(radius: Any, smallest: int) -> int | None:
-    if radius is None:
-        return None
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or (
-        radius < smallest
-    ):
+    if radius is not None and (isinstance(radius, bool)
+                               or not isinstance(radius, (int, np.integer)) or radius < smallest):
         raise ValueError(f"radius must be None or an integer >= {smallest}, got {radius!r}")
-    return int(radius)
+    return None if radius is None else int(radius)
 
 
-def _translation(
-    d: Tensor,
-    order: int,
-    shape: tuple[int, ...],
-    radius: int | None,
-    ridge: float,
-    point: float,
-    limit: int,
-    metadata: dict[str, Any],
-) -> LatticeAction:
-    """Score matching in the translation basis (see `score_matching`, basis "translation").
-
-    Memory is checked twice: before enumerating, against a lower bound on the number of
-    orbits (`_orbits.orbit_count_bound`), and before allocating G, with the exact count.
-    """
+def _translation(d: Tensor, order: int, shape: tuple[int, ...], radius: int | None,
+                 ridge: float, limit: int) -> tuple[dict[int, Tensor], int, tuple[int, ...]]:
+    """Score matching in the translation basis. Memory is checked twice: before enumerating,
+    against a lower bound on the number of orbits, and before allocating G, exactly."""
     n, dim = d.shape
     window = lattice_window(shape, radius)
     output = 8 * sum(math.prod(window) ** (k - 1) for k in range(1, order + 1))
@@ -461,31 +355,20 @@ def _translation(
     table = _orbits.tables(found, shape, window)
     size = len(found)
     needed = 8 * (3 * size**2 + 2 * _CHUNK_ELEMENTS + 4 * table.n_features) + output
-    _guard(needed, size, limit, "translation", order, dim)
-    _enough_rows(n, size, "translation", order, dim)
+    _check_size(needed, size, limit, n, "translation", order, dim)
     gram, rhs = _orbits.normal_equations(d, size, table, shape, window, _CHUNK_ELEMENTS)
-    gram = gram + ridge * torch.eye(size, dtype=gram.dtype)
-    theta = _solve(gram, rhs, n)
-    couplings = _orbits.couplings(found, theta, shape, window, order)
-    metadata.update(n_monomials=size, lattice=list(shape), radius=radius, window=list(window),
-                    compressed=True)
-    return LatticeAction(couplings, shape, point, metadata=metadata, window=window,
-                         check_symmetry=False)
+    theta = _solve(gram, rhs, n, ridge)
+    return _orbits.couplings(found, theta, shape, window, order), size, window
 
 
-def _tied(
-    d: Tensor,
-    order: int,
-    shape: tuple[int, ...],
-    radius: int,
-    offsets: list[tuple[int, ...]],
-    ridge: float,
-    point: float,
-    metadata: dict[str, Any],
-) -> LatticeAction:
+def _tied(d: Tensor, order: int, shape: tuple[int, ...], radius: int, ridge: float,
+          limit: int) -> tuple[dict[int, Tensor], int, tuple[int, ...]]:
     """Translation-tied score matching (see `score_matching`, basis "tied")."""
     n, dim = d.shape
+    offsets = _tied_offsets(shape, radius)
     size = order + len(offsets)
+    needed = 8 * (3 * size**2 + 2 * _CHUNK_ELEMENTS)  # G, a chunk of features, the data copy
+    _check_size(needed, size, limit, n, "tied", order, dim)
     window = lattice_window(shape, radius)
     index = torch.from_numpy(shift_index(shape, window))  # (N, M): the site at each offset
 
@@ -511,18 +394,13 @@ def _tied(
             features[:, :, order + p] = rows[:, forward] + rows[:, backward]
         flat = features.reshape(-1, size)
         gram += flat.T @ flat
-    gram = gram / n + ridge * torch.eye(size, dtype=gram.dtype)
-    theta = _solve(gram, rhs / n, n)
+    theta = _solve(gram / n, rhs / n, n, ridge)
     couplings: dict[int, Tensor] = {}
     for k in range(1, order + 1):
-        c = d.new_zeros(window * (k - 1))
-        c.view(-1)[0] = math.factorial(k) * theta[k - 1]
-        couplings[k] = c
+        couplings[k] = d.new_zeros(window * (k - 1))
+        couplings[k].view(-1)[0] = math.factorial(k) * theta[k - 1]
     if order >= 2:
-        flat2 = couplings[2].view(-1)
         for p, offset in enumerate(offsets):
             for sign in (1, -1):  # A_(i, i+o) = A_(i, i-o) = theta (2 theta where o = -o)
-                flat2[column(offset, sign)] += theta[order + p]
-    metadata.update(lattice=list(shape), radius=radius, window=list(window), compressed=True)
-    return LatticeAction(couplings, shape, point, metadata=metadata, window=window,
-                         check_symmetry=False)
+                couplings[2].view(-1)[column(offset, sign)] += theta[order + p]
+    return couplings, size, window

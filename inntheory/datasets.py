@@ -1,10 +1,7 @@
-"""Cached samples of lattice theories: generate once with :func:`~inntheory.sampling.sample`,
-then load from ``<cache_dir>/<key>.npz``.
-
-The key hashes everything that determines the samples (theory parameters, n, seed, method,
-file format). Files are written atomically, hold plain arrays and JSON strings (no pickles) and
-are generated on the CPU, so a seed gives the same samples on every machine. A cache file that
-cannot be read or does not match its key raises a ``ValueError`` naming it (never replaced).
+"""Samples of lattice theories, generated once by :func:`~inntheory.sampling.sample` on the CPU
+(a seed gives the same samples on every machine) and cached as atomic ``.npz`` files of plain
+arrays and JSON (no pickles), named by a hash of all that determines them. A file that cannot
+be read or does not match its name raises a ``ValueError`` naming it (it is never replaced).
 """
 
 from __future__ import annotations
@@ -14,7 +11,6 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,9 +20,6 @@ from .sampling import SampleResult, sample
 from .theories import LatticeTheory, preset
 
 __all__ = ["cache_path", "default_cache_dir", "load_dataset"]
-
-_FORMAT = 1
-
 
 def default_cache_dir() -> Path:
     """``$INNTHEORY_CACHE`` when set, else ``~/.cache/inntheory``."""
@@ -43,47 +36,32 @@ def _theory(name_or_theory: str | LatticeTheory) -> LatticeTheory:
     return name_or_theory
 
 
-def _request(theory: LatticeTheory, n_samples: int, seed: int, method: str) -> dict[str, Any]:
-    return {"format": _FORMAT, "parameters": theory.parameters, "n_samples": n_samples,
-            "seed": seed, "method": method}
-
-
-def cache_path(
-    name_or_theory: str | LatticeTheory,
-    n_samples: int,
-    *,
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-    method: str = "hmc",
-) -> Path:
-    """Where :func:`load_dataset` keeps this data set.
-
-    Returns:
-        ``<cache_dir>/lattice-<shape>-n<n>-seed<seed>-<method>-<hash>.npz``, the hash (12 hex
-        digits of SHA-256) taken over the JSON of parameters, ``n``, seed, method and format.
-    """
+def cache_path(name_or_theory: str | LatticeTheory, n_samples: int, *, seed: int = 0,
+               cache_dir: str | os.PathLike | None = None, method: str = "hmc") -> Path:
+    """Where :func:`load_dataset` keeps this data set:
+    ``<cache_dir>/lattice-<shape>-n<n>-seed<seed>-<method>-<hash>.npz``, the hash (12 hex
+    digits of SHA-256) taken over the JSON of parameters, ``n``, seed, method and format."""
     theory = _theory(name_or_theory)
-    request = json.dumps(_request(theory, n_samples, seed, method), sort_keys=True)
-    digest = hashlib.sha256(request.encode()).hexdigest()[:12]
+    request = {"format": 1, "parameters": theory.parameters, "n_samples": n_samples,
+               "seed": seed, "method": method}
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:12]
     shape = "x".join(map(str, theory.shape))
     directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return directory / f"lattice-{shape}-n{n_samples}-seed{seed}-{method}-{digest}.npz"
 
 
-def _read(path: Path, theory: LatticeTheory, n_samples: int, seed: int,
-          method: str) -> SampleResult:
+def _read(path: Path, theory: LatticeTheory, n_samples: int, seed: int, method: str
+          ) -> SampleResult:
     try:
         with np.load(path, allow_pickle=False) as archive:
             x = archive["x"].copy()
-            parameters = json.loads(str(archive["parameters"]))
-            stored_seed = int(archive["seed"])
-            stored_method = str(archive["method"])
+            found = (json.loads(str(archive["parameters"])), x.shape[0], int(archive["seed"]),
+                     str(archive["method"]))
             diagnostics = json.loads(str(archive["diagnostics"]))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"cache file {path} is unreadable or corrupt ({load_error(error)}); "
                          "delete it to regenerate the data set") from error
     expected = (theory.parameters, n_samples, seed, method)
-    found = (parameters, x.shape[0], stored_seed, stored_method)
     if found != expected or x.shape != (n_samples, theory.dim):
         raise ValueError(f"cache file {path} holds a different data set (parameters, n, seed, "
                          f"method = {found}, expected {expected}); delete it to regenerate")
@@ -91,30 +69,20 @@ def _read(path: Path, theory: LatticeTheory, n_samples: int, seed: int,
     return SampleResult(torch.from_numpy(x), diagnostics)
 
 
-def load_dataset(
-    name_or_theory: str | LatticeTheory,
-    n_samples: int,
-    *,
-    seed: int = 0,
-    cache_dir: str | os.PathLike | None = None,
-    method: str = "hmc",
-    progress: bool = True,
-) -> SampleResult:
+def load_dataset(name_or_theory: str | LatticeTheory, n_samples: int, *, seed: int = 0,
+                 cache_dir: str | os.PathLike | None = None, method: str = "hmc",
+                 progress: bool = True) -> SampleResult:
     """Samples of a lattice theory, from the cache or freshly generated and then cached.
 
     Arguments:
-        name_or_theory: A preset name (see :data:`~inntheory.theories.PRESETS`) or a
-            :class:`~inntheory.theories.LatticeTheory`.
+        name_or_theory: A key of :data:`~inntheory.theories.PRESETS` or a ``LatticeTheory``.
         n_samples: Number of configurations, ``>= 1``.
-        seed: Seed of the sampler.
+        seed, method, progress: As in :func:`~inntheory.sampling.sample` (``"hmc"``/``"mala"``).
         cache_dir: Folder of the cache; :func:`default_cache_dir` when ``None``.
-        method: ``"hmc"`` or ``"mala"``.
-        progress: Show the sampler's progress bar.
 
     Returns:
-        A :class:`~inntheory.sampling.SampleResult`, ``x: (n_samples, N)`` float64 on the CPU;
-        ``diagnostics`` are the sampler's plus ``cached`` (whether it came from the file) and
-        ``path``.
+        A :class:`~inntheory.sampling.SampleResult`, ``x: (n_samples, N)`` float64 on the CPU,
+        its ``diagnostics`` plus ``cached`` (whether it came from the file) and ``path``.
 
     Raises:
         ValueError: ``n_samples < 1``, unknown preset or method, or an unreadable cache file.
@@ -134,16 +102,10 @@ def load_dataset(
     path = cache_path(theory, n_samples, seed=seed, cache_dir=cache_dir, method=method)
     if path.exists():
         return _read(path, theory, n_samples, seed, method)
-    result = sample(theory, n_samples, method=method, seed=seed, device="cpu",
-                    progress=progress)
-    arrays = {
-        "x": result.x.numpy(),
-        "parameters": np.array(json.dumps(theory.parameters)),
-        "seed": np.int64(seed),
-        "method": np.array(method),
-        "diagnostics": np.array(json.dumps(result.diagnostics)),
-    }
+    result = sample(theory, n_samples, method=method, seed=seed, device="cpu", progress=progress)
     with atomic_write(path) as stream:
-        np.savez(stream, **arrays)
+        np.savez(stream, x=result.x.numpy(), parameters=np.array(json.dumps(theory.parameters)),
+                 seed=np.int64(seed), method=np.array(method),
+                 diagnostics=np.array(json.dumps(result.diagnostics)))
     result.diagnostics.update(cached=False, path=str(path))
     return result

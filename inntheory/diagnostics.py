@@ -1,20 +1,6 @@
-"""Does a fitted model reproduce its data? A goodness-of-fit check and the relative Fisher
-divergence.
-
-:func:`goodness_of_fit` draws the model's own samples and compares them with (validation)
-data: the single-site cumulants kappa_1..kappa_4 (pooled over sites and site by site), the
-nearest-neighbour covariance when a lattice is known, and the share of model samples beyond
-the data's range. A statistic fails when the model is off by more than
-max(5 sigma, rtol * sigma_data^k), sigma the combined jackknife standard error
-(:func:`inntheory.comparison.compare_cumulants`) and sigma_data^2 the pooled site variance; the
-range check fails when more than 0.1 % of the model samples leave the data's range and more
-than a model equal to the data puts there with probability 1e-4 (for exchangeable values, k
-model samples beyond the data's extreme have probability about (n_model / (n_model +
-n_data))^k). Each failure is one sentence in ``GoodnessOfFit.warnings``.
-
-:func:`fisher_divergence` is the data-weighted error of an action,
-E_data |grad S_learned - grad S_true|^2 / E_data |grad S_true|^2: zero only when the two actions
-differ by a constant, blind to what the data cannot see.
+"""Does a fitted model reproduce its data? :func:`goodness_of_fit` compares the model's own
+samples with (validation) data; :func:`fisher_divergence` is the data-weighted error of an
+action's gradient.
 """
 
 from __future__ import annotations
@@ -40,14 +26,9 @@ _FALSE_ALARM = 1e-4
 
 @dataclass(frozen=True)
 class Statistic:
-    """One statistic of the data against the model's samples.
-
-    Attributes:
-        name: what is compared, e.g. "kappa_2" (pooled single-site) or "nn covariance".
-        model, data: its value in the model samples and in the data.
-        sigma: the combined jackknife standard error sqrt(se_data^2 + se_model^2).
-        tolerance: the largest accepted |model - data|: max(5 sigma, rtol * scale).
-    """
+    """One statistic, e.g. "kappa_2" (pooled single-site) or "nn covariance", in the model's
+    samples and the data; ``sigma`` the combined jackknife standard error
+    ``sqrt(se_data^2 + se_model^2)``, ``tolerance`` the largest accepted ``|model - data|``."""
 
     name: str
     model: float
@@ -60,6 +41,7 @@ class Statistic:
         return abs(self.model - self.data) <= self.tolerance
 
     def sentence(self, where: str = "") -> str:
+        """The failure in words (``where``: e.g. " at site 3")."""
         change = (f" ({(self.model - self.data) / abs(self.data):+.0%})"
                   if self.data != 0 else "")
         z = abs(self.model - self.data) / self.sigma if self.sigma > 0 else math.inf
@@ -74,15 +56,14 @@ class GoodnessOfFit:
 
     Attributes:
         statistics: pooled single-site kappa_1..kappa_4, then the nearest-neighbour
-            covariance (lattice only), as :class:`Statistic`.
-        sites: per site and order, the largest |model - data| / tolerance over the sites
-            ({k: (site, ratio)}; a ratio above 1 fails).
+            covariance (lattice only).
+        sites: per order k, the site with the largest |model - data| / tolerance and that
+            ratio ({k: (site, ratio)}; a ratio above 1 fails).
         data_range: max |x - mean| over every entry of the data (mean per site).
-        beyond_fraction: the share of model samples with some entry beyond `data_range`.
-        beyond_limit: the share above which that fails.
+        beyond_fraction, beyond_limit: the share of model samples with some entry beyond
+            `data_range`, and the share above which that fails.
         invalid_fraction: the share of latent draws without a pre-image while sampling.
-        n_model, n_data: the sizes of the two sets.
-        rtol: the relative tolerance used.
+        n_model, n_data, rtol: the sizes of the two sets and the relative tolerance.
         warnings: one plain sentence per failure; empty when the fit passes.
     """
 
@@ -99,7 +80,6 @@ class GoodnessOfFit:
 
     @property
     def ok(self) -> bool:
-        """True when no statistic, site or range check failed."""
         return not self.warnings
 
     def statistic(self, name: str) -> Statistic:
@@ -111,10 +91,8 @@ class GoodnessOfFit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
-        result = asdict(self)
-        result["sites"] = {str(k): list(v) for k, v in self.sites.items()}
-        result["ok"] = self.ok
-        return result
+        return {**asdict(self), "sites": {str(k): list(v) for k, v in self.sites.items()},
+                "ok": self.ok}
 
     def __str__(self) -> str:
         lines = [f"Goodness of fit: {self.n_model} model samples against {self.n_data} data "
@@ -123,9 +101,8 @@ class GoodnessOfFit:
         for s in self.statistics:
             lines.append(f"{s.name:<16}{s.model:>11.4g}{s.data:>11.4g}{s.sigma:>10.2g}"
                          f"{s.tolerance:>10.2g}  {'yes' if s.ok else 'NO'}")
-        worst = max(self.sites.items(), key=lambda item: item[1][1])
-        lines.append(f"worst site: kappa_{worst[0]} at site {worst[1][0]}, "
-                     f"{worst[1][1]:.2f} x tolerance")
+        k, (site, ratio) = max(self.sites.items(), key=lambda item: item[1][1])
+        lines.append(f"worst site: kappa_{k} at site {site}, {ratio:.2f} x tolerance")
         lines.append(f"beyond the data range (|x - mean| > {self.data_range:.3g}): "
                      f"{self.beyond_fraction:.3%} (limit {self.beyond_limit:.3%})")
         lines.extend(f"WARNING: {w}" for w in self.warnings)
@@ -154,41 +131,35 @@ def _neighbour_pairs(x: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 def _statistics(data: Tensor, samples: Tensor, shape: tuple[int, ...] | None,
                 rtol: float) -> tuple[list[Statistic], float]:
+    """The pooled kappa_1..4, then the nearest-neighbour covariance (with a lattice); and the
+    pooled site standard deviation ``sigma_data``."""
     pooled = compare_cumulants(data.reshape(-1, 1), samples.reshape(-1, 1), order=4)
     scale = float(pooled.data[2].flatten()[0]) ** 0.5
-    result = []
-    for k in range(1, 5):
-        sigma = float((pooled.data_error[k] ** 2 + pooled.samples_error[k] ** 2).sqrt())
-        result.append(Statistic(f"kappa_{k}", float(pooled.samples[k].flatten()[0]),
-                                float(pooled.data[k].flatten()[0]), sigma,
-                                max(_N_SIGMA * sigma, rtol * scale**k)))
+    entries = [(f"kappa_{k}", pooled, k, 0) for k in range(1, 5)]  # name, cumulants, k, entry
     if shape is not None:
         pairs = compare_cumulants(_neighbour_pairs(data, shape),
                                   _neighbour_pairs(samples, shape), order=2)
-        sigma = float((pairs.data_error[2][0, 1] ** 2 + pairs.samples_error[2][0, 1] ** 2).sqrt())
-        result.append(Statistic("nn covariance", float(pairs.samples[2][0, 1]),
-                                float(pairs.data[2][0, 1]), sigma,
-                                max(_N_SIGMA * sigma, rtol * scale**2)))
+        entries.append(("nn covariance", pairs, 2, 1))  # entry (0, 1) of kappa_2
+    result = []
+    for name, c, k, i in entries:
+        model, value = (float(t[k].flatten()[i]) for t in (c.samples, c.data))
+        sigma = float((c.data_error[k].flatten()[i] ** 2
+                       + c.samples_error[k].flatten()[i] ** 2).sqrt())
+        result.append(Statistic(name, model, value, sigma,
+                                max(_N_SIGMA * sigma, rtol * scale**k)))
     return result, scale
 
 
 def _raw_to_cumulants(m: Tensor) -> Tensor:
     """Cumulants kappa_1..4 of one variable from its raw moments m[..., 0..3] = E[y^1..4]."""
     m1, m2, m3, m4 = m.unbind(-1)
-    return torch.stack([
-        m1,
-        m2 - m1**2,
-        m3 - 3 * m1 * m2 + 2 * m1**3,
-        m4 - 4 * m1 * m3 - 3 * m2**2 + 12 * m2 * m1**2 - 6 * m1**4,
-    ], dim=-1)
+    return torch.stack([m1, m2 - m1**2, m3 - 3 * m1 * m2 + 2 * m1**3,
+                        m4 - 4 * m1 * m3 - 3 * m2**2 + 12 * m2 * m1**2 - 6 * m1**4], dim=-1)
 
 
 def site_cumulants(x: Tensor, n_blocks: int = 20) -> tuple[Tensor, Tensor]:
-    """kappa_1..4 of every site and their delete-one-block jackknife errors, (N, 4) each.
-
-    The same plug-in estimates and contiguous-block jackknife as
-    :func:`inntheory.comparison.compare_cumulants` on one column, for all sites at once.
-    """
+    """kappa_1..4 of every site of ``x: (n, N)`` and their delete-one-block jackknife errors,
+    (N, 4) each: :func:`inntheory.comparison.compare_cumulants` of each column, all at once."""
     shift = x.mean(0)
     blocks = torch.tensor_split(x - shift, min(n_blocks, x.shape[0]))
     sums = torch.stack([torch.stack([(b**j).sum(0) for j in range(1, 5)], -1) for b in blocks])
@@ -217,38 +188,34 @@ def _sites(data: Tensor, samples: Tensor, scale: float, rtol: float
         site = int(ratio[:, k - 1].argmax())
         worst[k] = (site, float(ratio[site, k - 1]))
         if worst[k][1] > 1:
-            item = Statistic(f"kappa_{k}", float(kappa_model[site, k - 1]),
-                             float(kappa_data[site, k - 1]), float(sigma[site, k - 1]),
-                             float(tolerance[site, k - 1]))
-            failures.append(item.sentence(f" at site {site}"))
+            values = (float(t[site, k - 1]) for t in (kappa_model, kappa_data, sigma, tolerance))
+            failures.append(Statistic(f"kappa_{k}", *values).sentence(f" at site {site}"))
     return worst, failures
 
 
-def goodness_of_fit(
-    model: Any,
-    data: Any,
-    n_samples: int | None = None,
-    seed: int = 0,
-    *,
-    lattice: Any = None,
-    rtol: float = 0.05,
-) -> GoodnessOfFit:
-    """Compare a model's own samples with (validation) data; see the module docstring.
+def goodness_of_fit(model: Any, data: Any, n_samples: int | None = None, seed: int = 0, *,
+                    lattice: Any = None, rtol: float = 0.05) -> GoodnessOfFit:
+    """Compare a model's own samples with (validation) data: the single-site cumulants
+    kappa_1..kappa_4 (pooled and site by site), the nearest-neighbour covariance when a lattice
+    is known, and the share of model samples beyond the data's range.
+
+    A statistic fails when the model is off by more than max(5 sigma, rtol * sigma_data^k),
+    sigma the combined jackknife standard error and sigma_data^2 the pooled site variance. The
+    range check fails when more than 0.1 % of the model samples leave the data's range and more
+    than a model equal to the data puts there with probability 1e-4 (`_chance_count`).
 
     Arguments:
-        model: anything with ``sample(n, seed=...) -> (n, N)`` (a `PolynomialINN`); its
-            ``lattice`` attribute, when set, gives the lattice shape, and its
-            ``last_sample_invalid`` the share of latent draws without a pre-image.
-        data: the data to compare with, (n_data, N), ideally held out from training.
-        n_samples: how many model samples to draw; the number of data rows when None.
-        seed: seed of the model's sampling.
-        lattice: the lattice shape for the nearest-neighbour covariance; the model's
-            ``lattice`` when None (no neighbour check when neither is known).
-        rtol: the relative tolerance, in units of sigma_data^k for kappa_k (sigma_data^2 for
-            the covariance), below which a difference never fails.
+        model: anything with ``sample(n, seed=...) -> (n, N)`` (a `PolynomialINN`), and
+            optionally ``lattice`` and ``last_sample_invalid`` (the share of latent draws
+            without a pre-image).
+        data: (n_data, N), ideally held out from training.
+        n_samples, seed: how many model samples to draw (None: n_data), with which seed.
+        lattice: the lattice shape for the neighbour covariance; None: the model's ``lattice``
+            (no neighbour check when neither is known).
+        rtol: the relative tolerance (above).
 
     Returns:
-        A :class:`GoodnessOfFit`: ``.ok``, ``.warnings`` (plain sentences), ``str()`` a table.
+        A :class:`GoodnessOfFit`: ``.ok``, ``.warnings`` (sentences), ``str()`` a table.
 
     Raises:
         ValueError: on data that is not (n, N) with n >= 2 or holds NaN/inf, a lattice that
@@ -279,15 +246,12 @@ def goodness_of_fit(
     mean = x.mean(0)
     data_range = float((x - mean).abs().max())
     beyond = float(((y - mean).abs() > data_range).any(1).double().mean())
-    chance = _chance_count(y.shape[0], n_data)
-    beyond_limit = max(_MASS_LIMIT, chance / y.shape[0])
+    beyond_limit = max(_MASS_LIMIT, _chance_count(y.shape[0], n_data) / y.shape[0])
     found: list[str] = []
     if beyond > beyond_limit:
-        found.append(
-            f"the model puts {beyond:.2%} of its mass beyond |x - mean| = {data_range:.3g}, "
-            f"where the data have none; site variance {statistics[1].model:.3g} vs "
-            f"{statistics[1].data:.3g}"
-        )
+        found.append(f"the model puts {beyond:.2%} of its mass beyond |x - mean| = "
+                     f"{data_range:.3g}, where the data have none; site variance "
+                     f"{statistics[1].model:.3g} vs {statistics[1].data:.3g}")
     found.extend(s.sentence() for s in statistics if not s.ok)
     found.extend(site_failures)
     if invalid > _INVALID_LIMIT:
@@ -309,24 +273,14 @@ def _chance_count(n_model: int, n_data: int) -> int:
 
 
 def fisher_divergence(learned: Any, true: Any, data: Any) -> float:
-    """Relative Fisher divergence E_data |grad S_l - grad S_t|^2 / E_data |grad S_t|^2.
+    """Relative Fisher divergence E_data |grad S_l - grad S_t|^2 / E_data |grad S_t|^2 (a
+    float >= 0) of two actions with ``grad(x: (n, N)) -> (n, N)`` (actions, a `LatticeTheory`,
+    a `PolynomialINN`), judged on ``data: (n, N)`` (held-out samples of the true distribution).
 
-    Both actions are judged where the data lie (use held-out samples of the true
-    distribution): zero exactly when S_learned - S_true is constant on the data's support,
-    invariant to adding a constant, blind to coefficients the data cannot see.
-
-    Arguments:
-        learned, true: anything with ``grad(x: (n, N)) -> (n, N)`` (an action, a
-            `LatticeTheory`, a `PolynomialINN`).
-        data: samples x, (n, N).
-
-    Returns:
-        The divergence (float, >= 0); inf when the learned gradient is not finite at some
-        sample (a point outside a model's domain, where its density is zero).
-
-    Raises:
-        ValueError: on data that is not (n, N) or holds NaN/inf, gradients of the wrong
-            shape, a non-finite true gradient, or a true gradient that vanishes on the data.
+    Zero exactly when S_learned - S_true is constant on the data's support; blind to what the
+    data cannot see. Inf when the learned gradient is not finite at some sample (outside a
+    model's domain, where its density is zero). ValueError on data that is not (n, N) or holds
+    NaN/inf, gradients of the wrong shape, or a true gradient that is not finite or vanishes.
     """
     x = _as_float64(data, "data")
     reference = torch.as_tensor(true.grad(x)).detach().to("cpu", torch.float64)

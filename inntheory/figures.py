@@ -1,11 +1,6 @@
-"""One figure style for the lectures and the package's plots, readable in a 1400 px window.
-
-`use_style()` sets matplotlib's defaults: figures at most `WIDTH` inches wide at `DPI` (so
-a notebook shows them at their own size, not shrunk) and fonts of 10-12 pt.
-The helpers put the pieces every lecture figure shares in one place: `heatmap` (a diverging
-map, symmetric around zero, with its colour bar and integer site ticks), `site_ticks`
-(integer ticks on an axis of sites or offsets) and `legend_outside` (a legend to the right of
-the axes, never over the data).
+"""One figure style for the lectures and the package's plots, readable in a 1400 px window:
+`use_style()` sets matplotlib's defaults (figures at most `WIDTH` inches at `DPI`, fonts of
+10-12 pt); `heatmap`, `site_ticks` and `legend_outside` draw what lecture figures share.
 
 Example:
     >>> import matplotlib
@@ -63,18 +58,9 @@ def site_ticks(ax: Any, axis: str = "both") -> None:
 def heatmap(
     ax: Any, matrix: Any, *, label: str, limit: float | None = None, **imshow: Any
 ) -> Any:
-    """A matrix as a diverging colour map symmetric around zero, with its colour bar.
-
-    Arguments:
-        ax: the matplotlib axes to draw in.
-        matrix: 2-d array (a tensor is converted with ``np.asarray``).
-        label: the colour bar's label (what the colours mean).
-        limit: the colour range is [-limit, limit]; the largest |entry| when None.
-        imshow: further keyword arguments for ``ax.imshow`` (e.g. ``extent``).
-
-    Returns:
-        The image (``AxesImage``).
-    """
+    """A 2-d `matrix` as a diverging colour map in [-limit, limit] (default the largest
+    |entry|) with its colour bar labelled `label` and integer site ticks; further keyword
+    arguments go to ``ax.imshow``. Returns the ``AxesImage``."""
     values = np.asarray(matrix, dtype=float)
     if limit is None:
         limit = float(np.abs(values).max()) if values.size else 0.0

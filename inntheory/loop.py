@@ -1,19 +1,10 @@
 """Closing the loop: sample a learned (truncated) action and compare its cumulants with the data.
 
-A learned action S(x0 + d) = sum_{k <= K} (1/k!) A^(k) d...d is a theory of its own. If it is
-the right one, drawing from exp(-S) with the same MCMC that drew the data reproduces the data's
-statistics. Two steps:
-
-1. :func:`normalisable`: for large |d| the top order K dominates, so exp(-S) is normalisable
-   when K is even and the top form A^(K) u...u is positive on the unit sphere; an odd K or a
-   form negative somewhere makes S unbounded below along a ray.
-2. :func:`close_loop` samples the action with :func:`inntheory.sample` and compares cumulants 1
-   to `order` with :func:`inntheory.compare_cumulants`.
-
-References:
-    C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp,
-    M. Helias, "Learning Interacting Theories from Data", Phys. Rev. X 13, 041033 (2023),
-    arXiv:2304.00599.
+If a learned action S(x0 + d) = sum_{k <= K} (1/k!) A^(k) d...d is the right theory, drawing
+from exp(-S) reproduces the data's statistics. :func:`normalisable` checks that exp(-S) can be
+sampled at all, :func:`close_loop` samples it (:func:`inntheory.sample`) and compares the
+cumulants (:func:`inntheory.compare_cumulants`), as in Merger et al., Phys. Rev. X 13,
+041033 (2023).
 """
 
 from __future__ import annotations
@@ -33,8 +24,13 @@ _DIRECTIONS = 4096
 _REFINED = 64
 _GRADIENT_STEPS = 200
 
-
 Form = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _check_action(value: Any, name: str) -> None:
+    if not isinstance(value, Action):
+        raise TypeError(f"{name} must be an action (PolynomialAction, LatticeAction), got "
+                        f"{type(value).__name__}")
 
 
 def _top_order(action: Action) -> int:
@@ -44,8 +40,7 @@ def _top_order(action: Action) -> int:
 
 
 def _top_form(action: Action, k: int) -> Form:
-    """u -> (F(u), grad F(u)) with F(u) = A^(k) u...u, from the action's own contraction
-    (`Action.fields`: a compressed action needs no dense tensor)."""
+    """u -> (F(u), grad F(u)) with F(u) = A^(k) u...u, by `Action.fields` (no dense tensor)."""
     top = action.homogeneous(k)
 
     def form(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,11 +51,9 @@ def _top_form(action: Action, k: int) -> Form:
 
 
 def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
-    """Projected gradient descent of F on the unit sphere from the rows of u: (m, N).
-
-    Each row keeps its own step size: grown by 1.5 after a step that lowers F, halved (and
-    the step undone) after one that does not. Returns F at the final rows, (m,).
-    """
+    """F at the end of a projected gradient descent on the unit sphere from each row of u:
+    (m, N) -> (m,); a row's step grows by 1.5 after a step that lowers F, else is undone and
+    halved."""
     value, gradient = form(u)
     step = torch.full_like(value, 1.0 / norm)
     for _ in range(_GRADIENT_STEPS):
@@ -76,29 +69,20 @@ def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def normalisable(
-    action: Action, *, directions: int = _DIRECTIONS, seed: int = 0
-) -> tuple[bool, float]:
-    """Decide whether exp(-S) of a truncated polynomial action is normalisable.
+def normalisable(action: Action, *, directions: int = _DIRECTIONS,
+                 seed: int = 0) -> tuple[bool, float]:
+    """Decide whether exp(-S) of a truncated polynomial action (any representation) is
+    normalisable: with K the highest order whose tensor is non-zero, when K is even and the
+    top form F(u) = A^(K)_{i1..iK} u_i1 ... u_iK has min F > 0 on the unit sphere.
 
-    With K the highest order whose tensor is non-zero, exp(-S) is normalisable when K is even
-    and the top form F(u) = A^(K)_{i1..iK} u_i1 ... u_iK (no 1/K!) has min F > 0 on the unit
-    sphere. The minimum is searched for: F on `directions` random unit vectors and the axes,
-    then projected-gradient descent from the 64 lowest; for K = 2 it is the exact smallest
-    eigenvalue (`Action.spectrum`). A found minimum bounds the true one from above, so a
-    negative value proves non-normalisability; a minimum of exactly 0 counts as not
-    normalisable. No dense tensor is built (`Action.fields`).
-
-    Arguments:
-        action: the truncated action (any representation: `PolynomialAction`,
-            `LatticeAction`).
-        directions: number of random starting directions, >= 1.
-        seed: seed of the random directions.
+    The minimum is searched for (for K = 2 it is the smallest eigenvalue): F on `directions`
+    random unit vectors (seeded by `seed`) and the axes, then projected-gradient descent from
+    the 64 lowest. A found minimum bounds the true one from above, so a negative value proves
+    non-normalisability; exactly 0 counts as not normalisable. No dense tensor is built.
 
     Returns:
-        (normalisable, minimum): the decision and the smallest F found. For an odd K the
-        minimum is -max|F| <= 0 (F(-u) = -F(u)); for an action whose tensors all vanish it
-        is 0.
+        (normalisable, minimum): the decision and the smallest F found (for an odd K
+        -max|F| <= 0; 0 when every tensor vanishes).
 
     Raises:
         TypeError: `action` is not an action.
@@ -113,9 +97,7 @@ def normalisable(
         >>> ok, round(minimum, 6)
         (True, 0.5)
     """
-    if not isinstance(action, Action):
-        raise TypeError(f"action must be an action (PolynomialAction, LatticeAction), got "
-                        f"{type(action).__name__}")
+    _check_action(action, "action")
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
         raise ValueError(f"directions must be an int >= 1, got {directions!r}")
     top = _top_order(action)
@@ -129,56 +111,39 @@ def normalisable(
         return minimum > 0, minimum
     form, norm = _top_form(action, top), action.norm(top)
     generator = torch.Generator().manual_seed(int(seed))
-    dim = action.dim
-    u = torch.randn(directions, dim, generator=generator, dtype=torch.float64)
-    u = torch.cat([torch.eye(dim, dtype=torch.float64), u / u.norm(dim=1, keepdim=True)])
+    u = torch.randn(directions, action.dim, generator=generator, dtype=torch.float64)
+    u = torch.cat([torch.eye(action.dim, dtype=torch.float64), u / u.norm(dim=1, keepdim=True)])
     values, _ = form(u)
     minimum = float(_descend(form, norm, u[values.argsort()[:_REFINED]]).min())
     return (top % 2 == 0 and minimum > 0), minimum
 
 
-def close_loop(
-    learned: Action,
-    data: Any,
-    *,
-    n_samples: int | None = None,
-    order: int = 4,
-    seed: int = 0,
-    progress: bool = False,
-    sample_options: Mapping[str, Any] | None = None,
-) -> CumulantComparison:
-    """Sample a learned truncated action and compare its cumulants with the data.
-
-    The action is drawn from with :func:`inntheory.sample` (its defaults unless
-    `sample_options` say otherwise), then :func:`inntheory.compare_cumulants` measures the
-    distance of the cumulants in units of standard errors.
+def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, order: int = 4,
+               seed: int = 0, progress: bool = False,
+               sample_options: Mapping[str, Any] | None = None) -> CumulantComparison:
+    """Sample a learned truncated action with :func:`inntheory.sample` and compare cumulants
+    1..`order` with the data by :func:`inntheory.compare_cumulants`.
 
     Arguments:
-        learned: the action, e.g. from `extract_action` or `score_matching` (a compressed
-            `LatticeAction` is sampled and checked without dense tensors).
+        learned: the action, e.g. from `extract_action` or `score_matching`.
         data: the data it was learned from, (n, N) torch tensor or numpy array.
         n_samples: MCMC samples to draw; the number of data rows when None.
-        order: highest cumulant order compared.
-        seed: seed of the sampler.
-        progress: show the sampler's progress bar.
+        seed, progress: of the sampler.
         sample_options: further keyword arguments of `sample` (method, n_chains, burn_in, ...).
 
     Returns:
         The :class:`~inntheory.comparison.CumulantComparison` of data (first) and samples.
 
     Raises:
-        ValueError: the truncated action is not normalisable (the message gives the top order
-            and the minimum of its form), data of the wrong shape, n_samples < 1.
+        ValueError: the truncated action is not normalisable (the message says why), data of
+            the wrong shape, n_samples < 1.
         TypeError: `learned` is not an action.
     """
-    if not isinstance(learned, Action):
-        raise TypeError(f"learned must be an action (PolynomialAction, LatticeAction), got "
-                        f"{type(learned).__name__}")
+    _check_action(learned, "learned")
     x = data if torch.is_tensor(data) else torch.as_tensor(data)
     if x.dim() != 2 or x.shape[1] != learned.dim:
-        raise ValueError(
-            f"data must have shape (n, {learned.dim}) to match the action, got {tuple(x.shape)}"
-        )
+        raise ValueError(f"data must have shape (n, {learned.dim}) to match the action, got "
+                         f"{tuple(x.shape)}")
     if n_samples is None:
         n_samples = x.shape[0]
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
@@ -193,9 +158,7 @@ def close_loop(
         else:
             reason = (f"the order-{top} form A^({top}) u...u has minimum {minimum:.4g} <= 0 on "
                       "the unit sphere")
-        raise ValueError(
-            f"the truncated action is not normalisable: {reason}, so exp(-S) cannot be sampled"
-        )
-    options = dict(sample_options or {})
-    result = sample(learned, n_samples, seed=seed, progress=progress, **options)
+        raise ValueError(f"the truncated action is not normalisable: {reason}, so exp(-S) "
+                         "cannot be sampled")
+    result = sample(learned, n_samples, seed=seed, progress=progress, **(sample_options or {}))
     return compare_cumulants(x, result.x, order=order)

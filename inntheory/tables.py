@@ -1,11 +1,8 @@
 """Tables of results as text that fits a page and as HTML for notebooks.
 
-A `Table` holds already formatted cells. `Table.text(width)` writes a fixed-width table of
-at most `width` characters a line: when the columns do not fit side by side, they are split
-into blocks shown one below the other, each repeating the first `index` columns (the row
-labels), as pandas does for wide frames. The title and the notes are wrapped to the same
-width. `Table.html()` writes one HTML table (title as caption, notes below), which a notebook
-shows through the `_repr_html_` of the result classes and of a `Table` itself.
+`Table.text(width)` writes a fixed-width table; columns that do not fit side by side are
+split into blocks one below the other, each repeating the first `index` columns, as pandas
+does for wide frames. `Table.html()` writes one HTML table (title as caption, notes below).
 
 Example:
     >>> print(Table(["k", "error"], [["2", "0.1000"]], title="errors").text())
@@ -31,9 +28,8 @@ _GAP = "  "
 
 @dataclass(frozen=True, repr=False)
 class Table:
-    """Formatted cells: `headers` (one per column) and `rows` (lists of strings, as many as
-    there are headers); `title` above, `notes` (explanations of the columns) below; the first
-    `index` columns label the rows and are repeated in every block of a split text table."""
+    """Formatted cells: `headers` and `rows` (lists of as many strings); `title` above, `notes`
+    below; the first `index` columns label the rows (repeated in every text block)."""
 
     headers: Sequence[str]
     rows: Sequence[Sequence[str]]
@@ -56,8 +52,7 @@ class Table:
         object.__setattr__(self, "_widths", widths)
 
     def _blocks(self, width: int) -> list[list[int]]:
-        """Column numbers of each text block: the index columns, then as many of the others
-        as fit in `width` (at least one per block)."""
+        """Column numbers of each text block: the index columns and as many others as fit."""
         index = list(range(self.index))
         used = sum(self._widths[c] + len(_GAP) for c in index)
         blocks, block, room = [], list(index), used
@@ -108,16 +103,14 @@ class Table:
 
 
 class Tabular:
-    """A result shown as its table: text (`table`, `str`, IPython's text form) and HTML
-    (`_repr_html_`) from the one `Table` that `_table()` builds. A dataclass using it sets
-    `repr=False`: IPython prefers a class's own `__repr__` to an inherited `_repr_pretty_`."""
+    """A result shown as the `Table` its `_table()` builds: as text (`table`, `str`, IPython)
+    and HTML. A dataclass using it sets `repr=False` (IPython prefers a class's `__repr__`)."""
 
     def _table(self) -> Table:
         raise NotImplementedError
 
     def table(self, width: int = WIDTH) -> str:
-        """Fixed-width text table of lines up to `width` characters (columns that do not fit
-        are shown below, with the row labels repeated)."""
+        """The table as text of lines up to `width` characters (see `Table.text`)."""
         return self._table().text(width)
 
     def __str__(self) -> str:

@@ -1,18 +1,10 @@
-"""Periodic lattice phi^3 + phi^4 theories: the ground truth the lectures sample from.
-
-A :class:`LatticeTheory` is a *target* in the sense of ``docs/architecture.md``: it has a
-``dim`` and evaluates the action and its gradient on flattened batches ``x: (n, N)``, locally,
-with ``torch.roll`` along the lattice axes. :meth:`LatticeTheory.coefficients` returns the
-exact polynomial action at ``x0 = 0`` as a :class:`~inntheory.actions.dense.PolynomialAction`.
-
-The action (``METHOD.md``), on a periodic lattice of ``d = 1`` or ``2`` dimensions, is
+"""Periodic lattice phi^3 + phi^4 theories (``METHOD.md``): the ground truth the lectures
+sample from. On a periodic lattice of ``d = 1`` or ``2`` dimensions,
 
     S(x) = sum_i [ m2/2 x_i^2 + kappa/2 sum_mu (x_{i+mu} - x_i)^2 + g3/3! x_i^3 + g4/4! x_i^4 ].
 
-References:
-    C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp,
-    M. Helias, "Learning Interacting Theories from Data", Phys. Rev. X 13, 041033 (2023),
-    arXiv:2304.00599.
+Reference: C. Merger et al., "Learning Interacting Theories from Data", Phys. Rev. X 13,
+041033 (2023), arXiv:2304.00599.
 """
 
 from __future__ import annotations
@@ -34,7 +26,7 @@ __all__ = ["PRESETS", "LatticeTheory", "preset"]
 
 
 def _as_float(name: str, value: Any) -> float:
-    """Returns ``value`` as a finite float, or raises a ``TypeError``/``ValueError`` naming it."""
+    """``value`` as a finite float; a ``TypeError``/``ValueError`` naming it otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if not (isinstance(value, Tensor) and value.numel() == 1):
             raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -44,28 +36,39 @@ def _as_float(name: str, value: Any) -> float:
     return value
 
 
+def _check_order(order: Any) -> int:
+    if isinstance(order, bool) or not isinstance(order, int) or order < 2:
+        raise ValueError(f"order must be an int >= 2, got {order!r}")
+    return order
+
+
+def _laplacian(phi: Tensor) -> Tensor:
+    """``sum_mu (2 phi - T_mu phi - T_mu^T phi)`` over the lattice axes of ``phi: (n, *shape)``
+    (``torch.roll`` makes ``L = 2``, where the two shifts coincide, and ``L = 1`` right)."""
+    return sum(2 * phi - torch.roll(phi, 1, dims=mu) - torch.roll(phi, -1, dims=mu)
+               for mu in range(1, phi.ndim))
+
+
 @dataclass(frozen=True)
 class LatticeTheory:
-    """A periodic phi^3 + phi^4 lattice theory in 1 or 2 dimensions.
+    """A periodic phi^3 + phi^4 lattice theory in 1 or 2 dimensions: a *target*
+    (``docs/architecture.md``) whose action and gradient take ``x: (n, N)`` or ``(N,)``.
 
     Configurations are flattened in row-major (C) order: site ``(i, j)`` of a ``(L1, L2)``
     lattice is entry ``i * L2 + j`` of ``x: (N,)`` with ``N = L1 * L2``.
 
     Arguments:
         shape: The lattice, ``(L,)`` or ``(L1, L2)`` positive ints; ``(1,)`` is a single site.
-        m2: The mass term ``m2/2 x_i^2`` (may be negative when ``g4 > 0``).
-        kappa: The nearest-neighbour coupling, ``kappa >= 0``.
-        g3: The cubic coupling ``g3/3! x_i^3``.
-        g4: The quartic coupling ``g4/4! x_i^4``.
+        m2, kappa, g3, g4: The couplings of ``S`` (module docstring); ``kappa >= 0``, and
+            ``m2`` may be negative when ``g4 > 0``.
 
     Raises:
         ValueError: If a parameter is not finite, ``kappa < 0`` or the action is unbounded
             below (``g4 < 0``; ``g4 == 0`` with ``g3 != 0``; a Gaussian with ``m2 <= 0``).
 
     Example:
-        >>> theory = LatticeTheory((8,), m2=1.0, kappa=0.5, g3=0.5, g4=1.0)
-        >>> theory.action(torch.zeros(3, 8, dtype=torch.float64))
-        tensor([0., 0., 0.], dtype=torch.float64)
+        >>> LatticeTheory((8,), m2=1.0, kappa=0.5, g3=0.5, g4=1.0).action(torch.zeros(3, 8))
+        tensor([0., 0., 0.])
     """
 
     shape: tuple[int, ...]
@@ -81,23 +84,16 @@ class LatticeTheory:
         if self.kappa < 0:
             raise ValueError(f"kappa must be >= 0 (ferromagnetic hopping), got {self.kappa}")
         if self.g4 < 0:
-            raise ValueError(
-                f"g4 = {self.g4} < 0: the quartic term makes S unbounded below as |x| -> "
-                "infinity, exp(-S) is not normalisable"
-            )
+            raise ValueError(f"g4 = {self.g4} < 0: the quartic term makes S unbounded below as "
+                             "|x| -> infinity, exp(-S) is not normalisable")
         if self.g4 == 0 and self.g3 != 0:
-            raise ValueError(
-                f"g4 = 0 with g3 = {self.g3}: the cubic term makes S unbounded below along "
-                "-sign(g3) x, exp(-S) is not normalisable; add g4 > 0"
-            )
-        if self.g4 == 0 and self.m2 <= 0:
-            # The hopping matrix is positive semi-definite with the constant mode in its kernel,
-            # so the smallest eigenvalue of A2 is m2.
+            raise ValueError(f"g4 = 0 with g3 = {self.g3}: the cubic term makes S unbounded "
+                             "below along -sign(g3) x, exp(-S) is not normalisable; add g4 > 0")
+        if self.g4 == 0 and self.m2 <= 0:  # the hopping is positive semi-definite
             raise ValueError(
                 f"Gaussian theory (g3 = g4 = 0) with m2 = {self.m2} <= 0: A2 is not positive "
                 "definite (its smallest eigenvalue, the constant mode, is m2), S is unbounded "
-                "below; use m2 > 0 or add g4 > 0"
-            )
+                "below; use m2 > 0 or add g4 > 0")
 
     @property
     def dim(self) -> int:
@@ -117,44 +113,25 @@ class LatticeTheory:
     @property
     def parameters(self) -> dict[str, Any]:
         """The parameters as a JSON-able dict (``shape`` as a list)."""
-        return {
-            "shape": list(self.shape),
-            "m2": self.m2,
-            "kappa": self.kappa,
-            "g3": self.g3,
-            "g4": self.g4,
-        }
+        return {"shape": list(self.shape), "m2": self.m2, "kappa": self.kappa, "g3": self.g3,
+                "g4": self.g4}
 
     def _check(self, x: Tensor | Any) -> tuple[Tensor, bool]:
-        """Returns ``x`` as a floating ``(n, N)`` tensor and whether it came as ``(N,)``."""
+        """``x`` as a floating ``(n, N)`` tensor, and whether it came as ``(N,)``."""
         x = torch.as_tensor(x)
         if not x.is_floating_point():
             x = x.to(torch.float64)
         if x.ndim not in (1, 2) or x.shape[-1] != self.dim:
-            raise ValueError(
-                f"x must have shape (n, {self.dim}) or ({self.dim},) for lattice "
-                f"{self.shape}, got {tuple(x.shape)}"
-            )
+            raise ValueError(f"x must have shape (n, {self.dim}) or ({self.dim},) for lattice "
+                             f"{self.shape}, got {tuple(x.shape)}")
         if not torch.isfinite(x).all():
             raise ValueError("x contains NaN or inf")
-        single = x.ndim == 1
-        return (x.unsqueeze(0) if single else x), single
-
-    def _lattice(self, x: Tensor) -> Tensor:
-        """Views ``x: (n, N)`` as ``(n, *shape)``."""
-        return x.reshape(x.shape[0], *self.shape)
+        return x.reshape(-1, self.dim), x.ndim == 1
 
     def action(self, x: Tensor) -> Tensor:
-        """The action ``S(x)``.
-
-        Arguments:
-            x: Configurations, ``(n, N)`` or ``(N,)``.
-
-        Returns:
-            ``S: (n,)``, or a scalar tensor for ``x: (N,)``.
-        """
+        """The action ``S(x)``: ``(n,)``, or a scalar for ``x: (N,)``."""
         x, single = self._check(x)
-        phi = self._lattice(x)
+        phi = x.reshape(x.shape[0], *self.shape)
         dims = tuple(range(1, phi.ndim))
         hop = sum((torch.roll(phi, -1, dims=mu) - phi).square() for mu in dims)
         density = phi.square() * (self.m2 / 2) + hop * (self.kappa / 2)
@@ -166,20 +143,10 @@ class LatticeTheory:
         return s[0] if single else s
 
     def grad(self, x: Tensor) -> Tensor:
-        """The gradient ``dS/dx``, analytic and local.
-
-        Arguments:
-            x: Configurations, ``(n, N)`` or ``(N,)``.
-
-        Returns:
-            ``dS/dx`` with the shape of ``x``.
-        """
+        """The analytic gradient ``dS/dx``, with the shape of ``x``."""
         x, single = self._check(x)
-        phi = self._lattice(x)
-        dims = tuple(range(1, phi.ndim))
-        lap = sum(2 * phi - torch.roll(phi, 1, dims=mu) - torch.roll(phi, -1, dims=mu)
-                  for mu in dims)
-        g = phi * self.m2 + lap * self.kappa
+        phi = x.reshape(x.shape[0], *self.shape)
+        g = phi * self.m2 + _laplacian(phi) * self.kappa
         if self.g3 != 0:
             g = g + phi.square() * (self.g3 / 2)
         if self.g4 != 0:
@@ -188,66 +155,36 @@ class LatticeTheory:
         return g[0] if single else g
 
     def quadratic(self, dtype: torch.dtype = torch.float64) -> Tensor:
-        """The exact ``A2 = (m2 + 2 d kappa) I - kappa * sum_mu (T_mu + T_mu^T)``: ``(N, N)``.
-
-        ``T_mu`` shifts by one site along axis ``mu``; built with ``torch.roll`` so that
-        ``L = 2`` (the two shifts coincide) and ``L = 1`` (the hopping vanishes) come out right.
-        """
-        eye = torch.eye(self.dim, dtype=dtype).reshape(self.dim, *self.shape)
-        dims = tuple(range(1, eye.ndim))
-        lap = sum(2 * eye - torch.roll(eye, 1, dims=mu) - torch.roll(eye, -1, dims=mu)
-                  for mu in dims)
+        """The exact ``A2 = (m2 + 2 d kappa) I - kappa * sum_mu (T_mu + T_mu^T)``: ``(N, N)``,
+        ``T_mu`` the shift by one site along axis ``mu``."""
+        lap = _laplacian(torch.eye(self.dim, dtype=dtype).reshape(self.dim, *self.shape))
         return self.m2 * torch.eye(self.dim, dtype=dtype) + self.kappa * lap.reshape(
-            self.dim, self.dim
-        )
+            self.dim, self.dim)
 
     def coefficients(self, order: int = 4, dtype: torch.dtype = torch.float64) -> PolynomialAction:
-        """The exact polynomial action at ``x0 = 0`` up to ``order``.
-
-        ``A1 = 0``; ``A2`` from :meth:`quadratic`; ``A3 = g3`` and ``A4 = g4`` on the diagonal;
-        orders above 4 vanish.
-
-        Arguments:
-            order: The highest order ``K >= 2`` to return (dense ``(N,)*k`` tensors, so mind
-                ``N^4`` memory for ``K = 4``).
-            dtype: The floating dtype of the tensors.
-
-        Returns:
-            ``PolynomialAction({2: A2, ..., K: AK}, point=zeros(N), metadata=parameters)``
-            with ``metadata["source"] = "LatticeTheory"``.
-        """
-        if isinstance(order, bool) or not isinstance(order, int) or order < 2:
-            raise ValueError(f"order must be an int >= 2, got {order!r}")
+        """The exact polynomial action at ``x0 = 0`` up to ``order`` ``K >= 2``, a
+        ``PolynomialAction`` of dense ``(N,)*k`` tensors (mind ``N^4`` memory for ``K = 4``):
+        ``A2`` from :meth:`quadratic`, ``A3 = g3`` and ``A4 = g4`` on the diagonal, higher
+        orders vanish; ``metadata`` the parameters and ``"source": "LatticeTheory"``."""
+        _check_order(order)
         n = self.dim
         coefficients: dict[int, Tensor] = {2: self.quadratic(dtype)}
         for k, g in ((3, self.g3), (4, self.g4)):
             if k <= order:
-                a = torch.zeros((n,) * k, dtype=dtype)
-                idx = torch.arange(n)
-                a[(idx,) * k] = g
-                coefficients[k] = a
-        metadata = {"source": "LatticeTheory", **self.parameters}
+                coefficients[k] = torch.zeros((n,) * k, dtype=dtype)
+                coefficients[k][(torch.arange(n),) * k] = g
         return PolynomialAction(coefficients, point=torch.zeros(n, dtype=dtype),
-                                metadata=metadata)
+                                metadata={"source": "LatticeTheory", **self.parameters})
 
-    def lattice_coefficients(
-        self, order: int = 4, dtype: torch.dtype = torch.float64
-    ) -> LatticeAction:
-        """The exact action at ``x0 = 0`` in compressed form, a ``LatticeAction``.
+    def lattice_coefficients(self, order: int = 4, dtype: torch.dtype = torch.float64
+                             ) -> LatticeAction:
+        """:meth:`coefficients` in compressed form, a ``LatticeAction`` with orders ``1..K``.
 
         Couplings relative to site 0 over the window ``min(L, 3)`` per axis:
         ``C2[0] = m2 + 2 d kappa``, ``C2[+-e_mu] = -kappa`` (summed where the neighbours
         coincide, as in :meth:`quadratic`), ``C3``/``C4`` ``g3``/``g4`` at offset 0.
-
-        Arguments:
-            order: The highest order ``K >= 2``.
-            dtype: The floating dtype of the couplings.
-
-        Returns:
-            ``LatticeAction`` with orders ``1..K`` equal to :meth:`coefficients` when expanded.
         """
-        if isinstance(order, bool) or not isinstance(order, int) or order < 2:
-            raise ValueError(f"order must be an int >= 2, got {order!r}")
+        _check_order(order)
         window = lattice_window(self.shape, 1)
         c2 = torch.zeros(window, dtype=dtype)
         c2[(0,) * self.ndim] = self.m2 + 2 * self.ndim * self.kappa
@@ -257,13 +194,9 @@ class LatticeTheory:
                 offset[axis] = step % window[axis]
                 c2[tuple(offset)] -= self.kappa
         couplings: dict[int, Tensor] = {1: torch.zeros((), dtype=dtype), 2: c2}
-        for k, g in ((3, self.g3), (4, self.g4)):
-            if k <= order:
-                c = torch.zeros(window * (k - 1), dtype=dtype)
-                c[(0,) * (self.ndim * (k - 1))] = g
-                couplings[k] = c
-        for k in range(5, order + 1):
+        for k in range(3, order + 1):
             couplings[k] = torch.zeros(window * (k - 1), dtype=dtype)
+            couplings[k].view(-1)[0] = {3: self.g3, 4: self.g4}.get(k, 0.0)
         metadata = {"source": "LatticeTheory", "compressed": True, **self.parameters}
         return LatticeAction(couplings, self.shape, 0.0, metadata=metadata, window=window)
 
@@ -273,25 +206,14 @@ PRESETS: Mapping[str, Mapping[str, float]] = MappingProxyType({
     "unimodal": {"m2": 1.0, "kappa": 0.5, "g3": 0.5, "g4": 1.0},
     "double_well": {"m2": -1.5, "kappa": 0.5, "g3": 0.0, "g4": 1.0},
 })
-"""Named couplings for the lectures; every preset defaults to ``shape=(8,)``.
-
-- ``"gaussian"``: ``g3 = g4 = 0``, the free theory (covariance ``inv(A2)``).
-- ``"unimodal"``: the measured case of the paper's claims, ``m2 = 1, kappa = 0.5, g3 = 0.5,
-  g4 = 1``.
-- ``"double_well"``: ``m2 = -1.5, kappa = 0.5, g3 = 0, g4 = 1``; two separated modes of the
-  site marginal near ``+-2.7``, joined by the sampler's global flip ``x -> -x``.
-"""
+"""Named couplings for the lectures (:func:`preset`): ``"gaussian"`` the free theory
+(covariance ``inv(A2)``), ``"unimodal"`` the measured case of the paper's claims,
+``"double_well"`` two separated modes of the site marginal near ``+-2.7``, joined by the
+sampler's global flip ``x -> -x``."""
 
 
 def preset(name: str, shape: tuple[int, ...] | None = None) -> LatticeTheory:
-    """A named lattice theory from :data:`PRESETS`.
-
-    Arguments:
-        name: A key of :data:`PRESETS`.
-        shape: The lattice; ``(8,)`` when ``None``.
-
-    Returns:
-        The :class:`LatticeTheory`.
+    """The :class:`LatticeTheory` ``PRESETS[name]`` on ``shape`` (``(8,)`` when ``None``).
 
     Example:
         >>> preset("unimodal").parameters["g3"]

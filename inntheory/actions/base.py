@@ -1,19 +1,10 @@
-"""The action protocol: one interface for every representation of a polynomial action.
+"""The action protocol: S(x0 + d) = A^(0) + sum_{k=1}^{K} (1/k!) A^(k)_{i1..ik} d_i1 ... d_ik,
+A^(k) symmetric of shape (N,)*k (METHOD.md). A representation stores each A^(k) in its own form,
+`tensor(k)`, one stored entry standing for `multiplicity` dense entries (1 dense; N for a
+`LatticeAction`), so ||A^(k)|| = sqrt(multiplicity) ||tensor(k)||.
 
-With x0 the expansion point and d = x - x0, every action is
-
-    S(x0 + d) = A^(0) + sum_{k=1}^{K} (1/k!) A^(k)_{i1..ik} d_i1 ... d_ik,
-
-A^(k) a symmetric tensor of shape (N,)*k (METHOD.md's convention). A representation stores
-the A^(k) in its own form: `tensor(k)` is the stored tensor of order k, and every stored entry
-stands for `multiplicity` entries of the dense A^(k) (1 for `PolynomialAction`; N for
-`LatticeAction`, whose coupling C^(k)[o] stands for A^(k)[i, i + o, ..] over all i). Hence
-||A^(k)|| = sqrt(multiplicity) ||tensor(k)||, likewise for the diagonal and off-diagonal parts
-(`Action.norm`, `diagonal_norm`, `offdiagonal_norm`, `stored_norm`).
-
-Files: `save` writes an `.npz` archive; a `format` array names the representation (files
-without one are dense actions, the format written before tags existed). `load_action` reads
-any registered format; a subclass registers itself by setting the class attribute `format`.
+Files are `.npz` archives; a `format` array names the representation (none: dense).
+`load_action` reads any format a subclass registered by setting the class attribute `format`.
 """
 
 from __future__ import annotations
@@ -23,6 +14,7 @@ import functools
 import json
 import math
 import os
+import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -39,8 +31,8 @@ FORMATS: dict[str, type[Action]] = {}
 """The registered action file formats: format tag -> class (its `load` reads the file)."""
 
 DENSE_FORMAT = "inntheory.PolynomialAction"
-# Characters of user content (names, JSON) quoted in an error message.
-_QUOTE = 100
+SYMMETRY_RTOL = 1e-8
+_QUOTE = 100  # characters of user content quoted in an error message
 
 
 def quote(text: Any) -> str:
@@ -86,9 +78,8 @@ def real_array(array: np.ndarray, name: str) -> np.ndarray:
 def configurations(
     x: Any, dim: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, bool]:
-    """Check a batch an action is evaluated on: (n, dim) or (dim,) -> ((n, dim) in `dtype` on
-    `device`, whether it was a single configuration); ValueError naming a wrong shape or
-    NaN/inf entries."""
+    """(n, dim) or (dim,) -> ((n, dim) in `dtype` on `device`, whether x was one configuration);
+    ValueError naming a wrong shape or NaN/inf entries."""
     x = torch.as_tensor(x, device=device)
     if not x.is_floating_point():
         x = x.to(dtype)
@@ -125,47 +116,30 @@ def check_orders(keys: Any, what: str, symbol: str) -> list[int]:
 # -- files -------------------------------------------------------------------------------------
 
 
-def _member_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple, np.dtype]:
-    """Shape and dtype a `.npy` member of an archive declares (its header only)."""
-    with archive.open(info) as stream:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    return shape, dtype
-
-
 def _check_declared_sizes(path: Path) -> None:
-    """ValueError when a member's header declares more bytes than the member holds.
-
-    Checked before any array is built, so a 200-byte file declaring (1e5, 1e5) entries costs
-    nothing; object arrays (pickles) are refused here too.
-    """
+    """ValueError for a member whose header declares more bytes than it holds, or pickles
+    (read from the headers, before any array is built)."""
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 continue
-            shape, dtype = _member_header(archive, info)
+            with archive.open(info) as stream:
+                version = np.lib.format.read_magic(stream)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(stream)
             if dtype.hasobject:
                 raise ValueError(f"member {quote(info.filename)} holds pickled Python objects "
                                  "(never loaded)")
             declared = math.prod(shape) * dtype.itemsize
             if declared > info.file_size:
-                raise ValueError(
-                    f"member {quote(info.filename)} declares shape {quote(shape)} "
-                    f"({declared} bytes) but holds {info.file_size} bytes"
-                )
+                raise ValueError(f"member {quote(info.filename)} declares shape {quote(shape)} "
+                                 f"({declared} bytes) but holds {info.file_size} bytes")
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of an action archive, safely: no pickles, sizes checked before reading.
-
-    Raises:
-        FileNotFoundError: no file at `path`.
-        ValueError: not a readable `.npz` archive (a single `.npy`, a model file, a damaged
-            or crafted archive); the message names the file.
-    """
+    """Every array of an action archive, safely (no pickles, sizes checked before reading);
+    FileNotFoundError, or ValueError naming the file that is not a readable `.npz`."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no action file at {path}")
@@ -210,21 +184,12 @@ def metadata_from(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 def load_action(path: str | os.PathLike) -> Action:
-    """Read any saved action: the class registered for the file's format tag reads it (a
-    `LatticeAction` file as such, a file without a tag as a dense `PolynomialAction`).
+    """Read any saved action as the class registered for its format tag (a file without a
+    tag as a dense `PolynomialAction`).
 
     Raises:
         FileNotFoundError: no file at `path`.
-        ValueError: the file is not an action file of a known format; the message names the
-            file and the problem.
-
-    Example:
-        >>> import tempfile
-        >>> from inntheory.actions.lattice import LatticeAction
-        >>> path = Path(tempfile.mkdtemp()) / "a.npz"
-        >>> _ = LatticeAction({2: torch.tensor([2.0, -0.5, -0.5])}, shape=(3,)).save(path)
-        >>> type(load_action(path)).__name__
-        'LatticeAction'
+        ValueError: not an action file of a known format (the message names file and problem).
     """
     tag, arrays = _read(path)
     if tag not in FORMATS:
@@ -243,13 +208,37 @@ def _read(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
     return str(tag), arrays
 
 
+def numbered(arrays: dict[str, np.ndarray], letter: str, word: str) -> dict[int, torch.Tensor]:
+    """{k: float64 tensor} of the arrays named `letter` k (A1, A2, ...); ValueError for a name
+    with a leading zero or k = 0, or for none."""
+    found = {}
+    for name in sorted(arrays):
+        if name[:1] != letter or not name[1:].isdigit():
+            continue
+        if not re.fullmatch("[1-9][0-9]*", name[1:]):
+            raise ValueError(f"array {quote(name)} is not a {word} name; the orders are named "
+                             f"{letter}1, {letter}2, ... (no leading zeros, no {letter}0)")
+        found[int(name[1:])] = torch.from_numpy(real_array(arrays[name], name))
+    if not found:
+        raise ValueError(f"it holds no {word} arrays {letter}1, {letter}2, ...")
+    return found
+
+
+def scalar(arrays: dict[str, np.ndarray], name: str) -> float:
+    """The single real number stored as `name` (0 when absent), or ValueError."""
+    value = arrays.get(name, np.float64(0.0))
+    if np.shape(value) != ():
+        raise ValueError(f"{name} must be a single number, got shape {np.shape(value)}")
+    return float(real_array(value, name))
+
+
 # -- the protocol ------------------------------------------------------------------------------
 
 
 class Action(abc.ABC):
     """A polynomial action S(x0 + d) = A0 + sum_k (1/k!) A^(k) d...d (module docstring).
 
-    A subclass stores the tensors in its own form and implements the abstract members; it
+    A subclass stores the tensors in its own form, implements the abstract members and
     registers its file format by setting `format`. Every action is a target for
     `inntheory.sample` (`dim`, `action`, `grad` on batches (n, N)).
 
@@ -303,10 +292,6 @@ class Action(abc.ABC):
         """The dense symmetric tensor A^(k), shape (N,)*k."""
 
     @abc.abstractmethod
-    def diagonal(self, k: int) -> torch.Tensor:
-        """The local part A^(k)_{i..i}, shape (N,)."""
-
-    @abc.abstractmethod
     def diagonal_entries(self, stored: torch.Tensor) -> torch.Tensor:
         """The entries of a stored tensor (of this layout) on the diagonal i1 = .. = ik."""
 
@@ -319,13 +304,9 @@ class Action(abc.ABC):
         """The same action as a dense `PolynomialAction`."""
 
     @abc.abstractmethod
-    def truncate(self, order: int) -> Action:
-        """The same action with the orders above `order` dropped."""
-
-    @abc.abstractmethod
-    def to(self, device: torch.device | str | None = None,
-           dtype: torch.dtype | None = None) -> Action:
-        """A copy on another device and/or in another floating dtype."""
+    def _with(self, tensors: dict[int, torch.Tensor], constant: float = 0.0,
+              metadata: Mapping[str, Any] | None = None) -> Action:
+        """An action of this layout and point holding the stored `tensors` (not checked)."""
 
     @abc.abstractmethod
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
@@ -355,10 +336,6 @@ class Action(abc.ABC):
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path} is not a valid action file: {error}") from error
 
-    @abc.abstractmethod
-    def homogeneous(self, k: int) -> Action:
-        """The order-k part alone, A^(k) (same point and layout, constant 0)."""
-
     def aligned(self, others: Sequence[Action]) -> list[Action] | None:
         """This action and `others` in one common stored layout (same `tensor(k)` shapes and
         meaning), or None when there is none but the dense one. The default: none."""
@@ -383,6 +360,28 @@ class Action(abc.ABC):
     @property
     def device(self) -> torch.device:
         return self.items()[0][1].device
+
+    def diagonal(self, k: int) -> torch.Tensor:
+        """The local part A^(k)_{i..i}, shape (N,)."""
+        return self.diagonal_entries(self.tensor(k)).expand(self.dim).clone()
+
+    def homogeneous(self, k: int) -> Action:
+        """The order-k part alone, A^(k) (same point and layout, constant 0)."""
+        return self._with({k: self.tensor(k)})
+
+    def truncate(self, order: int) -> Action:
+        """The same action with the orders above `order` dropped."""
+        if order < 1:
+            raise ValueError(f"order must be >= 1, got {order}")
+        kept = {k: t for k, t in self.items() if k <= order}
+        return self._with(kept or {1: torch.zeros_like(self.tensor(1))}, self.constant,
+                          self.metadata)
+
+    def to(self, device: torch.device | str | None = None,
+           dtype: torch.dtype | None = None) -> Action:
+        """A copy on another device and/or in another floating dtype."""
+        return self._with({k: t.to(device=device, dtype=dtype) for k, t in self.items()},
+                          self.constant, self.metadata)
 
     def stored_norm(self, stored: torch.Tensor) -> float:
         """sqrt(multiplicity) * ||stored||: the Frobenius norm of the dense tensor that `stored`
@@ -435,13 +434,13 @@ class Action(abc.ABC):
 
     # -- persistence -------------------------------------------------------------------------
 
+    def _numbered(self, letter: str) -> dict[str, Any]:
+        """The stored tensors as float64 arrays named `letter` k."""
+        return {f"{letter}{k}": t.detach().cpu().double().numpy() for k, t in self.items()}
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the action to an `.npz` file atomically (`arrays()`, `metadata` as a JSON
-        string, and `format` when the class has a tag other than the dense one).
-
-        Returns:
-            The path written (`.npz` is appended when missing).
-        """
+        string, and `format` unless dense); returns the path (`.npz` appended when missing)."""
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
@@ -459,13 +458,8 @@ class Action(abc.ABC):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Action:
-        """Read an action of this class written by `save` (no pickles are loaded).
-
-        Raises:
-            FileNotFoundError: no file at `path`.
-            ValueError: the file is not a readable action file of this class (the message
-                names the file and the problem).
-        """
+        """Read an action of this class written by `save` (no pickles are loaded);
+        FileNotFoundError, or ValueError naming the file and the problem."""
         tag, arrays = _read(path)
         if tag != cls.format:
             raise ValueError(f"{path} is not a {cls.__name__} file (format {quote(tag)}); "

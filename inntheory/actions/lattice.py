@@ -1,22 +1,15 @@
 """Translation-invariant polynomial actions stored by their couplings relative to one site.
 
 On a periodic lattice of shape (L,) or (L1, L2) (N sites, flattened in C order as
-`LatticeTheory` does) a translation-invariant symmetric tensor A^(k) is fixed by its couplings
-relative to site 0,
+`LatticeTheory` does) a translation-invariant symmetric A^(k) is fixed by
 
-    C^(k)[o2, .., ok] = A^(k)[0, o2, .., ok],   A^(k)[i1, .., ik] = C^(k)[i2 - i1, .., ik - i1],
+    C^(k)[o2, .., ok] = A^(k)[0, o2, .., ok],   A^(k)[i1, .., ik] = C^(k)[i2 - i1, .., ik - i1].
 
-N^(k-1) numbers instead of N^k. A `LatticeAction` stores C^(k) over a *window* of relative
-offsets: per axis the window w is either the full axis (w = L, index t = offset t mod L) or an
-odd w = 2R + 1 < L holding the offsets -R..R (index t = offset mod w: index 0 is offset 0,
-index -1 is offset -1); every coupling reaching further is zero. `couplings(k)` has the shape
-(*window) * (k - 1) (one group of lattice axes per leg after the first; a scalar for k = 1).
-An action whose couplings reach at most R steps is then exactly the same action computed on
-the small torus of shape `window`, and expanding it onto the big lattice is exact.
-
-The expansion point is uniform (x0 = point * ones(N)), the constant A^(0) is the value on the
-big lattice. The class has the interface of `PolynomialAction` where it makes sense and is a
-target for `inntheory.sample` (`dim`, `action`, `grad` on batches (n, N)).
+A `LatticeAction` stores C^(k) over a *window* of offsets: per axis either the full axis
+(w = L, index t = offset t mod L) or an odd w = 2R + 1 < L holding the offsets -R..R (index
+t = offset mod w); couplings reaching further are zero. `couplings(k)` has the shape
+(*window) * (k - 1) (a scalar for k = 1). The expansion point is uniform (x0 = point * ones(N)),
+the constant A^(0) is the value on the big lattice.
 
 Example:
     >>> import torch
@@ -31,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,35 +33,26 @@ import torch
 from .._checks import check_shape
 from .._memory import available_bytes
 from .base import (
+    SYMMETRY_RTOL,
     Action,
     check_order,
     check_orders,
     common_dtype,
     metadata_from,
-    quote,
-    real_array,
+    numbered,
     real_tensor,
+    scalar,
 )
 from .dense import PolynomialAction
 
 __all__ = ["LatticeAction", "lattice_window"]
 
-_SYMMETRY_RTOL = 1e-8
-_COUPLING_NAME = re.compile(r"C([1-9][0-9]*)")
-# Entries of one (rows, N, window...) contraction temporary in action()/grad().
-_CHUNK_ELEMENTS = 2**24
+_CHUNK_ELEMENTS = 2**24  # entries of one (rows, N, window...) temporary in fields()
 
 
 def lattice_window(shape: tuple[int, ...], radius: int | None) -> tuple[int, ...]:
-    """The coupling window per axis for couplings reaching `radius` steps: min(L, 2R + 1).
-
-    Arguments:
-        shape: the lattice, (L,) or (L1, L2).
-        radius: R >= 0, or None for the full lattice.
-    """
-    if radius is None:
-        return tuple(shape)
-    return tuple(min(length, 2 * int(radius) + 1) for length in shape)
+    """The window min(L, 2R + 1) per axis of the lattice `shape` (the lattice for R = None)."""
+    return tuple(shape if radius is None else (min(n, 2 * int(radius) + 1) for n in shape))
 
 
 def _check_window(window: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -79,19 +62,22 @@ def _check_window(window: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
                          f"{len(shape)}")
     for w, length in zip(dims, shape, strict=True):
         if w > length or (w < length and w % 2 == 0):
-            raise ValueError(
-                f"window {dims} does not fit the lattice {shape}: each axis must be the full "
-                "length L or an odd 2R + 1 < L (offsets -R..R)"
-            )
+            raise ValueError(f"window {dims} does not fit the lattice {shape}: each axis must be "
+                             "the full length L or an odd 2R + 1 < L (offsets -R..R)")
     return dims
 
 
 def _axis_offsets(w: int, length: int) -> np.ndarray:
     """The lattice offset of each window index along one axis."""
     t = np.arange(w)
-    if w == length:
-        return t
-    return np.where(t <= w // 2, t, t - w)
+    return t if w == length else np.where(t <= w // 2, t, t - w)
+
+
+def _offsets(window: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """The lattice offset of each flattened window index, (M, d)."""
+    grids = np.meshgrid(*[_axis_offsets(w, n) for w, n in zip(window, shape, strict=True)],
+                        indexing="ij")
+    return np.stack(grids, axis=-1).reshape(-1, len(shape))
 
 
 def _coordinates(shape: tuple[int, ...]) -> np.ndarray:
@@ -101,30 +87,28 @@ def _coordinates(shape: tuple[int, ...]) -> np.ndarray:
 
 def shift_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
     """index[i, t] = the site at offset `t` (flattened window index) from site i, (N, M)."""
-    sites = _coordinates(shape)
-    offsets = np.stack(
-        np.meshgrid(*[_axis_offsets(w, L) for w, L in zip(window, shape, strict=True)],
-                    indexing="ij"),
-        axis=-1,
-    ).reshape(-1, len(shape))
-    target = (sites[:, None, :] + offsets[None, :, :]) % np.array(shape)
+    target = (_coordinates(shape)[:, None, :] + _offsets(window, shape)) % np.array(shape)
     return np.ravel_multi_index(tuple(np.moveaxis(target, -1, 0)), shape)
+
+
+def _window_index(offset: np.ndarray, window: tuple[int, ...],
+                  shape: tuple[int, ...]) -> np.ndarray:
+    """Flattened window index of integer offsets (..., d), or M where they fall outside."""
+    index = np.zeros(offset.shape[:-1], dtype=np.int64)
+    inside = np.ones(offset.shape[:-1], dtype=bool)
+    for axis, (w, length) in enumerate(zip(window, shape, strict=True)):
+        o = offset[..., axis]
+        if w < length:
+            inside &= np.abs(o) <= w // 2
+        index = index * w + o % w
+    return np.where(inside, index, math.prod(window))
 
 
 def relative_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
     """index[i, j] = flattened window index of the offset j - i, or M when outside, (N, N)."""
-    sites = _coordinates(shape)
-    diff = (sites[None, :, :] - sites[:, None, :]) % np.array(shape)
-    index = np.zeros(diff.shape[:2], dtype=np.int64)
-    inside = np.ones(diff.shape[:2], dtype=bool)
-    for axis, (w, length) in enumerate(zip(window, shape, strict=True)):
-        d = diff[..., axis]
-        if w < length:
-            d = np.where(d <= length // 2, d, d - length)
-            inside &= np.abs(d) <= w // 2
-            d = d % w
-        index = index * w + d
-    return np.where(inside, index, math.prod(window))
+    sites, lengths = _coordinates(shape), np.array(shape)
+    diff = (sites[None, :, :] - sites[:, None, :]) % lengths
+    return _window_index(np.where(diff <= lengths // 2, diff, diff - lengths), window, shape)
 
 
 class LatticeAction(Action):
@@ -140,23 +124,14 @@ class LatticeAction(Action):
         window: the coupling window; inferred from an order >= 2 tensor when None (and the
             full lattice when only A^(1) is given).
         check_symmetry: raise when a C^(k) is not the compressed form of a symmetric tensor
-            (symmetric among its k - 1 legs and under swapping the root with a leg; relative
-            tolerance 1e-8).
+            (relative tolerance 1e-8).
     """
 
     format = "inntheory.LatticeAction"
 
-    def __init__(
-        self,
-        couplings: Mapping[int, Any],
-        shape: Any,
-        point: Any = 0.0,
-        constant: float = 0.0,
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        window: Any = None,
-        check_symmetry: bool = True,
-    ) -> None:
+    def __init__(self, couplings: Mapping[int, Any], shape: Any, point: Any = 0.0,
+                 constant: float = 0.0, metadata: Mapping[str, Any] | None = None, *,
+                 window: Any = None, check_symmetry: bool = True) -> None:
         self.shape = check_shape(shape)
         tensors = {k: real_tensor(couplings[k], f"C^({k})")
                    for k in check_orders(couplings, "coupling", "C^(k)")}
@@ -168,19 +143,16 @@ class LatticeAction(Action):
         for k, tensor in tensors.items():
             expected = self.window * (k - 1)
             if tuple(tensor.shape) != expected:
-                raise ValueError(
-                    f"C^({k}) must have shape {expected} (window {self.window} per leg after "
-                    f"the first), got {tuple(tensor.shape)}"
-                )
+                raise ValueError(f"C^({k}) must have shape {expected} (window {self.window} per "
+                                 f"leg after the first), got {tuple(tensor.shape)}")
             tensors[k] = tensor.to(device=device, dtype=dtype)
             if check_symmetry and k >= 2:
                 asymmetry = _asymmetry(tensors[k], self.window, self.shape)
-                if asymmetry > _SYMMETRY_RTOL:
-                    raise ValueError(
-                        f"C^({k}) is not the compressed form of a symmetric tensor (relative "
-                        f"asymmetry {asymmetry:.2e} under swapping two legs or the root with a "
-                        "leg, or couplings whose mirror falls outside the window)"
-                    )
+                if asymmetry > SYMMETRY_RTOL:
+                    raise ValueError(f"C^({k}) is not the compressed form of a symmetric tensor "
+                                     f"(relative asymmetry {asymmetry:.2e} under swapping two "
+                                     "legs or the root with a leg, or couplings whose mirror "
+                                     "falls outside the window)")
         self._couplings = tensors
         value = real_tensor(point, "point").to(torch.float64).flatten()
         if value.numel() not in (1, self.dim):
@@ -210,7 +182,6 @@ class LatticeAction(Action):
         return torch.full((self.dim,), self.point_value, dtype=self.dtype, device=self.device)
 
     def items(self) -> list[tuple[int, torch.Tensor]]:
-        """(k, C^(k)) for the stored orders, ascending."""
         return sorted(self._couplings.items())
 
     @property
@@ -229,11 +200,7 @@ class LatticeAction(Action):
 
     def onsite(self, k: int) -> float:
         """The on-site coupling A^(k)_{i..i} (the same on every site)."""
-        return float(self.couplings(k).flatten()[0]) if k > 1 else float(self.couplings(1))
-
-    def diagonal(self, k: int) -> torch.Tensor:
-        """The local part A^(k)_{i..i}, shape (N,) (all equal)."""
-        return torch.full((self.dim,), self.onsite(k), dtype=self.dtype, device=self.device)
+        return float(self.couplings(k).flatten()[0])
 
     def diagonal_entries(self, stored: torch.Tensor) -> torch.Tensor:
         """The on-site coupling C[0..0] of couplings C, (1,) (it stands for N entries)."""
@@ -242,16 +209,8 @@ class LatticeAction(Action):
     def offdiagonal_entries(self, stored: torch.Tensor) -> torch.Tensor:
         """Couplings C with the on-site one set to zero (order 1 has no off-diagonal)."""
         rest = stored.clone()
-        if rest.dim():
-            rest.view(-1)[0] = 0.0
-        else:
-            rest.zero_()
+        rest.view(-1)[0] = 0.0
         return rest
-
-    def homogeneous(self, k: int) -> LatticeAction:
-        """C^(k) alone, around the same point."""
-        return LatticeAction({k: self.couplings(k)}, self.shape, self.point_value,
-                             window=self.window, check_symmetry=False)
 
     def aligned(self, others: Sequence[Action]) -> list[Action] | None:
         """With `LatticeAction`s on the same lattice: all on the largest window (a window
@@ -266,32 +225,24 @@ class LatticeAction(Action):
         """The same action with its couplings written onto a window no shorter than its own."""
         window = _check_window(window, self.shape)
         return self._with({k: _embed(t, self.window, window, self.shape)
-                           for k, t in self.items()}, window)
+                           for k, t in self.items()}, self.constant, self.metadata, window)
 
     def dense_bytes(self, k: int) -> int:
         """Bytes that `coefficient(k)` needs: the (N,)*k tensor and its int64 index."""
         return 16 * self.dim**k
 
     def coefficient(self, k: int, max_bytes: int | None = None) -> torch.Tensor:
-        """The dense symmetric tensor A^(k), shape (N,)*k, expanded from the couplings.
-
-        Arguments:
-            k: the order.
-            max_bytes: memory limit; default half the memory available now.
-
-        Raises:
-            MemoryError: the dense tensor would not fit (the message gives the estimate).
+        """The dense symmetric tensor A^(k), shape (N,)*k, expanded from the couplings;
+        MemoryError (with the estimate) beyond `max_bytes`, default half the memory available.
         """
         k = check_order(k, self.order)
         needed = self.dense_bytes(k)
         limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
         if needed > limit:
-            raise MemoryError(
-                f"the dense A^({k}) of N = {self.dim} sites has {self.dim}^{k} entries and "
-                f"needs about {needed / 2**30:.3g} GiB, more than the limit "
-                f"{limit / 2**30:.3g} GiB; use couplings({k}) (the compressed form, "
-                f"{self.size ** (k - 1)} numbers) instead"
-            )
+            raise MemoryError(f"the dense A^({k}) of N = {self.dim} sites has {self.dim}^{k} "
+                              f"entries and needs about {needed / 2**30:.3g} GiB, more than the "
+                              f"limit {limit / 2**30:.3g} GiB; use couplings({k}) (the compressed "
+                              f"form, {self.size ** (k - 1)} numbers) instead")
         if k == 1:
             return self.couplings(1).reshape(1).expand(self.dim).clone()
         # one zero slot per leg (index M) for the offsets outside the window
@@ -299,51 +250,30 @@ class LatticeAction(Action):
             self.couplings(k).reshape((self.size,) * (k - 1)), (0, 1) * (k - 1)
         ).reshape(-1)
         relative = torch.from_numpy(relative_index(self.shape, self.window)).to(self.device)
-        width = self.size + 1
         index = relative.new_zeros((self.dim,) * k)
         for leg in range(1, k):
             view = [self.dim] + [1] * (k - 1)
             view[leg] = self.dim
-            index = index * width + relative.reshape(view)
+            index = index * (self.size + 1) + relative.reshape(view)
         return padded[index]
 
     def to_dense(self, max_bytes: int | None = None) -> PolynomialAction:
         """The same action as a `PolynomialAction` (dense tensors; MemoryError if too big)."""
-        return PolynomialAction(
-            {k: self.coefficient(k, max_bytes) for k in self.orders},
-            self.point,
-            self.constant,
-            {**self.metadata, "lattice": list(self.shape)},
-            check_symmetry=False,
-        )
+        return PolynomialAction({k: self.coefficient(k, max_bytes) for k in self.orders},
+                                self.point, self.constant,
+                                {**self.metadata, "lattice": list(self.shape)},
+                                check_symmetry=False)
 
-    def truncate(self, order: int) -> LatticeAction:
-        """The same action with the orders above `order` dropped."""
-        if order < 1:
-            raise ValueError(f"order must be >= 1, got {order}")
-        kept = {k: t for k, t in self._couplings.items() if k <= order}
-        if not kept:
-            kept = {1: torch.zeros((), dtype=self.dtype, device=self.device)}
-        return self._with(kept)
-
-    def to(
-        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> LatticeAction:
-        """A copy on another device and/or in another floating dtype."""
-        return self._with({k: t.to(device=device, dtype=dtype) for k, t in self.items()})
-
-    def _with(self, couplings: dict[int, torch.Tensor], window: tuple[int, ...] | None = None
-              ) -> LatticeAction:
-        return LatticeAction(couplings, self.shape, self.point_value, self.constant,
-                             self.metadata, window=window or self.window, check_symmetry=False)
+    def _with(self, tensors: dict[int, torch.Tensor], constant: float = 0.0,
+              metadata: Mapping[str, Any] | None = None,
+              window: tuple[int, ...] | None = None) -> LatticeAction:
+        return LatticeAction(tensors, self.shape, self.point_value, constant, metadata,
+                             window=window or self.window, check_symmetry=False)
 
     # -- evaluation --------------------------------------------------------------------------
 
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
-        """G_k(j) = sum_o C^(k)[o] d_{j+o2} .. d_{j+ok} for the stored orders: (n, N) each.
-
-        Then dS/dx_j = sum_k G_k(j) / (k-1)! and S = A0 + sum_k sum_j d_j G_k(j) / k!.
-        """
+        """G_k(j) = sum_o C^(k)[o] d_{j+o2} .. d_{j+ok} for the stored orders: (n, N) each."""
         index = torch.from_numpy(shift_index(self.shape, self.window)).to(self.device)
         rows = max(1, _CHUNK_ELEMENTS // (self.dim * self.size ** max(self.order - 2, 1)))
         out: dict[int, list[torch.Tensor]] = {k: [] for k in self._couplings}
@@ -353,8 +283,7 @@ class LatticeAction(Action):
                 if k == 1:
                     out[k].append(tensor.expand(chunk.shape))
                     continue
-                flat = tensor.reshape(self.size, -1)  # first leg against the rest
-                value = shifted @ flat  # (n, N, M^(k-2))
+                value = shifted @ tensor.reshape(self.size, -1)  # (n, N, M^(k-2))
                 for _ in range(k - 2):
                     value = value.reshape(*value.shape[:2], self.size, -1)
                     value = torch.einsum("njm,njm...->nj...", shifted, value)
@@ -373,74 +302,37 @@ class LatticeAction(Action):
     def arrays(self) -> dict[str, Any]:
         """`C1`, `C2`, ... (float64 couplings), `shape`, `window`, `point` (the uniform
         value) and `constant`."""
-        arrays: dict[str, Any] = {
-            f"C{k}": t.detach().cpu().double().numpy() for k, t in self.items()
+        return {
+            **self._numbered("C"),
+            "shape": np.array(self.shape, dtype=np.int64),
+            "window": np.array(self.window, dtype=np.int64),
+            "point": np.float64(self.point_value),
+            "constant": np.float64(self.constant),
         }
-        arrays.update(
-            shape=np.array(self.shape, dtype=np.int64),
-            window=np.array(self.window, dtype=np.int64),
-            point=np.float64(self.point_value),
-            constant=np.float64(self.constant),
-        )
-        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LatticeAction:
-        """The action held by the arrays of a `LatticeAction` file; ValueError for a coupling
-        name like `C01`, couplings that are not real numbers or do not match the window, a
-        shape or window that is not 1 or 2 positive integers, a lattice too large for one
-        configuration to fit in memory, metadata that is not a JSON object."""
+        """The action of a `LatticeAction` file; ValueError naming a bad coupling name (`C01`)
+        or array, shape or window, a lattice too large for memory, or bad metadata."""
         metadata = metadata_from(arrays)
-        couplings = {}
-        for name in sorted(arrays):
-            match = _COUPLING_NAME.fullmatch(name)
-            if match is None:
-                if name[:1] == "C" and name[1:].isdigit():
-                    raise ValueError(f"array {quote(name)} is not a coupling name; the orders "
-                                     "are named C1, C2, ... (no leading zeros, no C0)")
-                continue
-            couplings[int(match.group(1))] = torch.from_numpy(real_array(arrays[name], name))
-        if not couplings:
-            raise ValueError("it holds no coupling arrays C1, C2, ...")
+        couplings = numbered(arrays, "C", "coupling")
         shape, window = (_file_shape(arrays, name) for name in ("shape", "window"))
         needed = 8 * math.prod(shape)
         if needed > available_bytes() // 2:
-            raise ValueError(
-                f"it declares a lattice of {math.prod(shape)} sites; one configuration "
-                f"needs {needed / 2**30:.3g} GiB, more than half the available memory"
-            )
-        values = []
-        for name in ("point", "constant"):
-            value = arrays.get(name, np.float64(0.0))
-            if np.shape(value) != ():
-                raise ValueError(f"{name} must be a single number, got shape {np.shape(value)}")
-            values.append(float(real_array(value, name)))
-        return cls(couplings, shape, values[0], values[1], metadata, window=window)
+            raise ValueError(f"it declares a lattice of {math.prod(shape)} sites; one "
+                             f"configuration needs {needed / 2**30:.3g} GiB, more than half the "
+                             "available memory")
+        return cls(couplings, shape, scalar(arrays, "point"), scalar(arrays, "constant"),
+                   metadata, window=window)
 
     def _describe(self) -> str:
         return f"shape={self.shape}, window={self.window}, orders={self.orders}"
 
 
-def _window_index(offset: torch.Tensor, window: tuple[int, ...],
-                  shape: tuple[int, ...]) -> torch.Tensor:
-    """Flattened window index of integer offsets (..., d), or M where they fall outside."""
-    index = torch.zeros(offset.shape[:-1], dtype=torch.int64, device=offset.device)
-    inside = torch.ones(offset.shape[:-1], dtype=torch.bool, device=offset.device)
-    for axis, (w, length) in enumerate(zip(window, shape, strict=True)):
-        o = offset[..., axis]
-        if w < length:
-            inside &= o.abs() <= w // 2
-        index = index * w + o % w
-    return torch.where(inside, index, math.prod(window))
-
-
 def _asymmetry(tensor: torch.Tensor, window: tuple[int, ...], shape: tuple[int, ...]) -> float:
-    """Largest violation of the symmetry of the dense tensor, relative to max |C|.
-
-    A^(k) is symmetric iff C^(k) is symmetric among its k - 1 legs and invariant under
-    swapping the root with the first leg: C[o2, o3, ..] = C[-o2, o3 - o2, ..] (zero where the
-    new offsets leave the window).
-    """
+    """Largest violation of the symmetry of the dense tensor, relative to max |C|: C^(k) must
+    be symmetric among its legs and C[o2, o3, ..] = C[-o2, o3 - o2, ..] (root and first leg
+    swapped; zero where the new offsets leave the window)."""
     size = math.prod(window)
     legs = tensor.dim() // len(shape)
     flat = tensor.reshape((size,) * legs)
@@ -449,21 +341,13 @@ def _asymmetry(tensor: torch.Tensor, window: tuple[int, ...], shape: tuple[int, 
         return 0.0
     worst = max((float((flat - flat.transpose(i, i + 1)).abs().max()) for i in range(legs - 1)),
                 default=0.0)
-    grids = np.meshgrid(*[_axis_offsets(w, n) for w, n in zip(window, shape, strict=True)],
-                        indexing="ij")
-    offsets = torch.from_numpy(np.stack(grids, axis=-1).reshape(size, len(shape)))
-    offsets = offsets.to(tensor.device)
-
-    def leg(m: int) -> torch.Tensor:
-        view = [1] * legs + [len(shape)]
-        view[m] = size
-        return offsets.reshape(view)
-
-    first = leg(0)
-    swapped = [-first] + [leg(m) - first for m in range(1, legs)]
-    index = [_window_index(o, window, shape) for o in swapped]
+    offsets = _offsets(window, shape)
+    views = [offsets.reshape([size if m == leg else 1 for m in range(legs)] + [len(shape)])
+             for leg in range(legs)]
+    swapped = [-views[0]] + [view - views[0] for view in views[1:]]
+    index = np.broadcast_arrays(*(_window_index(o, window, shape) for o in swapped))
     padded = torch.nn.functional.pad(flat, (0, 1) * legs)
-    mirrored = padded[tuple(torch.broadcast_tensors(*index))]
+    mirrored = padded[tuple(torch.from_numpy(i.copy()).to(tensor.device) for i in index)]
     worst = max(worst, float((flat - mirrored).abs().max()))
     return worst / scale
 
@@ -482,7 +366,6 @@ def _file_shape(arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
 def _embed(tensor: torch.Tensor, source: tuple[int, ...], target: tuple[int, ...],
            shape: tuple[int, ...]) -> torch.Tensor:
     """Couplings over window `source` written onto the (not shorter) window `target`."""
-    result = tensor
     legs = tensor.dim() // len(shape)
     for axis, (w, v, n) in enumerate(zip(source, target, shape, strict=True)):
         if w == v:
@@ -490,9 +373,6 @@ def _embed(tensor: torch.Tensor, source: tuple[int, ...], target: tuple[int, ...
         index = torch.from_numpy(_axis_offsets(w, n) % v).to(tensor.device)
         for leg in range(legs):
             dim = leg * len(shape) + axis
-            size = list(result.shape)
-            size[dim] = v
-            grown = result.new_zeros(size)
-            grown.index_copy_(dim, index, result)
-            result = grown
-    return result
+            grown = tensor.new_zeros(tensor.shape[:dim] + (v,) + tensor.shape[dim + 1:])
+            tensor = grown.index_copy_(dim, index, tensor)
+    return tensor

@@ -1,17 +1,9 @@
-"""Compare learned actions with a true one, order by order.
+"""Compare learned actions with a true one, order by order (:func:`compare`).
 
-:func:`compare` puts a true action next to one or several learned ones (an INN, a
-score-matching baseline, ...): per order k the relative Frobenius error, the error of the
-local (diagonal) part, the off-diagonal leakage and the diagonal means, as a
-:class:`Comparison` (table, HTML, JSON-able dict, figure).
-
-Any representation of the action protocol (`inntheory.actions.base.Action`) is accepted. When
-the actions share a compressed layout (`Action.aligned`: e.g. `LatticeAction`s of one lattice,
-on their largest window) the comparison runs on the stored tensors and reports exactly the
-numbers of the dense comparison, each norm being the dense one (`Action.stored_norm`);
-otherwise every action is expanded with `to_dense()`.
-
-Conventions are those of ``METHOD.md``: S(x0 + d) = sum_k (1/k!) A^(k) d...d.
+Actions sharing a compressed layout (`Action.aligned`, e.g. `LatticeAction`s of one lattice)
+are compared on their stored tensors with the numbers of the dense comparison (each norm the
+dense one, `Action.stored_norm`); others are expanded with `to_dense()`. Conventions of
+``METHOD.md``: S(x0 + d) = sum_k (1/k!) A^(k) d...d.
 """
 
 from __future__ import annotations
@@ -27,12 +19,11 @@ from torch import Tensor
 from ..actions.base import Action
 from ..figures import legend_outside, site_ticks
 from ..tables import Table, Tabular
-from .display import format_value, new_figure, unique_index
+from .display import format_value, identity_line, new_figure, unique_index
 
 __all__ = ["Comparison", "ComparisonRow", "CompressedComparison", "compare"]
 
-# Entries drawn per order in the scatter plots (a fixed-seed subsample beyond this).
-_MAX_SCATTER_POINTS = 5000
+_MAX_SCATTER_POINTS = 5000  # entries drawn per order (a fixed-seed subsample beyond)
 
 
 def _diagonal(tensor: Tensor) -> Tensor:
@@ -41,37 +32,24 @@ def _diagonal(tensor: Tensor) -> Tensor:
 
 
 def _ratio(value: float, reference: float, scale: float) -> tuple[float, bool]:
-    """value / reference when reference > 0 (relative), else scale * value (absolute).
-
-    `value` and `reference` are norms of tensors divided by `scale`, so that neither the
-    squares inside the norms nor the ratio overflow or underflow.
-    """
+    """(value / reference, True) when reference > 0, else (scale * value, False): norms of
+    tensors divided by `scale`, so that nothing overflows or underflows."""
     return (value / reference, True) if reference > 0 else (scale * value, False)
-
-
-# -- comparing actions -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ComparisonRow:
-    """One order k of one learned action against the true one.
+    """One order k of one learned action L against the true T (see :func:`compare`).
 
     Attributes:
-        model: label of the learned action.
-        order: k.
         true_norm: ||T||, the Frobenius norm of the true A^(k).
-        relative: True when ||T|| > 0 and `error`, `leakage` are relative to ||T||;
-            False when ||T|| = 0 (e.g. A^(1) of a symmetric theory) and they are absolute.
-        error: ||L - T|| (/ ||T|| when `relative`).
-        diagonal_relative: True when the diagonal error is relative to ||diag T|| > 0.
-        diagonal_error: ||diag(L) - diag(T)|| over the local entries i1 = ... = ik
-            (/ ||diag T|| when `diagonal_relative`).
-        leakage: ||offdiag(L)|| (/ ||T|| when `relative`), the learned weight off the diagonal.
-        true_offdiagonal: ||offdiag(T)|| on the same scale, what `leakage` should be.
-        true_diagonal_mean: mean_i T_{i..i}.
-        learned_diagonal_mean: mean_i L_{i..i}.
+        relative: whether `error`, `leakage`, `true_offdiagonal` are relative to ||T|| (False:
+            absolute, as ||T|| = 0); `diagonal_relative` likewise for `diagonal_error`.
+        error, diagonal_error, leakage, true_offdiagonal: ||L - T||, ||diag L - diag T||,
+            ||offdiag L||, ||offdiag T||.
+        true_diagonal_mean, learned_diagonal_mean: mean_i T_{i..i}, mean_i L_{i..i}.
         fisher_divergence: the model's relative Fisher divergence on the held-out data
-            (`inntheory.fisher_divergence`, the same in each of its rows); None without data.
+            (`inntheory.fisher_divergence`); None without data.
     """
 
     model: str
@@ -90,15 +68,9 @@ class ComparisonRow:
 
 @dataclass(repr=False)  # shown as its table (Tabular)
 class Comparison(Tabular):
-    """Order-by-order comparison of learned actions with a true one (made by :func:`compare`).
-
-    Attributes:
-        rows: one :class:`ComparisonRow` per (model, order), models in the order given.
-        orders: the compared orders.
-        models: labels of the learned actions.
-        point: the common expansion point, (N,).
-        true: {k: true A^(k)} (float64, CPU).
-        learned: {model: {k: learned A^(k)}} (float64, CPU).
+    """Order-by-order comparison of learned actions with a true one (made by :func:`compare`):
+    one :class:`ComparisonRow` per (model, order), the compared orders, the models' labels,
+    the common point (N,), and the tensors {k: true A^(k)}, {model: {k: A^(k)}} (float64, CPU).
     """
 
     rows: list[ComparisonRow]
@@ -129,7 +101,7 @@ class Comparison(Tabular):
                       if not (k == "fisher_divergence" and v is None)} for row in self.rows],
         }
 
-    def _cells(self) -> tuple[list[str], list[list[str]]]:
+    def _table(self) -> Table:
         headers = ["k", "scale", "true diag", "true offdiag"]
         fisher = self.rows[0].fisher_divergence is not None
         for model in self.models:
@@ -141,44 +113,22 @@ class Comparison(Tabular):
             scale = "rel" if first.relative else "abs"
             if first.relative and not first.diagonal_relative:
                 scale = "rel, diag abs"
-            line = [
-                str(k),
-                scale,
-                format_value(first.true_diagonal_mean),
-                format_value(first.true_offdiagonal),
-            ]
+            line = [str(k), scale, format_value(first.true_diagonal_mean),
+                    format_value(first.true_offdiagonal)]
             for model in self.models:
                 r = self.row(k, model)
-                line += [
-                    format_value(r.error),
-                    format_value(r.diagonal_error),
-                    format_value(r.leakage),
-                    format_value(r.learned_diagonal_mean),
-                ]
-                line += [format_value(r.fisher_divergence)] if fisher else []
+                values = [r.error, r.diagonal_error, r.leakage, r.learned_diagonal_mean]
+                values += [r.fisher_divergence] if fisher else []
+                line += [format_value(v) for v in values]
             cells.append(line)
-        return headers, cells
-
-    def _table(self) -> Table:
-        headers, cells = self._cells()
-        notes = (
-            "error: ||L - T||, diag err: on i1 = .. = ik, leakage: ||offdiag L|| (true "
-            "offdiag: ||offdiag T||), all / ||T|| when scale is rel, absolute when ||T|| = 0 "
-            "(abs); true diag, diag mean: mean_i A_i..i"
-        )
+        notes = ("error: ||L - T||, diag err: on i1 = .. = ik, leakage: ||offdiag L|| (true "
+                 "offdiag: ||offdiag T||), all / ||T|| when scale is rel, absolute when "
+                 "||T|| = 0 (abs); true diag, diag mean: mean_i A_i..i")
         return Table(headers, cells, "Action comparison, order by order", notes, index=2)
 
-
     def plot(self, fig: Any = None) -> Any:
-        """Figure: learned vs true entries per order (y = x line), heat maps of the true and
-        learned A^(2), bars of the diagonals of A^(3) and A^(4), true against learned.
-
-        Arguments:
-            fig: a matplotlib Figure to draw into (cleared), or None for a new one.
-
-        Returns:
-            The matplotlib Figure.
-        """
+        """Figure (into `fig`, cleared, or a new one): learned vs true entries per order, heat
+        maps of the true and learned A^(2), bars of the diagonals of A^(3) and A^(4)."""
         heat = 2 in self.orders
         bars = [k for k in (3, 4) if k in self.orders]
         n_rows = 1 + heat + bool(bars)
@@ -200,20 +150,14 @@ class Comparison(Tabular):
             keep = np.arange(true.size)
             if true.size > _MAX_SCATTER_POINTS:
                 keep = np.sort(generator.choice(true.size, _MAX_SCATTER_POINTS, replace=False))
-            for model in self.models:
-                learned = self.learned[model][k][index].numpy()
-                ax.scatter(true[keep], learned[keep], s=8, alpha=0.6, label=model)
             low, high = float(np.min(true)), float(np.max(true))
             for model in self.models:
                 learned = self.learned[model][k][index].numpy()
+                ax.scatter(true[keep], learned[keep], s=8, alpha=0.6, label=model)
                 low, high = min(low, float(learned.min())), max(high, float(learned.max()))
-            pad = 0.05 * (high - low) or 1.0
-            ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
-            ax.set(
-                title=f"$A^{{({k})}}$ entries ($i_1 \\leq \\dots \\leq i_{k}$)",
-                xlabel="true coefficient",
-                ylabel="learned coefficient",
-            )
+            identity_line(ax, low, high)
+            ax.set(title=f"$A^{{({k})}}$ entries ($i_1 \\leq \\dots \\leq i_{k}$)",
+                   xlabel="true coefficient", ylabel="learned coefficient")
         legend_outside(axes[-1])
 
     def _plot_heat(self, panel: Any) -> None:
@@ -243,9 +187,8 @@ class Comparison(Tabular):
 
 @dataclass(repr=False)
 class CompressedComparison(Comparison):
-    """A `Comparison` run in a compressed layout: `true` and `learned` hold the stored
-    tensors of that layout (a `LatticeAction`'s couplings C^(k) over the common window,
-    shape (*window) * (k - 1)), not dense tensors."""
+    """A `Comparison` whose `true` and `learned` hold the stored tensors of a compressed
+    layout (a `LatticeAction`'s couplings C^(k) over the common window)."""
 
     def plot(self, fig: Any = None) -> Any:
         """Figure: learned against true stored entries, one panel per order (y = x line)."""
@@ -256,9 +199,7 @@ class CompressedComparison(Comparison):
             for model in self.models:
                 ax.scatter(true, self.learned[model][k].reshape(-1).numpy(), s=8, alpha=0.6,
                            label=model)
-            low, high = float(true.min()), float(true.max())
-            pad = 0.05 * (high - low) or 1.0
-            ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
+            identity_line(ax, float(true.min()), float(true.max()))
             ax.set(title=f"$C^{{({k})}}$ couplings over offsets", xlabel="true",
                    ylabel="learned")
         legend_outside(axes[-1])
@@ -276,9 +217,8 @@ def _check_arguments(true: Any, learned: Any, orders: Sequence[int]
             raise TypeError(f"{name!s} must be an action (PolynomialAction, LatticeAction), "
                             f"got {type(action).__name__}")
     orders = tuple(orders)
-    if not orders or any(
-        isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in orders
-    ):
+    if not orders or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
+                         for k in orders):
         raise ValueError(f"orders must be a non-empty sequence of integers >= 1, got {orders}")
     orders = tuple(sorted({int(k) for k in orders}))
     for name, action in [("the true action", true), *learned.items()]:
@@ -295,8 +235,7 @@ def _stored(action: Action, orders: Sequence[int]) -> dict[int, Tensor]:
 
 def _row(layout: Action, model: str, k: int, reference: Tensor, estimate: Tensor
          ) -> ComparisonRow:
-    """One row: norms of T / s and L / s, s the largest |entry| of both, so that the ratios
-    are scale-free (no overflow of the squares at 1e200, no underflow at 1e-200)."""
+    """One row from the norms of T / s and L / s, s the largest |entry| of both (scale-free)."""
     norm, diagonal = layout.stored_norm, layout.diagonal_entries
     offdiagonal = layout.offdiagonal_entries
     scale = max(float(reference.abs().max()), float(estimate.abs().max()))
@@ -307,13 +246,8 @@ def _row(layout: Action, model: str, k: int, reference: Tensor, estimate: Tensor
     diagonal_error, diagonal_relative = _ratio(norm(diagonal(lrn) - diagonal(t)),
                                                norm(diagonal(t)), scale)
     return ComparisonRow(
-        model=model,
-        order=k,
-        true_norm=layout.dense_norm(reference),
-        relative=relative,
-        error=error,
-        diagonal_relative=diagonal_relative,
-        diagonal_error=diagonal_error,
+        model=model, order=k, true_norm=layout.dense_norm(reference), relative=relative,
+        error=error, diagonal_relative=diagonal_relative, diagonal_error=diagonal_error,
         leakage=_ratio(norm(offdiagonal(lrn)), total, scale)[0],
         true_offdiagonal=_ratio(norm(offdiagonal(t)), total, scale)[0],
         true_diagonal_mean=float(diagonal(reference).mean()),
@@ -333,37 +267,25 @@ def _fisher(true: Action, learned: dict[str, Action], data: Any) -> dict[str, fl
     return {str(m): fisher_divergence(action, true, data) for m, action in learned.items()}
 
 
-def compare(
-    true: Action,
-    learned: Action | Mapping[str, Action],
-    orders: Sequence[int] = (1, 2, 3, 4),
-    *,
-    data: Any = None,
-) -> Comparison:
+def compare(true: Action, learned: Action | Mapping[str, Action],
+            orders: Sequence[int] = (1, 2, 3, 4), *, data: Any = None) -> Comparison:
     """Compare learned actions with the true one, order by order.
 
     Per order k, with T the true and L a learned A^(k) (Frobenius norms over all entries):
-    error ||L - T|| / ||T||; diagonal error ||diag L - diag T|| / ||diag T|| over the local
-    entries i1 = ... = ik; leakage ||offdiag L|| / ||T||, reported next to ||offdiag T|| / ||T||
-    (what it should be); the means of diag T and diag L. When ||T|| = 0 (e.g. A^(1) of a
-    symmetric theory) the norms are reported absolute and the row says so (``relative`` is
-    False, "abs" in the table); likewise for the diagonal when ||diag T|| = 0.
+    error ||L - T|| / ||T||; diagonal error ||diag L - diag T|| / ||diag T|| over the entries
+    i1 = ... = ik; leakage ||offdiag L|| / ||T|| next to ||offdiag T|| / ||T||; the means of
+    diag T and diag L. Where ||T|| = 0 (||diag T|| = 0) the norms are absolute ("abs").
 
     Arguments:
         true: the reference action.
         learned: one action, or several as {label: action} (one column group each).
         orders: orders k >= 1 to compare; each must be present (k <= .order) in every action.
-        data: held-out samples of the true distribution, (n, N), or None. When given, every
-            row carries its model's relative Fisher divergence on them,
-            E_data |grad S_learned - grad S_true|^2 / E_data |grad S_true|^2 (column
-            "fisher" of the table).
-
-    Any action representation is accepted: `LatticeAction`s of one lattice are compared on
-    their compressed couplings with the same numbers as the dense comparison (a
-    :class:`CompressedComparison`); mixed representations are expanded to dense tensors.
+        data: held-out samples of the true distribution, (n, N), or None; when given, each
+            row carries its model's relative Fisher divergence on them (column "fisher").
 
     Returns:
-        A :class:`Comparison`. Comparing an action with itself gives exactly zero errors.
+        A :class:`Comparison` (a :class:`CompressedComparison` for a shared compressed
+        layout). Comparing an action with itself gives exactly zero errors.
 
     Raises:
         TypeError: if an argument is not an action.
@@ -386,10 +308,9 @@ def compare(
                              f"{layout.dim}")
         other = action.point.detach().to("cpu", torch.float64)
         if not torch.allclose(other, point, rtol=1e-10, atol=1e-12):
-            raise ValueError(
-                f"{name!s} is expanded around a different point than the true action "
-                f"(max difference {float((other - point).abs().max()):.3e}); re-expand one"
-            )
+            raise ValueError(f"{name!s} is expanded around a different point than the true action "
+                             f"(max difference {float((other - point).abs().max()):.3e}); "
+                             "re-expand one")
     reference = _stored(layout, orders)
     estimates = {str(m): _stored(a, orders) for m, a in learned.items()}
     rows = [replace(_row(layout, model, k, reference[k], stored[k]),

@@ -1,13 +1,10 @@
-"""Data against model samples, cumulant by cumulant.
-
-- :func:`cumulants` estimates kappa_1..kappa_4 of samples x: (n, N) as tensors (N,)*k.
-- :func:`compare_cumulants` measures data against model samples: per order, the largest
-  difference in units of its standard error (delete-one-block jackknife), so "matches up to
-  the third cumulant" is a measured statement (:meth:`CumulantComparison.within`).
-"""
+"""Data against model samples, cumulant by cumulant: :func:`cumulants` estimates kappa_1..4 of
+samples, :func:`compare_cumulants` measures per order the largest difference in units of its
+standard error (delete-one-block jackknife)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,7 +16,7 @@ from torch import Tensor
 from ..figures import WIDTH as FIGURE_WIDTH
 from ..figures import legend_outside
 from ..tables import Table, Tabular
-from .display import format_value, new_figure, unique_index
+from .display import format_value, identity_line, new_figure, unique_index
 
 __all__ = ["CumulantComparison", "CumulantRow", "compare_cumulants", "cumulants"]
 
@@ -43,11 +40,8 @@ def _as_samples(x: Any, name: str) -> Tensor:
 
 
 def _check_order(order: Any) -> int:
-    if (
-        isinstance(order, bool)
-        or not isinstance(order, (int, np.integer))
-        or not 1 <= order <= _MAX_CUMULANT_ORDER
-    ):
+    if (isinstance(order, bool) or not isinstance(order, (int, np.integer))
+            or not 1 <= order <= _MAX_CUMULANT_ORDER):
         raise ValueError(f"order must be an integer in 1..{_MAX_CUMULANT_ORDER}, got {order!r}")
     return int(order)
 
@@ -78,52 +72,30 @@ def _from_moments(moments: list[Tensor]) -> dict[int, Tensor]:
         result[2] = cov
     if len(moments) >= 3:
         m2, m3 = moments[1], moments[2]
-        result[3] = (
-            m3
-            - torch.einsum("i,jk->ijk", mu, m2)
-            - torch.einsum("j,ik->ijk", mu, m2)
-            - torch.einsum("k,ij->ijk", mu, m2)
-            + 2 * torch.einsum("i,j,k->ijk", mu, mu, mu)
-        )
+        third = m3
+        for i in "ijk":  # minus mu_i m2_jk over the three choices of i
+            third = third - torch.einsum(f"{i},{'ijk'.replace(i, '')}->ijk", mu, m2)
+        result[3] = third + 2 * torch.einsum("i,j,k->ijk", mu, mu, mu)
     if len(moments) >= 4:
         m2, m3, m4 = moments[1], moments[2], moments[3]
-        central = (
-            m4
-            - torch.einsum("i,jkl->ijkl", mu, m3)
-            - torch.einsum("j,ikl->ijkl", mu, m3)
-            - torch.einsum("k,ijl->ijkl", mu, m3)
-            - torch.einsum("l,ijk->ijkl", mu, m3)
-            + torch.einsum("i,j,kl->ijkl", mu, mu, m2)
-            + torch.einsum("i,k,jl->ijkl", mu, mu, m2)
-            + torch.einsum("i,l,jk->ijkl", mu, mu, m2)
-            + torch.einsum("j,k,il->ijkl", mu, mu, m2)
-            + torch.einsum("j,l,ik->ijkl", mu, mu, m2)
-            + torch.einsum("k,l,ij->ijkl", mu, mu, m2)
-            - 3 * torch.einsum("i,j,k,l->ijkl", mu, mu, mu, mu)
-        )
-        result[4] = (
-            central
-            - torch.einsum("ij,kl->ijkl", cov, cov)
-            - torch.einsum("ik,jl->ijkl", cov, cov)
-            - torch.einsum("il,jk->ijkl", cov, cov)
-        )
+        central = m4
+        for i in "ijkl":
+            central = central - torch.einsum(f"{i},{'ijkl'.replace(i, '')}->ijkl", mu, m3)
+        for i, j in itertools.combinations("ijkl", 2):
+            rest = "".join(c for c in "ijkl" if c not in (i, j))
+            central = central + torch.einsum(f"{i},{j},{rest}->ijkl", mu, mu, m2)
+        central = central - 3 * torch.einsum("i,j,k,l->ijkl", mu, mu, mu, mu)
+        for pair in ("ij,kl", "ik,jl", "il,jk"):
+            central = central - torch.einsum(f"{pair}->ijkl", cov, cov)
+        result[4] = central
     return result
 
 
 def cumulants(x: Any, order: int = 4) -> dict[int, Tensor]:
-    """Plug-in (1/n) estimates of the cumulants kappa_1..kappa_order of samples, float64.
-
-    kappa_1 = mean, (N,); kappa_2 = covariance E[d d], (N, N); kappa_3 = E[d d d], (N,)*3;
-    kappa_4 = E[d d d d] minus the three pairings of covariances, (N,)*4; d = x - mean.
-    The estimators are the plug-in ones (normalised by n, bias O(1/n)); the cost is
-    O(n N^order) through matrix products over row chunks.
-
-    Arguments:
-        x: samples, (n, N) with n >= 2, torch tensor or numpy array.
-        order: highest cumulant, 1..4.
-
-    Returns:
-        {k: kappa_k} for k = 1..order, torch float64 on the CPU.
+    """Plug-in (1/n, bias O(1/n)) estimates of the cumulants kappa_1..kappa_order, float64:
+    the mean (N,), E[d d] (N, N), E[d d d] (N,)*3, E[d d d d] minus the three pairings of
+    covariances (N,)*4, with d = x - mean; cost O(n N^order). Returns {k: kappa_k} for
+    k = 1..order (1..4) of samples x: (n >= 2, N) (torch or numpy), torch float64 on the CPU.
 
     Raises:
         ValueError: on a wrong shape, n < 2, NaN/inf entries, or an order outside 1..4.
@@ -143,9 +115,8 @@ def cumulants(x: Any, order: int = 4) -> dict[int, Tensor]:
     return result
 
 
-def _jackknife(
-    y: Tensor, order: int, n_blocks: int
-) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
+def _jackknife(y: Tensor, order: int, n_blocks: int
+               ) -> tuple[dict[int, Tensor], dict[int, Tensor]]:
     """Cumulants and their delete-one-block jackknife standard errors (contiguous blocks)."""
     shift = y.mean(0)
     blocks = torch.tensor_split(y - shift, min(n_blocks, y.shape[0]))
@@ -169,17 +140,15 @@ def _jackknife(
 
 @dataclass(frozen=True)
 class CumulantRow:
-    """One cumulant order in a :class:`CumulantComparison`.
+    """One cumulant order k in a :class:`CumulantComparison`.
 
     Attributes:
-        order: k.
         n_entries: number of distinct entries i1 <= ... <= ik compared.
-        max_z: max over entries of |kappa_data - kappa_samples| / sigma, sigma the combined
-            standard error sqrt(se_data^2 + se_samples^2).
-        rms_z: root mean square of those z over the entries (about 1 when they agree).
+        max_z, rms_z: max and root mean square over those entries of |kappa_data -
+            kappa_samples| / sigma, sigma = sqrt(se_data^2 + se_samples^2).
         max_abs_diff: max |kappa_data - kappa_samples|.
         p_value: chance of a max_z this large if the sets agreed, Sidak-corrected for
-            n_entries *independent* entries (entries are correlated, so it is approximate).
+            n_entries *independent* entries (approximate: entries are correlated).
     """
 
     order: int
@@ -192,18 +161,9 @@ class CumulantRow:
 
 @dataclass(repr=False)  # shown as its table (Tabular)
 class CumulantComparison(Tabular):
-    """Data against model samples, cumulant by cumulant (made by :func:`compare_cumulants`).
-
-    Standard errors: delete-one-block jackknife over `n_blocks` contiguous blocks of each set
-    (which also absorbs correlations shorter than a block, e.g. in MCMC chains), combined
-    as sigma = sqrt(se_data^2 + se_samples^2) for the independent sets.
-
-    Attributes:
-        rows: one :class:`CumulantRow` per order.
-        data, samples: {k: kappa_k} of each set.
-        data_error, samples_error: {k: jackknife standard error of kappa_k}.
-        n_blocks: jackknife blocks per set.
-    """
+    """Data against model samples, cumulant by cumulant (made by :func:`compare_cumulants`):
+    one :class:`CumulantRow` per order, {k: kappa_k} of each set and their jackknife standard
+    errors over `n_blocks` blocks per set."""
 
     rows: list[CumulantRow]
     data: dict[int, Tensor] = field(repr=False)
@@ -220,11 +180,8 @@ class CumulantComparison(Tabular):
         raise ValueError(f"order {order} was not compared (orders {[r.order for r in self.rows]})")
 
     def within(self, order: int, n_sigma: float = 3.0) -> bool:
-        """True when every distinct entry of kappa_order agrees within n_sigma standard errors.
-
-        With many entries the largest z grows like sqrt(2 ln n_entries) even for agreeing
-        sets; see `p_value` in the row for a calibrated statement.
-        """
+        """Whether every distinct entry of kappa_order agrees within n_sigma standard errors
+        (the largest z grows like sqrt(2 ln n_entries) for agreeing sets; see `p_value`)."""
         return self.row(order).max_z <= n_sigma
 
     def matches_up_to(self, n_sigma: float = 3.0) -> int:
@@ -249,40 +206,17 @@ class CumulantComparison(Tabular):
             "rows": [asdict(row) for row in self.rows],
         }
 
-    def _cells(self) -> tuple[list[str], list[list[str]]]:
-        headers = ["k", "entries", "max |diff|/sigma", "rms z", "max |diff|", "p (Sidak)"]
-        cells = [
-            [
-                str(r.order),
-                str(r.n_entries),
-                f"{r.max_z:8.2f}",
-                f"{r.rms_z:6.2f}",
-                format_value(r.max_abs_diff),
-                f"{r.p_value:8.3g}",
-            ]
-            for r in self.rows
-        ]
-        return headers, cells
-
     def _table(self) -> Table:
-        headers, cells = self._cells()
-        title = (
-            "Cumulants, data vs samples (sigma: jackknife over "
-            f"{self.n_blocks} blocks per set, combined)"
-        )
+        headers = ["k", "entries", "max |diff|/sigma", "rms z", "max |diff|", "p (Sidak)"]
+        cells = [[str(r.order), str(r.n_entries), f"{r.max_z:8.2f}", f"{r.rms_z:6.2f}",
+                  format_value(r.max_abs_diff), f"{r.p_value:8.3g}"] for r in self.rows]
+        title = ("Cumulants, data vs samples (sigma: jackknife over "
+                 f"{self.n_blocks} blocks per set, combined)")
         return Table(headers, cells, title)
 
-
     def plot(self, fig: Any = None) -> Any:
-        """Figure: per order, samples' against data's distinct cumulant entries with combined
-        error bars and the line y = x; the title gives the largest deviation in sigma.
-
-        Arguments:
-            fig: a matplotlib Figure to draw into (cleared), or None for a new one.
-
-        Returns:
-            The matplotlib Figure.
-        """
+        """Figure (into `fig`, cleared, or a new one): per order, samples' against data's
+        distinct cumulant entries with combined error bars; titled with the largest z."""
         columns = min(len(self.rows), 2)  # two panels a row: readable at the figure width
         lines = -(-len(self.rows) // columns)
         fig = new_figure(fig, (FIGURE_WIDTH, 3.4 * lines))
@@ -296,37 +230,27 @@ class CumulantComparison(Tabular):
             samples = self.samples[k][index].numpy()
             sigma = (self.data_error[k] ** 2 + self.samples_error[k] ** 2).sqrt()[index].numpy()
             ax.errorbar(data, samples, yerr=sigma, fmt="o", ms=3, alpha=0.7, label="entries")
-            low = float(min(data.min(), samples.min()))
-            high = float(max(data.max(), samples.max()))
-            pad = 0.05 * (high - low) or 1.0
-            ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")
-            ax.set(
-                title=f"$\\kappa_{k}$: largest deviation {row.max_z:.1f} $\\sigma$",
-                xlabel="data cumulant",
-                ylabel="model-sample cumulant",
-            )
+            identity_line(ax, float(min(data.min(), samples.min())),
+                          float(max(data.max(), samples.max())))
+            ax.set(title=f"$\\kappa_{k}$: largest deviation {row.max_z:.1f} $\\sigma$",
+                   xlabel="data cumulant", ylabel="model-sample cumulant")
         legend_outside(axes[columns - 1])
         return fig
 
 
-def compare_cumulants(
-    data: Any, samples: Any, order: int = 4, n_blocks: int = 20
-) -> CumulantComparison:
+def compare_cumulants(data: Any, samples: Any, order: int = 4,
+                      n_blocks: int = 20) -> CumulantComparison:
     """Compare the cumulants of data with those of model samples, order by order.
 
     For each k = 1..order and each distinct entry i1 <= ... <= ik, z = |kappa_data -
     kappa_samples| / sigma with sigma = sqrt(se_data^2 + se_samples^2) from a delete-one-block
-    jackknife over `n_blocks` contiguous blocks of each set (blocks also absorb short
-    autocorrelation of MCMC samples). The two sets may have different sizes.
+    jackknife over `n_blocks` contiguous blocks of each set (absorbing short autocorrelation
+    of MCMC samples). The sets may have different sizes.
 
     Arguments:
-        data: samples of the data, (n_data, N), n_data >= 2.
-        samples: samples of the model, (n_samples, N), same N.
+        data, samples: (n_data, N) and (n_samples, N), at least 2 rows each.
         order: highest cumulant, 1..4.
         n_blocks: jackknife blocks per set (>= 2; fewer when a set is smaller).
-
-    Returns:
-        A :class:`CumulantComparison` (table, ``within(k, n_sigma)``, ``matches_up_to``, plot).
 
     Raises:
         ValueError: on wrong shapes, different N, n < 2, NaN/inf, order outside 1..4 or
@@ -349,14 +273,6 @@ def compare_cumulants(
         max_z = float(z.max())
         single = math.erfc(max_z / math.sqrt(2))
         p_value = -math.expm1(z.numel() * math.log1p(-single)) if single < 1 else 1.0
-        result.rows.append(
-            CumulantRow(
-                order=k,
-                n_entries=z.numel(),
-                max_z=max_z,
-                rms_z=float(z.pow(2).mean().sqrt()),
-                max_abs_diff=float(diff.max()),
-                p_value=p_value,
-            )
-        )
+        result.rows.append(CumulantRow(k, z.numel(), max_z, float(z.pow(2).mean().sqrt()),
+                                       float(diff.max()), p_value))
     return result

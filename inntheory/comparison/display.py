@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..figures import WIDTH
 
-__all__ = ["format_value", "new_figure", "unique_index"]
+__all__ = ["format_value", "identity_line", "new_figure", "unique_index"]
 
 
 def unique_index(dim: int, k: int) -> tuple[Tensor, ...]:
@@ -38,3 +38,9 @@ def new_figure(fig: Any, size: tuple[float, float]) -> Any:
         return plt.figure(figsize=(size[0] * scale, size[1] * scale), layout="constrained")
     fig.clear()
     return fig
+
+
+def identity_line(ax: Any, low: float, high: float) -> None:
+    """The dashed line y = x over [low, high], padded by 5 %."""
+    pad = 0.05 * (high - low) or 1.0
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], "k--", lw=1, label="y = x")

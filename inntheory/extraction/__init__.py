@@ -1,8 +1,5 @@
-"""The exact action of a polynomial INN by the layer-to-layer pull-back (diagrammatic rules).
-
-`extract` holds the entry points, `pullback` the algorithm, `dense` and `lattice` its two
-backends, `diagrams` the catalogue of the activation step, `cost` the estimate of its cost.
-"""
+"""The exact action of a polynomial INN by the layer-to-layer pull-back: entry points
+(`extract`), algorithm (`pullback`), backends (`dense`, `lattice`), `diagrams`, `cost`."""
 
 from .cost import extraction_cost
 from .extract import action_history, extract_action

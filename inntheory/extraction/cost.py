@@ -1,17 +1,4 @@
-"""What an extraction will cost, from the network's settings alone (nothing is built).
-
-The activation step of the pull-back adds every diagram of the catalogue once per distinct
-placement of its legs on the output positions. The placements of the diagrams feeding B^(n)
-are the set partitions of n output positions into blocks of size <= degree (a block is a
-leg, forked when larger than one), plus one log-determinant vertex, so their number and the
-entries they write follow from one recurrence over n, without the catalogue: with
-P_n(x) = sum over those partitions of x^(number of blocks),
-
-    P_n(x) = x [P_{n-1}(x) + (n-1) P_{n-2}(x) + C(n-1, 2) P_{n-3}(x)]   (P_0 = 1)
-
-(the block of position 1 holds 1, 2 or 3 positions; terms beyond the degree dropped). The
-counts are floats, inf once they overflow, so any order answers at once.
-"""
+"""What an extraction will cost, from the network's settings alone (nothing is built)."""
 
 from __future__ import annotations
 
@@ -25,22 +12,13 @@ from .lattice import compressed_bytes
 
 __all__ = ["extraction_cost"]
 
-SECONDS_PER_PLACEMENT = 2e-5
-"""Rough time per placement and activation stage in the pull-back's Python loop (order 11,
-N = 2, depth 3 takes about 18 s)."""
-SECONDS_PER_UPDATE = 1e-9
-"""Rough time per tensor entry written."""
+SECONDS_PER_PLACEMENT = 2e-5  # rough time per placement and activation stage
+SECONDS_PER_UPDATE = 1e-9  # rough time per tensor entry written
 
 
-def extraction_cost(
-    dim: int,
-    order: int,
-    depth: int,
-    activation: str,
-    *,
-    lattice: tuple[int, ...] | None = None,
-    kernel_radius: int | None = None,
-) -> dict[str, float]:
+def extraction_cost(dim: int, order: int, depth: int, activation: str, *,
+                    lattice: tuple[int, ...] | None = None,
+                    kernel_radius: int | None = None) -> dict[str, float]:
     """The cost of extracting the order-`order` action of a `PolynomialINN` of these settings.
 
     Without `lattice` the dense pull-back is costed (N^k entries per vertex of order k); with
@@ -48,9 +26,8 @@ def extraction_cost(
     entries, M the sites of the window min(L, 2R + 1), R = 2 depth kernel_radius).
 
     Arguments:
-        dim: N; order: K >= 1; depth: the number of layers; activation: its name (or
-            degree).
-        lattice, kernel_radius: as for `PolynomialINN`.
+        dim, depth, activation, lattice, kernel_radius: as for `PolynomialINN`.
+        order: K >= 1.
 
     Returns:
         ``placements``: diagram placements per activation stage; ``updates``: tensor entries
@@ -86,7 +63,10 @@ def extraction_cost(
 
 
 def _partitions(order: int, degree: int, x: float) -> float:
-    """sum_{n=1}^{order} P_n(x) (module docstring) as a float; inf once it overflows."""
+    """sum_{n=1}^{order} P_n(x) as a float (inf once it overflows), P_n(x) the sum over the set
+    partitions of n output positions into blocks of size <= degree (the placements feeding
+    B^(n)) of x^(number of blocks): P_n = x [P_{n-1} + (n-1) P_{n-2} + C(n-1, 2) P_{n-3}],
+    P_0 = 1, the terms beyond the degree dropped."""
     history = [1.0, 0.0, 0.0]  # P_{n-1}, P_{n-2}, P_{n-3}
     total = 0.0
     for n in range(1, order + 1):

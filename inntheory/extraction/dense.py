@@ -1,19 +1,15 @@
 """The dense backend of the pull-back: every coefficient a full symmetric (N,)*k tensor.
 
-It reads each affine stage's map through `LinearMap.matrix()`:
-
-- affine step e' = W e: B^(k) = A^(k) with every leg contracted with W (one leg at a time,
-  k N^(k+1) multiply-adds; a diagonal W scales every leg), constant -ln|det W|;
-- activation step: a dressed vertex is the vertex times the outer product of the per-unit
-  derivatives (N^k entries), added onto the strided diagonal views of B^(n) of its
-  placements.
-
-All arithmetic is float64 on the device of the expansion point.
+An affine step contracts every leg with W = `LinearMap.matrix()` (a diagonal W scales every
+leg); a dressed vertex of the activation step is the vertex times the outer product of the
+per-unit derivatives, added onto strided diagonal views of B^(n). float64 on the point's device.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Any
 
 import torch
@@ -25,9 +21,8 @@ __all__ = ["DenseBackend", "dense_bytes", "geometric_sum"]
 
 
 def dense_bytes(dim: int, order: int, kept: int = 1) -> float:
-    """Bytes of the dense pull-back of order `order` for N = `dim` keeping `kept` actions:
-    (LIVE_COPIES + kept) * 8 sum_{k<=K} N^k, as a float (inf beyond the float range), in
-    time O(min(K, 1000))."""
+    """Bytes of the dense pull-back of order K for N = `dim` keeping `kept` actions,
+    (LIVE_COPIES + kept) * 8 sum_{k<=K} N^k, as a float (inf beyond the float range)."""
     return (LIVE_COPIES + kept) * 8.0 * geometric_sum(dim, order)
 
 
@@ -63,12 +58,10 @@ class DenseBackend:
         bad = torch.nonzero(slope <= 0).flatten()
         if bad.numel():
             unit = int(bad[0])
-            raise ValueError(
-                f"the point lies outside the domain of the {stage.activation.name} activation: "
-                f"layer {self.layer}, unit {unit} has phi'(y*) = {float(slope[unit]):.4g} <= 0 "
-                f"at pre-activation y* = {float(u[unit]):.4g} ({bad.numel()} unit(s) of this "
-                "layer outside)"
-            )
+            raise ValueError(f"the point lies outside the domain of the {stage.activation.name} "
+                             f"activation: layer {self.layer}, unit {unit} has phi'(y*) = "
+                             f"{float(slope[unit]):.4g} <= 0 at pre-activation y* = "
+                             f"{float(u[unit]):.4g} ({bad.numel()} unit(s) of this layer outside)")
         return taylor, taylor[:, 0].clone()
 
     def latent(self, z: torch.Tensor, order: int) -> tuple[dict[int, torch.Tensor], float]:
@@ -77,9 +70,8 @@ class DenseBackend:
             coefficients[2] = torch.eye(self.dim, dtype=z.dtype, device=z.device)
         return coefficients, 0.5 * float(z @ z) + 0.5 * self.dim * math.log(2 * math.pi)
 
-    def pull_affine(
-        self, above: dict[int, torch.Tensor], weight: torch.Tensor
-    ) -> dict[int, torch.Tensor]:
+    def pull_affine(self, above: dict[int, torch.Tensor], weight: torch.Tensor
+                    ) -> dict[int, torch.Tensor]:
         """Every leg of every A^(k) contracted with W."""
         diagonal = torch.diagonal(weight)
         is_diagonal = bool(torch.count_nonzero(weight - torch.diag(diagonal)) == 0)
@@ -100,17 +92,13 @@ class DenseBackend:
         return torch.zeros((self.dim,) * n, dtype=torch.float64, device=self.device)
 
     def place(self, target: torch.Tensor, dressed: torch.Tensor, diagram: Diagram) -> None:
-        """target += weight * Sym[dressed placed on the diagram's output positions], in place.
-
-        The symmetrisation over the n! permutations is the mean over the distinct placements;
-        each placement writes the k-leg tensor `dressed` onto a strided diagonal view of the
-        n-leg `target` (a leg forked in m takes m equal output indices), costing N^k.
-        """
+        """target += weight * Sym[dressed placed on the diagram's output positions], in place:
+        the mean over the distinct placements, each a strided diagonal view of `target` (a leg
+        forked in m takes m equal output indices)."""
         n, dim = target.dim(), target.shape[0]
         strides = [dim ** (n - 1 - position) for position in range(n)]
-        placements = diagram.placements
-        factor = float(diagram.weight) / len(placements)
-        for blocks in placements:
+        factor = float(diagram.weight) / len(diagram.placements)
+        for blocks in diagram.placements:
             view = target.as_strided(
                 (dim,) * len(blocks), [sum(strides[p] for p in block) for block in blocks]
             )
@@ -121,14 +109,9 @@ class DenseBackend:
 
     def constant(self, latent: float, terms: list[float]) -> float:
         """latent - terms[-1] - ... - terms[0], from the latent side."""
-        for term in reversed(terms):
-            latent -= term
-        return latent
+        return functools.reduce(operator.sub, reversed(terms), latent)
 
 
 def _outer(vectors: list[torch.Tensor]) -> torch.Tensor:
     """Outer product of k >= 1 vectors (N,) -> (N,)*k."""
-    result = vectors[0]
-    for vector in vectors[1:]:
-        result = result[..., None] * vector
-    return result
+    return functools.reduce(lambda result, vector: result[..., None] * vector, vectors)

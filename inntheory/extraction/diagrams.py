@@ -1,9 +1,6 @@
-"""The diagrammatic rules of the layer-to-layer pull-back through a polynomial activation.
-
-In shifted coordinates an elementwise polynomial activation is its Taylor series at the
-expansion point y*, e'_i = phi'(y*_i) e_i + phi''(y*_i) e_i^2 / 2! + phi'''(y*_i) e_i^3 / 3!,
-and the action of the layer below is S_prev(e) = S(e'(e)) - sum_i ln phi'(y*_i + e_i)
-(METHOD.md, "Layer-to-layer rules"). Every term of order n of S_prev is a *diagram*:
+"""The diagrammatic rules of the pull-back through a polynomial activation (METHOD.md,
+"Layer-to-layer rules"): with e'_i = sum_p phi^(p)(y*_i) e_i^p / p!, every term of order n of
+S_prev(e) = S(e'(e)) - sum_i ln phi'(y*_i + e_i) is a *diagram*:
 
 - a k-vertex A^(k) of the layer above whose legs are j1 straight (a factor phi'), j2 forked
   in two (phi'') and j3 forked in three (phi'''), with j1 + j2 + j3 = k and
@@ -16,9 +13,7 @@ and the action of the layer below is S_prev(e) = S(e'(e)) - sum_i ln phi'(y*_i +
 - a log-determinant vertex: n! times the n-th Taylor coefficient of -ln phi'(y*_i + D) in D,
   a diagonal n-vertex (all n indices on the same unit).
 
-`catalogue` lists them; the pull-back driver (`inntheory.extraction.pullback`) loops over the
-same list to compute the numbers, and `draw_diagrams` draws it, so pictures and numbers cannot
-drift apart.
+`catalogue` lists them for both the pull-back (`pullback`) and `draw_diagrams`.
 
 Example:
     >>> for diagram in catalogue("quadratic", 4)[-4:]:
@@ -27,11 +22,6 @@ Example:
     B^(4) += 6 Sym[A^(3): 2 phi', 1 phi''-fork]
     B^(4) += 3 Sym[A^(2): 2 phi''-fork]
     B^(4) += 24 diag[(-ln phi')_4]
-
-References:
-    C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp, M. Helias,
-    "Learning Interacting Theories from Data", Phys. Rev. X 13, 041033 (2023),
-    arXiv:2304.00599.
 """
 
 from __future__ import annotations
@@ -43,6 +33,8 @@ from functools import cache
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .._checks import check_order
 from ..model.activations import ACTIVATIONS
 
@@ -52,28 +44,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Diagram", "catalogue", "draw_diagrams"]
 
-MAX_FORK = 3
-"""Highest fork supported: activations up to cubic (phi''' is the last non-zero derivative)."""
-
+MAX_FORK = 3  # highest fork: activations up to cubic
 _DERIVATIVE_LABELS = {1: "phi'", 2: "phi''", 3: "phi'''"}
 
 
 @dataclass(frozen=True)
 class Diagram:
-    """One term of the pull-back through an activation stage.
-
-    Attributes:
-        order: n, the order of the coefficient B^(n) it feeds.
-        vertex: k, the order of the vertex A^(k) of the layer above (for a log-determinant
-            vertex: its number of legs, n).
-        straight: j1, legs carrying phi' (one output index each).
-        forked2: j2, legs forked in two, carrying phi'' (two equal output indices).
-        forked3: j3, legs forked in three, carrying phi''' (three equal output indices).
-        logdet: True for a log-determinant vertex (then j1 = j2 = j3 = 0).
-        weight: the exact combinatorial weight w: the contribution is
-            w * Sym[A^(k) with its legs dressed], or w * ell_n on the diagonal for a
-            log-determinant vertex (ell_n: n-th Taylor coefficient of -ln phi'(y* + D)).
-    """
+    """One term of the pull-back through an activation stage: B^(n) += weight *
+    Sym[A^(k) with j1 straight legs (phi'), j2 forked in two (phi''), j3 in three (phi''')],
+    or for a log-determinant vertex (k = n, j's 0) weight * the n-th Taylor coefficient of
+    -ln phi'(y* + D) on the diagonal."""
 
     order: int
     vertex: int
@@ -92,13 +72,8 @@ class Diagram:
 
     @property
     def placements(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
-        """The distinct ways to put the n output positions on the vertex legs.
-
-        Each placement lists one block of output positions per leg, in the order of `legs`
-        (a log-determinant vertex has the single block (0, ..., n-1)). Averaging the dressed
-        vertex over these placements equals symmetrising it over all n! permutations, since
-        the vertex is symmetric among legs of the same kind.
-        """
+        """The distinct ways to put the n output positions on the legs: one block of positions
+        per leg, in the order of `legs`; their mean is the symmetrisation over n! orders."""
         if self.logdet:
             return ((tuple(range(self.order)),),)
         return _placements(self.legs)
@@ -107,25 +82,15 @@ class Diagram:
         if self.logdet:
             return f"B^({self.order}) += {self.weight} diag[(-ln phi')_{self.order}]"
         parts = [f"{self.straight} phi'"] if self.straight else []
-        parts += [
-            f"{count} {_DERIVATIVE_LABELS[size]}-fork"
-            for size, count in ((2, self.forked2), (3, self.forked3))
-            if count
-        ]
+        parts += [f"{count} {_DERIVATIVE_LABELS[size]}-fork"
+                  for size, count in ((2, self.forked2), (3, self.forked3)) if count]
         return f"B^({self.order}) += {self.weight} Sym[A^({self.vertex}): {', '.join(parts)}]"
 
 
 def catalogue(activation: Any, order: int) -> list[Diagram]:
-    """Every diagram feeding the orders 1..order of the pull-back through an activation.
-
-    Arguments:
-        activation: "quadratic" or "cubic" (a name in `inntheory.ACTIVATIONS`), a polynomial
-            degree (1, 2 or 3), or an activation instance (anything with `.degree`).
-        order: the highest output order n (>= 1).
-
-    Returns:
-        Diagrams sorted by output order n, then by decreasing vertex order k, with the
-        log-determinant vertex last within each order.
+    """Every diagram feeding the orders 1..order (>= 1) of the pull-back through `activation`
+    (a name in `inntheory.ACTIVATIONS`, a degree 1..3 or anything with `.degree`), sorted by
+    output order n, then by decreasing vertex order k, the log-determinant vertex last.
 
     Example:
         >>> [(d.vertex, d.straight, d.forked2, d.forked3, int(d.weight))
@@ -147,10 +112,8 @@ def activation_degree(activation: Any) -> int:
     elif hasattr(activation, "degree"):
         degree = activation.degree
     else:
-        raise TypeError(
-            "activation must be a name, a degree or an activation with .degree, "
-            f"got {type(activation).__name__}"
-        )
+        raise TypeError("activation must be a name, a degree or an activation with .degree, got "
+                        f"{type(activation).__name__}")
     if not 1 <= degree <= MAX_FORK:
         raise ValueError(f"activation degree must be 1..{MAX_FORK}, got {degree}")
     return int(degree)
@@ -179,11 +142,8 @@ def _catalogue(degree: int, order: int) -> tuple[Diagram, ...]:
 
 @cache
 def _placements(legs: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], ...], ...]:
-    """Set partitions of range(sum(legs)) into blocks of the sizes `legs` (sorted ascending).
-
-    Blocks of the same size are unordered (the vertex is symmetric), so each partition is
-    listed once, with the blocks of one size sorted by their first element.
-    """
+    """Set partitions of range(sum(legs)) into blocks of the sizes `legs` (ascending), each
+    once, the blocks of one size sorted by their first element."""
     n = sum(legs)
     found: list[tuple[tuple[int, ...], ...]] = []
 
@@ -211,22 +171,18 @@ _FORK_LABELS = {2: r"$\phi''$", 3: r"$\phi'''$"}
 def draw_diagrams(
     activation: Any, order: int, n: int | None = None, ax: Axes | None = None
 ) -> Figure:
-    """Draw the catalogue: one row per output order, the diagrams of that order side by side.
-
-    A vertex A^(k) is a dot; a straight leg is a line labelled phi'; a forked leg is a line
-    that splits at a small square labelled phi'' (phi''') into 2 (3) output lines; a
-    log-determinant vertex is an open diamond whose n legs all carry the same unit. Each
-    diagram is titled with its weight.
+    """Draw the catalogue (as `catalogue`), one row per output order, each diagram titled with
+    its weight: a vertex is a dot, a straight leg a line labelled phi', a forked leg splits at
+    a square labelled phi'' (phi''') into 2 (3) lines, a log-determinant vertex is a diamond.
 
     Arguments:
-        activation: as in `catalogue`.
-        order: the highest output order.
         n: draw only the diagrams feeding B^(n) (1 <= n <= order).
         ax: draw into this matplotlib Axes (requires `n`, or order == 1): one row.
 
     Returns:
         The matplotlib Figure.
     """
+
     import matplotlib.pyplot as plt
 
     diagrams = catalogue(activation, order)
@@ -269,7 +225,8 @@ def _draw_one(axis: Axes, diagram: Diagram, x0: float) -> None:
         axis.plot(x0, top, "o", ms=8, color="black", zorder=3)
         axis.text(x0 + 0.15, top + 0.12, f"$A^{{({diagram.vertex})}}$", fontsize=9)
         legs = diagram.legs
-    ends = _fan(x0, sum(legs), -1.0, spread=0.9)
+    count = sum(legs)
+    ends = [(x, -1.0) for x in ([x0] if count == 1 else np.linspace(x0 - 0.9, x0 + 0.9, count))]
     start = 0
     for size in legs:
         targets = ends[start : start + size]
@@ -288,10 +245,3 @@ def _draw_one(axis: Axes, diagram: Diagram, x0: float) -> None:
         axis.text(bx, ty - 0.08, _FORK_LABELS[size], ha="center", va="top", fontsize=8,
                   color="tab:blue")
 
-
-def _fan(x0: float, count: int, y: float, spread: float) -> list[tuple[float, float]]:
-    """`count` evenly spaced end points on the line at height y, centred on x0."""
-    if count == 1:
-        return [(x0, y)]
-    step = 2 * spread / (count - 1)
-    return [(x0 - spread + i * step, y) for i in range(count)]

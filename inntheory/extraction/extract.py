@@ -1,8 +1,6 @@
-"""Exact action extraction from a `PolynomialINN`: the public entry points.
-
-`extract_action` and `action_history` check their arguments and the memory, then run the
-pull-back (`inntheory.extraction.pullback`) with the dense backend, or, for a
-lattice-equivariant model at a uniform point, the compressed lattice backend.
+"""Exact action extraction from a `PolynomialINN`: the public entry points, which check their
+arguments and the memory, then run the pull-back with the dense backend (or the compressed
+lattice one for a lattice-equivariant model at a uniform point).
 
 Example:
     >>> import torch
@@ -39,23 +37,15 @@ from .pullback import pull_back
 __all__ = ["action_history", "extract_action"]
 
 
-def extract_action(
-    model: PolynomialINN,
-    order: int = 4,
-    point: Any = None,
-    *,
-    max_bytes: int | None = None,
-    compressed: bool = True,
-) -> PolynomialAction | LatticeAction:
+def extract_action(model: PolynomialINN, order: int = 4, point: Any = None, *,
+                   max_bytes: int | None = None,
+                   compressed: bool = True) -> PolynomialAction | LatticeAction:
     """The Taylor coefficients A^(1..K) (and the constant) of `model.action` at a point.
 
-    For a lattice-equivariant model (`model.lattice` not None) the result is the
-    translation-invariant action in compressed form, a `LatticeAction` holding the couplings
-    relative to site 0 (only within `model.coupling_range` when the kernels are local), built
-    by the compressed pull-back of `inntheory.extraction.lattice` without any N^k tensor.
-    The action around a point whose entries differ is not translation invariant: then (and
-    with `compressed=False`) the result is the dense `PolynomialAction`, whose memory guard
-    refuses with the estimate where N^K does not fit.
+    For a lattice-equivariant model (`model.lattice` not None) at a uniform point the result
+    is the compressed `LatticeAction` (couplings relative to site 0 within
+    `model.coupling_range`), built without any N^k tensor; otherwise (and with
+    `compressed=False`) the dense `PolynomialAction`.
 
     Arguments:
         model: a `PolynomialINN` (any dtype and device; the pull-back runs in float64).
@@ -64,8 +54,7 @@ def extract_action(
             model's domain (every pre-activation with phi'(y*) > 0).
         max_bytes: memory limit for the coefficient tensors; default half the memory
             available now (host RAM, or free GPU memory for a CUDA model).
-        compressed: for a lattice model, return the compressed `LatticeAction` (default);
-            False forces the dense pull-back. Ignored for dense models.
+        compressed: False forces the dense pull-back for a lattice model.
 
     Returns:
         A float64 `PolynomialAction` (a `LatticeAction` for a lattice model) with orders
@@ -80,41 +69,24 @@ def extract_action(
         MemoryError: the tensors would not fit in `max_bytes` (raised before allocating).
     """
     if compressed and getattr(model, "lattice", None) is not None:
-        order, device = _check_model(model, order)
-        x0 = _check_point(point, model.dim, device)
+        order, x0 = _checked(model, order, point)
         if bool((x0 == x0[0]).all()):
             if max_bytes is None:
-                max_bytes = available_bytes(device) // 2
+                max_bytes = available_bytes(x0.device) // 2
             return extract_lattice_action(model, model.stages(), order, x0, max_bytes)
-        # a non-uniform point breaks translation invariance: only the dense action is exact
     return _extract(model, order, point, max_bytes, history=False)[-1]
 
 
-def action_history(
-    model: PolynomialINN,
-    order: int = 4,
-    point: Any = None,
-    *,
-    max_bytes: int | None = None,
-) -> list[PolynomialAction]:
-    """The action of every representation, from the Gaussian latent down to the data.
+def action_history(model: PolynomialINN, order: int = 4, point: Any = None, *,
+                   max_bytes: int | None = None) -> list[PolynomialAction]:
+    """The dense action of every representation, latent first, data last (arguments as in
+    `extract_action`; the memory estimate counts every entry kept).
 
-    Entry 0 is the latent action (only the linear and pairwise terms are non-zero), then the
-    representation after layer L-1, ..., after layer 1, the standardised coordinates (when the
-    model's standardisation is set) and last the data action, equal to `extract_action`.
-    Each entry is expanded around the image u* of `point` in its own coordinates, holds every
-    order 1..K (zeros included, so the growth of interactions can be plotted) and carries
+    After the latent action come the representations after layer L-1, ..., 1, the
+    standardised coordinates (when set) and the data. Each is a float64 `PolynomialAction`
+    around the image u* of `point`, holds every order 1..K (zeros included) and carries
     metadata["label"] ("latent", "after layer 3", ..., "standardized", "data") and
     metadata["stage"] (the number of stages between it and the data).
-
-    The history is always dense (`PolynomialAction` entries), also for a lattice model.
-
-    Arguments:
-        model, order, point, max_bytes: as in `extract_action` (the memory estimate counts
-            every stored entry).
-
-    Returns:
-        A list of float64 `PolynomialAction`, latent first, data last.
     """
     return _extract(model, order, point, max_bytes, history=True)
 
@@ -122,20 +94,23 @@ def action_history(
 def _extract(
     model: Any, order: Any, point: Any, max_bytes: int | None, *, history: bool
 ) -> list[PolynomialAction]:
-    order, device = _check_model(model, order)
-    x0 = _check_point(point, model.dim, device)
+    order, x0 = _checked(model, order, point)
     boundaries = _boundaries(model)
-    kept = len(boundaries) if history else 1
-    _check_memory(model.dim, order, kept, max_bytes, device)
+    needed = dense_bytes(model.dim, order, len(boundaries) if history else 1)
+    if max_bytes is None:
+        max_bytes = available_bytes(x0.device) // 2
+    if needed > max_bytes:
+        raise MemoryError(f"extracting order {order} for N = {model.dim} needs about "
+                          f"{needed / 2**30:.3g} GiB (tensors of {model.dim}^{order} float64 "
+                          f"entries), more than the limit {max_bytes / 2**30:.3g} GiB; lower the "
+                          "order or raise max_bytes")
     keep = set(boundaries) if history else {0}
-    expansions = pull_back(model.stages(), x0, order, DenseBackend(model.dim, device), keep)
+    backend = DenseBackend(model.dim, x0.device)
+    expansions = pull_back(model.stages(), x0, order, backend, keep)
     base = {
         "source": "inntheory.action_history" if history else "inntheory.extract_action",
-        "order": order,
-        "point": x0.cpu().tolist(),
-        "activation": model.activation_name,
-        "depth": model.depth,
-        "standardized": model.is_standardized,
+        "order": order, "point": x0.cpu().tolist(), "activation": model.activation_name,
+        "depth": model.depth, "standardized": model.is_standardized,
     }
     result = []
     for stage, label in sorted(boundaries.items(), reverse=True) if history else [(0, "data")]:
@@ -151,14 +126,28 @@ def _extract(
     return result
 
 
-def _check_model(model: Any, order: Any) -> tuple[int, torch.device]:
-    """The checked order and where the pull-back runs: the model's device (the CPU for MPS,
+def _checked(model: Any, order: Any, point: Any) -> tuple[int, torch.Tensor]:
+    """The checked order and point x0, (N,) float64 on the model's device (the CPU for MPS,
     which has no float64)."""
     order = check_order(order)
     if not isinstance(model, PolynomialINN):
         raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
     device = next(model.parameters()).device
-    return order, torch.device("cpu") if device.type == "mps" else device
+    device = torch.device("cpu") if device.type == "mps" else device
+    dim = model.dim
+    if point is None:
+        return order, torch.zeros(dim, dtype=torch.float64, device=device)
+    try:
+        x0 = point.detach() if torch.is_tensor(point) else torch.as_tensor(
+            np.asarray(point, dtype=np.float64)
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"point must be an array of real numbers of shape ({dim},)") from error
+    if x0.shape != (dim,):
+        raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
+    if x0.is_complex() or not torch.isfinite(x0).all():
+        raise ValueError("point must be real and contain no NaN or inf entries")
+    return order, x0.to(device=device, dtype=torch.float64)
 
 
 def _boundaries(model: PolynomialINN) -> dict[int, str]:
@@ -171,34 +160,3 @@ def _boundaries(model: PolynomialINN) -> dict[int, str]:
         labels[offset + 2 * layer] = f"after layer {layer}"
     labels[offset + 2 * model.depth] = "latent"
     return labels
-
-
-def _check_point(point: Any, dim: int, device: torch.device) -> torch.Tensor:
-    if point is None:
-        return torch.zeros(dim, dtype=torch.float64, device=device)
-    try:
-        x0 = point.detach() if torch.is_tensor(point) else torch.as_tensor(
-            np.asarray(point, dtype=np.float64)
-        )
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"point must be an array of real numbers of shape ({dim},)") from error
-    if x0.shape != (dim,):
-        raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
-    if x0.is_complex() or not torch.isfinite(x0).all():
-        raise ValueError("point must be real and contain no NaN or inf entries")
-    return x0.to(device=device, dtype=torch.float64)
-
-
-def _check_memory(
-    dim: int, order: int, kept: int, max_bytes: int | None, device: torch.device
-) -> None:
-    """Raise MemoryError if the pull-back would need more than `max_bytes` (before allocating)."""
-    needed = dense_bytes(dim, order, kept)
-    if max_bytes is None:
-        max_bytes = available_bytes(device) // 2
-    if needed > max_bytes:
-        raise MemoryError(
-            f"extracting order {order} for N = {dim} needs about {needed / 2**30:.3g} GiB "
-            f"(tensors of {dim}^{order} float64 entries), more than the limit "
-            f"{max_bytes / 2**30:.3g} GiB; lower the order or raise max_bytes"
-        )

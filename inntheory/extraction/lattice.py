@@ -1,34 +1,25 @@
 """The lattice backend of the pull-back: translation-invariant actions in compressed form.
 
-For a model whose linear maps are periodic convolutions (W[i, j] = w[i - j]) with site-shared
-biases and activation coefficients, and a uniform expansion point, every action S_l of the
-pull-back (METHOD.md, "Layer-to-layer rules") is translation invariant, so it is carried as
-its couplings relative to site 0, C^(k)[o2..ok] = A^(k)[0, o2..ok]
-(`inntheory.actions.lattice`). Nothing of size N^k is formed. The backend reads each affine
-stage's kernel through `LinearMap.lattice_kernel(shape)` and refuses a map that has none:
+For periodic convolutions (W[i, j] = w[i - j], read by `LinearMap.lattice_kernel(shape)`),
+site-shared biases and activations and a uniform point, every action of the pull-back is
+translation invariant and carried as its couplings C^(k) relative to site 0
+(`inntheory.actions.lattice`); nothing of size N^k is formed.
 
-- affine step e' = W e, in Fourier space over the k - 1 relative legs (torch.fft, convention
-  w^(q) = sum_r w[r] exp(-i q.r)):
+- affine step, in Fourier space over the k - 1 relative legs (w^(q) = sum_r w[r] e^(-i q.r)):
+  C'^(k)^(q2..qk) = C^(k)^(q2..qk) w^(q2 + .. + qk) prod_m conj(w^(q_m)), constant
+  -sum_q ln|w^(q)| on the big lattice; an on-site kernel s scales by s^k.
+- activation step: each dressed vertex is the vertex times a number, written onto a diagonal
+  view of C'^(n) with the block of output position 0 at offset 0; constant -N ln phi'(y*).
 
-      C'^(k)^(q2..qk) = C^(k)^(q2..qk) * w^(q2 + .. + qk) * prod_m conj(w^(q_m)),
-
-  (the root leg carries the total momentum), constant -sum_q ln|w^(q)| on the big lattice;
-  an on-site kernel s (the standardisation) is the scaling s^k.
-- activation step: the uniform Taylor coefficients make each dressed vertex the vertex times
-  a number; a placement writes it onto a diagonal view of C'^(n) in which the block holding
-  output position 0 sits at offset 0 (the vertex is symmetric, so it can be rooted at that
-  leg); constant -N ln phi'(y*).
-
-With R = `model.coupling_range` the pull-back runs exactly on the torus of shape
-window = min(L, 2R + 1) per axis (no coupling reaches far enough to wrap); the constant A^(0)
-is still computed on the big lattice. The kernels are checked to honour R.
-
-All arithmetic is float64.
+With R = `model.coupling_range` (checked against the kernels) the pull-back runs exactly on
+the torus window = min(L, 2R + 1) per axis; A^(0) is still that of the big lattice. float64.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -41,14 +32,13 @@ from .pullback import LIVE_COPIES, pull_back
 
 __all__ = ["LatticeBackend", "compressed_bytes", "extract_lattice_action"]
 
-_FFT_COPIES = 4
-"""Complex tensors of the top order alive in one affine step (spectrum, phase, product)."""
+_FFT_COPIES = 4  # complex top-order tensors alive in one affine step
+_FFT_MAX_AXES = 6  # most axes one torch.fft call transforms (MKL refuses more than 7)
 
 
 def compressed_bytes(window: tuple[int, ...], order: int) -> float:
-    """Memory estimate of the compressed pull-back on `window`: the coupling tensors of one
-    action (LIVE_COPIES of them alive) and the FFT work of the top order, as a float (inf
-    beyond the float range) computed in time O(min(K, 1000))."""
+    """Bytes of the compressed pull-back on `window` (LIVE_COPIES actions' couplings and the
+    FFT work of the top order) as a float, inf beyond the float range."""
     size = math.prod(window)
     real = 8.0 * geometric_sum(size, order - 1)
     top = math.inf if (order - 1) * math.log(size) > 700 else float(size) ** (order - 1)
@@ -58,42 +48,30 @@ def compressed_bytes(window: tuple[int, ...], order: int) -> float:
 def extract_lattice_action(
     model: Any, stages: list[Any], order: int, x0: torch.Tensor, max_bytes: float
 ) -> LatticeAction:
-    """The compressed action of a lattice model at a uniform point (see the module docstring).
-
-    Arguments:
-        model: a `PolynomialINN` with `model.lattice` set (a tuple, prod == dim).
-        stages: its `stages()`.
-        order: K >= 1 (checked by the caller).
-        x0: the expansion point (N,), float64, uniform (checked here).
-        max_bytes: memory limit (MemoryError naming the estimate before allocating).
-
-    Returns:
-        A float64 `LatticeAction` on `model.lattice` whose window is min(L, 2R + 1) with
-        R = `model.coupling_range` (the full lattice when it is None).
+    """The float64 `LatticeAction` of a lattice `model` (its `stages`) at the uniform point x0
+    (N,) up to order K, on the window min(L, 2R + 1), R = `model.coupling_range`.
 
     Raises:
         ValueError: a non-uniform point, an affine map without a kernel on the lattice, a
             bias or activation that differs between sites, kernels reaching further than
             `coupling_range`, or a point outside the domain.
-        MemoryError: the compressed tensors would not fit in `max_bytes`.
+        MemoryError: the compressed tensors would not fit in `max_bytes` (before allocating).
     """
     shape = tuple(int(n) for n in model.lattice)
     if bool((x0 != x0[0]).any()):
-        raise ValueError(
-            "the compressed (translation-invariant) action needs a uniform expansion point "
-            f"(all entries equal); this one ranges over [{float(x0.min()):.4g}, "
-            f"{float(x0.max()):.4g}]: extract_action gives the dense action there"
-        )
+        raise ValueError("the compressed (translation-invariant) action needs a uniform "
+                         "expansion point (all entries equal); this one ranges over "
+                         f"[{float(x0.min()):.4g}, {float(x0.max()):.4g}]: extract_action gives "
+                         "the dense action there")
     radius = model.coupling_range
     window = lattice_window(shape, radius)
     needed = compressed_bytes(window, order)
     if needed > max_bytes:
-        raise MemoryError(
-            f"the compressed pull-back of order {order} on window {window} of lattice {shape} "
-            f"needs about {needed / 2**30:.3g} GiB (couplings of {math.prod(window)}^"
-            f"{order - 1} entries), more than the limit {max_bytes / 2**30:.3g} GiB; lower "
-            "the order, use local kernels (kernel_radius) or raise max_bytes"
-        )
+        raise MemoryError(f"the compressed pull-back of order {order} on window {window} of "
+                          f"lattice {shape} needs about {needed / 2**30:.3g} GiB (couplings of "
+                          f"{math.prod(window)}^{order - 1} entries), more than the limit "
+                          f"{max_bytes / 2**30:.3g} GiB; lower the order, use local kernels "
+                          "(kernel_radius) or raise max_bytes")
     backend = LatticeBackend(shape, window, radius, x0.device)
     data = pull_back(stages, x0, order, backend, keep={0})[0]
     size = math.prod(window)
@@ -103,18 +81,10 @@ def extract_lattice_action(
         for k in range(1, order + 1)
     }
     metadata = {
-        "source": "inntheory.extract_action",
-        "compressed": True,
-        "order": order,
-        "point": data.point,
-        "activation": model.activation_name,
-        "depth": model.depth,
-        "standardized": model.is_standardized,
-        "lattice": list(shape),
-        "coupling_range": radius,
-        "window": list(window),
-        "label": "data",
-        "stage": 0,
+        "source": "inntheory.extract_action", "compressed": True, "order": order,
+        "point": data.point, "activation": model.activation_name, "depth": model.depth,
+        "standardized": model.is_standardized, "lattice": list(shape),
+        "coupling_range": radius, "window": list(window), "label": "data", "stage": 0,
     }
     return LatticeAction(result, shape, data.point, data.constant, metadata, window=window,
                          check_symmetry=False)
@@ -139,11 +109,9 @@ class LatticeBackend:
     def affine(self, stage: Any, u: float, number: int) -> tuple[Any, float, float]:
         kernel = stage.linear.lattice_kernel(self.shape)
         if kernel is None:
-            raise ValueError(
-                f"stage {number} (affine): its {type(stage.linear).__name__} is not a periodic "
-                f"convolution on the lattice {self.shape}; the compressed action needs "
-                "lattice-equivariant maps"
-            )
+            raise ValueError(f"stage {number} (affine): its {type(stage.linear).__name__} is not "
+                             f"a periodic convolution on the lattice {self.shape}; the compressed "
+                             "action needs lattice-equivariant maps")
         kernel = kernel.detach().to(torch.float64).to(self.device)
         # a convolution maps the uniform vector u to u * sum(kernel) on every site
         image = self._full(u) * float(kernel.sum()) + stage.bias.detach().to(kernel)
@@ -156,34 +124,28 @@ class LatticeBackend:
         taylor = stage.activation.taylor(self._full(u)).detach().to(torch.float64)
         spread = float((taylor - taylor[0]).abs().max())
         if spread > 1e-12 * max(1.0, float(taylor.abs().max())):
-            raise ValueError(
-                f"stage {number} (activation): the coefficients differ between sites; the "
-                "compressed action needs site-shared activations"
-            )
+            raise ValueError(f"stage {number} (activation): the coefficients differ between "
+                             "sites; the compressed action needs site-shared activations")
         row = taylor[:1]
         if float(row[0, 1]) <= 0:
-            raise ValueError(
-                f"the point lies outside the domain of the activation of stage {number}: "
-                f"phi'(y*) = {float(row[0, 1]):.4g} <= 0 at y* = {u:.4g}"
-            )
+            raise ValueError("the point lies outside the domain of the activation of stage "
+                             f"{number}: phi'(y*) = {float(row[0, 1]):.4g} <= 0 at y* = {u:.4g}")
         return row, float(row[0, 0])
 
     def latent(self, z: float, order: int) -> tuple[dict[int, torch.Tensor], float]:
         cut = any(w < n for w, n in zip(self.window, self.shape, strict=True))
         if self.radius is not None and cut and self.reach > self.radius:
-            raise ValueError(
-                f"model.coupling_range = {self.radius} but its kernels reach 2 * (sum of "
-                f"radii) = {self.reach} lattice steps: the range cut would not be exact"
-            )
+            raise ValueError(f"model.coupling_range = {self.radius} but its kernels reach 2 * "
+                             f"(sum of radii) = {self.reach} lattice steps: the range cut would "
+                             "not be exact")
         couplings = {1: torch.tensor(z, dtype=torch.float64, device=self.device)}
         if order >= 2:
             couplings[2] = torch.zeros(self.size, dtype=torch.float64, device=self.device)
             couplings[2][0] = 1.0
         return couplings, self.dim * (0.5 * z * z + 0.5 * math.log(2 * math.pi))
 
-    def pull_affine(
-        self, above: dict[int, torch.Tensor], kernel: torch.Tensor
-    ) -> dict[int, torch.Tensor]:
+    def pull_affine(self, above: dict[int, torch.Tensor], kernel: torch.Tensor
+                    ) -> dict[int, torch.Tensor]:
         """Every C^(k) pulled back through e' = W e (W the circulant of `kernel` on the window)."""
         window = tuple(kernel.shape)
         ndim, size, device = len(window), math.prod(window), kernel.device
@@ -220,8 +182,7 @@ class LatticeBackend:
         return torch.zeros((self.size,) * (n - 1), dtype=torch.float64, device=self.device)
 
     def place(self, target: torch.Tensor, dressed: torch.Tensor, diagram: Diagram) -> None:
-        """target += weight * Sym[dressed placed on the diagram's output positions], in place,
-        with the block of output position 0 rooted at offset 0."""
+        """As `DenseBackend.place`, the block of output position 0 rooted at offset 0."""
         n, size = diagram.order, self.size
         strides = [size ** (n - 1 - position) for position in range(1, n)]
         factor = float(diagram.weight) / len(diagram.placements)
@@ -237,27 +198,18 @@ class LatticeBackend:
 
     def constant(self, latent: float, terms: list[float]) -> float:
         """-terms[0] - ... - terms[-1] + latent, from the data side."""
-        total = 0.0
-        for term in terms:
-            total -= term
-        return total + latent
-
-
-_FFT_MAX_AXES = 6
-"""Most axes one torch.fft call transforms here (MKL refuses more than 7)."""
+        return functools.reduce(operator.sub, terms, 0.0) + latent
 
 
 def _fftn(tensor: torch.Tensor, dims: tuple[int, ...], transform) -> torch.Tensor:
-    """`transform` (fftn or ifftn) over `dims`, in groups of at most _FFT_MAX_AXES axes (the
-    transform is separable), so high orders on 2-D lattices (2 (K - 1) axes) work."""
+    """`transform` (fftn or ifftn) over `dims`, in groups of at most _FFT_MAX_AXES axes."""
     for start in range(0, len(dims), _FFT_MAX_AXES):
         tensor = transform(tensor, dim=dims[start : start + _FFT_MAX_AXES])
     return tensor
 
 
 def _total_momentum(window: tuple[int, ...], legs: int, device: torch.device) -> torch.Tensor:
-    """(window * legs) int64: the flat index on the window of q2 + .. + q_(legs+1) (mod window)
-    for the momenta q of `legs` legs."""
+    """(window * legs) int64: the flat window index of the total momentum of `legs` legs."""
     ndim = len(window)
     total = torch.zeros(window * legs, dtype=torch.int64, device=device)
     for axis, w in enumerate(window):
@@ -280,21 +232,17 @@ def _uniform(values: torch.Tensor, what: str) -> float:
 
 
 def _fold(kernel: torch.Tensor, window: tuple[int, ...]) -> tuple[int, torch.Tensor]:
-    """(the kernel's reach along the cut axes, the kernel folded onto the window torus).
-
-    The reach is the largest |minimal-image offset| of a non-zero entry along the axes whose
-    window is shorter than the lattice (0 when there are none). Entries that do not fit the
-    window are left out: their reach makes the caller's range check fail.
-    """
-    shape = tuple(kernel.shape)
+    """(largest |minimal-image offset| of a non-zero entry along the cut axes, the kernel
+    folded onto the window torus); entries outside the window are dropped (the reach fails
+    the caller's range check)."""
+    lengths, sizes = np.array(kernel.shape), np.array(window)
     nonzero = np.argwhere(kernel.detach().cpu().numpy() != 0)
-    minimal = np.where(nonzero <= np.array(shape) // 2, nonzero, nonzero - np.array(shape))
-    cut = [axis for axis, (w, n) in enumerate(zip(window, shape, strict=True)) if w < n]
-    reach = int(np.abs(minimal[:, cut]).max()) if len(minimal) and cut else 0
-    small = kernel.new_zeros(window)
-    for position, offset in zip(nonzero, minimal, strict=True):
-        if all(w == n or abs(int(o)) <= w // 2
-               for w, n, o in zip(window, shape, offset, strict=True)):
-            target = tuple(int(o) % w for o, w in zip(offset, window, strict=True))
-            small[target] += kernel[tuple(int(p) for p in position)]
+    minimal = np.where(nonzero <= lengths // 2, nonzero, nonzero - lengths)
+    cut = sizes < lengths
+    reach = int(np.abs(minimal[:, cut]).max()) if len(minimal) and cut.any() else 0
+    inside = (~cut | (np.abs(minimal) <= sizes // 2)).all(axis=1)
+    small = kernel.new_zeros(window)  # distinct offsets inside the window: distinct slots
+    target, source = (torch.from_numpy(a[inside]).T.to(kernel.device)
+                      for a in (minimal % sizes, nonzero))
+    small[tuple(target)] = kernel[tuple(source)]
     return reach, small

@@ -1,39 +1,25 @@
 """The layer-to-layer pull-back of the Gaussian latent action through a network's stages.
 
-Write S_l for the action of the representation after stage l (METHOD.md, "Layer-to-layer
-rules"): the latent action is S(z) = 1/2 |z|^2 + N/2 ln 2 pi and
+With S_l the action after stage l (METHOD.md, "Layer-to-layer rules"), the latent action
+S(z) = 1/2 |z|^2 + N/2 ln 2 pi and S_{l-1}(u) = S_l(f_l(u)) - ln|det J_{f_l}(u)|. Every stage
+is expanded around the image u*_l = f_l(u*_{l-1}) of x0 = u*_0, where it has no constant term,
+so truncating at order K after every stage is exact for the orders <= K: an affine stage
+contracts every leg with W (constant -ln|det W|), an activation stage adds the diagrams of
+`diagrams.catalogue` (constant -sum_i ln phi'(y*_i)).
 
-    S_{l-1}(u) = S_l(f_l(u)) - ln|det J_{f_l}(u)|.
-
-Every stage is expanded around the image of the data expansion point x0
-(u*_0 = x0, u*_l = f_l(u*_{l-1})). In shifted coordinates a stage has no constant term, so
-truncating at order K after every stage is exact for all orders <= K:
-
-- affine stage e' = W e: every leg of every coefficient contracted with W, constant
-  -ln|det W|;
-- activation stage: the diagrams of `inntheory.extraction.diagrams.catalogue` (straight and
-  forked legs, log-determinant vertices), each dressed with the activation's derivatives at
-  y* and added onto the diagonal views of B^(n) of its placements, constant
-  -sum_i ln phi'(y*_i).
-
-`pull_back` is that algorithm, written once; a *backend* supplies the tensor operations of
-one representation (`inntheory.extraction.dense.DenseBackend`: full (N,)*k tensors;
-`inntheory.extraction.lattice.LatticeBackend`: translation-invariant couplings):
-
-- ``point(x0)``, ``affine(stage, u, number)`` -> (prepared map, ln|det W|, image),
-  ``activation(stage, u, number)`` -> (Taylor coefficients (units, degree + 1), image);
-- ``latent(z, order)`` -> (coefficients, constant) of the Gaussian latent action;
-- ``pull_affine(coefficients, prepared)``, ``dress(vertex, factors)``, ``zeros(n)``,
-  ``place(target, dressed, diagram)``, ``total(values)`` (sum over the N sites) and
-  ``constant(latent, terms)`` (latent constant minus the stages' ln|det| terms).
-
-All arithmetic is float64.
+`pull_back` is written once; a *backend* (`dense.DenseBackend`, `lattice.LatticeBackend`)
+supplies the tensor operations of one representation: ``point(x0)``,
+``affine(stage, u, number)`` -> (prepared map, ln|det W|, image),
+``activation(stage, u, number)`` -> (Taylor coefficients (units, degree + 1), image),
+``latent(z, order)`` -> (coefficients, constant), ``pull_affine(coefficients, prepared)``,
+``dress(vertex, factors)``, ``zeros(n)``, ``place(target, dressed, diagram)``,
+``total(values)`` (sum over the sites) and ``constant(latent, terms)``. All in float64.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,76 +33,43 @@ LIVE_COPIES = 4
 """Tensors of the top order alive at once in a pull-back step (A, B, a contraction
 temporary, a dressed vertex): a memory estimate is this many times one action's tensors."""
 
+Step = Callable[[dict[int, Any], int], tuple[dict[int, Any], float]]
+
 
 @dataclass
 class Expansion:
-    """The action of one representation, expanded around its image u* of x0.
-
-    Attributes:
-        coefficients: {k: coefficient of order k in the backend's form} for the orders
-            present (absent orders are zero).
-        constant: A^(0), the action at u*.
-        point: u*, in the backend's form.
-    """
+    """The action of one representation around its image u* of x0: {k: coefficient in the
+    backend's form} (absent orders zero), A^(0) at u*, and u* in the backend's form."""
 
     coefficients: dict[int, torch.Tensor]
     constant: float
     point: Any
 
 
-@dataclass
-class _Affine:
-    """A prepared affine step: the backend's form of W and ln|det W|."""
-
-    prepared: Any
-    logabsdet: float
-
-    def pull(self, backend: Any, above: dict[int, Any], order: int) -> tuple[dict, float]:
-        return backend.pull_affine(above, self.prepared), self.logabsdet
-
-
-@dataclass
-class _Activation:
-    """A prepared activation step: Taylor coefficients at y* (units, degree + 1)."""
-
-    taylor: torch.Tensor
-    degree: int
-
-    def pull(self, backend: Any, above: dict[int, Any], order: int) -> tuple[dict, float]:
-        return _pull_activation(backend, above, self.taylor, self.degree, order)
-
-
 class _Forward:
-    """Visitor of the forward walk: hands each stage to the backend's matching method."""
+    """Visitor of the forward walk: each stage as its pull-back step (above, order) ->
+    (coefficients below, ln|det| of its Jacobian at u*), and the image of u."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
 
-    def affine(self, stage: Any, u: Any, number: int) -> tuple[_Affine, Any]:
+    def affine(self, stage: Any, u: Any, number: int) -> tuple[Step, Any]:
         prepared, logabsdet, image = self.backend.affine(stage, u, number)
-        return _Affine(prepared, logabsdet), image
+        return lambda above, order: (self.backend.pull_affine(above, prepared), logabsdet), image
 
-    def activation(self, stage: Any, u: Any, number: int) -> tuple[_Activation, Any]:
+    def activation(self, stage: Any, u: Any, number: int) -> tuple[Step, Any]:
         taylor, image = self.backend.activation(stage, u, number)
-        return _Activation(taylor, stage.activation.degree), image
+        degree = stage.activation.degree
+        return (lambda above, order:
+                _pull_activation(self.backend, above, taylor, degree, order)), image
 
 
 def pull_back(
     stages: Sequence[Any], x0: torch.Tensor, order: int, backend: Any, keep: set[int]
 ) -> dict[int, Expansion]:
-    """Pull the Gaussian latent action back through `stages` to the data.
-
-    Arguments:
-        stages: `AffineStage` and `ActivationStage` objects in data -> latent order.
-        x0: the data expansion point, (N,), float64.
-        order: K, the highest order kept.
-        backend: the tensor operations (see the module docstring).
-        keep: which representations to return, by number of stages from the data (0 is the
-            data action, len(stages) the latent one).
-
-    Returns:
-        {stage: Expansion} for the stages in `keep`.
-    """
+    """Pull the Gaussian latent action back through `stages` (data -> latent order) to the data
+    point x0 (N,) float64, up to order K; {stage: Expansion} for the representations in
+    `keep`, numbered by stages from the data (0 the data, len(stages) the latent one)."""
     walk = _Forward(backend)
     points = [backend.point(x0)]
     steps = []
@@ -129,9 +82,8 @@ def pull_back(
     kept = {len(stages): current} if len(stages) in keep else {}
     terms: list[float] = [0.0] * len(stages)  # ln|det| of every stage's Jacobian at u*
     for index in range(len(stages) - 1, -1, -1):
-        coefficients, terms[index] = steps[index].pull(backend, current.coefficients, order)
-        constant = backend.constant(latent, terms[index:])
-        current = Expansion(coefficients, constant, points[index])
+        coefficients, terms[index] = steps[index](current.coefficients, order)
+        current = Expansion(coefficients, backend.constant(latent, terms[index:]), points[index])
         if index in keep:
             kept[index] = current
     return kept
@@ -140,15 +92,8 @@ def pull_back(
 def _pull_activation(
     backend: Any, above: dict[int, Any], taylor: torch.Tensor, degree: int, order: int
 ) -> tuple[dict[int, Any], float]:
-    """Pull back through e'_i = sum_p taylor[i, p] e_i^p by looping over the catalogue.
-
-    Arguments:
-        taylor: (units, degree + 1), the Taylor coefficients of phi at y* (units = N, or 1
-            for site-shared coefficients).
-
-    Returns:
-        The coefficients below and sum_i ln phi'(y*_i).
-    """
+    """Pull back through e'_i = sum_p taylor[i, p] e_i^p (taylor: (units, degree + 1), units =
+    N or 1 when site-shared) by the catalogue: the coefficients below, sum_i ln phi'(y*_i)."""
     derivatives = {p: math.factorial(p) * taylor[:, p] for p in range(1, taylor.shape[1])}
     slope = taylor[:, 1:] * torch.arange(1, taylor.shape[1], dtype=taylor.dtype,
                                          device=taylor.device)
@@ -174,16 +119,9 @@ def _pull_activation(
 
 
 def log_series(polynomial: torch.Tensor, order: int) -> torch.Tensor:
-    """Power series of ln P(D) for per-unit polynomials P with P(0) > 0.
-
-    Arguments:
-        polynomial: (units, d+1), P_i(D) = sum_j polynomial[i, j] D^j.
-        order: the highest power kept.
-
-    Returns:
-        (units, order+1): column 0 is ln P(0); from P L' = P',
-        n P_0 L_n = n P_n - sum_{j=1}^{n-1} j L_j P_{n-j}.
-    """
+    """ln P(D) = sum_n L_n D^n up to D^order, (units, order + 1), for per-unit polynomials
+    P_i(D) = sum_j polynomial[i, j] D^j with P(0) > 0: L_0 = ln P_0 and, from P L' = P',
+    n P_0 L_n = n P_n - sum_{j=1}^{n-1} j L_j P_{n-j}."""
     units, width = polynomial.shape
     p = torch.zeros(units, order + 1, dtype=polynomial.dtype, device=polynomial.device)
     p[:, : min(width, order + 1)] = polynomial[:, : order + 1]

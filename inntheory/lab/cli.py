@@ -1,28 +1,12 @@
-"""The ``inntheory`` command: a demo run, fitting your own data, sampling and comparing theories.
+"""The ``inntheory`` command: ``demo``, ``fit``, ``sample`` and ``compare`` (see
+``inntheory COMMAND --help``).
 
-Commands (``inntheory COMMAND --help`` for every option):
-
-- ``demo``: sample the ``unimodal`` preset, train a lattice-equivariant cubic INN, extract
-  its action and compare it with the true action and the score-matching baseline; figures,
-  the three actions and a JSON summary go to a folder.
-- ``fit DATA``: train an INN on samples x: (n, N) from ``.npy``, ``.npz`` or ``.csv`` (dense,
-  or lattice-equivariant with ``--lattice``) and write the extracted action (``.npz``) and
-  the model (``.model.pt``) beside it.
-- ``sample [PRESET]``: draw configurations of a lattice theory to ``.npy``, ``.npz`` or ``.csv``.
-- ``compare TRUE LEARNED``: print the order-by-order table of two saved actions.
-
-User errors (bad or unreadable inputs, outputs that exist without ``--force`` or cannot be
-written, work too costly for the time or memory, another run writing the same outputs) end
-with one line ``inntheory: error: ...`` on stderr and exit status 1, checked before the work
-starts where they can be; usage errors with one such line and status 2. Outputs are claimed
-with lock files (removed on exit and on SIGTERM) and written atomically as one unit. Anything
-else is a bug and shows its traceback. The library and torch load only once the arguments
-and inputs have been checked, so that ``--help`` and most user errors answer at once.
-
-Example:
-    >>> main(["--version"])  # doctest: +ELLIPSIS
-    inntheory ...
-    0
+User errors (bad inputs, outputs that exist without ``--force`` or cannot be written, work too
+costly for the time or memory, another run writing the same outputs) end with one line
+``inntheory: error: ...`` on stderr and status 1, checked before the work where they can be;
+usage errors with status 2. Outputs are claimed with lock files (removed on exit and SIGTERM)
+and written atomically as one unit. Anything else is a bug and shows its traceback. The
+library and torch load only once the arguments and inputs have been checked.
 """
 
 from __future__ import annotations
@@ -41,7 +25,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -70,6 +54,7 @@ _MAX_MESSAGE = 600  # longer error lines are elided in the middle
 _QUOTED = 100  # at most this many characters of user content quoted in a message
 _LIVE_CHAIN_COPIES = 16  # (n_chains, N) tensors alive at once in an HMC step, rounded up
 _NPY_MAGIC = b"\x93NUMPY"
+_COUPLINGS = ("m2", "kappa", "g3", "g4")
 
 # The demo: full run (about a minute on two cores) and --quick (seconds, used by the tests).
 _DEMO = {
@@ -81,12 +66,8 @@ _DEMO_FILES = ("comparison.png", "loss.png", "summary.json", "true_action.npz",
 
 
 class CLIError(Exception):
-    """A user error: printed as one line ``inntheory: error: <message>``, exit status `code`.
-
-    Arguments:
-        message: what went wrong and, where useful, what to do about it (one line).
-        code: the exit status, 1 (bad data, runtime problem) or 2 (usage).
-    """
+    """A user error, printed as one line ``inntheory: error: <message>``; `code` is the exit
+    status, 1 (bad data, runtime problem) or 2 (usage)."""
 
     def __init__(self, message: str, code: int = 1) -> None:
         super().__init__(message)
@@ -103,8 +84,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _LibraryNames:
-    """The keys of a library registry (``ACTIVATIONS``, ``PRESETS``) as argparse ``choices``
-    that import the library only when a value is checked or listed."""
+    """The keys of a library registry (``ACTIVATIONS``, ``PRESETS``) as argparse ``choices``,
+    importing the library only when a value is checked or listed."""
 
     def __init__(self, registry: str) -> None:
         self.registry = registry
@@ -131,90 +112,68 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _int_at_least(minimum: int, wording: str) -> Any:
-    """An argparse type: an integer >= `minimum`, else a usage error saying `wording`."""
+def _checked(convert: Callable[[str], Any], valid: Callable[[Any], bool], wording: str,
+             invalid: str | None = None) -> Callable[[str], Any]:
+    """An argparse type: `convert(text)` where `valid`, else a usage error "expected ..."."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {wording}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected {wording}, got {value}")
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {invalid or wording}, got {text}")
         return value
 
     return parse
 
 
-_positive_int = _int_at_least(1, "a positive integer")
-_non_negative_int = _int_at_least(0, "an integer >= 0")
-
-
-_MAX_SEED = 2**63 - 1
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value <= _MAX_SEED:
-        raise argparse.ArgumentTypeError(
-            f"expected a seed from 0 to 2^63 - 1 = {_MAX_SEED}, got {text}"
-        )
-    return value
-
-
-def _finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
+_positive_int = _checked(int, lambda value: value >= 1, "a positive integer")
+_non_negative_int = _checked(int, lambda value: value >= 0, "an integer >= 0")
+_seed = _checked(int, lambda value: 0 <= value < 2**63, "an integer seed",
+                 f"a seed from 0 to 2^63 - 1 = {2**63 - 1}")
+_finite_float = _checked(float, math.isfinite, "a number", "a finite number")
 
 
 # -- data ---------------------------------------------------------------------------------------
 
 
 def recommended_samples(parameters: int) -> int:
-    """The samples `fit` asks for before it stops warning: :data:`SAMPLES_PER_PARAMETER` per
-    trainable parameter of the network being fitted (not of the extracted action).
-
-    Example:
-        >>> recommended_samples(24)
-        240
-    """
+    """The rows `fit` asks for before it stops warning: :data:`SAMPLES_PER_PARAMETER` per
+    trainable parameter of the network being fitted (not of the extracted action)."""
     return SAMPLES_PER_PARAMETER * parameters
 
 
 def _short(text: object, limit: int = _QUOTED) -> str:
-    """`text` (user content: a name read from a file, a value) for a message: at most about
-    `limit` characters of it, its middle elided."""
+    """User content (a name read from a file, a value) for a message, its middle elided."""
     text = str(text)
     if len(text) > limit:
         text = f"{text[:limit // 2]}...{text[-(limit // 2):]} ({len(text)} characters)"
     return text
 
 
-def _quote(text: object, limit: int = _QUOTED) -> str:
-    return repr(_short(text, limit))
+def _listed(items: Sequence[object]) -> str:
+    """The first few `items` (names, row or column indices) for a message."""
+    shown = ", ".join(_short(item, 40) for item in items[:_SHOWN_ROWS])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > _SHOWN_ROWS else "")
 
 
-def _listed(names: Sequence[str]) -> str:
-    shown = ", ".join(_short(name, 40) for name in names[:_SHOWN_ROWS])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > _SHOWN_ROWS else "")
+def _count(value: float) -> str:
+    """A count or estimate for a message: 3 digits, or "more than 1e308" past the float range."""
+    return f"{value:.3g}" if math.isfinite(value) else "more than 1e308"
+
+
+def _check_memory(needed: float, problem: str, remedy: str = "", device: Any = None) -> None:
+    """Refuse work of `needed` bytes, more than half the memory available (on `device`)."""
+    available = available_bytes(device)
+    if needed > available // 2:
+        raise CLIError(f"{problem} {_count(needed / 2**30)} GiB, more than half the available "
+                       f"memory ({available / 2**30:.3g} GiB){remedy}")
 
 
 def _check_npy_header(stream: BinaryIO, size: int, what: str) -> None:
-    """Refuse, from the header of the .npy `stream` alone, an array of `size` bytes in all
-    (header included) whose declared shape those bytes cannot hold, or whose values (and their
-    float64 copy) would take more than half the available memory.
-
-    Raises:
-        CLIError: naming `what`, the declared shape and dtype, and the sizes.
-    """
+    """Refuse, from the header of the .npy `stream` of `size` bytes alone, a declared shape
+    those bytes cannot hold or values (with their float64 copy) beyond half the memory."""
     from numpy.lib import format as npy
 
     try:
@@ -233,11 +192,8 @@ def _check_npy_header(stream: BinaryIO, size: int, what: str) -> None:
     if declared > held:
         raise CLIError(f"cannot read {what}: its header {described} but it holds {held} bytes "
                        "of data; the file is truncated or damaged")
-    needed, available = declared + 8 * count, int(available_bytes())
-    if needed > available // 2:
-        raise CLIError(f"cannot read {what}: it {described}; with its float64 copy that needs "
-                       f"{needed / 2**30:.3g} GiB, more than half the available memory "
-                       f"({available / 2**30:.3g} GiB)")
+    _check_memory(declared + 8 * count,
+                  f"cannot read {what}: it {described}; with its float64 copy that needs")
 
 
 def _from_npy(path: Path) -> np.ndarray:
@@ -253,18 +209,15 @@ def _from_npz(path: Path, array: str | None) -> np.ndarray:
     with zipfile.ZipFile(path) as archive:
         members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
         names = list(members)
-        if array is None:
-            if len(names) != 1:
-                listed = _listed(names) if names else "none"
-                raise CLIError(
-                    f"{path} holds {len(names)} arrays ({listed}); choose one with --array"
-                )
-            array = names[0]
-        elif array not in names:
-            raise CLIError(f"{path} has no array {_quote(array)}; it holds: {_listed(names)}")
+        if array is None and len(names) != 1:
+            raise CLIError(f"{path} holds {len(names)} arrays ({_listed(names) or 'none'}); "
+                           "choose one with --array")
+        array = names[0] if array is None else array
+        if array not in names:
+            raise CLIError(f"{path} has no array {_short(array)!r}; it holds: {_listed(names)}")
         with archive.open(members[array]) as stream:
             _check_npy_header(stream, members[array].file_size,
-                              f"{path} (array {_quote(array)})")
+                              f"{path} (array {_short(array)!r})")
     with np.load(path, allow_pickle=False) as arrays:
         return arrays[array]
 
@@ -297,8 +250,7 @@ def _from_csv(path: Path) -> np.ndarray:
 
 
 def _check_regular_file(path: Path, what: str) -> None:
-    """Refuse, before opening it, a `path` that is missing or not a regular file (a folder, a
-    FIFO or a device would be misread, or block)."""
+    """Refuse a `path` that is missing or not a regular file (a folder, FIFO or device)."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -313,22 +265,13 @@ def _check_regular_file(path: Path, what: str) -> None:
 
 
 def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
-    """Read samples x: (n, N), one configuration per row, and check them.
+    """Read samples x: (n, N), one configuration per row, as float64, and check them.
 
-    Arguments:
-        path: a ``.npy`` file, a ``.npz`` archive (the array `array`, or its only array) or a
-            ``.csv`` file (comma-separated; a first line without any numeric field is a
-            header; empty or non-numeric fields count as NaN).
-        array: the array name inside a ``.npz``.
-
-    Returns:
-        The samples as float64, (n, N).
-
-    Raises:
-        CLIError: a missing, unreadable or non-regular file, an unknown format, an array
-            header declaring more than the file or half the memory holds, an ``.npz`` with
-            several arrays and no `array`, data not real or not 2-D, no rows, or rows with
-            NaN/inf or beyond float64 (their number and first 0-based indices).
+    `path` is a ``.npy`` file, a ``.npz`` archive (its array `array`, or its only array) or a
+    ``.csv`` file (comma-separated; a first line without any numeric field is a header; empty
+    or non-numeric fields count as NaN). Raises CLIError for an unreadable file, an unknown
+    format, a header declaring more than the file or half the memory holds, data not real or
+    not 2-D, no rows, or rows with NaN/inf or beyond float64 (their first indices).
     """
     path = Path(path)
     _check_regular_file(path, "data file")
@@ -338,18 +281,12 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
                        "or .csv")
     if array is not None and suffix != ".npz":
         raise CLIError(f"--array applies to .npz archives, but {path} is {suffix}", code=2)
+    readers = {".npy": _from_npy, ".npz": lambda path: _from_npz(path, array), ".csv": _from_csv}
     try:
-        if suffix == ".npy":
-            raw = _from_npy(path)
-        elif suffix == ".npz":
-            raw = _from_npz(path, array)
-        else:
-            raw = _from_csv(path)
+        raw = readers[suffix](path)
     except (OSError, ValueError, EOFError, UnicodeDecodeError, zipfile.BadZipFile) as error:
         raise CLIError(f"cannot read {path}: {load_error(error)}") from error
-    if raw.dtype == np.bool_ or not (
-        np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
-    ):
+    if raw.dtype.kind not in "iuf":  # signed, unsigned integers or floats
         raise CLIError(f"{path}: the data must be real numbers, got dtype {raw.dtype}")
     if raw.ndim != 2:
         raise CLIError(
@@ -365,39 +302,23 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
         raise CLIError(
             f"{path}: {overflowed.size} of {x.shape[0]} rows hold values beyond the float64 "
             f"range (|x| > {np.finfo(np.float64).max:.4g}, overflow when converting from "
-            f"{raw.dtype}), 0-based row indices {_rows(overflowed)}; rescale the data"
+            f"{raw.dtype}), 0-based row indices {_listed(overflowed.tolist())}; rescale the data"
         )
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
         why = " (empty or non-numeric fields read as NaN)" if suffix == ".csv" else ""
         raise CLIError(
             f"{path}: {bad.size} of {x.shape[0]} rows contain NaN or inf{why}, 0-based row "
-            f"indices {_rows(bad)}; remove or repair them"
+            f"indices {_listed(bad.tolist())}; remove or repair them"
         )
     return x
 
 
-def _rows(indices: np.ndarray) -> str:
-    """The first few row `indices` for a message, then ", ..." when there are more."""
-    more = ", ..." if indices.size > _SHOWN_ROWS else ""
-    return ", ".join(str(i) for i in indices[:_SHOWN_ROWS]) + more
-
-
 def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | None = None,
             append_always: bool = False) -> Path:
-    """The output file named by option `what`: not empty, not a folder, ending in `suffixes`.
-
-    Arguments:
-        text: the option's value.
-        what: the option, for the messages (``--out``, ``--plot``).
-        suffixes: the accepted suffixes, lower case (matched in any case: ``fig.PNG``).
-        default: appended to a name without a suffix (to any name not ending in `suffixes`
-            when `append_always`), so that the checks see the file really written.
-        append_always: see `default`.
-
-    Raises:
-        CLIError: an empty name, a folder or another suffix (status 1: a bad output path).
-    """
+    """The file named by option `what` (``--out``): not empty, not a folder, ending in one of
+    `suffixes` (lower case, matched in any case). `default` is appended to a name without a
+    suffix (to any other name when `append_always`), so that the checks see the real file."""
     if not text.strip():
         raise CLIError(f"{what} is empty; give a file name")
     path = Path(text)
@@ -412,7 +333,7 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
         path = path.with_name(path.name + default)
     if path.suffix.lower() not in suffixes:
         listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
-        raise CLIError(f"{what} must end in {listed}, got {_quote(path.name)}")
+        raise CLIError(f"{what} must end in {listed}, got {_short(path.name)!r}")
     _check_name(path)
     return path
 
@@ -425,9 +346,8 @@ def _check_name(path: Path) -> None:
 
 
 def _check_writable(path: Path) -> None:
-    """Raise CLIError unless a file can be created at `path`: its names fit the file system
-    and the nearest existing folder above it accepts a new file (a probe is created and
-    removed there: permission bits alone do not tell for root or a read-only mount)."""
+    """Refuse `path` unless the nearest existing folder above it accepts a new file (a probe
+    is created there: permission bits alone do not tell for root or a read-only mount)."""
     _check_name(path)
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
@@ -444,8 +364,8 @@ def _check_writable(path: Path) -> None:
 
 
 def _check_outputs(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = ()) -> None:
-    """Every output is writable, none is one of `inputs`, and none exists (a symbolic link
-    that points nowhere included) unless `force`: checked before any work starts."""
+    """Every output is writable, none is one of `inputs`, and none exists (a dangling
+    symbolic link included) unless `force`."""
     for path in paths:
         if path.is_dir():
             raise CLIError(f"output {path} is a directory")
@@ -462,6 +382,34 @@ def _check_outputs(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = 
                            f"{_short(os.readlink(path))}); pass --force to overwrite it")
         if path.exists() and not force:
             raise CLIError(f"output {path} exists; pass --force to overwrite it")
+
+
+@contextlib.contextmanager
+def _claimed(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = ()
+             ) -> Iterator[None]:
+    """Check the outputs `paths` (`_check_outputs`) and hold their lock files (see `claim`)
+    while the body runs; whether they exist is checked again once the locks are held."""
+    _check_outputs(paths, True, inputs)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(claim(paths))
+        except FileExistsError as error:
+            raise CLIError(_one_line(error)) from error
+        _check_outputs(paths, force, inputs)
+        yield
+
+
+@contextlib.contextmanager
+def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator[None]:
+    """A failure to write `paths` (a full disk, a file that cannot be replaced) as one line
+    naming them (or `names`)."""
+    try:
+        yield
+    except OSError as error:
+        names = names or " and ".join(str(path) for path in paths)
+        earlier = "any earlier files are" if len(paths) > 1 else "any earlier file is"
+        raise CLIError(f"cannot write {names} ({_one_line(error)}); none was written, "
+                       f"{earlier} unchanged{lost}") from error
 
 
 def _device(name: str) -> Any:
@@ -484,12 +432,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-# -- commands ------------------------------------------------------------------------------------
+# -- fit -----------------------------------------------------------------------------------------
 
 
 def _build_model(dim: int, args: argparse.Namespace) -> Any:
-    """The float64 network `fit` trains: (N = `dim`, --depth, --activation, --lattice,
-    --kernel-radius, --odd), seeded by --seed; a bad combination is a one-line error."""
+    """The float64 network `fit` trains on N = `dim` columns, seeded by --seed."""
     import torch
 
     lattice = tuple(args.lattice) if args.lattice else None
@@ -504,31 +451,17 @@ def _build_model(dim: int, args: argparse.Namespace) -> Any:
         raise CLIError(_one_line(error)) from error
 
 
-def _train_and_extract(
-    model: Any,
-    x: np.ndarray,
-    point: np.ndarray,
-    *,
-    order: int,
-    steps: int,
-    seed: int,
-    polish: bool | str,
-    device: Any,
-    progress: bool,
-) -> tuple[Any, Any, dict[str, float]]:
-    """Train `model` on x: (n, N) and extract its action at `point`: (N,).
-
-    Returns:
-        The TrainingHistory, the extracted action (a `PolynomialAction`, or a `LatticeAction`
-        for a lattice model at a uniform point) and the seconds spent in training and
-        extraction.
-    """
+def _train_and_extract(model: Any, x: np.ndarray, point: np.ndarray, *, order: int,
+                       steps: int, polish: bool | str, args: argparse.Namespace, device: Any
+                       ) -> tuple[Any, Any, dict[str, float]]:
+    """Train `model` on x: (n, N) (with --seed and --quiet) and extract its action at `point`:
+    (N,); returns the TrainingHistory, the action and the seconds of both stages."""
     import torch
 
     start = time.perf_counter()
     try:
-        history = it.train(model, x, steps=steps, seed=seed, device=device, progress=progress,
-                           polish=polish)
+        history = it.train(model, x, steps=steps, seed=args.seed, device=device,
+                           progress=not args.quiet, polish=polish)
     except ValueError as error:
         raise CLIError(f"training failed: {_one_line(error)}") from error
     trained = time.perf_counter()
@@ -536,14 +469,13 @@ def _train_and_extract(
         action = it.extract_action(model, order=order, point=torch.from_numpy(point))
     except (ValueError, MemoryError) as error:
         raise CLIError(f"cannot extract the action: {_one_line(error)}") from error
-    timings = {"train": trained - start, "extract": time.perf_counter() - trained}
-    return history, action, timings
+    return history, action, {"train": trained - start, "extract": time.perf_counter() - trained}
 
 
 def _check_extraction_cost(dim: int, args: argparse.Namespace, device: Any,
                            compressed: bool) -> None:
-    """Refuse a fit whose extraction would not finish in reasonable time or memory (the dense
-    pull-back, or the compressed one of a lattice model)."""
+    """Refuse a fit whose extraction (dense, or `compressed` for a lattice model) would not
+    finish in reasonable time or memory."""
     order, depth, activation = args.order, args.depth, args.activation
     cost = it.extraction.extraction_cost(
         dim, order, depth, activation, lattice=tuple(args.lattice) if compressed else None,
@@ -556,53 +488,8 @@ def _check_extraction_cost(dim: int, args: argparse.Namespace, device: Any,
             f"{_count(cost['seconds'])} s (it grows about 5x per order); the limits are "
             f"{_MAX_PLACEMENTS:.0e} placements and {_MAX_EXTRACTION_SECONDS:.0f} s; lower --order"
         )
-    limit = available_bytes(device) // 2
-    if cost["peak_bytes"] > limit:
-        raise CLIError(
-            f"cannot extract the action: order {order} for N = {dim} needs about "
-            f"{_count(cost['peak_bytes'] / 2**30)} GiB, more than half the memory available "
-            f"({limit / 2**30:.3g} GiB); lower the order"
-        )
-
-
-def _count(value: float) -> str:
-    """A count or estimate for a message: 3 digits, or "more than 1e308" past the float range."""
-    return f"{value:.3g}" if math.isfinite(value) else "more than 1e308"
-
-
-@contextlib.contextmanager
-def _claimed(paths: Sequence[Path]) -> Iterator[None]:
-    """Hold the outputs' lock files (see `claim`) while the body runs; another run holding
-    one is a one-line error."""
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(claim(paths))
-        except FileExistsError as error:
-            raise CLIError(_one_line(error)) from error
-        yield
-
-
-@contextlib.contextmanager
-def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator[None]:
-    """A failure to write `paths` (a full disk, a file that cannot be replaced) as one line
-    naming them (or `names`)."""
-    try:
-        yield
-    except OSError as error:
-        names = names or " and ".join(str(path) for path in paths)
-        earlier = "any earlier files are" if len(paths) > 1 else "any earlier file is"
-        raise CLIError(f"cannot write {names} ({_one_line(error)}); none was written, "
-                       f"{earlier} unchanged{lost}") from error
-
-
-def _fit(args: argparse.Namespace) -> int:
-    out = _output(args.out, "--out", (".npz",), default=".npz", append_always=True)
-    model_path = out.with_suffix(".model.pt")
-    _check_outputs([out, model_path], True)
-    # Claimed (lock files) for the whole run; only then is their existence checked.
-    with _claimed([out, model_path]):
-        _check_outputs([out, model_path], args.force, inputs=[Path(args.data)])
-        return _fit_claimed(args, out, model_path)
+    _check_memory(cost["peak_bytes"], f"cannot extract the action: order {order} for N = {dim} "
+                  "needs about", "; lower the order", device)
 
 
 def _check_spread(x: np.ndarray, path: str) -> None:
@@ -616,23 +503,20 @@ def _check_spread(x: np.ndarray, path: str) -> None:
                                  (huge, "large", "overflows")):
         if columns.size:
             raise CLIError(
-                f"{path}: the values of columns {_listed([str(j) for j in columns])} are too "
+                f"{path}: the values of columns {_listed(columns.tolist())} are too "
                 f"{what} for float64 arithmetic (spread {spread[columns[0]]:.3g}; the square "
                 f"of the standard deviation {cause}); rescale the data"
             )
 
 
 def _check_degenerate(x: np.ndarray, path: str) -> None:
-    """Refuse data whose centred rows satisfy an exact linear relation (no density in R^N).
-
-    Checked for N <= 512 on the distinct rows among 4 N + 1000 spread over the data (an exact
-    relation holds in any subset; repeated rows would only hide directions).
-    """
+    """Refuse data whose centred rows satisfy an exact linear relation (no density in R^N),
+    checked for N <= 512 on the distinct rows among 4 N + 1000 spread over the data."""
     n, dim = x.shape
     if dim < 2 or dim > _MAX_RANK_COLUMNS:
         return
     spread = np.linspace(0, n - 1, min(n, 4 * dim + 1000)).astype(int)
-    rows = np.unique(x[spread], axis=0)
+    rows = np.unique(x[spread], axis=0)  # repeated rows would only hide directions
     std = rows.std(axis=0)
     if len(rows) <= dim or not (std > 0).all():
         return  # too few distinct rows to tell (the thin-data warning speaks for them), or a
@@ -645,40 +529,45 @@ def _check_degenerate(x: np.ndarray, path: str) -> None:
     columns = np.flatnonzero(null > 0.1 * null.max())
     raise CLIError(
         f"{path}: the data are exactly degenerate: a linear combination of columns "
-        f"{_listed([str(j) for j in columns])} is the same in every row (e.g. a column copied "
+        f"{_listed(columns.tolist())} is the same in every row (e.g. a column copied "
         "or the sum of others), so they have no density to fit and the action would be "
         "meaningless; remove the redundant column(s)"
     )
 
 
-def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
-    x = load_data(args.data, args.array)
+def _fit(args: argparse.Namespace) -> int:
+    out = _output(args.out, "--out", (".npz",), default=".npz", append_always=True)
+    model_path = out.with_suffix(".model.pt")
+    with _claimed([out, model_path], args.force, inputs=[Path(args.data)]):
+        x = load_data(args.data, args.array)
+        _check_spread(x, args.data)
+        device = _device(args.device)
+        compressed = args.lattice is not None and args.point in ("mean", "zero")
+        _check_extraction_cost(x.shape[1], args, device, compressed)
+        _check_degenerate(x, args.data)
+        if args.point == "zero":
+            point = np.zeros(x.shape[1])
+        elif compressed:  # a translation-invariant model is expanded at a uniform point
+            point = np.full(x.shape[1], x.mean())
+        else:
+            point = x.mean(axis=0)
+        return _fit_checked(args, x, point, device, out, model_path)
+
+
+def _fit_checked(args: argparse.Namespace, x: np.ndarray, point: np.ndarray, device: Any,
+                 out: Path, model_path: Path) -> int:
     n, dim = x.shape
-    _check_spread(x, args.data)
-    device = _device(args.device)
-    compressed = args.lattice is not None and args.point in ("mean", "zero")
-    _check_extraction_cost(dim, args, device, compressed)
-    _check_degenerate(x, args.data)
     model = _build_model(dim, args)
     parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if n < recommended_samples(parameters):
-        warnings.warn(
-            f"thin data: {n} rows for a network of {parameters} trainable parameters (fewer "
-            f"than {SAMPLES_PER_PARAMETER} per parameter, {recommended_samples(parameters)}); "
-            "expect noisy couplings, or use a smaller --depth or a lattice-equivariant "
-            "network (--lattice)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    if args.point == "zero":
-        point = np.zeros(dim)
-    elif compressed:  # a translation-invariant model is expanded at a uniform point
-        point = np.full(dim, x.mean())
-    else:
-        point = x.mean(axis=0)
+        warnings.warn(f"thin data: {n} rows for a network of {parameters} trainable parameters "
+                      f"(fewer than {SAMPLES_PER_PARAMETER} per parameter, "
+                      f"{recommended_samples(parameters)}); expect noisy couplings, or use a "
+                      "smaller --depth or a lattice-equivariant network (--lattice)",
+                      RuntimeWarning, stacklevel=2)
     history, action, timings = _train_and_extract(
-        model, x, point, order=args.order, steps=args.steps, seed=args.seed,
-        polish=False if args.no_polish else "auto", device=device, progress=not args.quiet,
+        model, x, point, order=args.order, steps=args.steps, args=args, device=device,
+        polish=False if args.no_polish else "auto",
     )
     action.metadata.update(
         source="inntheory fit",
@@ -689,9 +578,7 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
             "kernel_radius": args.kernel_radius, "odd": args.odd, "polish": not args.no_polish,
             "point": args.point, "steps": args.steps, "seed": args.seed, "device": str(device),
         },
-        training=_json_safe(history.to_dict()),
-        model_file=model_path.name,
-        seconds=timings,
+        training=_json_safe(history.to_dict()), model_file=model_path.name, seconds=timings,
     )
     with _writing([out, model_path]), atomic_write_all([model_path, out]) as (
         model_file, action_file
@@ -715,19 +602,17 @@ def _fit_claimed(args: argparse.Namespace, out: Path, model_path: Path) -> int:
     return 0
 
 
+# -- sample, compare, demo ------------------------------------------------------------------------
+
+
 def _theory(args: argparse.Namespace) -> Any:
     if args.preset is None and (args.m2 is None or args.kappa is None):
         missing = [f"--{name}" for name in ("m2", "kappa") if getattr(args, name) is None]
-        raise CLIError(
-            "give a PRESET or the couplings --m2 and --kappa (and optionally --g3, --g4); "
-            f"missing: {', '.join(missing)}",
-            code=2,
-        )
+        raise CLIError("give a PRESET or the couplings --m2 and --kappa (and optionally --g3, "
+                       f"--g4); missing: {', '.join(missing)}", code=2)
     couplings = dict(it.PRESETS[args.preset]) if args.preset else {}
-    for name in ("m2", "kappa", "g3", "g4"):
-        value = getattr(args, name)
-        if value is not None:
-            couplings[name] = value
+    couplings.update({name: getattr(args, name) for name in _COUPLINGS
+                      if getattr(args, name) is not None})
     try:
         return it.LatticeTheory(tuple(args.shape), **couplings)
     except ValueError as error:
@@ -746,30 +631,23 @@ def _save_samples(x: np.ndarray, path: Path) -> None:
         np.savetxt(path, x, delimiter=",", header=header, comments="")
 
 
-def _chains() -> int:
-    """The number of chains `sample` runs: the library's default."""
-    return int(inspect.signature(it.sample).parameters["n_chains"].default)
-
-
 def _sample(args: argparse.Namespace) -> int:
     out = _output(args.out, "--out", _DATA_FORMATS)
     _check_outputs([out], True)
     theory = _theory(args)
-    with _claimed([out]):
-        _check_outputs([out], args.force)
-        return _sample_claimed(args, theory, out)
-
-
-def _sample_claimed(args: argparse.Namespace, theory: Any, out: Path) -> int:
-    device = _device(args.device)
-    chains = _chains()
-    _check_sample_memory(args.n, theory.dim, chains)
-    result = it.sample(theory, args.n, seed=args.seed, device=device, progress=not args.quiet,
-                       n_chains=chains)
-    with _writing([out], "; the samples drawn are lost"), atomic_write_all([out]) as (
-        temporary,
-    ):
-        _save_samples(result.x.numpy(), temporary)
+    with _claimed([out], args.force):
+        device = _device(args.device)
+        chains = int(inspect.signature(it.sample).parameters["n_chains"].default)
+        _check_memory(8 * theory.dim * (args.n + _LIVE_CHAIN_COPIES * chains),
+                      f"sampling {args.n} configurations of N = {theory.dim} sites (the "
+                      f"samples, {args.n} x {theory.dim} float64, and {chains} chains) needs "
+                      "about", "; lower --n or --shape")
+        result = it.sample(theory, args.n, seed=args.seed, device=device,
+                           progress=not args.quiet, n_chains=chains)
+        with _writing([out], "; the samples drawn are lost"), atomic_write_all([out]) as (
+            temporary,
+        ):
+            _save_samples(result.x.numpy(), temporary)
     d = result.diagnostics
     print(f"{args.n} samples of {theory.parameters} ({d['method']}): acceptance "
           f"{d['acceptance']:.2f}, tau {d['tau']:.2f}, smallest ESS {d['ess']:.0f}, largest "
@@ -777,25 +655,11 @@ def _sample_claimed(args: argparse.Namespace, theory: Any, out: Path) -> int:
     unknown = [name for name, key in (("tau", "tau"), ("ESS", "ess"), ("R-hat", "rhat"))
                if not math.isfinite(d[key])]
     if unknown:
-        per_chain = math.ceil(args.n / chains)
-        print(f"note: {', '.join(unknown)} cannot be estimated from {per_chain} draw(s) per "
-              f"chain ({args.n} samples over {chains} chains): tau and ESS need at least 2 "
-              f"per chain, R-hat 4; use --n {4 * chains} or more to measure them")
+        print(f"note: {', '.join(unknown)} cannot be estimated from {math.ceil(args.n / chains)} "
+              f"draw(s) per chain ({args.n} samples over {chains} chains): tau and ESS need at "
+              f"least 2 per chain, R-hat 4; use --n {4 * chains} or more to measure them")
     print(f"wrote {out}")
     return 0
-
-
-def _check_sample_memory(n: int, dim: int, chains: int) -> None:
-    """Refuse a sample whose arrays would not fit in half the available host memory."""
-    needed = 8 * dim * (n + _LIVE_CHAIN_COPIES * chains)
-    available = int(available_bytes())
-    if needed > available // 2:
-        raise CLIError(
-            f"sampling {n} configurations of N = {dim} sites needs about "
-            f"{needed / 2**30:.3g} GiB (the samples, {n} x {dim} float64, and {chains} "
-            f"chains), more than half the available memory ({available / 2**30:.3g} GiB); "
-            "lower --n or --shape"
-        )
 
 
 def _load_action(path: str) -> Any:
@@ -808,10 +672,10 @@ def _load_action(path: str) -> Any:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    plot = None
+    plot, inputs = None, [Path(args.true), Path(args.learned)]
     if args.plot is not None:
         plot = _output(args.plot, "--plot", (".png",), default=".png")
-        _check_outputs([plot], args.force, inputs=[Path(args.true), Path(args.learned)])
+        _check_outputs([plot], args.force, inputs)
     true, learned = _load_action(args.true), _load_action(args.learned)
     order = min(true.order, learned.order) if args.order is None else args.order
     try:
@@ -820,7 +684,9 @@ def _compare(args: argparse.Namespace) -> int:
         raise CLIError(_one_line(error)) from error
     print(comparison)
     if plot is not None:
-        with _claimed([plot]), _writing([plot]), atomic_write_all([plot]) as (temporary,):
+        with _claimed([plot], args.force, inputs), _writing([plot]), atomic_write_all(
+            [plot]
+        ) as (temporary,):
             _save_figure(comparison.plot(), temporary)
         print(f"wrote {plot}")
     return 0
@@ -857,10 +723,7 @@ def _demo(args: argparse.Namespace) -> int:
     _check_name(out / _DEMO_FILES[0])
     if out.exists() and not out.is_dir():
         raise CLIError(f"output {out} exists and is not a folder")
-    paths = [out / name for name in _DEMO_FILES]
-    _check_outputs(paths, True)
-    with _claimed(paths):
-        _check_outputs(paths, args.force)
+    with _claimed([out / name for name in _DEMO_FILES], args.force):
         return _demo_claimed(args, out, start)
 
 
@@ -875,15 +738,14 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
     theory = it.preset("unimodal", tuple(setup["shape"]))
     sampling = time.perf_counter()
     drawn = it.sample(theory, setup["n_samples"], seed=args.seed, device=device,
-                   progress=not args.quiet, burn_in=setup["burn_in"])
+                      progress=not args.quiet, burn_in=setup["burn_in"])
     x = drawn.x.numpy()
     sampled = time.perf_counter()
-    point = np.zeros(theory.dim)
     torch.manual_seed(args.seed)
     model = it.PolynomialINN(theory.dim, setup["depth"], lattice=theory.shape).double()
     history, learned, timings = _train_and_extract(
-        model, x, point, order=4, steps=setup["steps"], seed=args.seed, polish="auto",
-        device=device, progress=not args.quiet,
+        model, x, np.zeros(theory.dim), order=4, steps=setup["steps"], polish="auto", args=args,
+        device=device,
     )
     before_baseline = time.perf_counter()
     baseline = it.score_matching(torch.from_numpy(x), order=4, basis="dense")
@@ -900,13 +762,12 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
     print(comparison)
 
     timings["total"] = time.perf_counter() - start
-    errors = {model: {str(r.order): r.error for r in comparison.rows if r.model == model}
-              for model in comparison.models}
     summary = {
         "settings": {"preset": "unimodal", "quick": args.quick, "seed": args.seed,
                      **setup, "order": 4, "activation": "cubic", "lattice": True,
                      "point": "zero"},
-        "errors": errors,
+        "errors": {model: {str(r.order): r.error for r in comparison.rows if r.model == model}
+                   for model in comparison.models},
         "comparison": comparison.to_dict(),
         "diagnostics": {"sampling": drawn.diagnostics, "training": history.to_dict()},
         "seconds": timings,
@@ -933,8 +794,7 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``inntheory`` command (subcommands demo, fit, sample,
-    compare)."""
+    """The argument parser of the ``inntheory`` command."""
     parser = _Parser(
         prog="inntheory",
         description="Learn interacting theories from data with polynomial invertible networks.",
@@ -942,30 +802,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"inntheory {it.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(sub: argparse.ArgumentParser, device: bool = True) -> None:
-        sub.add_argument("--force", action="store_true", help="overwrite existing outputs")
-        sub.add_argument("--quiet", action="store_true", help="no progress bars")
-        if device:
-            sub.add_argument("--seed", type=_seed, default=0,
-                             help="random seed, 0 to 2^63 - 1 (default 0)")
-            sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                             help="auto: CUDA when available, else CPU")
+    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=description)
 
-    demo = commands.add_parser(
-        "demo", help="sample, train, extract and compare on the unimodal preset",
-        description="Sample the unimodal preset, train a lattice-equivariant cubic INN, "
-        "extract its action and compare it (and the score-matching baseline) with the true "
-        "one.",
-    )
+    demo = command("demo", "sample, train, extract and compare on the unimodal preset",
+                   "Sample the unimodal preset, train a lattice-equivariant cubic INN, extract "
+                   "its action and compare it (and the score-matching baseline) with the true "
+                   "one.")
     demo.add_argument("--out", default="inntheory-demo", help="output folder")
     demo.add_argument("--quick", action="store_true", help="a small run that takes seconds")
-    common(demo)
 
-    fit = commands.add_parser(
-        "fit", help="train an INN on your samples and extract its action",
-        description="Train a polynomial INN on DATA (one configuration per row) and write "
-        "the extracted action (.npz) and the trained model (.model.pt beside it).",
-    )
+    fit = command("fit", "train an INN on your samples and extract its action",
+                  "Train a polynomial INN on DATA (one configuration per row) and write the "
+                  "extracted action (.npz) and the trained model (.model.pt beside it).")
     fit.add_argument("data", metavar="DATA", help="samples (n, N): .npy, .npz or .csv")
     fit.add_argument("--array", help="array name inside a .npz (default: its only array)")
     fit.add_argument("--depth", type=_positive_int, default=3, help="layers (default 3)")
@@ -980,45 +829,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Adam steps (default 2000); unless --no-polish, the L-BFGS polish "
                      "that follows runs up to polish_steps more iterations (see train)")
     fit.add_argument("--lattice", type=_positive_int, nargs="+", metavar="L",
-                     action=_LatticeShape,
-                     help="lattice-equivariant network on this periodic lattice (L or L1 L2, "
-                     "sites in row-major order; the product must be N): every linear map a "
-                     "convolution, one bias and activation per layer shared by all sites")
+                     action=_LatticeShape, help="lattice-equivariant network (convolutions, "
+                     "biases shared by all sites) on this periodic lattice, L or L1 L2 with "
+                     "sites in row-major order; the product must be N")
     fit.add_argument("--kernel-radius", type=_non_negative_int, metavar="R",
                      help="with --lattice: convolution kernels reach R sites on every axis "
                      "(the action's couplings then vanish beyond 2 x depth x R)")
     fit.add_argument("--odd", action="store_true",
-                     help="a Z2-odd network (no biases, activation y + c y^3): the density is "
-                     "exactly even under x -> -x (cubic activation only)")
+                     help="a Z2-odd network (no biases, activation y + c y^3, cubic only): "
+                     "the density is exactly even under x -> -x")
     fit.add_argument("--no-polish", action="store_true",
-                     help="Adam only: skip the full-batch float64 L-BFGS stage that otherwise "
-                     "follows where it fits time and memory (train(polish='auto'))")
+                     help="Adam only: skip the float64 L-BFGS polish (train(polish='auto'))")
     fit.add_argument("--out", default="action.npz", help="action file (default action.npz)")
-    common(fit)
 
-    sampler = commands.add_parser(
-        "sample", help="draw configurations of a lattice theory",
-        description="Draw configurations of a periodic phi^3 + phi^4 lattice theory: a "
-        "PRESET, or explicit couplings (which also override a preset's).",
-    )
+    sampler = command("sample", "draw configurations of a lattice theory",
+                      "Draw configurations of a periodic phi^3 + phi^4 lattice theory: a "
+                      "PRESET, or explicit couplings (which also override a preset's).")
     sampler.add_argument("preset", nargs="?", choices=_LibraryNames("PRESETS"),
                          metavar="PRESET", help="one of %(choices)s")
     sampler.add_argument("--n", type=_positive_int, default=10000,
                          help="number of samples (default 10000)")
     sampler.add_argument("--shape", type=_positive_int, nargs="+", default=[8],
-                         action=_LatticeShape,
-                         help="lattice, L or L1 L2 (default 8)")
-    for name in ("m2", "kappa", "g3", "g4"):
+                         action=_LatticeShape, help="lattice, L or L1 L2 (default 8)")
+    for name in _COUPLINGS:
         sampler.add_argument(f"--{name}", type=_finite_float, help=f"coupling {name}")
     sampler.add_argument("--out", default="samples.npy",
                          help="output .npy, .npz (array x) or .csv (default samples.npy)")
-    common(sampler)
 
-    comparer = commands.add_parser(
-        "compare", help="compare two saved actions order by order",
-        description="Print the order-by-order comparison of a LEARNED action with a TRUE one "
-        "(both .npz files written by inntheory).",
-    )
+    comparer = command("compare", "compare two saved actions order by order",
+                       "Print the order-by-order comparison of a LEARNED action with a TRUE "
+                       "one (both .npz files written by inntheory).")
     comparer.add_argument("true", metavar="TRUE", help="reference action (.npz)")
     comparer.add_argument("learned", metavar="LEARNED", help="action to measure (.npz)")
     comparer.add_argument("--order", type=_positive_int,
@@ -1026,7 +866,14 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument("--plot", metavar="FILE.png",
                           help="also write the comparison figure (PNG; .png is appended to a "
                           "name without a suffix)")
-    common(comparer, device=False)
+    for sub in (demo, fit, sampler, comparer):
+        sub.add_argument("--force", action="store_true", help="overwrite existing outputs")
+        sub.add_argument("--quiet", action="store_true", help="no progress bars")
+        if sub is not comparer:
+            sub.add_argument("--seed", type=_seed, default=0,
+                             help="random seed, 0 to 2^63 - 1 (default 0)")
+            sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                             help="auto: CUDA when available, else CPU")
     return parser
 
 
@@ -1046,8 +893,7 @@ def _terminate(signum: int, frame: Any) -> NoReturn:
 
 
 def _error_line(error: object) -> str:
-    """One line, a very long one (user content a library message quoted) elided in the
-    middle."""
+    """One line, a very long one (quoting user content) elided in the middle."""
     text = _one_line(error)
     if len(text) > _MAX_MESSAGE:
         half = _MAX_MESSAGE // 2
@@ -1056,14 +902,8 @@ def _error_line(error: object) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``inntheory`` command.
-
-    Arguments:
-        argv: the arguments after the program name; ``sys.argv[1:]`` when None.
-
-    Returns:
-        The exit status: 0 success, 1 a user or runtime error, 2 a usage error.
-    """
+    """Run the ``inntheory`` command on `argv` (default ``sys.argv[1:]``); returns the exit
+    status: 0 success, 1 a user or runtime error, 2 a usage error."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,26 +1,13 @@
 """Results keyed by every setting that produced them: compute once, commit, load anywhere.
 
-``cached(settings, compute, folder)`` returns the stored result of `settings` when there is
-one, else calls ``compute()`` and stores what it returns; `lookup` and `store` are its two
-halves. `stored_network` is the network that `network_settings` describe, trained once.
-
-The key is a SHA-256 hash of the canonical JSON of the settings and the package version, so a
-changed setting or a new release misses the old files. Each entry is ``{name}-{hash}.json`` in
-`folder` (settings, version, kind of result and, for JSON-able results, the value); a
-`PolynomialINN` or an action is saved with its own ``save`` beside it (``.pt`` / ``.npz``, no
-pickles). Writes are atomic; an entry that cannot be read, has the wrong shape, fails the
-caller's `check` or whose settings differ is reported with a warning and recomputed.
-
-Settings must be JSON-able (str, int, finite float, bool, None, lists / dicts of them) and
-hold *every* setting the result depends on, library defaults included (see `defaults`).
-
-Example:
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> cached({"n": 3}, lambda: {"square": 9}, folder)
-    {'square': 9}
-    >>> cached({"n": 3}, lambda: 1 / 0, folder)   # stored: compute is not called
-    {'square': 9}
+``cached(settings, compute, folder)`` returns the stored result of `settings`, else stores
+what ``compute()`` returns (`lookup` and `store` are its halves). An entry is
+``{name}-{key}.json`` in `folder`, keyed by a hash of the settings and the package version;
+it holds the JSON-able result, or names a `PolynomialINN` or action saved beside it with its
+own ``save`` (no pickles). Writes are atomic; an entry that is unreadable, mismatched or fails
+the caller's `check` is recomputed with a warning. Settings must be JSON-able (str, int, finite
+float, bool, None, lists / dicts of them) and hold *every* setting the result depends on,
+library defaults included (see `defaults`).
 """
 
 from __future__ import annotations
@@ -47,28 +34,24 @@ from ..model.inn import PolynomialINN
 __all__ = ["cached", "defaults", "entry_path", "lookup", "network_settings", "settings_key",
            "store", "stored_network"]
 
-_NETWORK_KIND = "PolynomialINN"
-# Characters of an error quoted in a warning.
-_QUOTE = 200
+_STALE = (OSError, ValueError, KeyError, TypeError, RuntimeError, RecursionError)
 
 
-def _canonical(settings: Mapping[str, Any]) -> str:
+def _plain(settings: Mapping[str, Any]) -> Any:
+    """`settings` as canonical JSON gives them back; TypeError when they are not JSON-able."""
     if not isinstance(settings, Mapping):
         raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
     try:
-        return json.dumps(dict(settings), sort_keys=True, allow_nan=False,
-                          separators=(",", ":"))
+        return json.loads(json.dumps(dict(settings), sort_keys=True, allow_nan=False,
+                                     separators=(",", ":")))
     except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"settings must be JSON-able (str, int, finite float, bool, None, lists and dicts "
-            f"of them): {error}"
-        ) from error
+        raise TypeError(f"settings must be JSON-able (str, int, finite float, bool, None, "
+                        f"lists and dicts of them): {error}") from error
 
 
 def settings_key(settings: Mapping[str, Any]) -> str:
     """The 20-hex-digit hash of `settings` and the package version that names an entry."""
-    text = json.dumps({"settings": json.loads(_canonical(settings)), "version": __version__},
-                      sort_keys=True)
+    text = json.dumps({"settings": _plain(settings), "version": __version__}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -82,27 +65,12 @@ def entry_path(settings: Mapping[str, Any], folder: str | os.PathLike, name: str
 
 def defaults(function: Callable[..., Any]) -> dict[str, Any]:
     """The keyword defaults of `function` that are JSON-able (for a complete settings dict)."""
-    result = {}
-    for parameter in inspect.signature(function).parameters.values():
-        value = parameter.default
-        if value is inspect.Parameter.empty:
-            continue
-        if isinstance(value, (str, bool, int, type(None))) or (
-            isinstance(value, float) and math.isfinite(value)
-        ):
-            result[parameter.name] = value
-    return result
-
-
-def _object(kind: str, path: Path) -> Any:
-    """The network or action stored beside the JSON file at `path` (kind: its class name)."""
-    if kind == _NETWORK_KIND:
-        return PolynomialINN.load(path.with_suffix(".pt"))
-    value = load_action(path.with_suffix(".npz"))
-    if type(value).__name__ != kind:
-        raise ValueError(f"the entry says {kind!r} but its file holds a "
-                         f"{type(value).__name__}")
-    return value
+    return {
+        parameter.name: parameter.default
+        for parameter in inspect.signature(function).parameters.values()
+        if isinstance(parameter.default, (str, bool, int, type(None)))
+        or (isinstance(parameter.default, float) and math.isfinite(parameter.default))
+    }
 
 
 def _load(path: Path, settings: Mapping[str, Any]) -> Any:
@@ -113,7 +81,7 @@ def _load(path: Path, settings: Mapping[str, Any]) -> Any:
         raise ValueError("its JSON nests too deeply") from None
     if not isinstance(entry, dict):
         raise ValueError(f"it holds a JSON {type(entry).__name__}, not an entry object")
-    if entry.get("settings") != json.loads(_canonical(settings)):
+    if entry.get("settings") != _plain(settings):
         raise ValueError("its settings differ from the ones asked for")
     if entry.get("version") != __version__:
         raise ValueError(f"written by version {str(entry.get('version'))[:40]!r}, this is "
@@ -125,52 +93,22 @@ def _load(path: Path, settings: Mapping[str, Any]) -> Any:
         return entry["value"]
     if not isinstance(kind, str) or not kind.isidentifier():
         raise ValueError(f"unknown kind {str(kind)[:40]!r}")
-    return _object(kind, path)
+    if kind == "PolynomialINN":
+        return PolynomialINN.load(path.with_suffix(".pt"))
+    value = load_action(path.with_suffix(".npz"))
+    if type(value).__name__ != kind:
+        raise ValueError(f"the entry says {kind!r} but its file holds a "
+                         f"{type(value).__name__}")
+    return value
 
 
-def _store(path: Path, settings: Mapping[str, Any], value: Any) -> None:
-    entry: dict[str, Any] = {"settings": json.loads(_canonical(settings)),
-                             "version": __version__}
-    if isinstance(value, PolynomialINN):
-        value.save(path.with_suffix(".pt"))
-        entry["kind"] = _NETWORK_KIND
-    elif isinstance(value, Action):
-        value.save(path.with_suffix(".npz"))
-        entry["kind"] = type(value).__name__
-    else:
-        entry["kind"] = "json"
-        entry["value"] = value
-    try:
-        text = json.dumps(entry, indent=1, sort_keys=True)
-    except (TypeError, ValueError) as error:
-        raise TypeError(
-            f"compute() must return a JSON-able value, a PolynomialINN or an action, got "
-            f"{type(value).__name__}: {error}"
-        ) from error
-    with atomic_write(path) as stream:
-        stream.write(text.encode() + b"\n")
+def lookup(settings: Mapping[str, Any], folder: str | os.PathLike, *, name: str = "result",
+           check: Callable[[Any], None] | None = None) -> tuple[bool, Any]:
+    """(True, the stored result of `settings` in `folder`), or (False, None) when there is none.
 
-
-_STALE = (OSError, ValueError, KeyError, TypeError, RuntimeError, RecursionError)
-
-
-def lookup(
-    settings: Mapping[str, Any],
-    folder: str | os.PathLike,
-    *,
-    name: str = "result",
-    check: Callable[[Any], None] | None = None,
-) -> tuple[bool, Any]:
-    """The stored result of `settings` in `folder`, if there is a valid one.
-
-    Arguments:
-        settings, folder, name: as for `cached`.
-        check: called with the stored value; raises ValueError (or KeyError, TypeError) when
-            the value does not have the shape the caller needs.
-
-    Returns:
-        (True, value), or (False, None) when there is no entry, or (with a RuntimeWarning
-        naming the file and the cause) when it is unreadable, mismatched or fails `check`.
+    `check` is called with the stored value and raises ValueError (or KeyError, TypeError)
+    when it lacks the shape the caller needs; such an entry, or one unreadable or mismatched,
+    counts as none, with a RuntimeWarning naming the file and the cause.
     """
     path = entry_path(settings, folder, name)
     if not path.exists():
@@ -181,8 +119,7 @@ def lookup(
             check(value)
     except _STALE as error:
         reason = str(error)
-        if len(reason) > _QUOTE:
-            reason = reason[:_QUOTE] + "..."
+        reason = reason if len(reason) <= 200 else reason[:200] + "..."
         warnings.warn(f"ignoring unreadable stored result {path} ({reason}); recomputing",
                       RuntimeWarning, stacklevel=3)
         return False, None
@@ -193,41 +130,43 @@ def store(settings: Mapping[str, Any], value: Any, folder: str | os.PathLike, *,
           name: str = "result") -> Any:
     """Store `value` as the result of `settings` in `folder`; returns it as read back.
 
-    Raises:
-        TypeError: settings or value not storable (nothing is written).
+    TypeError (nothing written) when the settings or the value cannot be stored.
     """
     path = entry_path(settings, folder, name)
-    _store(path, settings, value)
+    entry = {"settings": _plain(settings), "version": __version__, "kind": "json",
+             "value": value}
+    if isinstance(value, (PolynomialINN, Action)):
+        network = isinstance(value, PolynomialINN)
+        value.save(path.with_suffix(".pt" if network else ".npz"))
+        entry["kind"] = "PolynomialINN" if network else type(value).__name__
+        del entry["value"]
+    try:
+        text = json.dumps(entry, indent=1, sort_keys=True)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"compute() must return a JSON-able value, a PolynomialINN or an "
+                        f"action, got {type(value).__name__}: {error}") from error
+    with atomic_write(path) as stream:
+        stream.write(text.encode() + b"\n")
     return _load(path, settings)
 
 
-def cached(
-    settings: Mapping[str, Any],
-    compute: Callable[[], Any],
-    folder: str | os.PathLike,
-    *,
-    name: str = "result",
-    recompute: bool = False,
-    check: Callable[[Any], None] | None = None,
-) -> Any:
+def cached(settings: Mapping[str, Any], compute: Callable[[], Any], folder: str | os.PathLike,
+           *, name: str = "result", recompute: bool = False,
+           check: Callable[[Any], None] | None = None) -> Any:
     """The stored result of `settings` in `folder`, computing and storing it when missing.
 
     Arguments:
-        settings: every setting the result depends on (JSON-able dict); with the package
-            version it forms the key.
-        compute: called without arguments when there is no (readable) entry, or when
-            `recompute` is set; returns a JSON-able value, a `PolynomialINN` or an action.
+        settings: every setting the result depends on (a JSON-able dict).
+        compute: called without arguments when there is no valid entry or `recompute` is
+            set; returns a JSON-able value, a `PolynomialINN` or an action.
         folder: the directory of the entries (created when needed).
         name: file-name prefix of the entry, e.g. the kind of result.
         recompute: call `compute` and overwrite the entry even when one exists.
-        check: validates a stored value (see `lookup`); an entry that fails it is
-            recomputed with a warning.
+        check: validates a stored value (see `lookup`).
 
     Returns:
-        The result: the JSON value as read back (lists for tuples), or the loaded object.
-
-    Raises:
-        TypeError: settings or result not storable.
+        The JSON value as read back (lists for tuples), or the loaded object; TypeError when
+        the settings or the result cannot be stored.
     """
     if not recompute:
         found, value = lookup(settings, folder, name=name, check=check)
@@ -236,33 +175,24 @@ def cached(
     return store(settings, compute(), folder, name=name)
 
 
-def network_settings(
-    theory: Any,
-    n_data: int,
-    *,
-    network: Mapping[str, Any] | None = None,
-    train: Mapping[str, Any] | None = None,
-    data: Mapping[str, Any] | None = None,
-    dtype: str = "float64",
-    init_seed: int = 0,
-    **extra: Any,
-) -> dict[str, Any]:
+def network_settings(theory: Any, n_data: int, *, network: Mapping[str, Any] | None = None,
+                     train: Mapping[str, Any] | None = None,
+                     data: Mapping[str, Any] | None = None, dtype: str = "float64",
+                     init_seed: int = 0, **extra: Any) -> dict[str, Any]:
     """Everything that determines a trained network: the settings of its `stored_network`.
 
     Arguments:
         theory: the `LatticeTheory` whose samples it learns (its `parameters` are stored).
         n_data: the size of the data set drawn with `load_dataset`.
-        network: arguments of `PolynomialINN` (dim defaults to ``theory.dim``).
-        train: arguments of `train`.
-        data: arguments of `load_dataset`.
+        network, train, data: arguments of `PolynomialINN` (dim defaults to ``theory.dim``),
+            `train` and `load_dataset`.
         dtype: "float64" or "float32", the network's parameters.
         init_seed: the torch seed set before the network is built.
         **extra: further JSON-able facts the network depends on (e.g. the training subset).
 
     Returns:
         ``{"theory", "n_data", "data", "network", "dtype", "init_seed", "train", **extra}``,
-        each argument dict completed with its function's current JSON-able defaults, so that
-        a changed library default is another key.
+        each argument dict completed with its function's JSON-able defaults of today.
     """
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
@@ -278,14 +208,8 @@ def network_settings(
     }
 
 
-def stored_network(
-    settings: Mapping[str, Any],
-    data: Any,
-    folder: str | os.PathLike,
-    *,
-    name: str = "network",
-    recompute: bool = False,
-) -> PolynomialINN:
+def stored_network(settings: Mapping[str, Any], data: Any, folder: str | os.PathLike, *,
+                   name: str = "network", recompute: bool = False) -> PolynomialINN:
     """The network of `settings` from the store in `folder`, trained and stored when missing.
 
     The network is ``PolynomialINN(**settings["network"])`` in ``settings["dtype"]``, built
@@ -305,8 +229,7 @@ def stored_network(
         samples = data() if callable(data) else data
         history = training.train(model, samples, **settings["train"])
         model.training_info["curve"] = {"step": history.steps, "stage": history.stage,
-                                        "train_nll": history.train_nll,
-                                        "val_nll": history.val_nll}
+                                        "train_nll": history.train_nll, "val_nll": history.val_nll}
         return model
 
     return cached(settings, compute, folder, name=name, recompute=recompute)

@@ -1,40 +1,10 @@
 """Sweeps over network depth and data quantity, cached on disk, run on any executor.
 
-The paper's fourth claim is that depth and data jointly improve the learned action. A sweep
-measures it: for every grid point (depth L, sample count n, seed s) it takes the first n
-samples of the seed's data set of the theory, trains a `PolynomialINN` of depth L, extracts
-its action with `extract_action` and compares it with the theory's exact coefficients
-(`compare`). Optionally a score-matching baseline is fitted to the same n samples.
-
-Every grid point is one entry of `inntheory.lab.store` in the cache directory (a small JSON
-file, written atomically), keyed by *all* settings that determine it (theory parameters,
-depth, n, seed, activation, order, model, training and data-set options completed with the
-library's current defaults; the store adds the package version). A rerun, or a lecture slider
-calling ``sweep(..., train=False)`` or ``SweepResult.from_cache(...)``, reads the entries and
-trains nothing. Points that are not cached then have NaN errors and are listed in
-``SweepResult.missing``; ``from_cache(strict=True)`` raises ``FileNotFoundError`` naming them
-instead. An entry that is unreadable, or whose record does not have the fields of a point, is
-ignored with a warning and recomputed.
-
-Where the work runs:
-
-- ``executor=None``: a local ``ProcessPoolExecutor`` with ``os.cpu_count()`` workers (at most
-  one per point to compute), each limited to one torch thread; processes are spawned, so a
-  script that calls `sweep` needs the usual ``if __name__ == "__main__":`` guard.
-- ``executor="serial"``: in this process, one point after the other.
-- any ``concurrent.futures.Executor``, e.g. a dask cluster::
-
-      from dask.distributed import Client
-      client = Client("scheduler-address:8786")   # or Client(LocalCluster(...))
-      result = sweep(theory, depths, counts, executor=client.get_executor())
-
-  The workers need inntheory installed; they get the data with each task and return plain
-  dicts, and the cache files are written by the calling process only.
-
-Conventions: the data of point (L, n, s) are ``load_dataset(theory, n_data, seed=s)[:n]``, the
-network is initialised after ``torch.manual_seed(s)`` and trained with ``seed=s``. The sampler
-advances all chains in lockstep and returns draws in order, so the first n samples do not
-depend on the data-set size `n_data`, which is therefore not part of the cache key.
+`sweep` measures how well a `PolynomialINN` learns the action of a theory over a grid of
+depths L, sample counts n and seeds s. Every grid point is one `inntheory.lab.store` entry in
+the cache directory, keyed by *all* its settings, the library's current defaults included: a
+rerun, ``sweep(..., train=False)`` or `SweepResult.from_cache` reads the entries and trains
+nothing.
 
 References:
     C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp,
@@ -45,7 +15,6 @@ References:
 from __future__ import annotations
 
 import concurrent.futures
-import inspect
 import json
 import math
 import multiprocessing
@@ -54,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -75,21 +45,24 @@ from . import store
 
 __all__ = ["SweepResult", "sweep"]
 
-KINDS = ("frobenius", "diagonal")
-"""Error kinds stored per order: relative Frobenius error of the whole tensor, and relative
-error of its diagonal (local) part."""
+KINDS = ("frobenius", "diagonal")  # relative errors per order: whole tensor, diagonal part
 
 _SERIAL = "serial"
-_BASES = ("dense", "local", "tied")
 # Torch's global generator initialises the network; threads of one process share it.
 _INIT_LOCK = threading.Lock()
+# Fields of a `TrainingHistory` copied into a point's record under their own name.
+_HISTORY = ("stopped_early", "rejected_steps", "outside_fraction", "device", "polished",
+            "polish_iterations", "polish_stop", "polish_seconds", "best_step", "grad_norm",
+            "converged")
 
 
-# ------------------------------------------------------------------------------ settings
+def _whole(value: Any, minimum: int) -> bool:
+    """Whether `value` is an int (not a bool) >= minimum."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def _grid(name: str, values: Any, minimum: int) -> tuple[int, ...]:
-    """A non-empty tuple of distinct ints >= minimum, or a ValueError naming the problem."""
+    """A non-empty tuple of distinct ints >= minimum, or an error naming the problem."""
     if isinstance(values, (int, np.integer)):
         values = (values,)
     try:
@@ -98,51 +71,45 @@ def _grid(name: str, values: Any, minimum: int) -> tuple[int, ...]:
         raise TypeError(f"{name} must be a sequence of ints, got {values!r}") from None
     if not items:
         raise ValueError(f"{name} is empty: the sweep grid needs at least one value")
-    out = []
     for value in items:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{name} must hold ints, got {value!r}")
         if value < minimum:
             label = {"depths": "depth", "sample_counts": "n", "seeds": "seed"}[name]
             raise ValueError(f"{label} must be >= {minimum}, got {int(value)} in {name}")
-        out.append(int(value))
+    out = tuple(int(value) for value in items)
     if len(set(out)) != len(out):
-        raise ValueError(f"{name} has repeated values: {out}")
-    return tuple(out)
-
-
-def _json_options(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A JSON-able copy of an options mapping (part of the cache key)."""
-    if options is None:
-        return {}
-    if not isinstance(options, Mapping):
-        raise TypeError(f"{name} must be a mapping of keyword arguments, got {options!r}")
-    out = dict(options)
-    try:
-        json.dumps(out, sort_keys=True)
-    except TypeError as error:
-        raise TypeError(
-            f"{name} must hold JSON-able values (they key the cache), got {out!r}: {error}"
-        ) from error
+        raise ValueError(f"{name} has repeated values: {list(out)}")
     return out
 
 
-def _keyword_defaults(function: Any, reserved: tuple[str, ...]) -> dict[str, Any]:
-    """The keyword-only parameters of `function` and their defaults, bar `reserved`."""
-    return {
-        key: parameter.default
-        for key, parameter in inspect.signature(function).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and key not in reserved
-    }
+# The options of each function the sweep calls: names the sweep sets, defaults of the rest.
+_RESERVED = {"model_options": ("dim", "depth", "activation"),
+             "train_options": ("seed", "progress"),
+             "data_options": ("seed", "progress", "cache_dir")}
+_DEFAULTS = {name: {key: value for key, value in store.defaults(function).items()
+                    if key not in _RESERVED[name]}
+             for name, function in (("model_options", PolynomialINN), ("train_options", train),
+                                    ("data_options", load_dataset))}
 
 
-def _model_defaults(reserved: tuple[str, ...]) -> dict[str, Any]:
-    """The keyword arguments of `PolynomialINN` with a default, bar `reserved`."""
-    return {
-        key: parameter.default
-        for key, parameter in inspect.signature(PolynomialINN).parameters.items()
-        if parameter.default is not inspect.Parameter.empty and key not in reserved
-    }
+def _options(name: str, options: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Keyword arguments `options` (bar `skip`) completed with their function's defaults."""
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"{name} must be a mapping of keyword arguments, got {options!r}")
+    options = {key: value for key, value in (options or {}).items() if key not in skip}
+    try:
+        json.dumps(options, sort_keys=True)
+    except TypeError as error:
+        raise TypeError(f"{name} must hold JSON-able values (they key the cache), got "
+                        f"{options!r}: {error}") from error
+    taken = sorted(set(options) & set(_RESERVED[name]))
+    if taken:
+        raise ValueError(f"{name} must not set {taken}; the sweep chooses them")
+    unknown = sorted(set(options) - set(_DEFAULTS[name]))
+    if unknown:
+        raise ValueError(f"unknown {name} {unknown}; accepted: {sorted(_DEFAULTS[name])}")
+    return {**_DEFAULTS[name], **options}
 
 
 def _as_arguments(value: Any) -> Any:
@@ -152,28 +119,6 @@ def _as_arguments(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _as_arguments(item) for key, item in value.items()}
     return value
-
-
-_TRAIN_RESERVED = ("seed", "progress")
-_DATA_RESERVED = ("seed", "progress", "cache_dir")
-# The sweep sets the size of the network and its activation (its own argument).
-_MODEL_RESERVED = ("dim", "depth", "activation")
-_TRAIN_DEFAULTS = _keyword_defaults(train, _TRAIN_RESERVED)
-_DATA_DEFAULTS = _keyword_defaults(load_dataset, _DATA_RESERVED)
-_MODEL_DEFAULTS = _model_defaults(_MODEL_RESERVED)
-
-
-def _with_defaults(
-    name: str, options: dict[str, Any], defaults: dict[str, Any], reserved: tuple[str, ...]
-) -> dict[str, Any]:
-    """`options` completed with `defaults`; reserved or unknown names are a ValueError."""
-    taken = sorted(set(options) & set(reserved))
-    if taken:
-        raise ValueError(f"{name} must not set {taken}; the sweep chooses them")
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown {name} {unknown}; accepted: {sorted(defaults)}")
-    return _json_options(name, {**defaults, **options})
 
 
 @dataclass(frozen=True)
@@ -199,16 +144,9 @@ class _Plan:
         return {"theory": self.theory.parameters, "order": self.order, "data": data}
 
     def inn_settings(self, depth: int, n: int, seed: int) -> dict[str, Any]:
-        return {
-            "kind": "inn",
-            **self.common,
-            "depth": depth,
-            "n": n,
-            "seed": seed,
-            "activation": self.activation,
-            "model_options": self.model_options,
-            "train_options": self.train_options,
-        }
+        return {"kind": "inn", **self.common, "depth": depth, "n": n, "seed": seed,
+                "activation": self.activation, "model_options": self.model_options,
+                "train_options": self.train_options}
 
     def baseline_settings(self, n: int, seed: int) -> dict[str, Any]:
         return {"kind": "score_matching", **self.common, "basis": self.baseline, "n": n,
@@ -216,34 +154,18 @@ class _Plan:
 
     def settings(self) -> dict[str, Any]:
         """The sweep-wide settings, JSON-able."""
-        return {
-            **self.common,
-            "version": __version__,
-            "activation": self.activation,
-            "model_options": self.model_options,
-            "train_options": self.train_options,
-            "baseline": self.baseline,
-            "cache": str(self.cache),
-        }
+        return {**self.common, "version": __version__, "activation": self.activation,
+                "model_options": self.model_options, "train_options": self.train_options,
+                "baseline": self.baseline, "cache": str(self.cache)}
 
 
-def _plan(
-    theory: LatticeTheory | str,
-    depths: Iterable[int],
-    sample_counts: Iterable[int],
-    seeds: Iterable[int],
-    activation: str,
-    order: int,
-    model_options: Mapping[str, Any] | None,
-    train_options: Mapping[str, Any] | None,
-    data_options: Mapping[str, Any] | None,
-    n_data: int | None,
-    baseline: str | None,
-    cache: str | os.PathLike | None,
-) -> tuple[_Plan, int]:
+def _plan(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Iterable[int],
+          seeds: Iterable[int], activation: str, order: int,
+          model_options: Mapping[str, Any] | None, train_options: Mapping[str, Any] | None,
+          data_options: Mapping[str, Any] | None, n_data: int | None, baseline: str | None,
+          cache: str | os.PathLike | None) -> tuple[_Plan, int]:
     """Validate everything a sweep needs; returns the plan and the data-set size."""
-    if isinstance(theory, str):
-        theory = preset(theory)
+    theory = preset(theory) if isinstance(theory, str) else theory
     if not isinstance(theory, LatticeTheory):
         raise TypeError(f"theory must be a LatticeTheory or a preset name, got {theory!r}")
     depths = _grid("depths", depths, 1)
@@ -251,84 +173,52 @@ def _plan(
     seeds = _grid("seeds", seeds, 0)
     if activation not in ACTIVATIONS:
         raise ValueError(
-            f"unknown activation {activation!r}; known: {', '.join(sorted(ACTIVATIONS))}"
-        )
-    if isinstance(order, bool) or not isinstance(order, int) or order < 2:
+            f"unknown activation {activation!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+    if not _whole(order, 2):
         raise ValueError(f"order must be an int >= 2, got {order!r}")
-    # Keys hold the effective options, so a changed library default is a new key. Model
-    # options are stored as JSON gives them back (tuples as lists).
-    model_options = json.loads(json.dumps(_with_defaults(
-        "model_options", _json_options("model_options", model_options), _MODEL_DEFAULTS,
-        _MODEL_RESERVED)))
+    # Model options are keyed as JSON gives them back (tuples as lists).
+    model_options = json.loads(json.dumps(_options("model_options", model_options)))
     try:  # the values, checked by the model itself (its initial noise drawn off the record)
         with torch.random.fork_rng(devices=[]):
             PolynomialINN(theory.dim, depths[0], activation=activation,
                           **_as_arguments(model_options))
     except (TypeError, ValueError) as error:
         raise type(error)(f"model_options rejected by PolynomialINN: {error}") from error
-    train_options = _with_defaults("train_options",
-                                   _json_options("train_options", train_options),
-                                   _TRAIN_DEFAULTS, _TRAIN_RESERVED)
-    if data_options is not None and not isinstance(data_options, Mapping):
-        raise TypeError(f"data_options must be a mapping of keyword arguments, got "
-                        f"{data_options!r}")
-    data_options = dict(data_options or {})
-    cache_dir = data_options.pop("cache_dir", None)
-    data_options = _with_defaults("data_options", _json_options("data_options", data_options),
-                                  _DATA_DEFAULTS, _DATA_RESERVED)
+    train_options = _options("train_options", train_options)
+    cache_dir = data_options.get("cache_dir") if isinstance(data_options, Mapping) else None
+    data_options = _options("data_options", data_options, skip=("cache_dir",))
     if cache_dir is not None:
         data_options["cache_dir"] = str(Path(cache_dir).expanduser())
-    if n_data is None:
-        n_data = max(sample_counts)
-    if isinstance(n_data, bool) or not isinstance(n_data, int) or n_data < 1:
+    n_data = max(sample_counts) if n_data is None else n_data
+    if not _whole(n_data, 1):
         raise ValueError(f"n_data must be an int >= 1, got {n_data!r}")
     if max(sample_counts) > n_data:
-        raise ValueError(
-            f"n = {max(sample_counts)} is larger than the data set ({n_data} samples); "
-            "raise n_data or drop that sample count"
-        )
-    if baseline is not None:
-        if baseline not in _BASES:
-            raise ValueError(
-                f"baseline must be None, 'dense', 'local' or 'tied', got {baseline!r}"
-            )
-        size = basis_size(theory.dim, order, baseline, tuple(theory.shape), 1)
-        if min(sample_counts) < size:
-            raise ValueError(
-                f"n = {min(sample_counts)} is below the {size} monomials of the {baseline} "
-                "score-matching baseline; drop the baseline or that sample count"
-            )
+        raise ValueError(f"n = {max(sample_counts)} is larger than the data set ({n_data} "
+                         "samples); raise n_data or drop that sample count")
+    if baseline not in (None, "dense", "local", "tied"):
+        raise ValueError(f"baseline must be None, 'dense', 'local' or 'tied', got {baseline!r}")
+    size = basis_size(theory.dim, order, baseline, tuple(theory.shape), 1) if baseline else 0
+    if min(sample_counts) < size:
+        raise ValueError(f"n = {min(sample_counts)} is below the {size} monomials of the "
+                         f"{baseline} score-matching baseline; drop the baseline or that "
+                         "sample count")
     directory = Path(cache).expanduser() if cache is not None else default_cache_dir() / "sweeps"
-    plan = _Plan(theory, depths, sample_counts, seeds, activation, order, model_options,
-                 train_options, data_options, baseline, directory)
-    return plan, n_data
-
-
-# ------------------------------------------------------------------------------ workers
-
-
-def _single_thread() -> None:
-    """Process-pool initialiser: one torch thread per worker (the workers share the cores)."""
-    torch.set_num_threads(1)
+    return _Plan(theory, depths, sample_counts, seeds, activation, order, model_options,
+                 train_options, data_options, baseline, directory), n_data
 
 
 def _errors(comparison: Comparison) -> dict[str, dict[str, Any]]:
     """Per order ("1", "2", ...): the Frobenius and diagonal errors, the off-diagonal leakage
     and whether they are relative (they are absolute where the true tensor vanishes)."""
-    return {
-        str(row.order): {
-            "frobenius": row.error,
-            "diagonal": row.diagonal_error,
-            "leakage": row.leakage,
-            "relative": row.relative and row.diagonal_relative,
-        }
-        for row in comparison.rows
-    }
+    return {str(row.order): {"frobenius": row.error, "diagonal": row.diagonal_error,
+                             "leakage": row.leakage,
+                             "relative": row.relative and row.diagonal_relative}
+            for row in comparison.rows}
 
 
-def _run_inn(settings: dict[str, Any], data: torch.Tensor) -> dict[str, Any]:
-    """Train, extract and compare one grid point; returns its JSON-able record."""
-    theory = LatticeTheory(**{**settings["theory"], "shape": tuple(settings["theory"]["shape"])})
+def _run_inn(settings: dict[str, Any], theory: LatticeTheory, data: torch.Tensor
+             ) -> tuple[Any, dict[str, Any]]:
+    """Train and extract one grid point: the learned action and the point's record."""
     seed = settings["seed"]
     with _INIT_LOCK:
         torch.manual_seed(seed)
@@ -337,51 +227,31 @@ def _run_inn(settings: dict[str, Any], data: torch.Tensor) -> dict[str, Any]:
     history = train(model, data, seed=seed, progress=False, **settings["train_options"])
     start = time.perf_counter()
     learned = extract_action(model, order=settings["order"])
-    extract_seconds = time.perf_counter() - start
-    comparison = compare(theory.coefficients(settings["order"]), learned)
-    return {
-        "depth": settings["depth"],
-        "n": settings["n"],
-        "seed": seed,
-        "errors": _errors(comparison),
-        "val_nll": history.best_val_nll,
-        "train_seconds": history.seconds,
-        "extract_seconds": extract_seconds,
-        "steps_run": model.training_info["steps_run"],
-        "stopped_early": history.stopped_early,
-        "rejected_steps": history.rejected_steps,
-        "outside_fraction": history.outside_fraction,
-        "device": history.device,
-        "polished": history.polished,
-        "polish_iterations": history.polish_iterations,
-        "polish_stop": history.polish_stop,
-        "polish_seconds": history.polish_seconds,
-        "best_step": history.best_step,
-        "grad_norm": history.grad_norm,
-        "converged": history.converged,
-    }
+    return learned, {"depth": settings["depth"], "n": settings["n"], "seed": seed,
+                     "val_nll": history.best_val_nll, "train_seconds": history.seconds,
+                     "extract_seconds": time.perf_counter() - start,
+                     "steps_run": model.training_info["steps_run"],
+                     **{name: getattr(history, name) for name in _HISTORY}}
 
 
-def _run_baseline(settings: dict[str, Any], data: torch.Tensor) -> dict[str, Any]:
-    """Score matching on one (n, seed); returns its JSON-able record."""
-    theory = LatticeTheory(**{**settings["theory"], "shape": tuple(settings["theory"]["shape"])})
+def _run_baseline(settings: dict[str, Any], theory: LatticeTheory, data: torch.Tensor
+                  ) -> tuple[Any, dict[str, Any]]:
+    """Score matching on one (n, seed): the learned action and its record."""
     start = time.perf_counter()
     lattice = {"lattice": theory.shape} if settings["basis"] == "tied" else {}
     learned = score_matching(data, order=settings["order"], basis=settings["basis"], **lattice)
-    seconds = time.perf_counter() - start
-    comparison = compare(theory.coefficients(settings["order"]), learned)
-    return {"n": settings["n"], "seed": settings["seed"], "basis": settings["basis"],
-            "errors": _errors(comparison), "seconds": seconds}
+    return learned, {"n": settings["n"], "seed": settings["seed"], "basis": settings["basis"],
+                     "seconds": time.perf_counter() - start}
 
 
 def _run(task: tuple[dict[str, Any], torch.Tensor]) -> dict[str, Any]:
     """The function every executor runs: one cache entry from its settings and data."""
     settings, data = task
+    theory = LatticeTheory(**{**settings["theory"], "shape": tuple(settings["theory"]["shape"])})
     runner = _run_inn if settings["kind"] == "inn" else _run_baseline
-    return {"settings": settings, "record": runner(settings, data)}
-
-
-# ------------------------------------------------------------------------------ cache
+    learned, record = runner(settings, theory, data)
+    record["errors"] = _errors(compare(theory.coefficients(settings["order"]), learned))
+    return {"settings": settings, "record": record}
 
 
 def _name(settings: Mapping[str, Any]) -> str:
@@ -392,19 +262,26 @@ def _name(settings: Mapping[str, Any]) -> str:
     return f"sm-{settings['basis']}-n{settings['n']}-s{settings['seed']}"
 
 
-def _number(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"its {name} is not a number")
+def _label(point: Mapping[str, Any]) -> str:
+    if point["kind"] == "inn":
+        return f"(depth {point['depth']}, n {point['n']}, seed {point['seed']})"
+    return f"(baseline, n {point['n']}, seed {point['seed']})"
 
 
 def _checker(settings: Mapping[str, Any]) -> Any:
     """A check of a stored record: the fields `SweepResult` reads, for this point."""
+    inn = settings["kind"] == "inn"
+
+    def number(value: Any, name: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"its {name} is not a number")
+
     def check(record: Any) -> None:
         if not isinstance(record, dict):
             raise ValueError(f"its record is a JSON {type(record).__name__}, not an object")
-        for field_name in ("n", "seed") + (("depth",) if settings["kind"] == "inn" else ()):
-            if record.get(field_name) != settings[field_name]:
-                raise ValueError(f"its record has no {field_name} {settings[field_name]}")
+        for name in ("n", "seed") + (("depth",) if inn else ()):
+            if record.get(name) != settings[name]:
+                raise ValueError(f"its record has no {name} {settings[name]}")
         errors = record.get("errors")
         if not isinstance(errors, dict):
             raise ValueError("its record has no errors per order")
@@ -413,28 +290,19 @@ def _checker(settings: Mapping[str, Any]) -> Any:
             if not isinstance(row, dict):
                 raise ValueError(f"its record has no errors of order {k}")
             for kind in KINDS:
-                _number(row.get(kind), f"{kind} error of order {k}")
-        if settings["kind"] == "inn":
-            for field_name in ("val_nll", "train_seconds"):
-                _number(record.get(field_name), field_name)
+                number(row.get(kind), f"{kind} error of order {k}")
+        for name in ("val_nll", "train_seconds") if inn else ():
+            number(record.get(name), name)
 
     return check
-
-
-def _lookup(plan: _Plan, settings: Mapping[str, Any]) -> tuple[bool, Any]:
-    return store.lookup(settings, plan.cache, name=_name(settings), check=_checker(settings))
-
-
-# ------------------------------------------------------------------------------ result
 
 
 def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample std (ddof 1; 0 for one value) over the last axis, ignoring NaN."""
     finite = np.isfinite(values)
     count = finite.sum(axis=-1)
-    filled = np.where(finite, values, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = filled.sum(axis=-1) / count
+        mean = np.where(finite, values, 0.0).sum(axis=-1) / count
         square = np.where(finite, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)
         std = np.where(count > 1, np.sqrt(square / np.maximum(count - 1, 1)), 0.0)
     return mean, np.where(count > 0, std, np.nan)
@@ -449,20 +317,16 @@ class SweepResult(Tabular):
     """The measured grid of a :func:`sweep`.
 
     Attributes:
-        settings: the sweep-wide settings (theory parameters, activation, order, model,
-            training and data-set options, baseline basis, cache directory, package
-            version).
+        settings: the sweep-wide settings (those of the keys, the baseline basis, the cache
+            directory and the package version).
         depths, sample_counts, seeds: the grid axes.
         records: one dict per computed or cached point: ``depth``, ``n``, ``seed``,
             ``errors`` (order as a string -> {"frobenius", "diagonal"} relative errors),
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
-            ``extract_seconds``, ``steps_run`` (Adam steps), ``stopped_early``,
-            ``rejected_steps``, ``outside_fraction``, ``device``, the polish stage's
-            ``polished``, ``polish_iterations``, ``polish_stop``, ``polish_seconds``,
-            ``grad_norm`` and ``converged`` (see `TrainingHistory`), ``best_step`` (the
-            kept state: an Adam step <= ``steps_run``, or beyond it when the polished state
-            was kept), and ``baseline`` (the
-            score-matching record of the same n and seed, when a baseline was asked for).
+            ``extract_seconds``, ``steps_run`` (Adam steps), the `TrainingHistory` fields
+            stopped_early, rejected_steps, outside_fraction, device, polished,
+            polish_iterations, polish_stop, polish_seconds, best_step, grad_norm, converged,
+            and ``baseline`` (the baseline record of the same n and seed).
         baselines: one dict per (n, seed) of the score-matching baseline: ``n``, ``seed``,
             ``basis``, ``errors``, ``seconds``.
         missing: the grid points (dicts with ``kind``, ``depth``, ``n``, ``seed``) neither
@@ -478,37 +342,21 @@ class SweepResult(Tabular):
     missing: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_cache(
-        cls,
-        theory: LatticeTheory | str,
-        depths: Iterable[int],
-        sample_counts: Iterable[int],
-        seeds: Iterable[int] = (0,),
-        *,
-        strict: bool = False,
-        **options: Any,
-    ) -> SweepResult:
-        """Read a sweep from the cache only; nothing is sampled or trained.
+    def from_cache(cls, theory: LatticeTheory | str, depths: Iterable[int],
+                   sample_counts: Iterable[int], seeds: Iterable[int] = (0,), *,
+                   strict: bool = False, **options: Any) -> SweepResult:
+        """``sweep(..., train=False)``: read from the cache only, sample and train nothing.
 
-        Arguments:
-            theory, depths, sample_counts, seeds: as for :func:`sweep`.
-            strict: raise when a grid point is not cached (instead of NaN errors).
-            **options: the keyword arguments of :func:`sweep` that key the cache
-                (activation, order, model_options, train_options, data_options, baseline,
-                cache).
-
-        Raises:
-            FileNotFoundError: `strict` and some points are missing (the message lists them).
+        `options` are the keyword arguments of `sweep` that key the cache; with `strict`, a
+        grid point not cached is a FileNotFoundError listing them (instead of NaN errors).
         """
         result = sweep(theory, depths, sample_counts, seeds, train=False, progress=False,
                        **options)
         if strict and result.missing:
             names = ", ".join(_label(point) for point in result.missing[:8])
             more = "" if len(result.missing) <= 8 else f" and {len(result.missing) - 8} more"
-            raise FileNotFoundError(
-                f"{len(result.missing)} sweep points are not cached in "
-                f"{result.settings['cache']}: {names}{more}"
-            )
+            raise FileNotFoundError(f"{len(result.missing)} sweep points are not cached in "
+                                    f"{result.settings['cache']}: {names}{more}")
         return result
 
     @property
@@ -516,105 +364,71 @@ class SweepResult(Tabular):
         """Whether every grid point (and baseline) has a record."""
         return not self.missing
 
-    def _array(self, field_of: Any, rows: Iterable[dict[str, Any]], shape: tuple[int, ...],
-               index: Any) -> np.ndarray:
-        values = np.full(shape, np.nan)
+    def _over_seeds(self, rows: list[dict[str, Any]], value: Any,
+                    keys: tuple[str, ...] = ("depth", "n", "seed")
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std over the seeds of ``value(row)``, on the grid axes named by `keys`."""
+        axes = {"depth": self.depths, "n": self.sample_counts, "seed": self.seeds}
+        values = np.full([len(axes[key]) for key in keys], np.nan)
         for row in rows:
-            values[index(row)] = field_of(row)
-        return values
+            values[tuple(axes[key].index(row[key]) for key in keys)] = value(row)
+        return _mean_std(values)
 
-    def _check_error(self, order: int, kind: str) -> None:
+    def _error(self, order: int, kind: str) -> Any:
+        """The error of `order` and `kind` in a record, after checking both."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if isinstance(order, bool) or not isinstance(order, int):
             raise TypeError(f"order must be an int, got {order!r}")
         if not 1 <= order <= self.settings["order"]:
             raise ValueError(f"order must be in 1..{self.settings['order']}, got {order}")
+        return lambda row: row["errors"][str(order)][kind]
 
     def errors(self, order: int = 4, kind: str = "diagonal") -> tuple[np.ndarray, np.ndarray]:
         """Relative error of the learned A^(order) over the grid, mean and std over seeds.
 
-        Arguments:
-            order: the coefficient order k.
-            kind: "frobenius" (whole tensor) or "diagonal" (local part i1 = ... = ik).
-
-        Returns:
-            (mean, std), each (len(depths), len(sample_counts)); std is the sample standard
-            deviation over the seeds present (0 for one seed); NaN where nothing is cached.
+        `kind` is "frobenius" (whole tensor) or "diagonal" (local part i1 = ... = ik). Returns
+        (mean, std), each (len(depths), len(sample_counts)); std is the sample standard
+        deviation over the seeds present (0 for one seed); NaN where nothing is cached.
         """
-        self._check_error(order, kind)
-        shape = (len(self.depths), len(self.sample_counts), len(self.seeds))
-        values = self._array(
-            lambda row: row["errors"][str(order)][kind],
-            self.records,
-            shape,
-            lambda row: (self.depths.index(row["depth"]), self.sample_counts.index(row["n"]),
-                         self.seeds.index(row["seed"])),
-        )
-        return _mean_std(values)
+        return self._over_seeds(self.records, self._error(order, kind))
 
-    def baseline_errors(
-        self, order: int = 4, kind: str = "diagonal"
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def baseline_errors(self, order: int = 4, kind: str = "diagonal"
+                        ) -> tuple[np.ndarray, np.ndarray]:
         """Relative error of the score-matching baseline, (len(sample_counts),) mean and std.
 
         NaN when the sweep has no baseline or the point is not cached.
         """
-        self._check_error(order, kind)
-        values = self._array(
-            lambda row: row["errors"][str(order)][kind],
-            self.baselines,
-            (len(self.sample_counts), len(self.seeds)),
-            lambda row: (self.sample_counts.index(row["n"]), self.seeds.index(row["seed"])),
-        )
-        return _mean_std(values)
+        return self._over_seeds(self.baselines, self._error(order, kind), ("n", "seed"))
 
     def metric(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """A scalar record field (e.g. "val_nll", "train_seconds") over the grid.
-
-        Returns:
-            (mean, std) over seeds, each (len(depths), len(sample_counts)).
-        """
+        """A scalar record field (e.g. "val_nll", "train_seconds") over the grid: (mean, std)
+        over seeds, each (len(depths), len(sample_counts))."""
         if self.records and name not in self.records[0]:
             raise ValueError(f"records have no field {name!r}; fields: {sorted(self.records[0])}")
-        shape = (len(self.depths), len(self.sample_counts), len(self.seeds))
-        values = self._array(
-            lambda row: float(row[name]),
-            self.records,
-            shape,
-            lambda row: (self.depths.index(row["depth"]), self.sample_counts.index(row["n"]),
-                         self.seeds.index(row["seed"])),
-        )
-        return _mean_std(values)
+        return self._over_seeds(self.records, lambda row: float(row[name]))
 
     def _table(self) -> Table:
         """Per (depth, n) the errors of orders 2..K (mean ± std over seeds), the validation
         NLL and the training time; then the baseline per n."""
-        orders = range(2, self.settings["order"] + 1)
-        columns = [(k, kind) for k in orders for kind in KINDS]
+        columns = [(k, kind) for k in range(2, self.settings["order"] + 1) for kind in KINDS]
         names = [f"A{k} {'frob' if kind == 'frobenius' else 'diag'}" for k, kind in columns]
         header = ["depth", "n", "seeds"] + names + ["val NLL", "train s"]
-        errors = {column: self.errors(*column) for column in columns}
-        nll, seconds = self.metric("val_nll"), self.metric("train_seconds")
+        stats = [self.errors(*column) for column in columns] + [self.metric("val_nll")]
+        seconds = self.metric("train_seconds")[0]
         rows = []
-        for i, depth in enumerate(self.depths):
-            for j, n in enumerate(self.sample_counts):
-                done = sum(r["depth"] == depth and r["n"] == n for r in self.records)
-                rows.append(
-                    [str(depth), str(n), f"{done}/{len(self.seeds)}"]
-                    + [_format(errors[c][0][i, j], errors[c][1][i, j]) for c in columns]
-                    + [_format(nll[0][i, j], nll[1][i, j]),
-                       f"{seconds[0][i, j]:.1f}" if done else "-"]
-                )
+        for (i, depth), (j, n) in product(enumerate(self.depths), enumerate(self.sample_counts)):
+            done = sum(r["depth"] == depth and r["n"] == n for r in self.records)
+            rows.append([str(depth), str(n), f"{done}/{len(self.seeds)}"]
+                        + [_format(mean[i, j], std[i, j]) for mean, std in stats]
+                        + [f"{seconds[i, j]:.1f}" if done else "-"])
         if self.settings["baseline"]:
-            baseline = {column: self.baseline_errors(*column) for column in columns}
+            stats = [self.baseline_errors(*column) for column in columns]
             for j, n in enumerate(self.sample_counts):
                 done = sum(r["n"] == n for r in self.baselines)
-                rows.append(
-                    [f"SM {self.settings['baseline']}", str(n), f"{done}/{len(self.seeds)}"]
-                    + [_format(baseline[c][0][j], baseline[c][1][j]) for c in columns]
-                    + ["-", "-"]
-                )
+                rows.append([f"SM {self.settings['baseline']}", str(n),
+                             f"{done}/{len(self.seeds)}"]
+                            + [_format(mean[j], std[j]) for mean, std in stats] + ["-", "-"])
         title = (f"sweep of {self.settings['theory']} ({self.settings['activation']} "
                  f"activation): relative errors, mean ± std over seeds")
         if self.missing:
@@ -623,51 +437,30 @@ class SweepResult(Tabular):
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-able containers."""
-        return {
-            "settings": self.settings,
-            "depths": list(self.depths),
-            "sample_counts": list(self.sample_counts),
-            "seeds": list(self.seeds),
-            "records": self.records,
-            "baselines": self.baselines,
-            "missing": self.missing,
-        }
+        return {"settings": self.settings, "depths": list(self.depths),
+                "sample_counts": list(self.sample_counts), "seeds": list(self.seeds),
+                "records": self.records, "baselines": self.baselines, "missing": self.missing}
 
     def plot(self, order: int = 4, kind: str = "diagonal", fig: Any = None) -> Any:
-        """Heat map of the error over depth x sample count, and error-vs-n lines per depth.
-
-        Left: the mean relative error of A^(order) in each (depth, n) cell, annotated with
-        mean ± std over seeds. Right: the error against n (log-log) for every depth with the
-        seed std as error bars, and the score-matching baseline when the sweep has one.
-
-        Arguments:
-            order: the coefficient order k.
-            kind: "frobenius" or "diagonal".
-            fig: a matplotlib Figure to draw into (cleared); a new one when None.
-
-        Returns:
-            The matplotlib Figure.
-        """
+        """Heat map of `errors` over depth x n (mean ± std annotated), and error against n
+        (log-log, seed std as error bars) per depth and for the baseline; drawn into `fig`
+        (cleared; a new Figure when None), which is returned."""
         import matplotlib.pyplot as plt
 
         mean, std = self.errors(order, kind)
-        if fig is None:
-            fig = plt.figure(figsize=(11, 4.2))
+        fig = plt.figure(figsize=(11, 4.2)) if fig is None else fig
         fig.clear()
         heat, lines = fig.subplots(1, 2)
         image = heat.imshow(mean, cmap="viridis", aspect="auto", origin="lower")
         fig.colorbar(image, ax=heat, label="relative error")
         top = np.nanmax(mean) if np.isfinite(mean).any() else 1.0
-        for i in range(len(self.depths)):
-            for j in range(len(self.sample_counts)):
-                colour = "black" if mean[i, j] > 0.6 * top else "white"
-                heat.text(j, i, _format(mean[i, j], std[i, j]).replace(" ± ", "\n± "),
-                          ha="center", va="center", fontsize=8, color=colour)
+        for (i, j), value in np.ndenumerate(mean):
+            heat.text(j, i, _format(value, std[i, j]).replace(" ± ", "\n± "), ha="center",
+                      va="center", fontsize=8, color="black" if value > 0.6 * top else "white")
         heat.set_xticks(range(len(self.sample_counts)), [f"{n:g}" for n in self.sample_counts])
         heat.set_yticks(range(len(self.depths)), [str(d) for d in self.depths])
-        heat.set_xlabel("training samples n")
-        heat.set_ylabel("depth L")
-        heat.set_title(f"relative {kind} error of $A^{{({order})}}$")
+        heat.set(xlabel="training samples n", ylabel="depth L",
+                 title=f"relative {kind} error of $A^{{({order})}}$")
         counts = np.array(self.sample_counts, dtype=float)
         for i, depth in enumerate(self.depths):
             lines.errorbar(counts, mean[i], yerr=std[i], marker="o", capsize=3,
@@ -677,50 +470,35 @@ class SweepResult(Tabular):
             lines.errorbar(counts, base_mean, yerr=base_std, color="black", linestyle="--",
                            marker="s", capsize=3,
                            label=f"score matching ({self.settings['baseline']})")
-        lines.set_xscale("log")
-        lines.set_yscale("log")
-        lines.set_xlabel("training samples n")
-        lines.set_ylabel("relative error")
-        lines.set_title(f"$A^{{({order})}}$ {kind} error vs data (±1 std over seeds)")
+        lines.set(xscale="log", yscale="log", xlabel="training samples n",
+                  ylabel="relative error",
+                  title=f"$A^{{({order})}}$ {kind} error vs data (±1 std over seeds)")
         lines.legend(fontsize=8)
         fig.tight_layout()
         return fig
 
 
-def _label(point: Mapping[str, Any]) -> str:
-    if point["kind"] == "inn":
-        return f"(depth {point['depth']}, n {point['n']}, seed {point['seed']})"
-    return f"(baseline, n {point['n']}, seed {point['seed']})"
-
-
-# ------------------------------------------------------------------------------ sweep
-
-
-def _submit_all(
-    executor: Any, tasks: Sequence[tuple[dict[str, Any], torch.Tensor]], max_workers: int | None
-) -> Iterable[dict[str, Any]]:
+def _submit_all(executor: Any, tasks: Sequence[tuple[dict[str, Any], torch.Tensor]],
+                max_workers: int | None) -> Iterable[dict[str, Any]]:
     """Run the tasks on `executor` ("serial", None or an Executor), yielding results as they
     finish; an owned process pool is shut down (pending tasks cancelled) on the way out."""
     if executor == _SERIAL:
-        for task in tasks:
-            yield _run(task)
+        yield from map(_run, tasks)
         return
     owned = executor is None
     if owned:
         executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=min(max_workers or os.cpu_count() or 1, len(tasks)),
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_single_thread,
-        )
+            initializer=torch.set_num_threads, initargs=(1,))
     futures = {executor.submit(_run, task): task[0] for task in tasks}
     try:
         for future in concurrent.futures.as_completed(futures):
             try:
                 yield future.result()
             except Exception as error:
-                raise RuntimeError(
-                    f"sweep point {_label(futures[future])} failed: {error}"
-                ) from error
+                raise RuntimeError(f"sweep point {_label(futures[future])} failed: {error}"
+                                   ) from error
     finally:
         for future in futures:
             future.cancel()
@@ -731,11 +509,9 @@ def _submit_all(
 def _compute(plan: _Plan, todo: list[dict[str, Any]], n_data: int, executor: Any,
              max_workers: int | None, progress: bool) -> dict[str, dict[str, Any]]:
     """Compute the points `todo` on the executor and store each; {store key: record}."""
-    data = {}
-    for seed in sorted({s["seed"] for s in todo}):
-        loaded = load_dataset(plan.theory, n_data, seed=seed, progress=progress,
-                              **plan.data_options)
-        data[seed] = torch.as_tensor(loaded.x)
+    data = {seed: torch.as_tensor(load_dataset(plan.theory, n_data, seed=seed,
+                                               progress=progress, **plan.data_options).x)
+            for seed in sorted({s["seed"] for s in todo})}
     # Largest n first: the long trainings start early and the pool ends evenly.
     todo = sorted(todo, key=lambda s: (-s["n"], -s.get("depth", 0)))
     tasks = [(s, data[s["seed"]][: s["n"]].clone()) for s in todo]
@@ -749,34 +525,22 @@ def _compute(plan: _Plan, todo: list[dict[str, Any]], n_data: int, executor: Any
     return found
 
 
-def sweep(
-    theory: LatticeTheory | str,
-    depths: Iterable[int],
-    sample_counts: Iterable[int],
-    seeds: Iterable[int] = (0,),
-    *,
-    activation: str = "cubic",
-    order: int = 4,
-    model_options: Mapping[str, Any] | None = None,
-    train_options: Mapping[str, Any] | None = None,
-    baseline: str | None = None,
-    n_data: int | None = None,
-    data_options: Mapping[str, Any] | None = None,
-    executor: concurrent.futures.Executor | str | None = None,
-    max_workers: int | None = None,
-    cache: str | os.PathLike | None = None,
-    train: bool = True,
-    progress: bool = True,
-) -> SweepResult:
+def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Iterable[int],
+          seeds: Iterable[int] = (0,), *, activation: str = "cubic", order: int = 4,
+          model_options: Mapping[str, Any] | None = None,
+          train_options: Mapping[str, Any] | None = None, baseline: str | None = None,
+          n_data: int | None = None, data_options: Mapping[str, Any] | None = None,
+          executor: concurrent.futures.Executor | str | None = None,
+          max_workers: int | None = None, cache: str | os.PathLike | None = None,
+          train: bool = True, progress: bool = True) -> SweepResult:
     """Train, extract and compare over a grid of depths, sample counts and seeds.
 
     For every (depth, n, seed): the first n samples of ``load_dataset(theory, n_data,
     seed=seed)``, a `PolynomialINN(N, depth, activation, **model_options)` initialised after
     ``torch.manual_seed(seed)`` and trained by `train(model, data, seed=seed,
     **train_options)`, its action from `extract_action(model, order)` compared with
-    ``theory.coefficients(order)`` by `compare`. Cached points are read, not recomputed (see
-    the module docstring for the cache and the executors). All arguments are checked before
-    any sampling or training.
+    ``theory.coefficients(order)`` by `compare`. Cached points are read, not recomputed; all
+    arguments are checked before any sampling or training.
 
     Arguments:
         theory: the true theory, or a preset name.
@@ -787,84 +551,62 @@ def sweep(
         order: highest coefficient order K >= 2 compared.
         model_options: keyword arguments of `PolynomialINN` other than dim, depth and
             activation (e.g. ``{"standardize": False}``; with lattice layers ``{"lattice":
-            (3, 3), "kernel_radius": 1}``), JSON-able, completed with its current defaults;
-            they key the cache. JSON has no tuples: they are keyed as lists and every list
-            is passed back to `PolynomialINN` as a tuple.
-        train_options: keyword arguments of `train` (JSON-able; not seed or progress),
-            completed with `train`'s current defaults: the completed set keys the cache, so
-            a changed library default never reads results trained under the old one.
+            (3, 3), "kernel_radius": 1}``); keyed as JSON (tuples as lists) and passed back
+            with every list as a tuple.
+        train_options: keyword arguments of `train` other than seed and progress.
         baseline: None, or "dense" / "local" / "tied": also fit `score_matching` with that
-            basis to the same n samples (once per n and seed); "tied" ties the coefficients
-            over the theory's lattice translations (``lattice=theory.shape``, radius 1) and
-            gives a `LatticeAction`.
-        n_data: size of each seed's data set; max(sample_counts) when None.
-        data_options: keyword arguments of `load_dataset` (method, cache_dir), completed
-            with its defaults; all but cache_dir key the sweep cache.
-        executor: None (local process pool), "serial", or any concurrent.futures.Executor.
+            basis (tied: ``lattice=theory.shape``) to the same n samples, once per n and seed.
+        n_data: size of each seed's data set; max(sample_counts) when None. Not part of the
+            key: the sampler advances its chains in lockstep, so the first n draws are the
+            same for any n_data.
+        data_options: keyword arguments of `load_dataset` (method, cache_dir); all but
+            cache_dir key the sweep cache.
+        executor: None (a local pool of spawned processes with one torch thread each: a
+            script calling `sweep` needs the ``if __name__ == "__main__":`` guard),
+            "serial" (in this process), or any ``concurrent.futures.Executor``, e.g.
+            ``dask.distributed.Client(...).get_executor()``, whose workers have inntheory
+            installed (they get the data with each task and return plain dicts; only the
+            calling process writes cache files).
         max_workers: processes of the local pool (executor None); os.cpu_count() when None.
         cache: directory of the per-point JSON files; ``sweeps`` under
-            `inntheory.datasets.default_cache_dir()` (``$INNTHEORY_CACHE`` or
-            ``~/.cache/inntheory``) when None.
-        train: False reads only what is cached: nothing is sampled or trained, points not
-            cached get NaN errors and are listed in `SweepResult.missing`.
+            `inntheory.datasets.default_cache_dir()` when None.
+        train: False reads only what is cached; points not cached get NaN errors and are
+            listed in `SweepResult.missing`.
         progress: show progress bars (data sets and grid points).
 
-    Returns:
-        The :class:`SweepResult`.
+    The options (JSON-able) are completed with their function's current defaults and key the
+    cache, so a changed library default never reads results computed under the old one.
 
     Raises:
-        ValueError: an empty grid, depth < 1, n < 1, a seed < 0, n larger than the data set,
-            an unknown activation or baseline, order < 2, reserved or unknown train or model
-            options, model option values `PolynomialINN` rejects (also TypeError).
-        TypeError: a theory that is not a LatticeTheory, options that are not JSON-able, an
-            executor that is not an Executor.
+        ValueError, TypeError: a bad grid, theory, activation, order, baseline, executor, or
+            option (reserved, unknown, not JSON-able, or rejected by `PolynomialINN`).
         RuntimeError: a grid point failed (the message names it; points finished before it
             stay cached).
-
-    Example:
-        >>> result = sweep("unimodal", depths=[1, 2], sample_counts=[1000, 10000],
-        ...                seeds=[0, 1, 2])                       # doctest: +SKIP
-        >>> mean, std = result.errors(order=4, kind="diagonal")   # doctest: +SKIP
     """
     plan, n_data = _plan(theory, depths, sample_counts, seeds, activation, order,
                          model_options, train_options, data_options, n_data, baseline, cache)
     if not (executor is None or executor == _SERIAL
             or isinstance(executor, concurrent.futures.Executor)):
-        raise TypeError(
-            f"executor must be None, {_SERIAL!r} or a concurrent.futures.Executor, got "
-            f"{executor!r}"
-        )
-    if max_workers is not None and (isinstance(max_workers, bool)
-                                    or not isinstance(max_workers, int) or max_workers < 1):
+        raise TypeError(f"executor must be None, {_SERIAL!r} or a concurrent.futures.Executor, "
+                        f"got {executor!r}")
+    if max_workers is not None and not _whole(max_workers, 1):
         raise ValueError(f"max_workers must be None or an int >= 1, got {max_workers!r}")
     points = [plan.inn_settings(d, n, s) for d in plan.depths for n in plan.sample_counts
               for s in plan.seeds]
     if plan.baseline:
         points += [plan.baseline_settings(n, s) for n in plan.sample_counts for s in plan.seeds]
-    found: dict[str, dict[str, Any]] = {}
-    todo = []
-    for settings in points:
-        hit, record = _lookup(plan, settings)
-        if hit:
-            found[store.settings_key(settings)] = record
-        else:
-            todo.append(settings)
-    missing = []
-    if todo and not train:
-        missing = [{"kind": s["kind"], "depth": s.get("depth"), "n": s["n"], "seed": s["seed"]}
-                   for s in todo]
-    elif todo:
+    stored = {store.settings_key(s): store.lookup(s, plan.cache, name=_name(s),
+                                                  check=_checker(s)) for s in points}
+    found = {key: record for key, (hit, record) in stored.items() if hit}
+    todo = [s for s in points if store.settings_key(s) not in found]
+    if todo and train:
         found.update(_compute(plan, todo, n_data, executor, max_workers, progress))
-    baselines = [found[store.settings_key(s)] for s in points
-                 if s["kind"] != "inn" and store.settings_key(s) in found]
-    by_point = {(b["n"], b["seed"]): b for b in baselines}
-    records = []
-    for settings in points:
-        key = store.settings_key(settings)
-        if settings["kind"] == "inn" and key in found:
-            record = dict(found[key])
-            if (settings["n"], settings["seed"]) in by_point:
-                record["baseline"] = by_point[settings["n"], settings["seed"]]
-            records.append(record)
+    missing = [] if train else [{"kind": s["kind"], "depth": s.get("depth"), "n": s["n"],
+                                 "seed": s["seed"]} for s in todo]
+    done = [(s, found[store.settings_key(s)]) for s in points if store.settings_key(s) in found]
+    baselines = [record for s, record in done if s["kind"] != "inn"]
+    by_point = {(b["n"], b["seed"]): {"baseline": b} for b in baselines}
+    records = [{**record, **by_point.get((s["n"], s["seed"]), {})}
+               for s, record in done if s["kind"] == "inn"]
     return SweepResult(plan.settings(), plan.depths, plan.sample_counts, plan.seeds,
                        records, baselines, missing)

@@ -1,41 +1,31 @@
-"""The linear maps of the INN's layers: one small class per kind, one contract.
+"""The linear maps of the INN's layers: one small class per kind, one contract (`LinearMap`).
 
-Every member wraps the tensor that parametrises an invertible W: R^N -> R^N (it holds no
-state of its own; all methods are differentiable in that tensor) and provides `matrix()`
-(dense (N, N)), `logabsdet()` (0-d), `forward(u)` (y = u W^T, u: (n, N)), `solve(y)` and
-`lattice_kernel(shape)` (the kernel w with W[i, j] = w[(site(i) - site(j)) mod shape] when W
-is a periodic convolution on that lattice, else None).
-
-Members: `DenseLinear(weight)` (any invertible matrix); `Scaling(diagonal)` (a convolution
-when every entry is equal); `LatticeConvolution(kernel)` on a lattice of shape
-``kernel.shape`` (sites in C order), diagonalised by the DFT: eigenvalues ``fftn(kernel)``,
-ln|det W| = sum ln|fftn(kernel)|, the solve divides by them in Fourier space.
+Each wraps the tensor that parametrises an invertible W: R^N -> R^N, holds no state of its
+own and is differentiable in that tensor: `DenseLinear(weight)`, `Scaling(diagonal)` and
+`LatticeConvolution(kernel)`, a periodic convolution diagonalised by the DFT.
 `kernel_mask(shape, radius)` gives the offsets a kernel of finite radius may use.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import torch
 
 __all__ = ["DenseLinear", "LatticeConvolution", "LinearMap", "Scaling", "kernel_mask"]
 
+# LatticeConvolution.forward multiplies by matrix() below _FFT_MIN_SITES sites (faster on
+# CPUs) and uses the FFT from there on and for single rows: the per-sample gradients of
+# torch.func.vmap are single rows, where the product would hold an N x N gradient per row.
 _FFT_MIN_SITES = 1024
 _MATMUL_MIN_ROWS = 2
-"""LatticeConvolution.forward multiplies batches of at least _MATMUL_MIN_ROWS rows by matrix()
-below _FFT_MIN_SITES sites (the faster one on CPUs; benchmarks/lattice_layers.py), and uses
-the FFT otherwise: from that size on, and for single rows, which include the per-sample
-gradients of `torch.func.vmap`, where the product would hold an N x N gradient per row."""
 
 
 class LinearMap:
-    """Base class of the linear maps: y = W u on batches of row vectors (n, N).
-
-    Subclasses define `matrix`, `logabsdet` and `solve`; `forward` defaults to a matmul and
-    `lattice_kernel` to None (not a convolution).
-    """
+    """Base class: y = W u on batches of row vectors (n, N); subclasses define `matrix`,
+    `logabsdet` and `solve`."""
 
     dim: int
 
@@ -56,8 +46,8 @@ class LinearMap:
         raise NotImplementedError
 
     def lattice_kernel(self, shape: tuple[int, ...]) -> torch.Tensor | None:
-        """The kernel w (`shape`) with W[i, j] = w[(site(i) - site(j)) mod shape], or None
-        when W is not a periodic convolution on that lattice."""
+        """The kernel w (`shape`) with W[i, j] = w[(site(i) - site(j)) mod shape] (sites in C
+        order), or None when W is not a periodic convolution on that lattice."""
         return None
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
@@ -68,16 +58,7 @@ class LinearMap:
 
 
 class DenseLinear(LinearMap):
-    """A dense invertible matrix.
-
-    Arguments:
-        weight: W, (N, N).
-
-    Example:
-        >>> layer = DenseLinear(torch.tensor([[2.0, 1.0], [0.0, 3.0]]))
-        >>> float(layer.logabsdet().exp())
-        6.0
-    """
+    """A dense invertible matrix W = `weight`, (N, N)."""
 
     def __init__(self, weight: torch.Tensor) -> None:
         if weight.dim() != 2 or weight.shape[0] != weight.shape[1]:
@@ -96,16 +77,7 @@ class DenseLinear(LinearMap):
 
 
 class Scaling(LinearMap):
-    """A diagonal map W = diag(diagonal): y_i = diagonal_i u_i.
-
-    Arguments:
-        diagonal: (N,), no zero entry for an invertible map.
-
-    Example:
-        >>> layer = Scaling(torch.tensor([2.0, 0.5]))
-        >>> layer(torch.ones(1, 2)).tolist(), float(layer.logabsdet())
-        ([[2.0, 0.5]], 0.0)
-    """
+    """A diagonal map W = diag(diagonal): y_i = diagonal_i u_i; `diagonal` (N,), no zero entry."""
 
     def __init__(self, diagonal: torch.Tensor) -> None:
         if diagonal.dim() != 1 or diagonal.numel() < 1:
@@ -135,23 +107,10 @@ class Scaling(LinearMap):
 
 
 class LatticeConvolution(LinearMap):
-    """A periodic convolution (circulant matrix) on a lattice, parametrised by its kernel.
-
-    W[i, j] = kernel[(site(i) - site(j)) mod shape] with sites flattened in C (row-major)
-    order, so ``matrix()[:, 0] == kernel.flatten()``. log|det W| and `solve` come from
-    ``torch.fft.fftn(kernel)``, the eigenvalues of W. `forward` multiplies by `matrix()`
-    for lattices of fewer than 1024 sites (faster there on CPUs) and uses the FFT
-    (``rfftn``/``irfftn``) from 1024 sites on.
-
-    Arguments:
-        kernel: the kernel, shape = the lattice shape (any number of axes, each >= 1).
-
-    Example:
-        >>> layer = LatticeConvolution(torch.tensor([1.0, 0.5, 0.0, 0.0]))
-        >>> layer.matrix()[:, 0].tolist()
-        [1.0, 0.5, 0.0, 0.0]
-        >>> round(float(layer.logabsdet().exp()), 6)  # det = 1 - (-0.5)^4
-        0.9375
+    """A periodic convolution on the lattice of shape ``kernel.shape`` (any number of axes):
+    W[i, j] = kernel[(site(i) - site(j)) mod shape], sites in C order, so
+    ``matrix()[:, 0] == kernel.flatten()``. The eigenvalues of W are ``fftn(kernel)``:
+    log|det W| and `solve` come from them, and `forward` uses the FFT from 1024 sites on.
     """
 
     def __init__(self, kernel: torch.Tensor) -> None:
@@ -165,12 +124,8 @@ class LatticeConvolution(LinearMap):
     def matrix(self) -> torch.Tensor:
         return self.kernel.flatten()[_circulant_index(self.shape, self.kernel.device)]
 
-    def eigenvalues(self) -> torch.Tensor:
-        """The eigenvalues of W, ``fftn(kernel)``: complex, the lattice's shape."""
-        return torch.fft.fftn(self.kernel)
-
     def logabsdet(self) -> torch.Tensor:
-        return torch.log(self.eigenvalues().abs()).sum()
+        return torch.log(torch.fft.fftn(self.kernel).abs()).sum()
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         if self.dim < _FFT_MIN_SITES and u.shape[0] >= _MATMUL_MIN_ROWS:
@@ -193,17 +148,9 @@ class LatticeConvolution(LinearMap):
 
 
 def kernel_mask(shape: tuple[int, ...], radius: int | None) -> torch.Tensor:
-    """Boolean mask of the kernel offsets with |minimal-image offset| <= radius on every axis.
-
-    The minimal image of an offset d on an axis of length L is the one of d, d - L with the
-    smaller modulus. None allows every offset.
-
-    Arguments:
-        shape: the lattice shape.
-        radius: an int >= 0 with 2 radius + 1 <= L on every axis, or None.
-
-    Returns:
-        (shape) bool tensor, True where the kernel may be non-zero.
+    """(shape) bool: the kernel offsets whose minimal image (of d, d - L the one of smaller
+    modulus) is within `radius` on every axis; `radius` an int with 2 radius + 1 <= L on every
+    axis, or None (every offset).
 
     Example:
         >>> kernel_mask((5,), 1).tolist()
@@ -214,10 +161,7 @@ def kernel_mask(shape: tuple[int, ...], radius: int | None) -> torch.Tensor:
     if any(2 * radius + 1 > length for length in shape):
         raise ValueError(f"kernel radius {radius} needs 2 r + 1 <= L on every axis of {shape}")
     axes = [_minimal_image(torch.arange(length), length).abs() <= radius for length in shape]
-    mask = axes[0]
-    for allowed in axes[1:]:
-        mask = mask[..., None] & allowed
-    return mask
+    return functools.reduce(lambda mask, allowed: mask[..., None] & allowed, axes)
 
 
 def _minimal_image(offset: torch.Tensor, length: int) -> torch.Tensor:
@@ -229,9 +173,7 @@ def _minimal_image(offset: torch.Tensor, length: int) -> torch.Tensor:
 @functools.lru_cache(maxsize=16)
 def _circulant_index(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """(N, N) int64 on `device`: the flat kernel index of (site(i) - site(j)) mod shape."""
-    grids = torch.meshgrid(*(torch.arange(length) for length in shape), indexing="ij")
-    sites = torch.stack([grid.flatten() for grid in grids], dim=1)
-    lengths = torch.tensor(shape)
-    offsets = (sites[:, None, :] - sites[None, :, :]) % lengths
-    strides = torch.tensor([math.prod(shape[k + 1:]) for k in range(len(shape))])
-    return (offsets * strides).sum(dim=-1).to(device)
+    flat = torch.arange(math.prod(shape)).reshape(shape)
+    axes = tuple(range(len(shape)))
+    columns = [flat.roll(site, axes).flatten() for site in itertools.product(*map(range, shape))]
+    return torch.stack(columns, dim=1).to(device)

@@ -1,15 +1,7 @@
-"""The stages of a polynomial INN in data -> latent order: what the network is made of.
-
-A network is a list of stages, each one map of the representation u: (n, N):
-
-- `AffineStage(linear, bias)`: y = W u + b with W a `inntheory.model.linear.LinearMap` (dense
-  matrix, scaling, lattice convolution, ...) and b: (N,);
-- `ActivationStage(activation)`: y = phi(u) elementwise, phi a
-  `inntheory.model.activations.PolynomialActivation`.
-
-`PolynomialINN.stages()` builds them (the standardisation first, as an affine stage with a
-`Scaling`); the extraction reads them: every stage hands itself to the backend's matching
-method (`accept`), so neither the driver nor a backend asks which kind a stage is.
+"""The stages of a polynomial INN in data -> latent order, each one map of u: (n, N):
+`AffineStage` y = W u + b and `ActivationStage` y = phi(u). `PolynomialINN.stages()` builds
+them; the extraction reads them by double dispatch (`accept` calls the visitor's method for
+the stage's kind), so neither the driver nor a backend asks which kind a stage is.
 """
 
 from __future__ import annotations
