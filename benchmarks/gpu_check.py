@@ -4,10 +4,14 @@ Trains the same cubic PolynomialINN (N = 8, depth 4; seeded) on Gaussian-plus-cu
 once on the CPU and once on CUDA with identical settings, then evaluates both trained models
 and the GPU-trained one moved to the CPU on one float64 batch. Then times `sample` on CUDA
 (unimodal preset, `--samples` draws) on the L x L lattices of `--sizes`, beside the CPU rows
-of `benchmarks/sampling.py --scaling`. Exits with code 0 and the message "no CUDA device"
-when CUDA is absent.
+of `benchmarks/sampling.py --scaling`. Last, times the Fisher-scoring polish on CUDA on the
+L x L lattices of `--polish-sizes` (depth-2 lattice network, full kernels, `--polish-n`
+samples of those draws' theory, 300 Adam steps first), beside the CPU rows of
+`benchmarks/polish.py`. Exits with code 0 and the message "no CUDA device" when CUDA is
+absent.
 
 Run: python benchmarks/gpu_check.py [--n 100000] [--steps 300] [--sizes 32 64]
+    [--polish-sizes 16 32] [--polish-n 100000]
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=8)
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--samples", type=int, default=20000)
+    parser.add_argument("--polish-sizes", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--polish-n", type=int, default=100000)
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check (exit 0)")
@@ -75,6 +81,17 @@ def main() -> int:
         ess = float(result.diagnostics["ess"])
         print(f"sample {size}x{size} on CUDA: {args.samples} draws in {seconds:.1f} s, "
               f"ESS/s {ess / seconds:.0f}, <x> = {float(result.x.mean()):.4f}")
+    for size in args.polish_sizes:
+        theory = it.preset("unimodal", shape=(size, size))
+        data = it.sample(theory, args.polish_n, device="cuda", progress=False).x
+        torch.manual_seed(0)
+        model = it.PolynomialINN(theory.dim, 2, lattice=theory.shape)
+        history = train(model, data, steps=300, polish="fisher", progress=False,
+                        device="cuda")
+        print(f"polish {size}x{size} on CUDA (n = {args.polish_n}): "
+              f"{history.polish_iterations} iterations ({history.polish_method}), "
+              f"{history.polish_evaluations} passes in {history.polish_seconds:.1f} s, "
+              f"stop {history.polish_stop!r}, max|grad| {history.grad_norm:.1e}")
     return 0
 
 

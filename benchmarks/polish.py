@@ -1,72 +1,113 @@
-"""Polish benchmark: Adam only against Adam + full-batch float64 L-BFGS (`train(polish=...)`).
+"""Polish benchmark: Adam alone against Adam + the full-batch float64 polish, by stepper.
 
-On the unimodal phi^3 + phi^4 preset (m2 = 1, kappa = 0.5, g3 = 0.5, g4 = 1) on a 3 x 3 torus
-(N = 9) and a 10-site ring (N = 10), n samples (HMC, seed 0; 10 % held out for validation by
-`train`), the cubic INN with library-default training, once with ``polish=False`` and once
-with ``polish=True`` (same seed, so the Adam stage is the same run). Per row: the NLL on
-20 000 independent samples (seed 1), the relative errors of the extracted A2 (Frobenius), A3
-diagonal, A4 diagonal, full A3 and full A4 against ``theory.coefficients(4)``
-(`inntheory.compare`), the polish stage's seconds, L-BFGS iterations, full-batch passes and
-why it stopped, and the final gradient max-abs (`TrainingHistory.grad_norm`).
+For each case, one data set, one network and one Adam stage (library defaults of `train`,
+seed 0), then the polish with each stepper of `train(polish=...)`: "lbfgs" (L-BFGS with a
+strong-Wolfe line search) and "fisher" (damped Fisher scoring with per-sample scores, handing
+over to L-BFGS when it stalls). Per row: the polish's seconds, iterations, full-batch passes
+and why it stopped, the final largest gradient entry, the seconds of one full-batch pass
+(loss and gradient, float64, timed once at Adam's state) and the share of the polish time
+the passes take (the rest: per-sample scores, the P x P solves, validation records), and the
+errors of the extracted action against the truth. Cases:
 
-``--models dense lattice`` runs every case with the dense network and with the
-translation-equivariant one (``PolynomialINN(..., lattice=theory.shape)``, where this version
-of the kit has it); ``--models lattice`` only the latter.
+- ``3x3``: the unimodal preset (m2 = 1, kappa = 0.5, g3 = 0.5, g4 = 1) on a 3 x 3 torus, HMC,
+  depth-2 lattice network; errors A2 (Frobenius), A3/A4 diagonal, full A3/A4.
+- ``8x8``, ``16x16``: held-out couplings (m2 = 0.6, kappa = 0.35, g3 = 0.5, g4 = 1.1), MALA,
+  depth-2 lattice network (8x8: kernel_radius = 1; 16x16: full kernels); errors on site
+  A3/A4 and the leakage (norm of the A3/A4 couplings off site, relative to the true on-site
+  one).
 
-Data sets are cached in ``benchmarks/.cache/data`` (ignored by git). Run from the repository
-root, on one thread:
+Data sets are cached in ``benchmarks/.cache/data``. Run from the repository root:
 
-    OMP_NUM_THREADS=1 python benchmarks/polish.py [--n 100000] [--models dense lattice]
-        [--cases 0 1 2]
+    OMP_NUM_THREADS=1 python benchmarks/polish.py --cases 3x3 8x8 [--lbfgs-steps 2000]
+    OMP_NUM_THREADS=2 python benchmarks/polish.py --cases 16x16 --steppers fisher
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
+import copy
 import time
 from pathlib import Path
 
 import torch
 
-from inntheory import PolynomialINN, compare, extract_action, load_dataset, preset, train
+from inntheory import (
+    LatticeTheory,
+    PolynomialINN,
+    compare,
+    extract_action,
+    load_dataset,
+    preset,
+    train,
+)
+from inntheory.model.polish import FullBatch
 
 ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / ".cache" / "data"
-CASES = (((3, 3), 2), ((10,), 2), ((10,), 3))
-TEST_SAMPLES = 20_000
-HEADER = ("lattice", "model", "depth", "train", "test NLL", "A2", "A3 diag", "A4 diag",
-          "A3", "A4", "polish s", "iters", "passes", "stop", "grad max", "total s")
+HELD_OUT = {"m2": 0.6, "kappa": 0.35, "g3": 0.5, "g4": 1.1}
+CASES = {
+    "3x3": (lambda: preset("unimodal", shape=(3, 3)), 100_000, "hmc", {}),
+    "8x8": (lambda: LatticeTheory((8, 8), **HELD_OUT), 50_000, "mala", {"kernel_radius": 1}),
+    "16x16": (lambda: LatticeTheory((16, 16), **HELD_OUT), 100_000, "mala", {}),
+}
+HEADER = ("case", "P", "training", "polish s", "iters", "passes", "stop", "max|grad|",
+          "pass s", "passes %", "errors", "total s")
 
 
-def run(shape: tuple[int, ...], depth: int, n: int, lattice: bool) -> list[list[str]]:
-    """Adam-only and polished rows for one theory and depth."""
-    theory = preset("unimodal", shape=shape)
-    data = load_dataset(theory, n, seed=0, cache_dir=CACHE, progress=False).x
-    test = load_dataset(theory, TEST_SAMPLES, seed=1, cache_dir=CACHE, progress=False).x
-    truth = theory.coefficients(4)
-    rows = []
-    for polish in (False, True):
+def errors(theory, model) -> str:
+    """The case's errors of the model's extracted action, in %."""
+    if theory.dim <= 9:
+        row = compare(theory.coefficients(4), extract_action(model, order=4)).row
+        values = [row(2).error, row(3).diagonal_error, row(4).diagonal_error, row(3).error,
+                  row(4).error]
+        return " / ".join(f"{100 * v:.1f}" for v in values) + " (A2/A3d/A4d/A3/A4)"
+    truth, action = theory.lattice_coefficients(4), extract_action(model, order=4)
+    values = [abs(action.onsite(k) - truth.onsite(k)) / abs(truth.onsite(k)) for k in (3, 4)]
+    values += [float(action.couplings(k).reshape(-1)[1:].norm()) / abs(truth.onsite(k))
+               for k in (3, 4)]
+    return " / ".join(f"{100 * v:.1f}" for v in values) + " (A3/A4/leak3/leak4)"
+
+
+def pass_seconds(model: PolynomialINN, x: torch.Tensor) -> float:
+    """One full-batch float64 pass (loss and gradient) over x, the second of two timed."""
+    objective = FullBatch(copy.deepcopy(model).double(), x)
+    objective()
+    objective.cached = None
+    start = time.perf_counter()
+    objective()
+    return time.perf_counter() - start
+
+
+def run(name: str, steppers: list[str], lbfgs_steps: int) -> list[list[str]]:
+    make, n, method, options = CASES[name]
+    theory = make()
+    data = load_dataset(theory, n, method=method, seed=0, cache_dir=CACHE, progress=False).x
+    torch.manual_seed(0)
+    model = PolynomialINN(theory.dim, 2, lattice=theory.shape, **options)
+    start = time.perf_counter()
+    history = train(model, data, polish=False, progress=False, device="cpu")
+    adam_seconds = time.perf_counter() - start
+    size = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    x = torch.as_tensor(data[: model.training_info["n_train"]], dtype=torch.float64)
+    one_pass = pass_seconds(model, x)
+    rows = [[name, str(size), "Adam", "-", "-", "-", "-", f"{history.grad_norm:.1e}",
+             f"{one_pass:.2f}", "-", errors(theory, model), f"{adam_seconds:.0f}"]]
+    print("  ".join(rows[-1]), flush=True)
+    for stepper in steppers:
         torch.manual_seed(0)
-        options = {"lattice": tuple(shape)} if lattice else {}
-        model = PolynomialINN(theory.dim, depth, **options)
+        polished = PolynomialINN(theory.dim, 2, lattice=theory.shape, **options)
+        steps = lbfgs_steps if stepper == "lbfgs" else 2000
         start = time.perf_counter()
-        history = train(model, data, polish=polish, progress=False, device="cpu")
+        history = train(polished, data, polish=stepper, polish_steps=steps, progress=False,
+                        device="cpu")
         total = time.perf_counter() - start
-        with torch.no_grad():
-            nll = float(model.double().action(test).mean())
-        comparison = compare(truth, extract_action(model, order=4))
-        errors = [comparison.row(2).error, comparison.row(3).diagonal_error,
-                  comparison.row(4).diagonal_error, comparison.row(3).error,
-                  comparison.row(4).error]
+        share = history.polish_evaluations * one_pass / max(history.polish_seconds, 1e-9)
         rows.append([
-            "x".join(map(str, shape)), "lattice" if lattice else "dense", str(depth),
-            "Adam + polish" if polish else "Adam", f"{nll:.5f}",
-            *(f"{100 * e:.1f} %" for e in errors),
-            f"{history.polish_seconds:.1f}" if polish else "-",
-            str(history.polish_iterations) if polish else "-",
-            str(history.polish_evaluations) if polish else "-",
-            history.polish_stop or "-", f"{history.grad_norm:.1e}", f"{total:.1f}",
+            name, str(size), f"Adam + {history.polish_method}",
+            f"{history.polish_seconds:.0f}", str(history.polish_iterations),
+            str(history.polish_evaluations), history.polish_stop,
+            f"{history.grad_norm:.1e}", f"{one_pass:.2f}", f"{100 * min(share, 1):.0f}",
+            errors(theory, polished), f"{total:.0f}",
         ])
         print("  ".join(rows[-1]), flush=True)
     return rows
@@ -74,23 +115,15 @@ def run(shape: tuple[int, ...], depth: int, n: int, lattice: bool) -> list[list[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="samples per data set")
-    parser.add_argument("--models", nargs="+", choices=("dense", "lattice"),
-                        default=["dense"], help="networks to run (default: dense)")
-    parser.add_argument("--cases", type=int, nargs="+", choices=range(len(CASES)),
-                        default=list(range(len(CASES))),
-                        help="which (lattice, depth) cases to run, by index: "
-                        + ", ".join(f"{i}: {'x'.join(map(str, s))} depth {d}"
-                                    for i, (s, d) in enumerate(CASES)) + " (default all)")
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=["3x3", "8x8"])
+    parser.add_argument("--steppers", nargs="+", choices=("lbfgs", "fisher"),
+                        default=["lbfgs", "fisher"])
+    parser.add_argument("--lbfgs-steps", type=int, default=2000,
+                        help="the most L-BFGS iterations (polish_steps of the lbfgs rows)")
     arguments = parser.parse_args()
-    kinds = [kind == "lattice" for kind in dict.fromkeys(arguments.models)]
-    if True in kinds and "lattice" not in inspect.signature(PolynomialINN).parameters:
-        parser.error("this version of PolynomialINN has no lattice option")
-    print(f"unimodal phi^3 + phi^4, n = {arguments.n}, torch threads = "
-          f"{torch.get_num_threads()}", flush=True)
-    cases = [CASES[i] for i in dict.fromkeys(arguments.cases)]
-    rows = [row for shape, depth in cases for lattice in kinds
-            for row in run(shape, depth, arguments.n, lattice)]
+    print(f"torch threads = {torch.get_num_threads()}", flush=True)
+    rows = [row for case in arguments.cases
+            for row in run(case, arguments.steppers, arguments.lbfgs_steps)]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
     print()
     print("  ".join(h.rjust(w) for h, w in zip(HEADER, widths, strict=True)))

@@ -316,8 +316,6 @@ def test_polish_false_is_the_adam_path() -> None:
         ({"polish_steps": 0}, "polish_steps must be a positive int"),
         ({"polish_tol": 0.0}, "polish_tol must be a positive finite number"),
         ({"polish_tol": math.nan}, "polish_tol must be a positive finite number"),
-        ({"polish_budget": -1.0}, "polish_budget must be a number of seconds >= 0"),
-        ({"polish_budget": math.nan}, "polish_budget must be a number of seconds >= 0"),
     ],
 )
 def test_bad_polish_options(options, message) -> None:
@@ -331,21 +329,21 @@ def test_auto_polish_decides_by_predicted_time_and_memory(monkeypatch) -> None:
     model = PolynomialINN(3, 1).to(DTYPE)
     model.standardize_to(train64)
     monkeypatch.setattr(polishing, "available_bytes", lambda device, default: 64e9)
-    plan = polishing.plan("auto", 600.0, model, train64)
+    plan = polishing.plan("auto", model, train64)
     assert plan.run and plan.method == "fisher"
-    assert re.fullmatch(r"fisher: predicted \S+ s, within polish_budget = 600 s", plan.reason)
-    plan = polishing.plan("auto", 0.0, model, train64)
-    assert not plan.run and "over polish_budget = 0 s" in plan.reason
-    assert polishing.plan(True, 0.0, model, train64).run
-    assert polishing.plan("lbfgs", 0.0, model, train64).method == "lbfgs"
-    assert not polishing.plan(False, 600.0, model, train64).run
+    assert re.fullmatch(r"fisher: predicted \S+ s, within the budget of 600 s", plan.reason)
+    plan = polishing.plan("auto", model, train64, budget=0.0)
+    assert not plan.run and "over the budget of 0 s" in plan.reason
+    assert polishing.plan(True, model, train64, budget=0.0).run
+    assert polishing.plan("lbfgs", model, train64, budget=0.0).method == "lbfgs"
+    assert not polishing.plan(False, model, train64).run
     # The memory test: data (n N) plus one chunk's graph, 8 bytes each, within half the free
     # memory.
     need = 8 * (2700 * 3 + 10 * 2700 * 3 * 1)
     monkeypatch.setattr(polishing, "available_bytes", lambda device, default: 2 * need)
-    assert polishing.plan("auto", 600.0, model, train64).run
+    assert polishing.plan("auto", model, train64).run
     monkeypatch.setattr(polishing, "available_bytes", lambda device, default: 2 * need - 1)
-    plan = polishing.plan("auto", 600.0, model, train64)
+    plan = polishing.plan("auto", model, train64)
     assert not plan.run and "more than half of the" in plan.reason
     # And train() follows the decision and records it.
     _, history = fit(data, steps=20, polish="auto")
@@ -355,8 +353,9 @@ def test_auto_polish_decides_by_predicted_time_and_memory(monkeypatch) -> None:
     _, history = fit(data, steps=20, polish="auto")
     assert history.polished and history.stage[-1] == "polish"
     assert history.polish_decision.startswith("fisher: predicted")
-    _, history = fit(data, steps=20, polish="auto", polish_budget=0.0)
-    assert not history.polished and "over polish_budget" in history.polish_decision
+    monkeypatch.setattr(polishing, "AUTO_BUDGET", 0.0)
+    _, history = fit(data, steps=20, polish="auto")
+    assert not history.polished and "over the budget of 0 s" in history.polish_decision
 
 
 def test_fisher_scoring_is_chosen_up_to_its_size_and_counts_active_parameters() -> None:
@@ -368,12 +367,12 @@ def test_fisher_scoring_is_chosen_up_to_its_size_and_counts_active_parameters() 
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
     active = 2 * 9 + sum(p.numel() for name, p in model.named_parameters()
                          if p.requires_grad and name != "kernel")
-    plan = polishing.plan(True, 600.0, model, data)
+    plan = polishing.plan(True, model, data)
     assert plan.method == "fisher" and f"{active} active parameters" in plan.reason
     assert active < total
     dense = PolynomialINN(48, 1).to(DTYPE)  # 48^2 + 4 x 48 > 2048 active parameters
     dense.standardize_to(torch.randn(100, 48, dtype=DTYPE))
-    assert polishing.plan(True, 600.0, dense, torch.randn(100, 48, dtype=DTYPE)).method == (
+    assert polishing.plan(True, dense, torch.randn(100, 48, dtype=DTYPE)).method == (
         "lbfgs")
 
 

@@ -26,12 +26,14 @@ from .._memory import available_bytes
 from .inn import PolynomialINN
 
 EVAL_CHUNK = 65536
+# The seconds the polish may be predicted to take for polish="auto" to run it.
+AUTO_BUDGET = 600.0
 # Fisher scoring up to this many active parameters (entries of the trainable parameters
 # that the action depends on; a P x P solve per iteration).
 FISHER_MAX_PARAMETERS = 2048
 # Its subsample: max(this, _FISHER_ROWS_PER_PARAMETER * P) rows of the training split.
 _FISHER_MIN_ROWS = 10_000
-_FISHER_ROWS_PER_PARAMETER = 40
+_FISHER_ROWS_PER_PARAMETER = 20
 # Levenberg-Marquardt damping (relative to the mean diagonal of the Fisher matrix): its start,
 # the factors after an accepted or a rejected step, its floor, and the tries per iteration.
 _DAMPING = (1e-3, 0.25, 8.0, 1e-10)
@@ -47,9 +49,10 @@ _FISHER_PATIENCE = 50
 _FISHER_PROGRESS = 0.1
 _LBFGS_HISTORY = 50
 # Elements of one chunk of the full-batch pass (bounds the autograd graph), and of one chunk
-# of per-sample scores (which also hold one N x N matrix gradient per row).
+# of per-sample scores, which hold about _SCORE_TENSORS tensors of N per layer and row.
 _PASS_CHUNK_ELEMENTS = 2**22
 _SCORE_CHUNK_ELEMENTS = 2**24
+_SCORE_TENSORS = 20
 _MAX_REJECTIONS = 3
 # The polish stops when the loss changes by less than this between iterations.
 _TOLERANCE_CHANGE = 1e-13
@@ -61,14 +64,13 @@ _KEEP_SE = 2.0
 _KEEP_MIN_SAMPLES = 100
 _STALL_FACTOR = 100.0
 # "auto": the share of the free memory the pass may use, the float64 tensors of (rows, N)
-# the autograd graph of one layer holds, the rows of the timed probe pass, and the full
-# passes each method is expected to need (Fisher: iterations x (1 + score cost on the
-# subsample in passes); L-BFGS: 1.1 passes per iteration).
+# the autograd graph of one layer holds, the rows of the timed probes (pass, scores), and
+# the iterations each method usually needs.
 _AUTO_MEMORY_SHARE = 0.5
 _GRAPH_TENSORS_PER_LAYER = 10
 _PROBE_ROWS = 2048
-_FISHER_ITERATIONS = 40
-_SCORE_PASSES = 3.0
+_PROBE_SCORE_ROWS = 256
+_FISHER_ITERATIONS = 50
 _LBFGS_ITERATIONS = 1000
 
 
@@ -179,7 +181,7 @@ def scores(model: PolynomialINN, x: torch.Tensor) -> torch.Tensor:
 
     per_sample = vmap(grad(one), in_dims=(None, 0))
     size = sum(p.numel() for p in params.values())
-    rows = max(1, _SCORE_CHUNK_ELEMENTS // (model.depth * model.dim * (model.dim + 10) + size))
+    rows = max(1, _SCORE_CHUNK_ELEMENTS // (_SCORE_TENSORS * model.depth * model.dim + size))
     parts = []
     for chunk in x.split(rows):
         g = per_sample(params, chunk)
@@ -302,21 +304,22 @@ class Plan:
     reason: str
 
 
-def plan(polish: bool | str, budget: float, model: PolynomialINN, x: torch.Tensor) -> Plan:
+def plan(polish: bool | str, model: PolynomialINN, x: torch.Tensor,
+         budget: float | None = None) -> Plan:
     """Decide the polish of `model` on the training split x: (n, N) float64.
 
     True, "fisher" and "lbfgs" polish; False does not. With "auto", the method is Fisher
     scoring up to `FISHER_MAX_PARAMETERS` trainable parameters (else L-BFGS), and the polish
     runs when the float64 split plus one chunk's autograd graph take at most half of the
-    device's free memory and the predicted time, one timed pass on a probe of the split
-    scaled to the whole times the passes the method usually needs, is at most `budget`
-    seconds.
+    device's free memory and the predicted time (`_probe`) is at most `budget` seconds
+    (`AUTO_BUDGET` when None).
     """
+    budget = AUTO_BUDGET if budget is None else budget
     if polish is False:
         return Plan(False, "", "polish=False")
     if polish in ("fisher", "lbfgs"):
         return Plan(True, polish, f"polish={polish!r}")
-    seconds, size = _probe(model, x)
+    predicted, size = _probe(model, x, None)
     method = "fisher" if size <= FISHER_MAX_PARAMETERS else "lbfgs"
     if polish is True:
         return Plan(True, method, f"polish=True, {size} active parameters")
@@ -327,30 +330,36 @@ def plan(polish: bool | str, budget: float, model: PolynomialINN, x: torch.Tenso
     if need > _AUTO_MEMORY_SHARE * free:
         return Plan(False, method, f"the full-batch pass needs {need / 1e9:.2g} GB, more "
                     f"than half of the {free / 1e9:.2g} GB free")
-    predicted = seconds * _expected_passes(method, n, size)
     verdict = "within" if predicted <= budget else "over"
     return Plan(predicted <= budget, method, f"{method}: predicted {predicted:.0f} s, "
-                f"{verdict} polish_budget = {budget:g} s")
+                f"{verdict} the budget of {budget:g} s")
 
 
-def _probe(model: PolynomialINN, x: torch.Tensor) -> tuple[float, int]:
-    """The seconds of one float64 full-batch pass over x (timed on its first rows and
-    scaled) and the number of active parameters (nonzero gradient entries there)."""
+def _probe(model: PolynomialINN, x: torch.Tensor, method: str | None) -> tuple[float, int]:
+    """The predicted seconds of the polish with `method` (None: by the active-parameter
+    count) on x and the active parameters (nonzero gradient entries). A float64 pass (loss
+    and gradient) and, for Fisher scoring, the per-sample scores are timed on the first rows
+    of x (after one untimed pass) and scaled: L-BFGS takes about 1.1 passes per iteration,
+    Fisher scoring one pass and the scores of its subsample."""
     probe = x[:_PROBE_ROWS]
     objective = FullBatch(float64_twin(model), probe)
-    start = time.perf_counter()
     _, gradient = objective()
-    seconds = time.perf_counter() - start
+    objective.cached = None
+    start = time.perf_counter()
+    objective()
+    one_pass = (time.perf_counter() - start) * x.shape[0] / probe.shape[0]
     for p in objective.params:
         p.grad = None
-    return seconds * x.shape[0] / probe.shape[0], int((gradient != 0).sum())
-
-
-def _expected_passes(method: str, n: int, size: int) -> float:
-    if method == "lbfgs":
-        return 1.1 * _LBFGS_ITERATIONS
-    rows = min(n, max(_FISHER_MIN_ROWS, _FISHER_ROWS_PER_PARAMETER * size))
-    return _FISHER_ITERATIONS * (1.0 + _SCORE_PASSES * rows / n)
+    size = int((gradient != 0).sum())
+    if (method or ("fisher" if size <= FISHER_MAX_PARAMETERS else "lbfgs")) == "lbfgs":
+        return _LBFGS_ITERATIONS * 1.1 * one_pass, size
+    rows = probe[:_PROBE_SCORE_ROWS]
+    scores(objective.model, rows[:2])  # the first call sets torch.func up
+    start = time.perf_counter()
+    scores(objective.model, rows)
+    per_row = (time.perf_counter() - start) / rows.shape[0]
+    subsample = min(x.shape[0], max(_FISHER_MIN_ROWS, _FISHER_ROWS_PER_PARAMETER * size))
+    return _FISHER_ITERATIONS * (one_pass + subsample * per_row), size
 
 
 def float64_twin(model: PolynomialINN) -> PolynomialINN:

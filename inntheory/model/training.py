@@ -69,8 +69,8 @@ class TrainingHistory:
         stage: the stage of each evaluation, "adam" or "polish" (aligned with `steps`).
         polished: whether the polish stage ran (what `polish="auto"` decided).
         polish_method: its stepper, "fisher" (Fisher scoring) or "lbfgs".
-        polish_decision: why it ran or not, e.g. "fisher: predicted 40 s, within
-            polish_budget = 600 s".
+        polish_decision: why it ran or not, e.g. "fisher: predicted 40 s, within the
+            budget of 600 s".
         polish_iterations: the polish iterations run (0 without polish).
         polish_evaluations: the full-batch passes (loss and gradient) the polish stage
             computed, its main cost.
@@ -232,7 +232,6 @@ def train(
     polish: bool | str = "auto",
     polish_steps: int = 2000,
     polish_tol: float = 1e-5,
-    polish_budget: float = 600.0,
 ) -> TrainingHistory:
     """Fit `model` to `data` by maximum likelihood (minimum mean action).
 
@@ -256,7 +255,8 @@ def train(
     ``polish="auto"`` polishes when the float64 training split and one chunk's autograd graph
     take at most half of the device's free memory and the predicted time (one pass timed on
     2048 rows, scaled to the split, times the passes the method usually needs) is at most
-    `polish_budget` seconds; `TrainingHistory.polish_decision` says what it decided and why.
+    `inntheory.model.polish.AUTO_BUDGET` = 600 seconds; `TrainingHistory.polish_decision` says
+    what it decided and why.
 
     Arguments:
         model: the network; trained in place, in its dtype.
@@ -276,7 +276,6 @@ def train(
         polish_steps: the most polish iterations.
         polish_tol: the tolerance on the largest absolute entry of the gradient of the mean
             training NLL (nats per sample); also what `TrainingHistory.converged` is judged by.
-        polish_budget: the seconds `polish="auto"` may predict for the polish.
 
     Returns:
         The `TrainingHistory`.
@@ -292,8 +291,7 @@ def train(
     _check_options(model, steps=steps, batch_size=batch_size, lr=lr,
                    final_lr_fraction=final_lr_fraction, validation=validation,
                    eval_every=eval_every, patience=patience, polish=polish,
-                   polish_steps=polish_steps, polish_tol=polish_tol,
-                   polish_budget=polish_budget)
+                   polish_steps=polish_steps, polish_tol=polish_tol)
     target = resolve_device(device)
     reference = next(model.parameters())
     home, dtype = reference.device, reference.dtype
@@ -307,7 +305,7 @@ def train(
     history = TrainingHistory(device=str(target))
     try:
         train64 = split.train64.to(target)
-        plan = _polish.plan(polish, polish_budget, model, train64)
+        plan = _polish.plan(polish, model, train64)
         history.polished, history.polish_method = plan.run, plan.method
         history.polish_decision = plan.reason
         _fit(model, split.train_x, split.eval_x, split.val_x, history, generator, steps,
@@ -332,7 +330,7 @@ def train(
 def _check_options(model: Any, *, steps: int, batch_size: int, lr: float,
                    final_lr_fraction: float, validation: float, eval_every: int,
                    patience: int, polish: bool | str, polish_steps: int,
-                   polish_tol: float, polish_budget: float) -> None:
+                   polish_tol: float) -> None:
     """Raise a `TypeError`/`ValueError` naming the first bad argument of `train`."""
     if not isinstance(model, PolynomialINN):
         raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
@@ -348,10 +346,6 @@ def _check_options(model: Any, *, steps: int, batch_size: int, lr: float,
     if not (isinstance(polish, bool) or polish in ("auto", "fisher", "lbfgs")):
         raise ValueError(
             f"polish must be True, False, 'auto', 'fisher' or 'lbfgs', got {polish!r}")
-    if not (isinstance(polish_budget, int | float) and not isinstance(polish_budget, bool)
-            and polish_budget >= 0 and not math.isnan(polish_budget)):
-        raise ValueError(f"polish_budget must be a number of seconds >= 0, got "
-                         f"{polish_budget!r}")
     _check_positive_int("polish_steps", polish_steps)
     if not (isinstance(polish_tol, int | float) and not isinstance(polish_tol, bool)
             and math.isfinite(polish_tol) and polish_tol > 0):
