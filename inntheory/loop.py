@@ -87,15 +87,6 @@ def normalisable(action: Action, *, directions: int = _DIRECTIONS,
     Raises:
         TypeError: `action` is not an action.
         ValueError: directions < 1.
-
-    Example:
-        >>> import torch
-        >>> from inntheory.actions.dense import PolynomialAction
-        >>> quartic = torch.zeros(2, 2, 2, 2)
-        >>> quartic[0, 0, 0, 0] = quartic[1, 1, 1, 1] = 1.0
-        >>> ok, minimum = normalisable(PolynomialAction({2: torch.eye(2), 4: quartic}))
-        >>> ok, round(minimum, 6)
-        (True, 0.5)
     """
     _check_action(action, "action")
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:

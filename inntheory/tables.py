@@ -3,13 +3,6 @@
 `Table.text(width)` writes a fixed-width table; columns that do not fit side by side are
 split into blocks one below the other, each repeating the first `index` columns, as pandas
 does for wide frames. `Table.html()` writes one HTML table (title as caption, notes below).
-
-Example:
-    >>> print(Table(["k", "error"], [["2", "0.1000"]], title="errors").text())
-    errors
-    k   error
-    ---------
-    2  0.1000
 """
 
 from __future__ import annotations

@@ -66,14 +66,6 @@ class PolynomialAction(Action):
         constant: A^(0), the value of S at x0 (normalisation; never compared).
         metadata: JSON-able facts about where the action came from.
         check_symmetry: raise if a tensor is not symmetric (relative tolerance 1e-8).
-
-    Example:
-        >>> import torch
-        >>> S = PolynomialAction({2: torch.eye(2), 4: torch.zeros(2, 2, 2, 2)})
-        >>> S.dim, S.order
-        (2, 4)
-        >>> float(S(torch.tensor([[1.0, 1.0]]))[0])
-        1.0
     """
 
     format = DENSE_FORMAT

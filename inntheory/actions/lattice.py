@@ -10,15 +10,6 @@ A `LatticeAction` stores C^(k) over a *window* of offsets: per axis either the f
 t = offset mod w); couplings reaching further are zero. `couplings(k)` has the shape
 (*window) * (k - 1) (a scalar for k = 1). The expansion point is uniform (x0 = point * ones(N)),
 the constant A^(0) is the value on the big lattice.
-
-Example:
-    >>> import torch
-    >>> C2 = torch.tensor([2.0, -0.5, -0.5])        # offsets 0, +1, -1 on a ring of 8
-    >>> S = LatticeAction({2: C2, 4: torch.zeros(3, 3, 3)}, shape=(8,))
-    >>> S.dim, S.order, S.window
-    (8, 4, (3,))
-    >>> float(S.coefficient(2)[0, 7])
-    -0.5
 """
 
 from __future__ import annotations

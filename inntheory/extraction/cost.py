@@ -34,10 +34,6 @@ def extraction_cost(dim: int, order: int, depth: int, activation: str, *,
         they write over all stages; ``bytes``: one action's coefficient tensors;
         ``peak_bytes``: the memory the pull-back needs (what `extract_action` checks);
         ``seconds``: a rough time. Floats, inf where a count overflows.
-
-    Example:
-        >>> extraction_cost(2, 4, 1, "cubic")["placements"]  # 1 + 2 + 5 + 14 partitions, 4 logdets
-        26.0
     """
     order, degree = check_order(order), activation_degree(activation)
     if lattice is None:

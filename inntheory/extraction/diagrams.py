@@ -14,14 +14,6 @@ S_prev(e) = S(e'(e)) - sum_i ln phi'(y*_i + e_i) is a *diagram*:
   a diagonal n-vertex (all n indices on the same unit).
 
 `catalogue` lists them for both the pull-back (`pullback`) and `draw_diagrams`.
-
-Example:
-    >>> for diagram in catalogue("quadratic", 4)[-4:]:
-    ...     print(diagram)
-    B^(4) += 1 Sym[A^(4): 4 phi']
-    B^(4) += 6 Sym[A^(3): 2 phi', 1 phi''-fork]
-    B^(4) += 3 Sym[A^(2): 2 phi''-fork]
-    B^(4) += 24 diag[(-ln phi')_4]
 """
 
 from __future__ import annotations
@@ -91,11 +83,6 @@ def catalogue(activation: Any, order: int) -> list[Diagram]:
     """Every diagram feeding the orders 1..order (>= 1) of the pull-back through `activation`
     (a name in `inntheory.ACTIVATIONS`, a degree 1..3 or anything with `.degree`), sorted by
     output order n, then by decreasing vertex order k, the log-determinant vertex last.
-
-    Example:
-        >>> [(d.vertex, d.straight, d.forked2, d.forked3, int(d.weight))
-        ...  for d in catalogue("cubic", 4) if d.order == 4 and not d.logdet]
-        [(4, 4, 0, 0, 1), (3, 2, 1, 0, 6), (2, 0, 2, 0, 3), (2, 1, 0, 1, 4)]
     """
     return list(_catalogue(activation_degree(activation), check_order(order)))
 
