@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .. import _checks as checks
 from .._io import atomic_write, load_error
 
 __all__ = ["FORMATS", "Action", "configurations", "load_action", "real_tensor"]
@@ -42,12 +43,8 @@ def quote(text: Any) -> str:
 
 
 def real_tensor(value: Any, name: str) -> torch.Tensor:
-    """`value` as a finite real tensor (integers become the default float dtype).
-
-    Raises:
-        TypeError: not an array of real numbers (strings, bool, complex).
-        ValueError: NaN or inf entries.
-    """
+    """`value` as a finite real tensor (integers become the default float dtype); TypeError
+    for anything but real numbers, ValueError for NaN or inf entries."""
     try:
         tensor = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
     except (TypeError, ValueError, RuntimeError) as error:
@@ -96,11 +93,10 @@ def configurations(
 
 def check_order(k: Any, highest: int) -> int:
     """An order 1 <= k <= highest as an int, or ValueError."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"order must be an integer >= 1, got {k!r}")
+    k = checks.check_order(k)
     if k > highest:
         raise ValueError(f"this action has orders up to {highest}; A^({k}) is not known")
-    return int(k)
+    return k
 
 
 def check_orders(keys: Any, what: str, symbol: str) -> list[int]:
@@ -185,12 +181,8 @@ def metadata_from(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def load_action(path: str | os.PathLike) -> Action:
     """Read any saved action as the class registered for its format tag (a file without a
-    tag as a dense `PolynomialAction`).
-
-    Raises:
-        FileNotFoundError: no file at `path`.
-        ValueError: not an action file of a known format (the message names file and problem).
-    """
+    tag as a dense `PolynomialAction`); FileNotFoundError, or ValueError naming the file and
+    the problem."""
     tag, arrays = _read(path)
     if tag not in FORMATS:
         raise ValueError(f"{path} has the unknown action format {quote(tag)}; known: "
@@ -250,6 +242,7 @@ class Action(abc.ABC):
     format: ClassVar[str] = ""
     constant: float
     metadata: dict[str, Any]
+    _tensors: dict[int, torch.Tensor]  # the stored tensors, {order: tensor}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -279,9 +272,9 @@ class Action(abc.ABC):
     def multiplicity(self) -> int:
         """Entries of the dense A^(k) that one stored entry stands for."""
 
-    @abc.abstractmethod
     def items(self) -> list[tuple[int, torch.Tensor]]:
         """(k, stored tensor of order k) for the stored orders, ascending."""
+        return sorted(self._tensors.items())
 
     @abc.abstractmethod
     def tensor(self, k: int) -> torch.Tensor:

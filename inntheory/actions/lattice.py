@@ -34,7 +34,7 @@ from .base import (
     real_tensor,
     scalar,
 )
-from .dense import PolynomialAction
+from .dense import PolynomialAction, asymmetry
 
 __all__ = ["LatticeAction", "lattice_window"]
 
@@ -144,7 +144,7 @@ class LatticeAction(Action):
                                      f"(relative asymmetry {asymmetry:.2e} under swapping two "
                                      "legs or the root with a leg, or couplings whose mirror "
                                      "falls outside the window)")
-        self._couplings = tensors
+        self._tensors = tensors
         value = real_tensor(point, "point").to(torch.float64).flatten()
         if value.numel() not in (1, self.dim):
             raise ValueError(f"point must be a number or have shape ({self.dim},), got "
@@ -172,9 +172,6 @@ class LatticeAction(Action):
         """The expansion point x0 = point_value * ones(N), (N,)."""
         return torch.full((self.dim,), self.point_value, dtype=self.dtype, device=self.device)
 
-    def items(self) -> list[tuple[int, torch.Tensor]]:
-        return sorted(self._couplings.items())
-
     @property
     def multiplicity(self) -> int:
         """N: coupling C^(k)[o] stands for the entries A^(k)[i, i + o, ..] of every site i."""
@@ -183,8 +180,8 @@ class LatticeAction(Action):
     def couplings(self, k: int) -> torch.Tensor:
         """C^(k) = A^(k)[0, ...] over relative offsets, shape (*window) * (k - 1)."""
         k = check_order(k, self.order)
-        if k in self._couplings:
-            return self._couplings[k]
+        if k in self._tensors:
+            return self._tensors[k]
         return torch.zeros(self.window * (k - 1), dtype=self.dtype, device=self.device)
 
     tensor = couplings
@@ -267,10 +264,10 @@ class LatticeAction(Action):
         """G_k(j) = sum_o C^(k)[o] d_{j+o2} .. d_{j+ok} for the stored orders: (n, N) each."""
         index = torch.from_numpy(shift_index(self.shape, self.window)).to(self.device)
         rows = max(1, _CHUNK_ELEMENTS // (self.dim * self.size ** max(self.order - 2, 1)))
-        out: dict[int, list[torch.Tensor]] = {k: [] for k in self._couplings}
+        out: dict[int, list[torch.Tensor]] = {k: [] for k in self._tensors}
         for chunk in torch.split(d, rows):
             shifted = chunk[:, index]  # (n, N, M): d at offset t from site j
-            for k, tensor in self._couplings.items():
+            for k, tensor in self._tensors.items():
                 if k == 1:
                     out[k].append(tensor.expand(chunk.shape))
                     continue
@@ -330,8 +327,6 @@ def _asymmetry(tensor: torch.Tensor, window: tuple[int, ...], shape: tuple[int, 
     scale = float(flat.abs().max()) if flat.numel() else 0.0
     if scale == 0.0:
         return 0.0
-    worst = max((float((flat - flat.transpose(i, i + 1)).abs().max()) for i in range(legs - 1)),
-                default=0.0)
     offsets = _offsets(window, shape)
     views = [offsets.reshape([size if m == leg else 1 for m in range(legs)] + [len(shape)])
              for leg in range(legs)]
@@ -339,8 +334,7 @@ def _asymmetry(tensor: torch.Tensor, window: tuple[int, ...], shape: tuple[int, 
     index = np.broadcast_arrays(*(_window_index(o, window, shape) for o in swapped))
     padded = torch.nn.functional.pad(flat, (0, 1) * legs)
     mirrored = padded[tuple(torch.from_numpy(i.copy()).to(tensor.device) for i in index)]
-    worst = max(worst, float((flat - mirrored).abs().max()))
-    return worst / scale
+    return max(asymmetry(flat), float((flat - mirrored).abs().max()) / scale)
 
 
 def _file_shape(arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:
