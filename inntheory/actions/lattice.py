@@ -71,14 +71,10 @@ def _offsets(window: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
     return np.stack(grids, axis=-1).reshape(-1, len(shape))
 
 
-def _coordinates(shape: tuple[int, ...]) -> np.ndarray:
-    """Lattice coordinates of the flattened sites, (N, d)."""
-    return np.stack(np.unravel_index(np.arange(math.prod(shape)), shape), axis=1)
-
-
 def shift_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
     """index[i, t] = the site at offset `t` (flattened window index) from site i, (N, M)."""
-    target = (_coordinates(shape)[:, None, :] + _offsets(window, shape)) % np.array(shape)
+    sites = np.stack(np.unravel_index(np.arange(math.prod(shape)), shape), axis=1)
+    target = (sites[:, None, :] + _offsets(window, shape)) % np.array(shape)
     return np.ravel_multi_index(tuple(np.moveaxis(target, -1, 0)), shape)
 
 
@@ -93,13 +89,6 @@ def _window_index(offset: np.ndarray, window: tuple[int, ...],
             inside &= np.abs(o) <= w // 2
         index = index * w + o % w
     return np.where(inside, index, math.prod(window))
-
-
-def relative_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
-    """index[i, j] = flattened window index of the offset j - i, or M when outside, (N, N)."""
-    sites, lengths = _coordinates(shape), np.array(shape)
-    diff = (sites[None, :, :] - sites[:, None, :]) % lengths
-    return _window_index(np.where(diff <= lengths // 2, diff, diff - lengths), window, shape)
 
 
 class LatticeAction(Action):
@@ -237,7 +226,11 @@ class LatticeAction(Action):
         padded = torch.nn.functional.pad(
             self.couplings(k).reshape((self.size,) * (k - 1)), (0, 1) * (k - 1)
         ).reshape(-1)
-        relative = torch.from_numpy(relative_index(self.shape, self.window)).to(self.device)
+        # relative[i, j]: the window index of the offset j - i, M outside the window
+        relative = np.full((self.dim, self.dim), self.size, dtype=np.int64)
+        np.put_along_axis(relative, shift_index(self.shape, self.window),
+                          np.arange(self.size)[None], axis=1)
+        relative = torch.from_numpy(relative).to(self.device)
         index = relative.new_zeros((self.dim,) * k)
         for leg in range(1, k):
             view = [self.dim] + [1] * (k - 1)
