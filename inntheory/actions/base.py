@@ -133,9 +133,10 @@ def _check_declared_sizes(path: Path) -> None:
                                  f"({declared} bytes) but holds {info.file_size} bytes")
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of an action archive, safely (no pickles, sizes checked before reading);
-    FileNotFoundError, or ValueError naming the file that is not a readable `.npz`."""
+def _read(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
+    """The format tag (dense when the file has none) and the other arrays of an action file,
+    read safely (no pickles, sizes checked before reading); FileNotFoundError, or ValueError
+    naming the file and the problem."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no action file at {path}")
@@ -157,7 +158,11 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             f"{', ...' if len(not_arrays) > 3 else ''}); a model file (.model.pt) is read "
             "with PolynomialINN.load"
         )
-    return arrays
+    tag = arrays.pop("format", np.array(DENSE_FORMAT))
+    if tag.shape != () or tag.dtype.kind != "U":
+        raise ValueError(f"{path} is not a valid action file: format must be a string, got "
+                         f"dtype {tag.dtype} and shape {tag.shape}")
+    return str(tag), arrays
 
 
 def metadata_from(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -188,16 +193,6 @@ def load_action(path: str | os.PathLike) -> Action:
         raise ValueError(f"{path} has the unknown action format {quote(tag)}; known: "
                          f"{', '.join(sorted(FORMATS))}")
     return FORMATS[tag]._parse(arrays, Path(path))
-
-
-def _read(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
-    """The format tag (dense when the file has none) and the arrays of an action file."""
-    arrays = read_npz(path)
-    tag = arrays.pop("format", np.array(DENSE_FORMAT))
-    if tag.shape != () or tag.dtype.kind != "U":
-        raise ValueError(f"{path} is not a valid action file: format must be a string, got "
-                         f"dtype {tag.dtype} and shape {tag.shape}")
-    return str(tag), arrays
 
 
 def numbered(arrays: dict[str, np.ndarray], letter: str, word: str) -> dict[int, torch.Tensor]:
