@@ -19,15 +19,12 @@ SECONDS_PER_UPDATE = 1e-9  # rough time per tensor entry written
 def extraction_cost(dim: int, order: int, depth: int, activation: str, *,
                     lattice: tuple[int, ...] | None = None,
                     kernel_radius: int | None = None) -> dict[str, float]:
-    """The cost of extracting the order-`order` action of a `PolynomialINN` of these settings.
+    """The cost of extracting the order-`order` (K >= 1) action of a `PolynomialINN` of these
+    settings (the other arguments as for `PolynomialINN`).
 
     Without `lattice` the dense pull-back is costed (N^k entries per vertex of order k); with
     it the compressed one of a lattice-equivariant network at a uniform point (M^(k-1)
     entries, M the sites of the window min(L, 2R + 1), R = 2 depth kernel_radius).
-
-    Arguments:
-        dim, depth, activation, lattice, kernel_radius: as for `PolynomialINN`.
-        order: K >= 1.
 
     Returns:
         ``placements``: diagram placements per activation stage; ``updates``: tensor entries

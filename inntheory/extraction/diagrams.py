@@ -42,10 +42,8 @@ _DERIVATIVE_LABELS = {1: "phi'", 2: "phi''", 3: "phi'''"}
 
 @dataclass(frozen=True)
 class Diagram:
-    """One term of the pull-back through an activation stage: B^(n) += weight *
-    Sym[A^(k) with j1 straight legs (phi'), j2 forked in two (phi''), j3 in three (phi''')],
-    or for a log-determinant vertex (k = n, j's 0) weight * the n-th Taylor coefficient of
-    -ln phi'(y* + D) on the diagonal."""
+    """One term of the pull-back through an activation stage (module docstring): order n,
+    vertex k, j1 = straight, j2 = forked2, j3 = forked3; a log-determinant vertex has k = n."""
 
     order: int
     vertex: int
@@ -152,23 +150,14 @@ def _placements(legs: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], ...], ...
 
 # ---------------------------------------------------------------------------- drawing
 
-_FORK_LABELS = {2: r"$\phi''$", 3: r"$\phi'''$"}
-
-
 def draw_diagrams(
     activation: Any, order: int, n: int | None = None, ax: Axes | None = None
 ) -> Figure:
-    """Draw the catalogue (as `catalogue`), one row per output order, each diagram titled with
-    its weight: a vertex is a dot, a straight leg a line labelled phi', a forked leg splits at
-    a square labelled phi'' (phi''') into 2 (3) lines, a log-determinant vertex is a diamond.
-
-    Arguments:
-        n: draw only the diagrams feeding B^(n) (1 <= n <= order).
-        ax: draw into this matplotlib Axes (requires `n`, or order == 1): one row.
-
-    Returns:
-        The matplotlib Figure.
-    """
+    """The matplotlib Figure of the catalogue (as `catalogue`), one row per output order, each
+    diagram titled with its weight: a vertex is a dot, a straight leg a line labelled phi', a
+    forked leg splits at a square labelled phi'' (phi''') into 2 (3) lines, a log-determinant
+    vertex is a diamond. `n` draws only the diagrams feeding B^(n) (1 <= n <= order); `ax`
+    draws into that Axes, one row (requires `n`, or order == 1)."""
 
     import matplotlib.pyplot as plt
 
@@ -229,6 +218,6 @@ def _draw_one(axis: Axes, diagram: Diagram, x0: float) -> None:
         for tx, ty in targets:
             axis.plot([bx, tx], [by, ty], **line)
         axis.plot(bx, by, "s", ms=5, color="tab:blue", zorder=3)
-        axis.text(bx, ty - 0.08, _FORK_LABELS[size], ha="center", va="top", fontsize=8,
-                  color="tab:blue")
+        axis.text(bx, ty - 0.08, f"$\\{_DERIVATIVE_LABELS[size]}$", ha="center", va="top",
+                  fontsize=8, color="tab:blue")
 

@@ -49,14 +49,9 @@ def extract_lattice_action(
     model: Any, stages: list[Any], order: int, x0: torch.Tensor, max_bytes: float
 ) -> LatticeAction:
     """The float64 `LatticeAction` of a lattice `model` (its `stages`) at the uniform point x0
-    (N,) up to order K, on the window min(L, 2R + 1), R = `model.coupling_range`.
-
-    Raises:
-        ValueError: a non-uniform point, an affine map without a kernel on the lattice, a
-            bias or activation that differs between sites, kernels reaching further than
-            `coupling_range`, or a point outside the domain.
-        MemoryError: the compressed tensors would not fit in `max_bytes` (before allocating).
-    """
+    (N,) up to order K, on the window min(L, 2R + 1), R = `model.coupling_range`; ValueError
+    for what is not translation invariant or outside the domain, MemoryError (before
+    allocating) beyond `max_bytes`."""
     shape = tuple(int(n) for n in model.lattice)
     if bool((x0 != x0[0]).any()):
         raise ValueError("the compressed (translation-invariant) action needs a uniform "
