@@ -26,11 +26,6 @@ __all__ = ["Comparison", "ComparisonRow", "CompressedComparison", "compare"]
 _MAX_SCATTER_POINTS = 5000  # entries drawn per order (a fixed-seed subsample beyond)
 
 
-def _diagonal(tensor: Tensor) -> Tensor:
-    index = torch.arange(tensor.shape[0])
-    return tensor[(index,) * tensor.dim()]
-
-
 def _ratio(value: float, reference: float, scale: float) -> tuple[float, bool]:
     """(value / reference, True) when reference > 0, else (scale * value, False): norms of
     tensors divided by `scale`, so that nothing overflows or underflows."""
@@ -178,7 +173,8 @@ class Comparison(Tabular):
             series = [("true", self.true[k])] + [(m, self.learned[m][k]) for m in self.models]
             for s, (name, tensor) in enumerate(series):
                 offset = (s - len(self.models) / 2) * width
-                ax.bar(np.arange(dim) + offset, _diagonal(tensor).numpy(), width, label=name)
+                diagonal = tensor[(torch.arange(dim),) * k].numpy()
+                ax.bar(np.arange(dim) + offset, diagonal, width, label=name)
             ax.set(title=f"diagonal $A^{{({k})}}_{{i \\dots i}}$", xlabel="site i",
                    ylabel="coefficient")
             site_ticks(ax, "x")
@@ -288,10 +284,8 @@ def compare(true: Action, learned: Action | Mapping[str, Action],
         layout). Comparing an action with itself gives exactly zero errors.
 
     Raises:
-        TypeError: if an argument is not an action.
-        ValueError: on different dimensions or expansion points, no learned action, orders
-            that are empty, not integers >= 1, or missing from an action (named), data that
-            are not (n, N) or hold NaN/inf.
+        TypeError: an argument that is not an action.
+        ValueError: actions, orders or data that do not fit together (the message says how).
         MemoryError: representations that must be expanded to dense tensors that do not fit.
     """
     learned, orders = _check_arguments(true, learned, orders)
