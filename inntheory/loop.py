@@ -16,6 +16,7 @@ import torch
 
 from .actions.base import Action
 from .comparison import CumulantComparison, compare_cumulants
+from .comparison.actions import check_action
 from .sampling import sample
 
 __all__ = ["close_loop", "normalisable"]
@@ -25,12 +26,6 @@ _REFINED = 64
 _GRADIENT_STEPS = 200
 
 Form = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def _check_action(value: Any, name: str) -> None:
-    if not isinstance(value, Action):
-        raise TypeError(f"{name} must be an action (PolynomialAction, LatticeAction), got "
-                        f"{type(value).__name__}")
 
 
 def _top_order(action: Action) -> int:
@@ -83,12 +78,8 @@ def normalisable(action: Action, *, directions: int = _DIRECTIONS,
     Returns:
         (normalisable, minimum): the decision and the smallest F found (for an odd K
         -max|F| <= 0; 0 when every tensor vanishes).
-
-    Raises:
-        TypeError: `action` is not an action.
-        ValueError: directions < 1.
     """
-    _check_action(action, "action")
+    check_action(action, "action")
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
         raise ValueError(f"directions must be an int >= 1, got {directions!r}")
     top = _top_order(action)
@@ -126,11 +117,9 @@ def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, orde
         The :class:`~inntheory.comparison.CumulantComparison` of data (first) and samples.
 
     Raises:
-        ValueError: the truncated action is not normalisable (the message says why), data of
-            the wrong shape, n_samples < 1.
-        TypeError: `learned` is not an action.
+        ValueError: the truncated action is not normalisable (the message says why).
     """
-    _check_action(learned, "learned")
+    check_action(learned, "learned")
     x = data if torch.is_tensor(data) else torch.as_tensor(data)
     if x.dim() != 2 or x.shape[1] != learned.dim:
         raise ValueError(f"data must have shape (n, {learned.dim}) to match the action, got "

@@ -202,6 +202,13 @@ class CompressedComparison(Comparison):
         return fig
 
 
+def check_action(value: Any, name: str) -> None:
+    """TypeError unless `value` is an `Action`."""
+    if not isinstance(value, Action):
+        raise TypeError(f"{name!s} must be an action (PolynomialAction, LatticeAction), got "
+                        f"{type(value).__name__}")
+
+
 def _check_arguments(true: Any, learned: Any, orders: Sequence[int]
                      ) -> tuple[dict[str, Action], tuple[int, ...]]:
     if isinstance(learned, Action):
@@ -209,9 +216,7 @@ def _check_arguments(true: Any, learned: Any, orders: Sequence[int]
     if not isinstance(learned, Mapping) or not learned:
         raise ValueError("learned must be an action or a non-empty {label: action}")
     for name, action in [("true", true), *learned.items()]:
-        if not isinstance(action, Action):
-            raise TypeError(f"{name!s} must be an action (PolynomialAction, LatticeAction), "
-                            f"got {type(action).__name__}")
+        check_action(action, name)
     orders = tuple(orders)
     if not orders or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
                          for k in orders):
