@@ -104,7 +104,8 @@ def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, orde
                seed: int = 0, progress: bool = False,
                sample_options: Mapping[str, Any] | None = None) -> CumulantComparison:
     """Sample a learned truncated action with :func:`inntheory.sample` and compare cumulants
-    1..`order` with the data by :func:`inntheory.compare_cumulants`.
+    1..`order` with the data: the :func:`inntheory.compare_cumulants` of data (first) and
+    samples.
 
     Arguments:
         learned: the action, e.g. from `extract_action` or `score_matching`.
@@ -112,9 +113,6 @@ def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, orde
         n_samples: MCMC samples to draw; the number of data rows when None.
         seed, progress: of the sampler.
         sample_options: further keyword arguments of `sample` (method, n_chains, burn_in, ...).
-
-    Returns:
-        The :class:`~inntheory.comparison.CumulantComparison` of data (first) and samples.
 
     Raises:
         ValueError: the truncated action is not normalisable (the message says why).

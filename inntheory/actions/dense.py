@@ -99,8 +99,6 @@ class PolynomialAction(Action):
                 raise ValueError(f"point must have shape ({dim},), got {tuple(self._point.shape)}")
         self._set_constant(constant, metadata)
 
-    # -- structure ---------------------------------------------------------------------------
-
     @property
     def dim(self) -> int:
         return self._point.shape[0]
@@ -138,8 +136,6 @@ class PolynomialAction(Action):
         """The eigenvalues of A^(2), ascending, (N,)."""
         return torch.linalg.eigvalsh(self.coefficient(2))
 
-    # -- evaluation --------------------------------------------------------------------------
-
     def _contract(self, k: int, d: torch.Tensor, keep: int) -> torch.Tensor:
         """A^(k) with all but `keep` legs contracted with d: (n, N) -> (n, (N,)*keep)."""
         tensor = self._tensors[k]
@@ -159,8 +155,6 @@ class PolynomialAction(Action):
         for k in self._tensors:
             value = value + self._contract(k, d, keep=0) / math.factorial(k)
         return value[0] if single else value
-
-    # -- persistence -------------------------------------------------------------------------
 
     def arrays(self) -> dict[str, Any]:
         """`A1`, `A2`, ... (float64), `point` and `constant`: readable without inntheory,

@@ -144,8 +144,6 @@ class LatticeAction(Action):
         self.point_value = float(value[0])
         self._set_constant(constant, metadata)
 
-    # -- structure ---------------------------------------------------------------------------
-
     @property
     def dim(self) -> int:
         """Number of sites N."""
@@ -251,8 +249,6 @@ class LatticeAction(Action):
         return LatticeAction(tensors, self.shape, self.point_value, constant, metadata,
                              window=window or self.window, check_symmetry=False)
 
-    # -- evaluation --------------------------------------------------------------------------
-
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
         """G_k(j) = sum_o C^(k)[o] d_{j+o2} .. d_{j+ok} for the stored orders: (n, N) each."""
         index = torch.from_numpy(shift_index(self.shape, self.window)).to(self.device)
@@ -277,8 +273,6 @@ class LatticeAction(Action):
         relative = torch.from_numpy(shift_index(self.shape, self.window)[0]).to(self.device)
         dense.view(-1).index_add_(0, relative, self.couplings(2).reshape(-1).double())
         return torch.fft.fftn(dense).real.flatten()
-
-    # -- persistence -------------------------------------------------------------------------
 
     def arrays(self) -> dict[str, Any]:
         """`C1`, `C2`, ... (float64 couplings), `shape`, `window`, `point` (the uniform

@@ -63,10 +63,8 @@ def extract_action(model: PolynomialINN, order: int = 4, point: Any = None, *,
         when compressed).
 
     Raises:
-        TypeError: `model` is not a PolynomialINN.
-        ValueError: bad order, point of the wrong shape or with NaN/inf, or a point outside
-            the domain (the message names the layer and unit).
-        MemoryError: the tensors would not fit in `max_bytes` (raised before allocating).
+        ValueError: a bad order or point, or a point outside the domain (the message names
+            the layer and unit). MemoryError: beyond `max_bytes` (raised before allocating).
     """
     if compressed and getattr(model, "lattice", None) is not None:
         order, x0, limit = _checked(model, order, point, max_bytes)
