@@ -46,9 +46,8 @@ def _top_form(action: Action, k: int) -> Form:
 
 
 def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
-    """F at the end of a projected gradient descent on the unit sphere from each row of u:
-    (m, N) -> (m,); a row's step grows by 1.5 after a step that lowers F, else is undone and
-    halved."""
+    """F after projected gradient descent on the unit sphere from each row of u, (m, N) ->
+    (m,); a row's step grows 1.5-fold after a step that lowers F, else is undone and halved."""
     value, gradient = form(u)
     step = torch.full_like(value, 1.0 / norm)
     for _ in range(_GRADIENT_STEPS):

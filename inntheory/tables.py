@@ -106,8 +106,7 @@ class Tabular:
         """The table as text of lines up to `width` characters (see `Table.text`)."""
         return self._table().text(width)
 
-    def __str__(self) -> str:
-        return self.table()
+    __str__ = table
 
     def _repr_html_(self) -> str:
         return self._table().html()

@@ -33,13 +33,12 @@ FORMATS: dict[str, type[Action]] = {}
 
 DENSE_FORMAT = "inntheory.PolynomialAction"
 SYMMETRY_RTOL = 1e-8
-_QUOTE = 100  # characters of user content quoted in an error message
 
 
 def quote(text: Any) -> str:
     """repr(text), cut to about 100 characters for an error message."""
     shown = repr(text)
-    return shown if len(shown) <= _QUOTE else f"{shown[:_QUOTE]}... ({len(shown)} characters)"
+    return shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
 
 
 def real_tensor(value: Any, name: str) -> torch.Tensor:
@@ -298,10 +297,8 @@ class Action(abc.ABC):
 
     @abc.abstractmethod
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
-        """G_k = A^(k) d...d with one leg left open, (n, N) per stored order, for d: (n, N).
-
-        Then dS/dx = sum_k G_k / (k-1)! and S = A0 + sum_k d . G_k / k!.
-        """
+        """G_k = A^(k) d...d with one leg left open, (n, N) per stored order, for d: (n, N):
+        dS/dx = sum_k G_k / (k-1)! and S = A0 + sum_k d . G_k / k!."""
 
     @abc.abstractmethod
     def spectrum(self) -> torch.Tensor:

@@ -61,8 +61,7 @@ class PolynomialAction(Action):
         coefficients: {order k >= 1: symmetric A^(k) of shape (N,)*k} (tensors or arrays);
             absent orders are zero.
         point: expansion point x0, shape (N,); zero by default.
-        constant: A^(0), the value of S at x0 (normalisation; never compared).
-        metadata: JSON-able facts about where the action came from.
+        constant, metadata: see `Action`.
         check_symmetry: raise if a tensor is not symmetric (relative tolerance 1e-8).
     """
 

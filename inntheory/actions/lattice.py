@@ -99,8 +99,7 @@ class LatticeAction(Action):
             k = 1); absent orders are zero.
         shape: the lattice, (L,) or (L1, L2).
         point: the uniform expansion point: a number, or an (N,) array with equal entries.
-        constant: A^(0), the value of S at the point on the big lattice.
-        metadata: JSON-able facts about where the action came from.
+        constant, metadata: see `Action` (A^(0) on the big lattice).
         window: the coupling window; inferred from an order >= 2 tensor when None (and the
             full lattice when only A^(1) is given).
         check_symmetry: raise when a C^(k) is not the compressed form of a symmetric tensor

@@ -2,8 +2,7 @@
 
 Actions sharing a compressed layout (`Action.aligned`, e.g. `LatticeAction`s of one lattice)
 are compared on their stored tensors with the numbers of the dense comparison (each norm the
-dense one, `Action.stored_norm`); others are expanded with `to_dense()`. Conventions of
-``METHOD.md``: S(x0 + d) = sum_k (1/k!) A^(k) d...d.
+dense one, `Action.stored_norm`); others are expanded with `to_dense()`.
 """
 
 from __future__ import annotations

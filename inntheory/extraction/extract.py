@@ -1,6 +1,4 @@
-"""Exact action extraction from a `PolynomialINN`: the public entry points, which check their
-arguments and the memory, then run the pull-back with the dense backend (or the compressed
-lattice one for a lattice-equivariant model at a uniform point).
+"""Exact action extraction from a `PolynomialINN`: the checked entry points of the pull-back.
 
 Example:
     >>> import torch
