@@ -1,10 +1,7 @@
-"""Closing the loop: sample a learned (truncated) action and compare its cumulants with the data.
-
-If a learned action S(x0 + d) = sum_{k <= K} (1/k!) A^(k) d...d is the right theory, drawing
-from exp(-S) reproduces the data's statistics. :func:`normalisable` checks that exp(-S) can be
-sampled at all, :func:`close_loop` samples it (:func:`inntheory.sample`) and compares the
-cumulants (:func:`inntheory.compare_cumulants`), as in Merger et al., Phys. Rev. X 13,
-041033 (2023).
+"""Closing the loop: if a learned truncated action S is the right theory, drawing from exp(-S)
+reproduces the data's statistics (Merger et al., Phys. Rev. X 13, 041033 (2023)).
+:func:`normalisable` checks that exp(-S) can be sampled, :func:`close_loop` samples it and
+compares cumulants.
 """
 
 from __future__ import annotations
@@ -73,10 +70,8 @@ def normalisable(action: Action, *, directions: int = _DIRECTIONS,
     random unit vectors (seeded by `seed`) and the axes, then projected-gradient descent from
     the 64 lowest. A found minimum bounds the true one from above, so a negative value proves
     non-normalisability; exactly 0 counts as not normalisable. No dense tensor is built.
-
-    Returns:
-        (normalisable, minimum): the decision and the smallest F found (for an odd K
-        -max|F| <= 0; 0 when every tensor vanishes).
+    Returns (normalisable, minimum): the decision and the smallest F found (for an odd K
+    -max|F| <= 0; 0 when every tensor vanishes).
     """
     check_action(action, "action")
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:

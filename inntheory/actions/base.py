@@ -108,9 +108,6 @@ def check_orders(keys: Any, what: str, symbol: str) -> list[int]:
     return sorted(int(k) for k in keys)
 
 
-# -- files -------------------------------------------------------------------------------------
-
-
 def _check_declared_sizes(path: Path) -> None:
     """ValueError for a member whose header declares more bytes than it holds, or pickles
     (read from the headers, before any array is built)."""
@@ -218,9 +215,6 @@ def scalar(arrays: dict[str, np.ndarray], name: str) -> float:
     return float(real_array(value, name))
 
 
-# -- the protocol ------------------------------------------------------------------------------
-
-
 class Action(abc.ABC):
     """A polynomial action S(x0 + d) = A0 + sum_k (1/k!) A^(k) d...d (module docstring).
 
@@ -248,8 +242,6 @@ class Action(abc.ABC):
             raise ValueError("constant must be finite")
         self.constant = float(constant)
         self.metadata = dict(metadata or {})
-
-    # -- structure (abstract) ----------------------------------------------------------------
 
     @property
     @abc.abstractmethod
@@ -326,8 +318,6 @@ class Action(abc.ABC):
         meaning), or None when there is none but the dense one. The default: none."""
         return None
 
-    # -- structure (derived) -----------------------------------------------------------------
-
     @property
     def orders(self) -> tuple[int, ...]:
         """Orders with a stored tensor, ascending."""
@@ -392,8 +382,6 @@ class Action(abc.ABC):
         """||offdiag A^(k)||, everything but the local entries (free of overflow)."""
         return self.dense_norm(self.offdiagonal_entries(self.tensor(k)))
 
-    # -- evaluation --------------------------------------------------------------------------
-
     def _deviations(self, x: Any) -> tuple[torch.Tensor, bool]:
         x, single = configurations(x, self.dim, self.dtype, self.device)
         return x - self.point, single
@@ -416,8 +404,6 @@ class Action(abc.ABC):
         for k, field in self.fields(d).items():
             gradient = gradient + field / math.factorial(k - 1)
         return gradient[0] if single else gradient
-
-    # -- persistence -------------------------------------------------------------------------
 
     def _numbered(self, letter: str) -> dict[str, Any]:
         """The stored tensors as float64 arrays named `letter` k."""

@@ -55,10 +55,9 @@ def extract_action(model: PolynomialINN, order: int = 4, point: Any = None, *,
         compressed: False forces the dense pull-back for a lattice model.
 
     Returns:
-        A float64 `PolynomialAction` (a `LatticeAction` for a lattice model) with orders
-        1..K at `point`, `constant` equal to `model.action(point)`, and metadata {source,
-        order, point, activation, depth, standardized} (plus lattice, coupling_range, window
-        when compressed).
+        The float64 action with orders 1..K at `point`, `constant` equal to
+        `model.action(point)`, and metadata {source, order, point, activation, depth,
+        standardized} (plus lattice, coupling_range, window when compressed).
 
     Raises:
         ValueError: a bad order or point, or a point outside the domain (the message names

@@ -110,10 +110,14 @@ class LatticeBackend:
         kernel = kernel.detach().to(torch.float64).to(self.device)
         # a convolution maps the uniform vector u to u * sum(kernel) on every site
         image = self._full(u) * float(kernel.sum()) + stage.bias.detach().to(kernel)
+        spread = float(image.max() - image.min())
+        if spread > 1e-12 * max(1.0, float(image.abs().max())):
+            raise ValueError(f"stage {number} (affine): the bias differs between sites (spread "
+                             f"{spread:.3g}); the compressed action needs site-shared biases")
         stage_reach, small = _fold(kernel, self.window)
         self.reach += 2 * stage_reach
         logabsdet = float(torch.log(torch.fft.fftn(kernel).abs()).sum())
-        return small, logabsdet, _uniform(image, f"stage {number} (affine): the bias")
+        return small, logabsdet, float(image.mean())
 
     def activation(self, stage: Any, u: float, number: int) -> tuple[torch.Tensor, float]:
         taylor = stage.activation.taylor(self._full(u)).detach().to(torch.float64)
@@ -215,15 +219,6 @@ def _total_momentum(window: tuple[int, ...], legs: int, device: torch.device) ->
             momentum = momentum + torch.arange(w, device=device).reshape(view)
         total = total + (momentum % w) * math.prod(window[axis + 1 :])
     return total
-
-
-def _uniform(values: torch.Tensor, what: str) -> float:
-    spread = float(values.max() - values.min())
-    scale = max(1.0, float(values.abs().max()))
-    if spread > 1e-12 * scale:
-        raise ValueError(f"{what} differs between sites (spread {spread:.3g}); the compressed "
-                         "action needs site-shared biases")
-    return float(values.mean())
 
 
 def _fold(kernel: torch.Tensor, window: tuple[int, ...]) -> tuple[int, torch.Tensor]:
