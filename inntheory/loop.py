@@ -27,8 +27,7 @@ Form = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 def _top_order(action: Action) -> int:
     """The highest order with a non-zero tensor (0 when every tensor vanishes)."""
-    nonzero = [k for k, tensor in action.items() if bool((tensor != 0).any())]
-    return max(nonzero, default=0)
+    return max((k for k, tensor in action.items() if bool((tensor != 0).any())), default=0)
 
 
 def _top_form(action: Action, k: int) -> Form:

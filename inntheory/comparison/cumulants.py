@@ -109,19 +109,13 @@ def _jackknife(y: Tensor, order: int, n_blocks: int
     shift = y.mean(0)
     blocks = torch.tensor_split(y - shift, min(n_blocks, y.shape[0]))
     block_sums = [_moment_sums(b, order) for b in blocks]
-    counts = [b.shape[0] for b in blocks]
     totals = [sum(s[k] for s in block_sums) for k in range(order)]
-    n = y.shape[0]
+    n, m = y.shape[0], len(blocks)
     estimate = _from_moments([t / n for t in totals])
-    leave_out = [
-        _from_moments([(totals[k] - s[k]) / (n - c) for k in range(order)])
-        for s, c in zip(block_sums, counts, strict=True)
-    ]
-    m = len(blocks)
-    errors = {}
-    for k in estimate:
-        stack = torch.stack([j[k] for j in leave_out])
-        errors[k] = ((m - 1) / m * ((stack - stack.mean(0)) ** 2).sum(0)).sqrt()
+    leave_out = [_from_moments([(totals[k] - s[k]) / (n - b.shape[0]) for k in range(order)])
+                 for s, b in zip(block_sums, blocks, strict=True)]
+    stacks = {k: torch.stack([j[k] for j in leave_out]) for k in estimate}
+    errors = {k: ((m - 1) / m * ((s - s.mean(0)) ** 2).sum(0)).sqrt() for k, s in stacks.items()}
     estimate[1] = estimate[1] + shift
     return estimate, errors
 

@@ -160,18 +160,16 @@ class LatticeBackend:
                 result[k] = tensor * float(kernel.sum())
                 continue
             legs = k - 1
-            lattice = tensor.reshape(window * legs)
             dims = tuple(range(legs * ndim))
-            transformed = _fftn(lattice, dims, torch.fft.fftn)
-            total = _total_momentum(window, legs, device)
-            transformed = transformed * spectrum.reshape(-1)[total]
+            transformed = _fftn(tensor.reshape(window * legs), dims, torch.fft.fftn)
+            transformed = transformed * spectrum.reshape(-1)[_total_momentum(window, legs, device)]
             conjugate = spectrum.conj()
             for leg in range(legs):
                 view = [1] * (legs * ndim)
                 view[leg * ndim : (leg + 1) * ndim] = window
                 transformed = transformed * conjugate.reshape(view)
             result[k] = _fftn(transformed, dims, torch.fft.ifftn).real.reshape((size,) * legs)
-            del transformed, total
+            del transformed
         return result
 
     def dress(self, vertex: torch.Tensor, factors: list[torch.Tensor]) -> torch.Tensor:
