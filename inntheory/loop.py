@@ -115,8 +115,7 @@ def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, orde
     if x.dim() != 2 or x.shape[1] != learned.dim:
         raise ValueError(f"data must have shape (n, {learned.dim}) to match the action, got "
                          f"{tuple(x.shape)}")
-    if n_samples is None:
-        n_samples = x.shape[0]
+    n_samples = x.shape[0] if n_samples is None else n_samples
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
     ok, minimum = normalisable(learned)

@@ -165,8 +165,7 @@ class PolynomialAction(Action):
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PolynomialAction:
-        """The action of a dense action `.npz` (any `.npz` with arrays `A1`, `A2`, ...);
-        ValueError naming a bad name (`A01`), array, `constant`, `point` or `metadata`."""
+        """The action of any `.npz` with arrays `A1`, `A2`, ... (see `arrays`)."""
         metadata = metadata_from(arrays)
         coefficients = numbered(arrays, "A", "coefficient")
         point = arrays.get("point")

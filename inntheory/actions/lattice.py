@@ -7,9 +7,8 @@ On a periodic lattice of shape (L,) or (L1, L2) (N sites, flattened in C order a
 
 A `LatticeAction` stores C^(k) over a *window* of offsets: per axis either the full axis
 (w = L, index t = offset t mod L) or an odd w = 2R + 1 < L holding the offsets -R..R (index
-t = offset mod w); couplings reaching further are zero. `couplings(k)` has the shape
-(*window) * (k - 1) (a scalar for k = 1). The expansion point is uniform (x0 = point * ones(N)),
-the constant A^(0) is the value on the big lattice.
+t = offset mod w); couplings reaching further are zero. The expansion point is uniform
+(x0 = point * ones(N)), the constant A^(0) is the value on the big lattice.
 """
 
 from __future__ import annotations
@@ -206,9 +205,8 @@ class LatticeAction(Action):
         return 16 * self.dim**k
 
     def coefficient(self, k: int, max_bytes: int | None = None) -> torch.Tensor:
-        """The dense symmetric tensor A^(k), shape (N,)*k, expanded from the couplings;
-        MemoryError (with the estimate) beyond `max_bytes`, default half the memory available.
-        """
+        """The dense A^(k), (N,)*k, expanded from the couplings; MemoryError (with the
+        estimate) beyond `max_bytes`, by default half the memory available."""
         k = check_order(k, self.order)
         needed = self.dense_bytes(k)
         limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
@@ -286,8 +284,7 @@ class LatticeAction(Action):
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LatticeAction:
-        """The action of a `LatticeAction` file; ValueError naming a bad coupling name (`C01`)
-        or array, shape or window, a lattice too large for memory, or bad metadata."""
+        """The action of a `LatticeAction` file (see `arrays`; also a lattice too large)."""
         metadata = metadata_from(arrays)
         couplings = numbered(arrays, "C", "coupling")
         shape, window = (_file_shape(arrays, name) for name in ("shape", "window"))

@@ -238,8 +238,7 @@ def _row(layout: Action, model: str, k: int, reference: Tensor, estimate: Tensor
     """One row from the norms of T / s and L / s, s the largest |entry| of both (scale-free)."""
     norm, diagonal = layout.stored_norm, layout.diagonal_entries
     offdiagonal = layout.offdiagonal_entries
-    scale = max(float(reference.abs().max()), float(estimate.abs().max()))
-    scale = scale if scale > 0 else 1.0
+    scale = max(float(reference.abs().max()), float(estimate.abs().max())) or 1.0
     t, lrn = reference / scale, estimate / scale
     total = norm(t)
     error, relative = _ratio(norm(lrn - t), total, scale)

@@ -237,8 +237,7 @@ def compare_cumulants(data: Any, samples: Any, order: int = 4,
     order = _check_order(order)
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or n_blocks < 2:
         raise ValueError(f"n_blocks must be an integer >= 2, got {n_blocks!r}")
-    x = _as_samples(data, "data")
-    y = _as_samples(samples, "samples")
+    x, y = _as_samples(data, "data"), _as_samples(samples, "samples")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"data have N = {x.shape[1]} but samples have N = {y.shape[1]}")
     kappa_x, error_x = _jackknife(x, order, int(n_blocks))

@@ -169,9 +169,8 @@ def draw_diagrams(
         raise ValueError("drawing into one Axes needs a single order: pass n=...")
     width = max(sum(d.order == r for d in diagrams) for r in rows)
     if ax is None:
-        figure, axes = plt.subplots(
-            len(rows), 1, figsize=(1.3 * width + 0.6, 1.6 * len(rows)), squeeze=False
-        )
+        figure, axes = plt.subplots(len(rows), 1, figsize=(1.3 * width + 0.6, 1.6 * len(rows)),
+                                    squeeze=False)
         row_axes = list(axes[:, 0])
     else:
         figure, row_axes = ax.figure, [ax]

@@ -72,15 +72,12 @@ def extract_action(model: PolynomialINN, order: int = 4, point: Any = None, *,
 
 def action_history(model: PolynomialINN, order: int = 4, point: Any = None, *,
                    max_bytes: int | None = None) -> list[PolynomialAction]:
-    """The dense action of every representation, latent first, data last (arguments as in
-    `extract_action`; the memory estimate counts every entry kept).
-
-    After the latent action come the representations after layer L-1, ..., 1, the
-    standardised coordinates (when set) and the data. Each is a float64 `PolynomialAction`
-    around the image u* of `point`, holds every order 1..K (zeros included) and carries
-    metadata["label"] ("latent", "after layer 3", ..., "standardized", "data") and
-    metadata["stage"] (the number of stages between it and the data).
-    """
+    """The dense action of every representation (arguments as in `extract_action`; the memory
+    estimate counts every entry kept): the latent action, the representations after layer
+    L-1, ..., 1, the standardised coordinates (when set) and the data. Each is a float64
+    `PolynomialAction` around the image u* of `point`, holds every order 1..K (zeros
+    included) and carries metadata["label"] ("latent", "after layer 3", ..., "standardized",
+    "data") and metadata["stage"] (the number of stages between it and the data)."""
     return _extract(model, order, point, max_bytes, history=True)
 
 

@@ -3,16 +3,15 @@
 For periodic convolutions (W[i, j] = w[i - j], read by `LinearMap.lattice_kernel(shape)`),
 site-shared biases and activations and a uniform point, every action of the pull-back is
 translation invariant and carried as its couplings C^(k) relative to site 0
-(`inntheory.actions.lattice`); nothing of size N^k is formed.
+(`inntheory.actions.lattice`); nothing of size N^k is formed. With R = `model.coupling_range`
+(checked against the kernels) the pull-back runs exactly on the torus window = min(L, 2R + 1)
+per axis; A^(0) is still that of the big lattice. float64.
 
 - affine step, in Fourier space over the k - 1 relative legs (w^(q) = sum_r w[r] e^(-i q.r)):
   C'^(k)^(q2..qk) = C^(k)^(q2..qk) w^(q2 + .. + qk) prod_m conj(w^(q_m)), constant
   -sum_q ln|w^(q)| on the big lattice; an on-site kernel s scales by s^k.
 - activation step: each dressed vertex is the vertex times a number, written onto a diagonal
   view of C'^(n) with the block of output position 0 at offset 0; constant -N ln phi'(y*).
-
-With R = `model.coupling_range` (checked against the kernels) the pull-back runs exactly on
-the torus window = min(L, 2R + 1) per axis; A^(0) is still that of the big lattice. float64.
 """
 
 from __future__ import annotations
@@ -221,8 +220,7 @@ def _total_momentum(window: tuple[int, ...], legs: int, device: torch.device) ->
 
 def _fold(kernel: torch.Tensor, window: tuple[int, ...]) -> tuple[int, torch.Tensor]:
     """(largest |minimal-image offset| of a non-zero entry along the cut axes, the kernel
-    folded onto the window torus); entries outside the window are dropped (the reach fails
-    the caller's range check)."""
+    folded onto the window torus without the entries outside it: the caller checks the reach)."""
     lengths, sizes = np.array(kernel.shape), np.array(window)
     nonzero = np.argwhere(kernel.detach().cpu().numpy() != 0)
     minimal = np.where(nonzero <= lengths // 2, nonzero, nonzero - lengths)
