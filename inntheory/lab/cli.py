@@ -131,8 +131,6 @@ _finite_float = _checked(float, math.isfinite, "a number", "a finite number")
 
 
 # -- data ---------------------------------------------------------------------------------------
-
-
 def recommended_samples(parameters: int) -> int:
     """The rows `fit` wants: `SAMPLES_PER_PARAMETER` per trainable parameter of the network."""
     return SAMPLES_PER_PARAMETER * parameters
@@ -420,8 +418,6 @@ def _json_safe(value: Any) -> Any:
 
 
 # -- fit -----------------------------------------------------------------------------------------
-
-
 def _build_model(dim: int, args: argparse.Namespace) -> Any:
     """The float64 network `fit` trains on N = `dim` columns, seeded by --seed."""
     import torch
@@ -548,17 +544,14 @@ def _fit_checked(args: argparse.Namespace, x: np.ndarray, point: np.ndarray, dev
         model, x, point, order=args.order, steps=args.steps, args=args, device=device,
         polish=False if args.no_polish else "auto",
     )
-    action.metadata.update(
-        source="inntheory fit",
-        data={"path": str(args.data), "array": args.array, "n": n, "dim": dim},
-        settings={
-            "depth": args.depth, "order": args.order, "activation": args.activation,
-            "lattice": list(args.lattice) if args.lattice else None,
-            "kernel_radius": args.kernel_radius, "odd": args.odd, "polish": not args.no_polish,
-            "point": args.point, "steps": args.steps, "seed": args.seed, "device": str(device),
-        },
-        training=_json_safe(history.to_dict()), model_file=model_path.name, seconds=timings,
-    )
+    settings = {"depth": args.depth, "order": args.order, "activation": args.activation,
+                "lattice": list(args.lattice) if args.lattice else None,
+                "kernel_radius": args.kernel_radius, "odd": args.odd, "polish": not args.no_polish,
+                "point": args.point, "steps": args.steps, "seed": args.seed, "device": str(device)}
+    action.metadata.update(source="inntheory fit",
+                           data={"path": str(args.data), "array": args.array, "n": n, "dim": dim},
+                           settings=settings, training=_json_safe(history.to_dict()),
+                           model_file=model_path.name, seconds=timings)
     names = f"{out} and {model_path}"
     with _writing([model_path, out], names=names) as (model_file, action_file):
         model.save(model_file)
@@ -581,8 +574,6 @@ def _fit_checked(args: argparse.Namespace, x: np.ndarray, point: np.ndarray, dev
 
 
 # -- sample, compare, demo ------------------------------------------------------------------------
-
-
 def _theory(args: argparse.Namespace) -> Any:
     if args.preset is None and (args.m2 is None or args.kappa is None):
         missing = [f"--{name}" for name in ("m2", "kappa") if getattr(args, name) is None]
@@ -762,8 +753,6 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``inntheory`` command."""
     parser = _Parser(prog="inntheory", description="Learn interacting theories from data with "
