@@ -107,6 +107,17 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+@contextlib.contextmanager
+def _user_error(prefix: str = "", code: int = 1,
+                errors: type[Exception] | tuple[type[Exception], ...] = ValueError
+                ) -> Iterator[None]:
+    """`errors` raised by the body (the library's refusals) as a CLIError of one line."""
+    try:
+        yield
+    except errors as error:
+        raise CLIError(prefix + _one_line(error), code) from error
+
+
 def _checked(convert: Callable[[str], Any], valid: Callable[[Any], bool], wording: str,
              invalid: str | None = None) -> Callable[[str], Any]:
     """An argparse type: `convert(text)` where `valid`, else a usage error "expected ..."."""
@@ -375,10 +386,8 @@ def _claimed(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = ()
     """Check the outputs (`_check_outputs`, again once locked) and hold their lock files."""
     _check_outputs(paths, True, inputs)
     with contextlib.ExitStack() as stack:
-        try:
+        with _user_error(errors=FileExistsError):
             stack.enter_context(claim(paths))
-        except FileExistsError as error:
-            raise CLIError(_one_line(error)) from error
         _check_outputs(paths, force, inputs)
         yield
 
@@ -398,10 +407,8 @@ def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator
 
 
 def _device(name: str) -> Any:
-    try:
+    with _user_error():
         return it.resolve_device(name)
-    except ValueError as error:
-        raise CLIError(_one_line(error)) from error
 
 
 def _json_safe(value: Any) -> Any:
@@ -427,11 +434,9 @@ def _build_model(dim: int, args: argparse.Namespace) -> Any:
         raise CLIError(f"--lattice {' x '.join(map(str, lattice))} has {math.prod(lattice)} "
                        f"sites but the data have N = {dim} columns")
     torch.manual_seed(args.seed)
-    try:
+    with _user_error():
         return it.PolynomialINN(dim, args.depth, activation=args.activation, lattice=lattice,
                                 kernel_radius=args.kernel_radius, odd=args.odd).double()
-    except ValueError as error:
-        raise CLIError(_one_line(error)) from error
 
 
 def _train_and_extract(model: Any, x: np.ndarray, point: np.ndarray, *, order: int,
@@ -442,16 +447,12 @@ def _train_and_extract(model: Any, x: np.ndarray, point: np.ndarray, *, order: i
     import torch
 
     start = time.perf_counter()
-    try:
+    with _user_error("training failed: "):
         history = it.train(model, x, steps=steps, seed=args.seed, device=device,
                            progress=not args.quiet, polish=polish)
-    except ValueError as error:
-        raise CLIError(f"training failed: {_one_line(error)}") from error
     trained = time.perf_counter()
-    try:
+    with _user_error("cannot extract the action: ", errors=(ValueError, MemoryError)):
         action = it.extract_action(model, order=order, point=torch.from_numpy(point))
-    except (ValueError, MemoryError) as error:
-        raise CLIError(f"cannot extract the action: {_one_line(error)}") from error
     return history, action, {"train": trained - start, "extract": time.perf_counter() - trained}
 
 
@@ -542,8 +543,7 @@ def _fit_checked(args: argparse.Namespace, x: np.ndarray, point: np.ndarray, dev
                       RuntimeWarning, stacklevel=2)
     history, action, timings = _train_and_extract(
         model, x, point, order=args.order, steps=args.steps, args=args, device=device,
-        polish=False if args.no_polish else "auto",
-    )
+        polish=False if args.no_polish else "auto")
     settings = {"depth": args.depth, "order": args.order, "activation": args.activation,
                 "lattice": list(args.lattice) if args.lattice else None,
                 "kernel_radius": args.kernel_radius, "odd": args.odd, "polish": not args.no_polish,
@@ -582,10 +582,8 @@ def _theory(args: argparse.Namespace) -> Any:
     couplings = dict(it.PRESETS[args.preset]) if args.preset else {}
     couplings.update({name: getattr(args, name) for name in _COUPLINGS
                       if getattr(args, name) is not None})
-    try:
+    with _user_error(code=2):
         return it.LatticeTheory(tuple(args.shape), **couplings)
-    except ValueError as error:
-        raise CLIError(_one_line(error), code=2) from error
 
 
 def _save_samples(x: np.ndarray, path: Path) -> None:
@@ -632,10 +630,8 @@ def _sample(args: argparse.Namespace) -> int:
 def _load_action(path: str) -> Any:
     """A saved action: a compressed `LatticeAction` when the file is one, else dense."""
     _check_regular_file(Path(path), "saved action (.npz)")
-    try:
+    with _user_error(errors=(FileNotFoundError, ValueError)):
         return it.load_action(path)
-    except (FileNotFoundError, ValueError) as error:
-        raise CLIError(_one_line(error)) from error
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -645,10 +641,8 @@ def _compare(args: argparse.Namespace) -> int:
         _check_outputs([plot], args.force, inputs)
     true, learned = _load_action(args.true), _load_action(args.learned)
     order = min(true.order, learned.order) if args.order is None else args.order
-    try:
+    with _user_error():
         comparison = it.compare(true, {Path(args.learned).stem: learned}, range(1, order + 1))
-    except ValueError as error:
-        raise CLIError(_one_line(error)) from error
     print(comparison)
     if plot is not None:
         with _claimed([plot], args.force, inputs), _writing([plot]) as (temporary,):
@@ -709,8 +703,7 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
     model = it.PolynomialINN(theory.dim, setup["depth"], lattice=theory.shape).double()
     history, learned, timings = _train_and_extract(
         model, x, np.zeros(theory.dim), order=4, steps=setup["steps"], polish="auto", args=args,
-        device=device,
-    )
+        device=device)
     before_baseline = time.perf_counter()
     baseline = it.score_matching(torch.from_numpy(x), order=4, basis="dense")
     timings = {"sample": sampled - sampling, **timings,
@@ -849,9 +842,8 @@ def _error_line(error: object) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``inntheory`` on `argv` (default ``sys.argv[1:]``); status 0, 1 (error) or 2 (usage)."""
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     in_main_thread = threading.current_thread() is threading.main_thread()
