@@ -727,11 +727,8 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
                    for model in comparison.models},
         "comparison": comparison.to_dict(),
         "diagnostics": {"sampling": drawn.diagnostics, "training": history.to_dict()},
-        "seconds": timings,
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
+        "seconds": timings, "device": str(device), "torch_threads": torch.get_num_threads(),
     }
-    # Every file or none: a failure leaves an earlier run's files as they were.
     paths = [out / name for name in _DEMO_FILES]
     with _writing(paths, names=f"the files of the demo in {out}/") as temporaries:
         files = dict(zip(_DEMO_FILES, temporaries, strict=True))
