@@ -64,8 +64,7 @@ def orbits(shape: tuple[int, ...], order: int, radius: int | None) -> list[list[
         found.setdefault(canonical(pattern, shape), []).append(pattern)
         if left == 0:
             return
-        for index in range(start, len(window)):
-            offset = window[index]
+        for index, offset in enumerate(window[start:], start):
             if all(_near(offset, other, shape, radius) for other in chosen):
                 grow([*chosen, offset], index, left - 1)
 

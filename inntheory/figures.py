@@ -1,17 +1,6 @@
 """One figure style for the lectures and the package's plots, readable in a 1400 px window:
 `use_style()` sets matplotlib's defaults (figures at most `WIDTH` inches at `DPI`, fonts of
 10-12 pt); `heatmap`, `site_ticks` and `legend_outside` draw what lecture figures share.
-
-Example:
-    >>> import matplotlib
-    >>> matplotlib.use("Agg")
-    >>> import matplotlib.pyplot as plt
-    >>> import numpy as np
-    >>> use_style()
-    >>> fig, ax = plt.subplots()
-    >>> image = heatmap(ax, np.eye(3), label="coupling")
-    >>> len(fig.axes)  # the axes and its colour bar
-    2
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Closing the loop: sample a learned (truncated) action and compare its cumulants with the data.
-
-If a learned action S(x0 + d) = sum_{k <= K} (1/k!) A^(k) d...d is the right theory, drawing
-from exp(-S) reproduces the data's statistics. :func:`normalisable` checks that exp(-S) can be
-sampled at all, :func:`close_loop` samples it (:func:`inntheory.sample`) and compares the
-cumulants (:func:`inntheory.compare_cumulants`), as in Merger et al., Phys. Rev. X 13,
-041033 (2023).
+"""Closing the loop: if a learned truncated action S is the right theory, drawing from exp(-S)
+reproduces the data's statistics (Merger et al., Phys. Rev. X 13, 041033 (2023)).
+:func:`normalisable` checks that exp(-S) can be sampled, :func:`close_loop` samples it and
+compares cumulants.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ import torch
 
 from .actions.base import Action
 from .comparison import CumulantComparison, compare_cumulants
+from .comparison.actions import check_action
 from .sampling import sample
 
 __all__ = ["close_loop", "normalisable"]
@@ -27,16 +25,9 @@ _GRADIENT_STEPS = 200
 Form = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def _check_action(value: Any, name: str) -> None:
-    if not isinstance(value, Action):
-        raise TypeError(f"{name} must be an action (PolynomialAction, LatticeAction), got "
-                        f"{type(value).__name__}")
-
-
 def _top_order(action: Action) -> int:
     """The highest order with a non-zero tensor (0 when every tensor vanishes)."""
-    nonzero = [k for k, tensor in action.items() if bool((tensor != 0).any())]
-    return max(nonzero, default=0)
+    return max((k for k, tensor in action.items() if bool((tensor != 0).any())), default=0)
 
 
 def _top_form(action: Action, k: int) -> Form:
@@ -51,9 +42,8 @@ def _top_form(action: Action, k: int) -> Form:
 
 
 def _descend(form: Form, norm: float, u: torch.Tensor) -> torch.Tensor:
-    """F at the end of a projected gradient descent on the unit sphere from each row of u:
-    (m, N) -> (m,); a row's step grows by 1.5 after a step that lowers F, else is undone and
-    halved."""
+    """F after projected gradient descent on the unit sphere from each row of u, (m, N) ->
+    (m,); a row's step grows 1.5-fold after a step that lowers F, else is undone and halved."""
     value, gradient = form(u)
     step = torch.full_like(value, 1.0 / norm)
     for _ in range(_GRADIENT_STEPS):
@@ -79,25 +69,10 @@ def normalisable(action: Action, *, directions: int = _DIRECTIONS,
     random unit vectors (seeded by `seed`) and the axes, then projected-gradient descent from
     the 64 lowest. A found minimum bounds the true one from above, so a negative value proves
     non-normalisability; exactly 0 counts as not normalisable. No dense tensor is built.
-
-    Returns:
-        (normalisable, minimum): the decision and the smallest F found (for an odd K
-        -max|F| <= 0; 0 when every tensor vanishes).
-
-    Raises:
-        TypeError: `action` is not an action.
-        ValueError: directions < 1.
-
-    Example:
-        >>> import torch
-        >>> from inntheory.actions.dense import PolynomialAction
-        >>> quartic = torch.zeros(2, 2, 2, 2)
-        >>> quartic[0, 0, 0, 0] = quartic[1, 1, 1, 1] = 1.0
-        >>> ok, minimum = normalisable(PolynomialAction({2: torch.eye(2), 4: quartic}))
-        >>> ok, round(minimum, 6)
-        (True, 0.5)
+    Returns (normalisable, minimum): the decision and the smallest F found (for an odd K
+    -max|F| <= 0; 0 when every tensor vanishes).
     """
-    _check_action(action, "action")
+    check_action(action, "action")
     if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
         raise ValueError(f"directions must be an int >= 1, got {directions!r}")
     top = _top_order(action)
@@ -122,7 +97,8 @@ def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, orde
                seed: int = 0, progress: bool = False,
                sample_options: Mapping[str, Any] | None = None) -> CumulantComparison:
     """Sample a learned truncated action with :func:`inntheory.sample` and compare cumulants
-    1..`order` with the data by :func:`inntheory.compare_cumulants`.
+    1..`order` with the data: the :func:`inntheory.compare_cumulants` of data (first) and
+    samples.
 
     Arguments:
         learned: the action, e.g. from `extract_action` or `score_matching`.
@@ -131,21 +107,15 @@ def close_loop(learned: Action, data: Any, *, n_samples: int | None = None, orde
         seed, progress: of the sampler.
         sample_options: further keyword arguments of `sample` (method, n_chains, burn_in, ...).
 
-    Returns:
-        The :class:`~inntheory.comparison.CumulantComparison` of data (first) and samples.
-
     Raises:
-        ValueError: the truncated action is not normalisable (the message says why), data of
-            the wrong shape, n_samples < 1.
-        TypeError: `learned` is not an action.
+        ValueError: the truncated action is not normalisable (the message says why).
     """
-    _check_action(learned, "learned")
+    check_action(learned, "learned")
     x = data if torch.is_tensor(data) else torch.as_tensor(data)
     if x.dim() != 2 or x.shape[1] != learned.dim:
         raise ValueError(f"data must have shape (n, {learned.dim}) to match the action, got "
                          f"{tuple(x.shape)}")
-    if n_samples is None:
-        n_samples = x.shape[0]
+    n_samples = x.shape[0] if n_samples is None else n_samples
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
     ok, minimum = normalisable(learned)

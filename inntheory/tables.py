@@ -3,13 +3,6 @@
 `Table.text(width)` writes a fixed-width table; columns that do not fit side by side are
 split into blocks one below the other, each repeating the first `index` columns, as pandas
 does for wide frames. `Table.html()` writes one HTML table (title as caption, notes below).
-
-Example:
-    >>> print(Table(["k", "error"], [["2", "0.1000"]], title="errors").text())
-    errors
-    k   error
-    ---------
-    2  0.1000
 """
 
 from __future__ import annotations
@@ -113,8 +106,7 @@ class Tabular:
         """The table as text of lines up to `width` characters (see `Table.text`)."""
         return self._table().text(width)
 
-    def __str__(self) -> str:
-        return self.table()
+    __str__ = table
 
     def _repr_html_(self) -> str:
         return self._table().html()

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .. import _checks as checks
 from .._io import atomic_write, load_error
 
 __all__ = ["FORMATS", "Action", "configurations", "load_action", "real_tensor"]
@@ -32,22 +33,17 @@ FORMATS: dict[str, type[Action]] = {}
 
 DENSE_FORMAT = "inntheory.PolynomialAction"
 SYMMETRY_RTOL = 1e-8
-_QUOTE = 100  # characters of user content quoted in an error message
 
 
 def quote(text: Any) -> str:
     """repr(text), cut to about 100 characters for an error message."""
     shown = repr(text)
-    return shown if len(shown) <= _QUOTE else f"{shown[:_QUOTE]}... ({len(shown)} characters)"
+    return shown if len(shown) <= 100 else f"{shown[:100]}... ({len(shown)} characters)"
 
 
 def real_tensor(value: Any, name: str) -> torch.Tensor:
-    """`value` as a finite real tensor (integers become the default float dtype).
-
-    Raises:
-        TypeError: not an array of real numbers (strings, bool, complex).
-        ValueError: NaN or inf entries.
-    """
+    """`value` as a finite real tensor (integers become the default float dtype); TypeError
+    for anything but real numbers, ValueError for NaN or inf entries."""
     try:
         tensor = value if torch.is_tensor(value) else torch.as_tensor(np.asarray(value))
     except (TypeError, ValueError, RuntimeError) as error:
@@ -96,11 +92,10 @@ def configurations(
 
 def check_order(k: Any, highest: int) -> int:
     """An order 1 <= k <= highest as an int, or ValueError."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"order must be an integer >= 1, got {k!r}")
+    k = checks.check_order(k)
     if k > highest:
         raise ValueError(f"this action has orders up to {highest}; A^({k}) is not known")
-    return int(k)
+    return k
 
 
 def check_orders(keys: Any, what: str, symbol: str) -> list[int]:
@@ -111,9 +106,6 @@ def check_orders(keys: Any, what: str, symbol: str) -> list[int]:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ValueError(f"{what} orders must be integers >= 1, got {k!r}")
     return sorted(int(k) for k in keys)
-
-
-# -- files -------------------------------------------------------------------------------------
 
 
 def _check_declared_sizes(path: Path) -> None:
@@ -137,9 +129,10 @@ def _check_declared_sizes(path: Path) -> None:
                                  f"({declared} bytes) but holds {info.file_size} bytes")
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of an action archive, safely (no pickles, sizes checked before reading);
-    FileNotFoundError, or ValueError naming the file that is not a readable `.npz`."""
+def _read(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
+    """The format tag (dense when the file has none) and the other arrays of an action file,
+    read safely (no pickles, sizes checked before reading); FileNotFoundError, or ValueError
+    naming the file and the problem."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no action file at {path}")
@@ -161,7 +154,11 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
             f"{', ...' if len(not_arrays) > 3 else ''}); a model file (.model.pt) is read "
             "with PolynomialINN.load"
         )
-    return arrays
+    tag = arrays.pop("format", np.array(DENSE_FORMAT))
+    if tag.shape != () or tag.dtype.kind != "U":
+        raise ValueError(f"{path} is not a valid action file: format must be a string, got "
+                         f"dtype {tag.dtype} and shape {tag.shape}")
+    return str(tag), arrays
 
 
 def metadata_from(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -185,27 +182,13 @@ def metadata_from(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def load_action(path: str | os.PathLike) -> Action:
     """Read any saved action as the class registered for its format tag (a file without a
-    tag as a dense `PolynomialAction`).
-
-    Raises:
-        FileNotFoundError: no file at `path`.
-        ValueError: not an action file of a known format (the message names file and problem).
-    """
+    tag as a dense `PolynomialAction`); FileNotFoundError, or ValueError naming the file and
+    the problem."""
     tag, arrays = _read(path)
     if tag not in FORMATS:
         raise ValueError(f"{path} has the unknown action format {quote(tag)}; known: "
                          f"{', '.join(sorted(FORMATS))}")
     return FORMATS[tag]._parse(arrays, Path(path))
-
-
-def _read(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
-    """The format tag (dense when the file has none) and the arrays of an action file."""
-    arrays = read_npz(path)
-    tag = arrays.pop("format", np.array(DENSE_FORMAT))
-    if tag.shape != () or tag.dtype.kind != "U":
-        raise ValueError(f"{path} is not a valid action file: format must be a string, got "
-                         f"dtype {tag.dtype} and shape {tag.shape}")
-    return str(tag), arrays
 
 
 def numbered(arrays: dict[str, np.ndarray], letter: str, word: str) -> dict[int, torch.Tensor]:
@@ -232,9 +215,6 @@ def scalar(arrays: dict[str, np.ndarray], name: str) -> float:
     return float(real_array(value, name))
 
 
-# -- the protocol ------------------------------------------------------------------------------
-
-
 class Action(abc.ABC):
     """A polynomial action S(x0 + d) = A0 + sum_k (1/k!) A^(k) d...d (module docstring).
 
@@ -250,6 +230,7 @@ class Action(abc.ABC):
     format: ClassVar[str] = ""
     constant: float
     metadata: dict[str, Any]
+    _tensors: dict[int, torch.Tensor]  # the stored tensors, {order: tensor}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -261,8 +242,6 @@ class Action(abc.ABC):
             raise ValueError("constant must be finite")
         self.constant = float(constant)
         self.metadata = dict(metadata or {})
-
-    # -- structure (abstract) ----------------------------------------------------------------
 
     @property
     @abc.abstractmethod
@@ -279,9 +258,9 @@ class Action(abc.ABC):
     def multiplicity(self) -> int:
         """Entries of the dense A^(k) that one stored entry stands for."""
 
-    @abc.abstractmethod
     def items(self) -> list[tuple[int, torch.Tensor]]:
         """(k, stored tensor of order k) for the stored orders, ascending."""
+        return sorted(self._tensors.items())
 
     @abc.abstractmethod
     def tensor(self, k: int) -> torch.Tensor:
@@ -310,10 +289,8 @@ class Action(abc.ABC):
 
     @abc.abstractmethod
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
-        """G_k = A^(k) d...d with one leg left open, (n, N) per stored order, for d: (n, N).
-
-        Then dS/dx = sum_k G_k / (k-1)! and S = A0 + sum_k d . G_k / k!.
-        """
+        """G_k = A^(k) d...d with one leg left open, (n, N) per stored order, for d: (n, N):
+        dS/dx = sum_k G_k / (k-1)! and S = A0 + sum_k d . G_k / k!."""
 
     @abc.abstractmethod
     def spectrum(self) -> torch.Tensor:
@@ -340,8 +317,6 @@ class Action(abc.ABC):
         """This action and `others` in one common stored layout (same `tensor(k)` shapes and
         meaning), or None when there is none but the dense one. The default: none."""
         return None
-
-    # -- structure (derived) -----------------------------------------------------------------
 
     @property
     def orders(self) -> tuple[int, ...]:
@@ -407,8 +382,6 @@ class Action(abc.ABC):
         """||offdiag A^(k)||, everything but the local entries (free of overflow)."""
         return self.dense_norm(self.offdiagonal_entries(self.tensor(k)))
 
-    # -- evaluation --------------------------------------------------------------------------
-
     def _deviations(self, x: Any) -> tuple[torch.Tensor, bool]:
         x, single = configurations(x, self.dim, self.dtype, self.device)
         return x - self.point, single
@@ -431,8 +404,6 @@ class Action(abc.ABC):
         for k, field in self.fields(d).items():
             gradient = gradient + field / math.factorial(k - 1)
         return gradient[0] if single else gradient
-
-    # -- persistence -------------------------------------------------------------------------
 
     def _numbered(self, letter: str) -> dict[str, Any]:
         """The stored tensors as float64 arrays named `letter` k."""

@@ -29,7 +29,7 @@ from .base import (
 __all__ = ["PolynomialAction", "configurations", "symmetrize"]
 
 
-def _asymmetry(tensor: torch.Tensor) -> float:
+def asymmetry(tensor: torch.Tensor) -> float:
     """Largest |T - T transposed| over adjacent index swaps, relative to max |T|."""
     scale = float(tensor.abs().max()) if tensor.numel() else 0.0
     if tensor.dim() < 2 or scale == 0.0:
@@ -45,9 +45,7 @@ def symmetrize(tensor: torch.Tensor) -> torch.Tensor:
     k = tensor.dim()
     if k < 2:
         return tensor.clone()
-    total = torch.zeros_like(tensor)
-    for permutation in itertools.permutations(range(k)):
-        total += tensor.permute(permutation)
+    total = sum(tensor.permute(p) for p in itertools.permutations(range(k)))
     return total / math.factorial(k)
 
 
@@ -63,17 +61,8 @@ class PolynomialAction(Action):
         coefficients: {order k >= 1: symmetric A^(k) of shape (N,)*k} (tensors or arrays);
             absent orders are zero.
         point: expansion point x0, shape (N,); zero by default.
-        constant: A^(0), the value of S at x0 (normalisation; never compared).
-        metadata: JSON-able facts about where the action came from.
+        constant, metadata: see `Action`.
         check_symmetry: raise if a tensor is not symmetric (relative tolerance 1e-8).
-
-    Example:
-        >>> import torch
-        >>> S = PolynomialAction({2: torch.eye(2), 4: torch.zeros(2, 2, 2, 2)})
-        >>> S.dim, S.order
-        (2, 4)
-        >>> float(S(torch.tensor([[1.0, 1.0]]))[0])
-        1.0
     """
 
     format = DENSE_FORMAT
@@ -93,14 +82,14 @@ class PolynomialAction(Action):
             elif tensor.shape[0] != dim:
                 raise ValueError(f"A^({k}) has N = {tensor.shape[0]} but earlier orders have N = "
                                  f"{dim}")
-            if check_symmetry and _asymmetry(tensor) > SYMMETRY_RTOL:
+            if check_symmetry and asymmetry(tensor) > SYMMETRY_RTOL:
                 raise ValueError(f"A^({k}) is not symmetric (relative asymmetry "
-                                 f"{_asymmetry(tensor):.2e}); pass symmetrize(A) if that is what "
+                                 f"{asymmetry(tensor):.2e}); pass symmetrize(A) if that is what "
                                  "you mean")
             tensors[k] = tensor
         assert dim is not None
         dtype, device = common_dtype(tensors)
-        self._coefficients = {k: t.to(device=device, dtype=dtype) for k, t in tensors.items()}
+        self._tensors = {k: t.to(device=device, dtype=dtype) for k, t in tensors.items()}
         if point is None:
             self._point = torch.zeros(dim, dtype=dtype, device=device)
         else:
@@ -108,8 +97,6 @@ class PolynomialAction(Action):
             if self._point.shape != (dim,):
                 raise ValueError(f"point must have shape ({dim},), got {tuple(self._point.shape)}")
         self._set_constant(constant, metadata)
-
-    # -- structure ---------------------------------------------------------------------------
 
     @property
     def dim(self) -> int:
@@ -119,24 +106,18 @@ class PolynomialAction(Action):
     def point(self) -> torch.Tensor:
         return self._point
 
-    def items(self) -> list[tuple[int, torch.Tensor]]:
-        return sorted(self._coefficients.items())
-
     def coefficient(self, k: int) -> torch.Tensor:
-        """The symmetric tensor A^(k), shape (N,)*k (zeros for an absent order <= K)."""
         k = check_order(k, self.order)
-        if k in self._coefficients:
-            return self._coefficients[k]
+        if k in self._tensors:
+            return self._tensors[k]
         return torch.zeros((self.dim,) * k, dtype=self.dtype, device=self.device)
 
     tensor = coefficient
 
     def diagonal_entries(self, stored: torch.Tensor) -> torch.Tensor:
-        """T_{i..i} of a tensor T: (N,)*k, (N,)."""
         return stored[_diagonal_index(stored)]
 
     def offdiagonal_entries(self, stored: torch.Tensor) -> torch.Tensor:
-        """T with its diagonal i1 = .. = ik set to zero (a vector has no off-diagonal)."""
         if stored.dim() < 2:
             return torch.zeros_like(stored)
         rest = stored.clone()
@@ -144,7 +125,6 @@ class PolynomialAction(Action):
         return rest
 
     def to_dense(self) -> PolynomialAction:
-        """This action (already dense)."""
         return self
 
     def _with(self, tensors: dict[int, torch.Tensor], constant: float = 0.0,
@@ -155,11 +135,9 @@ class PolynomialAction(Action):
         """The eigenvalues of A^(2), ascending, (N,)."""
         return torch.linalg.eigvalsh(self.coefficient(2))
 
-    # -- evaluation --------------------------------------------------------------------------
-
     def _contract(self, k: int, d: torch.Tensor, keep: int) -> torch.Tensor:
         """A^(k) with all but `keep` legs contracted with d: (n, N) -> (n, (N,)*keep)."""
-        tensor = self._coefficients[k]
+        tensor = self._tensors[k]
         if keep == k:
             return tensor.expand(d.shape[0], *tensor.shape)
         contracted = torch.tensordot(d, tensor, dims=([1], [0]))
@@ -168,16 +146,14 @@ class PolynomialAction(Action):
         return contracted
 
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
-        return {k: self._contract(k, d, keep=1) for k in self._coefficients}
+        return {k: self._contract(k, d, keep=1) for k in self._tensors}
 
     def action(self, x: Any) -> torch.Tensor:
         d, single = self._deviations(x)
         value = torch.full(d.shape[:1], self.constant, dtype=self.dtype, device=self.device)
-        for k in self._coefficients:
+        for k in self._tensors:
             value = value + self._contract(k, d, keep=0) / math.factorial(k)
         return value[0] if single else value
-
-    # -- persistence -------------------------------------------------------------------------
 
     def arrays(self) -> dict[str, Any]:
         """`A1`, `A2`, ... (float64), `point` and `constant`: readable without inntheory,
@@ -189,8 +165,7 @@ class PolynomialAction(Action):
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> PolynomialAction:
-        """The action of a dense action `.npz` (any `.npz` with arrays `A1`, `A2`, ...);
-        ValueError naming a bad name (`A01`), array, `constant`, `point` or `metadata`."""
+        """The action of any `.npz` with arrays `A1`, `A2`, ... (see `arrays`)."""
         metadata = metadata_from(arrays)
         coefficients = numbered(arrays, "A", "coefficient")
         point = arrays.get("point")

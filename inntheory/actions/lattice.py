@@ -7,18 +7,8 @@ On a periodic lattice of shape (L,) or (L1, L2) (N sites, flattened in C order a
 
 A `LatticeAction` stores C^(k) over a *window* of offsets: per axis either the full axis
 (w = L, index t = offset t mod L) or an odd w = 2R + 1 < L holding the offsets -R..R (index
-t = offset mod w); couplings reaching further are zero. `couplings(k)` has the shape
-(*window) * (k - 1) (a scalar for k = 1). The expansion point is uniform (x0 = point * ones(N)),
-the constant A^(0) is the value on the big lattice.
-
-Example:
-    >>> import torch
-    >>> C2 = torch.tensor([2.0, -0.5, -0.5])        # offsets 0, +1, -1 on a ring of 8
-    >>> S = LatticeAction({2: C2, 4: torch.zeros(3, 3, 3)}, shape=(8,))
-    >>> S.dim, S.order, S.window
-    (8, 4, (3,))
-    >>> float(S.coefficient(2)[0, 7])
-    -0.5
+t = offset mod w); couplings reaching further are zero. The expansion point is uniform
+(x0 = point * ones(N)), the constant A^(0) is the value on the big lattice.
 """
 
 from __future__ import annotations
@@ -43,7 +33,7 @@ from .base import (
     real_tensor,
     scalar,
 )
-from .dense import PolynomialAction
+from .dense import PolynomialAction, asymmetry
 
 __all__ = ["LatticeAction", "lattice_window"]
 
@@ -80,14 +70,10 @@ def _offsets(window: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
     return np.stack(grids, axis=-1).reshape(-1, len(shape))
 
 
-def _coordinates(shape: tuple[int, ...]) -> np.ndarray:
-    """Lattice coordinates of the flattened sites, (N, d)."""
-    return np.stack(np.unravel_index(np.arange(math.prod(shape)), shape), axis=1)
-
-
 def shift_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
     """index[i, t] = the site at offset `t` (flattened window index) from site i, (N, M)."""
-    target = (_coordinates(shape)[:, None, :] + _offsets(window, shape)) % np.array(shape)
+    sites = np.stack(np.unravel_index(np.arange(math.prod(shape)), shape), axis=1)
+    target = (sites[:, None, :] + _offsets(window, shape)) % np.array(shape)
     return np.ravel_multi_index(tuple(np.moveaxis(target, -1, 0)), shape)
 
 
@@ -104,13 +90,6 @@ def _window_index(offset: np.ndarray, window: tuple[int, ...],
     return np.where(inside, index, math.prod(window))
 
 
-def relative_index(shape: tuple[int, ...], window: tuple[int, ...]) -> np.ndarray:
-    """index[i, j] = flattened window index of the offset j - i, or M when outside, (N, N)."""
-    sites, lengths = _coordinates(shape), np.array(shape)
-    diff = (sites[None, :, :] - sites[:, None, :]) % lengths
-    return _window_index(np.where(diff <= lengths // 2, diff, diff - lengths), window, shape)
-
-
 class LatticeAction(Action):
     """A translation-invariant polynomial action in compressed form (see the module docstring).
 
@@ -119,8 +98,7 @@ class LatticeAction(Action):
             k = 1); absent orders are zero.
         shape: the lattice, (L,) or (L1, L2).
         point: the uniform expansion point: a number, or an (N,) array with equal entries.
-        constant: A^(0), the value of S at the point on the big lattice.
-        metadata: JSON-able facts about where the action came from.
+        constant, metadata: see `Action` (A^(0) on the big lattice).
         window: the coupling window; inferred from an order >= 2 tensor when None (and the
             full lattice when only A^(1) is given).
         check_symmetry: raise when a C^(k) is not the compressed form of a symmetric tensor
@@ -153,7 +131,7 @@ class LatticeAction(Action):
                                      f"(relative asymmetry {asymmetry:.2e} under swapping two "
                                      "legs or the root with a leg, or couplings whose mirror "
                                      "falls outside the window)")
-        self._couplings = tensors
+        self._tensors = tensors
         value = real_tensor(point, "point").to(torch.float64).flatten()
         if value.numel() not in (1, self.dim):
             raise ValueError(f"point must be a number or have shape ({self.dim},), got "
@@ -163,8 +141,6 @@ class LatticeAction(Action):
                              "equal); use a PolynomialAction for another point")
         self.point_value = float(value[0])
         self._set_constant(constant, metadata)
-
-    # -- structure ---------------------------------------------------------------------------
 
     @property
     def dim(self) -> int:
@@ -181,9 +157,6 @@ class LatticeAction(Action):
         """The expansion point x0 = point_value * ones(N), (N,)."""
         return torch.full((self.dim,), self.point_value, dtype=self.dtype, device=self.device)
 
-    def items(self) -> list[tuple[int, torch.Tensor]]:
-        return sorted(self._couplings.items())
-
     @property
     def multiplicity(self) -> int:
         """N: coupling C^(k)[o] stands for the entries A^(k)[i, i + o, ..] of every site i."""
@@ -192,8 +165,8 @@ class LatticeAction(Action):
     def couplings(self, k: int) -> torch.Tensor:
         """C^(k) = A^(k)[0, ...] over relative offsets, shape (*window) * (k - 1)."""
         k = check_order(k, self.order)
-        if k in self._couplings:
-            return self._couplings[k]
+        if k in self._tensors:
+            return self._tensors[k]
         return torch.zeros(self.window * (k - 1), dtype=self.dtype, device=self.device)
 
     tensor = couplings
@@ -232,9 +205,8 @@ class LatticeAction(Action):
         return 16 * self.dim**k
 
     def coefficient(self, k: int, max_bytes: int | None = None) -> torch.Tensor:
-        """The dense symmetric tensor A^(k), shape (N,)*k, expanded from the couplings;
-        MemoryError (with the estimate) beyond `max_bytes`, default half the memory available.
-        """
+        """The dense A^(k), (N,)*k, expanded from the couplings; MemoryError (with the
+        estimate) beyond `max_bytes`, by default half the memory available."""
         k = check_order(k, self.order)
         needed = self.dense_bytes(k)
         limit = int(available_bytes()) // 2 if max_bytes is None else int(max_bytes)
@@ -249,7 +221,11 @@ class LatticeAction(Action):
         padded = torch.nn.functional.pad(
             self.couplings(k).reshape((self.size,) * (k - 1)), (0, 1) * (k - 1)
         ).reshape(-1)
-        relative = torch.from_numpy(relative_index(self.shape, self.window)).to(self.device)
+        # relative[i, j]: the window index of the offset j - i, M outside the window
+        relative = np.full((self.dim, self.dim), self.size, dtype=np.int64)
+        np.put_along_axis(relative, shift_index(self.shape, self.window),
+                          np.arange(self.size)[None], axis=1)
+        relative = torch.from_numpy(relative).to(self.device)
         index = relative.new_zeros((self.dim,) * k)
         for leg in range(1, k):
             view = [self.dim] + [1] * (k - 1)
@@ -270,16 +246,14 @@ class LatticeAction(Action):
         return LatticeAction(tensors, self.shape, self.point_value, constant, metadata,
                              window=window or self.window, check_symmetry=False)
 
-    # -- evaluation --------------------------------------------------------------------------
-
     def fields(self, d: torch.Tensor) -> dict[int, torch.Tensor]:
         """G_k(j) = sum_o C^(k)[o] d_{j+o2} .. d_{j+ok} for the stored orders: (n, N) each."""
         index = torch.from_numpy(shift_index(self.shape, self.window)).to(self.device)
         rows = max(1, _CHUNK_ELEMENTS // (self.dim * self.size ** max(self.order - 2, 1)))
-        out: dict[int, list[torch.Tensor]] = {k: [] for k in self._couplings}
+        out: dict[int, list[torch.Tensor]] = {k: [] for k in self._tensors}
         for chunk in torch.split(d, rows):
             shifted = chunk[:, index]  # (n, N, M): d at offset t from site j
-            for k, tensor in self._couplings.items():
+            for k, tensor in self._tensors.items():
                 if k == 1:
                     out[k].append(tensor.expand(chunk.shape))
                     continue
@@ -297,8 +271,6 @@ class LatticeAction(Action):
         dense.view(-1).index_add_(0, relative, self.couplings(2).reshape(-1).double())
         return torch.fft.fftn(dense).real.flatten()
 
-    # -- persistence -------------------------------------------------------------------------
-
     def arrays(self) -> dict[str, Any]:
         """`C1`, `C2`, ... (float64 couplings), `shape`, `window`, `point` (the uniform
         value) and `constant`."""
@@ -312,8 +284,7 @@ class LatticeAction(Action):
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LatticeAction:
-        """The action of a `LatticeAction` file; ValueError naming a bad coupling name (`C01`)
-        or array, shape or window, a lattice too large for memory, or bad metadata."""
+        """The action of a `LatticeAction` file (see `arrays`; also a lattice too large)."""
         metadata = metadata_from(arrays)
         couplings = numbered(arrays, "C", "coupling")
         shape, window = (_file_shape(arrays, name) for name in ("shape", "window"))
@@ -339,8 +310,6 @@ def _asymmetry(tensor: torch.Tensor, window: tuple[int, ...], shape: tuple[int, 
     scale = float(flat.abs().max()) if flat.numel() else 0.0
     if scale == 0.0:
         return 0.0
-    worst = max((float((flat - flat.transpose(i, i + 1)).abs().max()) for i in range(legs - 1)),
-                default=0.0)
     offsets = _offsets(window, shape)
     views = [offsets.reshape([size if m == leg else 1 for m in range(legs)] + [len(shape)])
              for leg in range(legs)]
@@ -348,8 +317,7 @@ def _asymmetry(tensor: torch.Tensor, window: tuple[int, ...], shape: tuple[int, 
     index = np.broadcast_arrays(*(_window_index(o, window, shape) for o in swapped))
     padded = torch.nn.functional.pad(flat, (0, 1) * legs)
     mirrored = padded[tuple(torch.from_numpy(i.copy()).to(tensor.device) for i in index)]
-    worst = max(worst, float((flat - mirrored).abs().max()))
-    return worst / scale
+    return max(asymmetry(flat), float((flat - mirrored).abs().max()) / scale)
 
 
 def _file_shape(arrays: Mapping[str, np.ndarray], name: str) -> tuple[int, ...]:

@@ -2,8 +2,7 @@
 
 Actions sharing a compressed layout (`Action.aligned`, e.g. `LatticeAction`s of one lattice)
 are compared on their stored tensors with the numbers of the dense comparison (each norm the
-dense one, `Action.stored_norm`); others are expanded with `to_dense()`. Conventions of
-``METHOD.md``: S(x0 + d) = sum_k (1/k!) A^(k) d...d.
+dense one, `Action.stored_norm`); others are expanded with `to_dense()`.
 """
 
 from __future__ import annotations
@@ -24,11 +23,6 @@ from .display import format_value, identity_line, new_figure, unique_index
 __all__ = ["Comparison", "ComparisonRow", "CompressedComparison", "compare"]
 
 _MAX_SCATTER_POINTS = 5000  # entries drawn per order (a fixed-seed subsample beyond)
-
-
-def _diagonal(tensor: Tensor) -> Tensor:
-    index = torch.arange(tensor.shape[0])
-    return tensor[(index,) * tensor.dim()]
 
 
 def _ratio(value: float, reference: float, scale: float) -> tuple[float, bool]:
@@ -178,7 +172,8 @@ class Comparison(Tabular):
             series = [("true", self.true[k])] + [(m, self.learned[m][k]) for m in self.models]
             for s, (name, tensor) in enumerate(series):
                 offset = (s - len(self.models) / 2) * width
-                ax.bar(np.arange(dim) + offset, _diagonal(tensor).numpy(), width, label=name)
+                diagonal = tensor[(torch.arange(dim),) * k].numpy()
+                ax.bar(np.arange(dim) + offset, diagonal, width, label=name)
             ax.set(title=f"diagonal $A^{{({k})}}_{{i \\dots i}}$", xlabel="site i",
                    ylabel="coefficient")
             site_ticks(ax, "x")
@@ -206,6 +201,13 @@ class CompressedComparison(Comparison):
         return fig
 
 
+def check_action(value: Any, name: str) -> None:
+    """TypeError unless `value` is an `Action`."""
+    if not isinstance(value, Action):
+        raise TypeError(f"{name!s} must be an action (PolynomialAction, LatticeAction), got "
+                        f"{type(value).__name__}")
+
+
 def _check_arguments(true: Any, learned: Any, orders: Sequence[int]
                      ) -> tuple[dict[str, Action], tuple[int, ...]]:
     if isinstance(learned, Action):
@@ -213,9 +215,7 @@ def _check_arguments(true: Any, learned: Any, orders: Sequence[int]
     if not isinstance(learned, Mapping) or not learned:
         raise ValueError("learned must be an action or a non-empty {label: action}")
     for name, action in [("true", true), *learned.items()]:
-        if not isinstance(action, Action):
-            raise TypeError(f"{name!s} must be an action (PolynomialAction, LatticeAction), "
-                            f"got {type(action).__name__}")
+        check_action(action, name)
     orders = tuple(orders)
     if not orders or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1
                          for k in orders):
@@ -238,8 +238,7 @@ def _row(layout: Action, model: str, k: int, reference: Tensor, estimate: Tensor
     """One row from the norms of T / s and L / s, s the largest |entry| of both (scale-free)."""
     norm, diagonal = layout.stored_norm, layout.diagonal_entries
     offdiagonal = layout.offdiagonal_entries
-    scale = max(float(reference.abs().max()), float(estimate.abs().max()))
-    scale = scale if scale > 0 else 1.0
+    scale = max(float(reference.abs().max()), float(estimate.abs().max())) or 1.0
     t, lrn = reference / scale, estimate / scale
     total = norm(t)
     error, relative = _ratio(norm(lrn - t), total, scale)
@@ -288,10 +287,8 @@ def compare(true: Action, learned: Action | Mapping[str, Action],
         layout). Comparing an action with itself gives exactly zero errors.
 
     Raises:
-        TypeError: if an argument is not an action.
-        ValueError: on different dimensions or expansion points, no learned action, orders
-            that are empty, not integers >= 1, or missing from an action (named), data that
-            are not (n, N) or hold NaN/inf.
+        TypeError: an argument that is not an action.
+        ValueError: actions, orders or data that do not fit together (the message says how).
         MemoryError: representations that must be expanded to dense tensors that do not fit.
     """
     learned, orders = _check_arguments(true, learned, orders)

@@ -68,17 +68,14 @@ def _from_moments(moments: list[Tensor]) -> dict[int, Tensor]:
     mu = moments[0]
     result = {1: mu}
     if len(moments) >= 2:
-        cov = moments[1] - torch.outer(mu, mu)
-        result[2] = cov
+        result[2] = cov = moments[1] - torch.outer(mu, mu)
     if len(moments) >= 3:
-        m2, m3 = moments[1], moments[2]
-        third = m3
+        third = moments[2]
         for i in "ijk":  # minus mu_i m2_jk over the three choices of i
-            third = third - torch.einsum(f"{i},{'ijk'.replace(i, '')}->ijk", mu, m2)
+            third = third - torch.einsum(f"{i},{'ijk'.replace(i, '')}->ijk", mu, moments[1])
         result[3] = third + 2 * torch.einsum("i,j,k->ijk", mu, mu, mu)
     if len(moments) >= 4:
-        m2, m3, m4 = moments[1], moments[2], moments[3]
-        central = m4
+        m2, m3, central = moments[1], moments[2], moments[3]
         for i in "ijkl":
             central = central - torch.einsum(f"{i},{'ijkl'.replace(i, '')}->ijkl", mu, m3)
         for i, j in itertools.combinations("ijkl", 2):
@@ -95,17 +92,8 @@ def cumulants(x: Any, order: int = 4) -> dict[int, Tensor]:
     """Plug-in (1/n, bias O(1/n)) estimates of the cumulants kappa_1..kappa_order, float64:
     the mean (N,), E[d d] (N, N), E[d d d] (N,)*3, E[d d d d] minus the three pairings of
     covariances (N,)*4, with d = x - mean; cost O(n N^order). Returns {k: kappa_k} for
-    k = 1..order (1..4) of samples x: (n >= 2, N) (torch or numpy), torch float64 on the CPU.
-
-    Raises:
-        ValueError: on a wrong shape, n < 2, NaN/inf entries, or an order outside 1..4.
-        TypeError: if x is not an array of real numbers.
-
-    Example:
-        >>> kappa = cumulants(torch.tensor([[0.0], [2.0]]), order=2)
-        >>> float(kappa[1][0]), float(kappa[2][0, 0])
-        (1.0, 1.0)
-    """
+    k = 1..order (1..4) of samples x: (n >= 2, N) (torch or numpy), torch float64 on the CPU;
+    TypeError or ValueError naming what is wrong with x or order."""
     order = _check_order(order)
     y = _as_samples(x, "x")
     shift = y.mean(0)
@@ -121,19 +109,13 @@ def _jackknife(y: Tensor, order: int, n_blocks: int
     shift = y.mean(0)
     blocks = torch.tensor_split(y - shift, min(n_blocks, y.shape[0]))
     block_sums = [_moment_sums(b, order) for b in blocks]
-    counts = [b.shape[0] for b in blocks]
     totals = [sum(s[k] for s in block_sums) for k in range(order)]
-    n = y.shape[0]
+    n, m = y.shape[0], len(blocks)
     estimate = _from_moments([t / n for t in totals])
-    leave_out = [
-        _from_moments([(totals[k] - s[k]) / (n - c) for k in range(order)])
-        for s, c in zip(block_sums, counts, strict=True)
-    ]
-    m = len(blocks)
-    errors = {}
-    for k in estimate:
-        stack = torch.stack([j[k] for j in leave_out])
-        errors[k] = ((m - 1) / m * ((stack - stack.mean(0)) ** 2).sum(0)).sqrt()
+    leave_out = [_from_moments([(totals[k] - s[k]) / (n - b.shape[0]) for k in range(order)])
+                 for s, b in zip(block_sums, blocks, strict=True)]
+    stacks = {k: torch.stack([j[k] for j in leave_out]) for k in estimate}
+    errors = {k: ((m - 1) / m * ((s - s.mean(0)) ** 2).sum(0)).sqrt() for k, s in stacks.items()}
     estimate[1] = estimate[1] + shift
     return estimate, errors
 
@@ -245,22 +227,17 @@ def compare_cumulants(data: Any, samples: Any, order: int = 4,
     For each k = 1..order and each distinct entry i1 <= ... <= ik, z = |kappa_data -
     kappa_samples| / sigma with sigma = sqrt(se_data^2 + se_samples^2) from a delete-one-block
     jackknife over `n_blocks` contiguous blocks of each set (absorbing short autocorrelation
-    of MCMC samples). The sets may have different sizes.
+    of MCMC samples). The sets may have different sizes. ValueError names a bad argument.
 
     Arguments:
         data, samples: (n_data, N) and (n_samples, N), at least 2 rows each.
         order: highest cumulant, 1..4.
         n_blocks: jackknife blocks per set (>= 2; fewer when a set is smaller).
-
-    Raises:
-        ValueError: on wrong shapes, different N, n < 2, NaN/inf, order outside 1..4 or
-            n_blocks < 2.
     """
     order = _check_order(order)
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or n_blocks < 2:
         raise ValueError(f"n_blocks must be an integer >= 2, got {n_blocks!r}")
-    x = _as_samples(data, "data")
-    y = _as_samples(samples, "samples")
+    x, y = _as_samples(data, "data"), _as_samples(samples, "samples")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"data have N = {x.shape[1]} but samples have N = {y.shape[1]}")
     kappa_x, error_x = _jackknife(x, order, int(n_blocks))

@@ -19,25 +19,18 @@ SECONDS_PER_UPDATE = 1e-9  # rough time per tensor entry written
 def extraction_cost(dim: int, order: int, depth: int, activation: str, *,
                     lattice: tuple[int, ...] | None = None,
                     kernel_radius: int | None = None) -> dict[str, float]:
-    """The cost of extracting the order-`order` action of a `PolynomialINN` of these settings.
+    """The cost of extracting the order-`order` (K >= 1) action of a `PolynomialINN` of these
+    settings (the other arguments as for `PolynomialINN`).
 
     Without `lattice` the dense pull-back is costed (N^k entries per vertex of order k); with
     it the compressed one of a lattice-equivariant network at a uniform point (M^(k-1)
     entries, M the sites of the window min(L, 2R + 1), R = 2 depth kernel_radius).
-
-    Arguments:
-        dim, depth, activation, lattice, kernel_radius: as for `PolynomialINN`.
-        order: K >= 1.
 
     Returns:
         ``placements``: diagram placements per activation stage; ``updates``: tensor entries
         they write over all stages; ``bytes``: one action's coefficient tensors;
         ``peak_bytes``: the memory the pull-back needs (what `extract_action` checks);
         ``seconds``: a rough time. Floats, inf where a count overflows.
-
-    Example:
-        >>> extraction_cost(2, 4, 1, "cubic")["placements"]  # 1 + 2 + 5 + 14 partitions, 4 logdets
-        26.0
     """
     order, degree = check_order(order), activation_degree(activation)
     if lattice is None:

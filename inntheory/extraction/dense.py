@@ -72,7 +72,6 @@ class DenseBackend:
 
     def pull_affine(self, above: dict[int, torch.Tensor], weight: torch.Tensor
                     ) -> dict[int, torch.Tensor]:
-        """Every leg of every A^(k) contracted with W."""
         diagonal = torch.diagonal(weight)
         is_diagonal = bool(torch.count_nonzero(weight - torch.diag(diagonal)) == 0)
         coefficients = {}

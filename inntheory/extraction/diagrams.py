@@ -14,14 +14,6 @@ S_prev(e) = S(e'(e)) - sum_i ln phi'(y*_i + e_i) is a *diagram*:
   a diagonal n-vertex (all n indices on the same unit).
 
 `catalogue` lists them for both the pull-back (`pullback`) and `draw_diagrams`.
-
-Example:
-    >>> for diagram in catalogue("quadratic", 4)[-4:]:
-    ...     print(diagram)
-    B^(4) += 1 Sym[A^(4): 4 phi']
-    B^(4) += 6 Sym[A^(3): 2 phi', 1 phi''-fork]
-    B^(4) += 3 Sym[A^(2): 2 phi''-fork]
-    B^(4) += 24 diag[(-ln phi')_4]
 """
 
 from __future__ import annotations
@@ -50,10 +42,8 @@ _DERIVATIVE_LABELS = {1: "phi'", 2: "phi''", 3: "phi'''"}
 
 @dataclass(frozen=True)
 class Diagram:
-    """One term of the pull-back through an activation stage: B^(n) += weight *
-    Sym[A^(k) with j1 straight legs (phi'), j2 forked in two (phi''), j3 in three (phi''')],
-    or for a log-determinant vertex (k = n, j's 0) weight * the n-th Taylor coefficient of
-    -ln phi'(y* + D) on the diagonal."""
+    """One term of the pull-back through an activation stage (module docstring): order n,
+    vertex k, j1 = straight, j2 = forked2, j3 = forked3; a log-determinant vertex has k = n."""
 
     order: int
     vertex: int
@@ -91,11 +81,6 @@ def catalogue(activation: Any, order: int) -> list[Diagram]:
     """Every diagram feeding the orders 1..order (>= 1) of the pull-back through `activation`
     (a name in `inntheory.ACTIVATIONS`, a degree 1..3 or anything with `.degree`), sorted by
     output order n, then by decreasing vertex order k, the log-determinant vertex last.
-
-    Example:
-        >>> [(d.vertex, d.straight, d.forked2, d.forked3, int(d.weight))
-        ...  for d in catalogue("cubic", 4) if d.order == 4 and not d.logdet]
-        [(4, 4, 0, 0, 1), (3, 2, 1, 0, 6), (2, 0, 2, 0, 3), (2, 1, 0, 1, 4)]
     """
     return list(_catalogue(activation_degree(activation), check_order(order)))
 
@@ -165,23 +150,14 @@ def _placements(legs: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], ...], ...
 
 # ---------------------------------------------------------------------------- drawing
 
-_FORK_LABELS = {2: r"$\phi''$", 3: r"$\phi'''$"}
-
-
 def draw_diagrams(
     activation: Any, order: int, n: int | None = None, ax: Axes | None = None
 ) -> Figure:
-    """Draw the catalogue (as `catalogue`), one row per output order, each diagram titled with
-    its weight: a vertex is a dot, a straight leg a line labelled phi', a forked leg splits at
-    a square labelled phi'' (phi''') into 2 (3) lines, a log-determinant vertex is a diamond.
-
-    Arguments:
-        n: draw only the diagrams feeding B^(n) (1 <= n <= order).
-        ax: draw into this matplotlib Axes (requires `n`, or order == 1): one row.
-
-    Returns:
-        The matplotlib Figure.
-    """
+    """The matplotlib Figure of the catalogue (as `catalogue`), one row per output order, each
+    diagram titled with its weight: a vertex is a dot, a straight leg a line labelled phi', a
+    forked leg splits at a square labelled phi'' (phi''') into 2 (3) lines, a log-determinant
+    vertex is a diamond. `n` draws only the diagrams feeding B^(n) (1 <= n <= order); `ax`
+    draws into that Axes, one row (requires `n`, or order == 1)."""
 
     import matplotlib.pyplot as plt
 
@@ -193,9 +169,8 @@ def draw_diagrams(
         raise ValueError("drawing into one Axes needs a single order: pass n=...")
     width = max(sum(d.order == r for d in diagrams) for r in rows)
     if ax is None:
-        figure, axes = plt.subplots(
-            len(rows), 1, figsize=(1.3 * width + 0.6, 1.6 * len(rows)), squeeze=False
-        )
+        figure, axes = plt.subplots(len(rows), 1, figsize=(1.3 * width + 0.6, 1.6 * len(rows)),
+                                    squeeze=False)
         row_axes = list(axes[:, 0])
     else:
         figure, row_axes = ax.figure, [ax]
@@ -242,6 +217,6 @@ def _draw_one(axis: Axes, diagram: Diagram, x0: float) -> None:
         for tx, ty in targets:
             axis.plot([bx, tx], [by, ty], **line)
         axis.plot(bx, by, "s", ms=5, color="tab:blue", zorder=3)
-        axis.text(bx, ty - 0.08, _FORK_LABELS[size], ha="center", va="top", fontsize=8,
-                  color="tab:blue")
+        axis.text(bx, ty - 0.08, f"$\\{_DERIVATIVE_LABELS[size]}$", ha="center", va="top",
+                  fontsize=8, color="tab:blue")
 

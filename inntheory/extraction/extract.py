@@ -1,6 +1,4 @@
-"""Exact action extraction from a `PolynomialINN`: the public entry points, which check their
-arguments and the memory, then run the pull-back with the dense backend (or the compressed
-lattice one for a lattice-equivariant model at a uniform point).
+"""Exact action extraction from a `PolynomialINN`: the checked entry points of the pull-back.
 
 Example:
     >>> import torch
@@ -57,48 +55,38 @@ def extract_action(model: PolynomialINN, order: int = 4, point: Any = None, *,
         compressed: False forces the dense pull-back for a lattice model.
 
     Returns:
-        A float64 `PolynomialAction` (a `LatticeAction` for a lattice model) with orders
-        1..K at `point`, `constant` equal to `model.action(point)`, and metadata {source,
-        order, point, activation, depth, standardized} (plus lattice, coupling_range, window
-        when compressed).
+        The float64 action with orders 1..K at `point`, `constant` equal to
+        `model.action(point)`, and metadata {source, order, point, activation, depth,
+        standardized} (plus lattice, coupling_range, window when compressed).
 
     Raises:
-        TypeError: `model` is not a PolynomialINN.
-        ValueError: bad order, point of the wrong shape or with NaN/inf, or a point outside
-            the domain (the message names the layer and unit).
-        MemoryError: the tensors would not fit in `max_bytes` (raised before allocating).
+        ValueError: a bad order or point, or a point outside the domain (the message names
+            the layer and unit). MemoryError: beyond `max_bytes` (raised before allocating).
     """
     if compressed and getattr(model, "lattice", None) is not None:
-        order, x0 = _checked(model, order, point)
+        order, x0, limit = _checked(model, order, point, max_bytes)
         if bool((x0 == x0[0]).all()):
-            if max_bytes is None:
-                max_bytes = available_bytes(x0.device) // 2
-            return extract_lattice_action(model, model.stages(), order, x0, max_bytes)
+            return extract_lattice_action(model, model.stages(), order, x0, limit)
     return _extract(model, order, point, max_bytes, history=False)[-1]
 
 
 def action_history(model: PolynomialINN, order: int = 4, point: Any = None, *,
                    max_bytes: int | None = None) -> list[PolynomialAction]:
-    """The dense action of every representation, latent first, data last (arguments as in
-    `extract_action`; the memory estimate counts every entry kept).
-
-    After the latent action come the representations after layer L-1, ..., 1, the
-    standardised coordinates (when set) and the data. Each is a float64 `PolynomialAction`
-    around the image u* of `point`, holds every order 1..K (zeros included) and carries
-    metadata["label"] ("latent", "after layer 3", ..., "standardized", "data") and
-    metadata["stage"] (the number of stages between it and the data).
-    """
+    """The dense action of every representation (arguments as in `extract_action`; the memory
+    estimate counts every entry kept): the latent action, the representations after layer
+    L-1, ..., 1, the standardised coordinates (when set) and the data. Each is a float64
+    `PolynomialAction` around the image u* of `point`, holds every order 1..K (zeros
+    included) and carries metadata["label"] ("latent", "after layer 3", ..., "standardized",
+    "data") and metadata["stage"] (the number of stages between it and the data)."""
     return _extract(model, order, point, max_bytes, history=True)
 
 
 def _extract(
     model: Any, order: Any, point: Any, max_bytes: int | None, *, history: bool
 ) -> list[PolynomialAction]:
-    order, x0 = _checked(model, order, point)
+    order, x0, max_bytes = _checked(model, order, point, max_bytes)
     boundaries = _boundaries(model)
     needed = dense_bytes(model.dim, order, len(boundaries) if history else 1)
-    if max_bytes is None:
-        max_bytes = available_bytes(x0.device) // 2
     if needed > max_bytes:
         raise MemoryError(f"extracting order {order} for N = {model.dim} needs about "
                           f"{needed / 2**30:.3g} GiB (tensors of {model.dim}^{order} float64 "
@@ -126,17 +114,19 @@ def _extract(
     return result
 
 
-def _checked(model: Any, order: Any, point: Any) -> tuple[int, torch.Tensor]:
-    """The checked order and point x0, (N,) float64 on the model's device (the CPU for MPS,
-    which has no float64)."""
+def _checked(model: Any, order: Any, point: Any, max_bytes: int | None
+             ) -> tuple[int, torch.Tensor, int]:
+    """The checked order, point x0, (N,) float64 on the model's device (the CPU for MPS,
+    which has no float64), and the memory limit (half the memory available by default)."""
     order = check_order(order)
     if not isinstance(model, PolynomialINN):
         raise TypeError(f"model must be a PolynomialINN, got {type(model).__name__}")
     device = next(model.parameters()).device
     device = torch.device("cpu") if device.type == "mps" else device
+    limit = available_bytes(device) // 2 if max_bytes is None else max_bytes
     dim = model.dim
     if point is None:
-        return order, torch.zeros(dim, dtype=torch.float64, device=device)
+        return order, torch.zeros(dim, dtype=torch.float64, device=device), limit
     try:
         x0 = point.detach() if torch.is_tensor(point) else torch.as_tensor(
             np.asarray(point, dtype=np.float64)
@@ -147,7 +137,7 @@ def _checked(model: Any, order: Any, point: Any) -> tuple[int, torch.Tensor]:
         raise ValueError(f"point must have shape ({dim},), got {tuple(x0.shape)}")
     if x0.is_complex() or not torch.isfinite(x0).all():
         raise ValueError("point must be real and contain no NaN or inf entries")
-    return order, x0.to(device=device, dtype=torch.float64)
+    return order, x0.to(device=device, dtype=torch.float64), limit
 
 
 def _boundaries(model: PolynomialINN) -> dict[int, str]:

@@ -3,16 +3,15 @@
 For periodic convolutions (W[i, j] = w[i - j], read by `LinearMap.lattice_kernel(shape)`),
 site-shared biases and activations and a uniform point, every action of the pull-back is
 translation invariant and carried as its couplings C^(k) relative to site 0
-(`inntheory.actions.lattice`); nothing of size N^k is formed.
+(`inntheory.actions.lattice`); nothing of size N^k is formed. With R = `model.coupling_range`
+(checked against the kernels) the pull-back runs exactly on the torus window = min(L, 2R + 1)
+per axis; A^(0) is still that of the big lattice. float64.
 
 - affine step, in Fourier space over the k - 1 relative legs (w^(q) = sum_r w[r] e^(-i q.r)):
   C'^(k)^(q2..qk) = C^(k)^(q2..qk) w^(q2 + .. + qk) prod_m conj(w^(q_m)), constant
   -sum_q ln|w^(q)| on the big lattice; an on-site kernel s scales by s^k.
 - activation step: each dressed vertex is the vertex times a number, written onto a diagonal
   view of C'^(n) with the block of output position 0 at offset 0; constant -N ln phi'(y*).
-
-With R = `model.coupling_range` (checked against the kernels) the pull-back runs exactly on
-the torus window = min(L, 2R + 1) per axis; A^(0) is still that of the big lattice. float64.
 """
 
 from __future__ import annotations
@@ -49,14 +48,9 @@ def extract_lattice_action(
     model: Any, stages: list[Any], order: int, x0: torch.Tensor, max_bytes: float
 ) -> LatticeAction:
     """The float64 `LatticeAction` of a lattice `model` (its `stages`) at the uniform point x0
-    (N,) up to order K, on the window min(L, 2R + 1), R = `model.coupling_range`.
-
-    Raises:
-        ValueError: a non-uniform point, an affine map without a kernel on the lattice, a
-            bias or activation that differs between sites, kernels reaching further than
-            `coupling_range`, or a point outside the domain.
-        MemoryError: the compressed tensors would not fit in `max_bytes` (before allocating).
-    """
+    (N,) up to order K, on the window min(L, 2R + 1), R = `model.coupling_range`; ValueError
+    for what is not translation invariant or outside the domain, MemoryError (before
+    allocating) beyond `max_bytes`."""
     shape = tuple(int(n) for n in model.lattice)
     if bool((x0 != x0[0]).any()):
         raise ValueError("the compressed (translation-invariant) action needs a uniform "
@@ -115,10 +109,14 @@ class LatticeBackend:
         kernel = kernel.detach().to(torch.float64).to(self.device)
         # a convolution maps the uniform vector u to u * sum(kernel) on every site
         image = self._full(u) * float(kernel.sum()) + stage.bias.detach().to(kernel)
+        spread = float(image.max() - image.min())
+        if spread > 1e-12 * max(1.0, float(image.abs().max())):
+            raise ValueError(f"stage {number} (affine): the bias differs between sites (spread "
+                             f"{spread:.3g}); the compressed action needs site-shared biases")
         stage_reach, small = _fold(kernel, self.window)
         self.reach += 2 * stage_reach
         logabsdet = float(torch.log(torch.fft.fftn(kernel).abs()).sum())
-        return small, logabsdet, _uniform(image, f"stage {number} (affine): the bias")
+        return small, logabsdet, float(image.mean())
 
     def activation(self, stage: Any, u: float, number: int) -> tuple[torch.Tensor, float]:
         taylor = stage.activation.taylor(self._full(u)).detach().to(torch.float64)
@@ -161,18 +159,16 @@ class LatticeBackend:
                 result[k] = tensor * float(kernel.sum())
                 continue
             legs = k - 1
-            lattice = tensor.reshape(window * legs)
             dims = tuple(range(legs * ndim))
-            transformed = _fftn(lattice, dims, torch.fft.fftn)
-            total = _total_momentum(window, legs, device)
-            transformed = transformed * spectrum.reshape(-1)[total]
+            transformed = _fftn(tensor.reshape(window * legs), dims, torch.fft.fftn)
+            transformed = transformed * spectrum.reshape(-1)[_total_momentum(window, legs, device)]
             conjugate = spectrum.conj()
             for leg in range(legs):
                 view = [1] * (legs * ndim)
                 view[leg * ndim : (leg + 1) * ndim] = window
                 transformed = transformed * conjugate.reshape(view)
             result[k] = _fftn(transformed, dims, torch.fft.ifftn).real.reshape((size,) * legs)
-            del transformed, total
+            del transformed
         return result
 
     def dress(self, vertex: torch.Tensor, factors: list[torch.Tensor]) -> torch.Tensor:
@@ -222,19 +218,9 @@ def _total_momentum(window: tuple[int, ...], legs: int, device: torch.device) ->
     return total
 
 
-def _uniform(values: torch.Tensor, what: str) -> float:
-    spread = float(values.max() - values.min())
-    scale = max(1.0, float(values.abs().max()))
-    if spread > 1e-12 * scale:
-        raise ValueError(f"{what} differs between sites (spread {spread:.3g}); the compressed "
-                         "action needs site-shared biases")
-    return float(values.mean())
-
-
 def _fold(kernel: torch.Tensor, window: tuple[int, ...]) -> tuple[int, torch.Tensor]:
     """(largest |minimal-image offset| of a non-zero entry along the cut axes, the kernel
-    folded onto the window torus); entries outside the window are dropped (the reach fails
-    the caller's range check)."""
+    folded onto the window torus without the entries outside it: the caller checks the reach)."""
     lengths, sizes = np.array(kernel.shape), np.array(window)
     nonzero = np.argwhere(kernel.detach().cpu().numpy() != 0)
     minimal = np.where(nonzero <= lengths // 2, nonzero, nonzero - lengths)

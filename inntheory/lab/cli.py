@@ -1,12 +1,9 @@
-"""The ``inntheory`` command: ``demo``, ``fit``, ``sample`` and ``compare`` (see
-``inntheory COMMAND --help``).
+"""The ``inntheory`` command: ``demo``, ``fit``, ``sample`` and ``compare``.
 
-User errors (bad inputs, outputs that exist without ``--force`` or cannot be written, work too
-costly for the time or memory, another run writing the same outputs) end with one line
-``inntheory: error: ...`` on stderr and status 1, checked before the work where they can be;
-usage errors with status 2. Outputs are claimed with lock files (removed on exit and SIGTERM)
-and written atomically as one unit. Anything else is a bug and shows its traceback. The
-library and torch load only once the arguments and inputs have been checked.
+A user error ends with one line ``inntheory: error: ...`` on stderr and status 1 (2 for usage),
+checked before the work where it can be; anything else is a bug and shows its traceback.
+Outputs are claimed with lock files and written atomically as one unit. The library and torch
+load only once the arguments and inputs have been checked.
 """
 
 from __future__ import annotations
@@ -43,8 +40,7 @@ SAMPLES_PER_PARAMETER = 10
 """``fit`` warns below this many samples per trainable parameter of the network."""
 
 _DATA_FORMATS = (".npy", ".npz", ".csv")
-# fit refuses an extraction beyond these (see inntheory.extraction.extraction_cost): cubic
-# order <= 11 and quadratic order <= 12 pass the placement limit.
+# fit refuses an extraction beyond these (see inntheory.extraction.extraction_cost)
 _MAX_PLACEMENTS = 500_000
 _MAX_EXTRACTION_SECONDS = 600.0
 _SHOWN_ROWS = 5
@@ -84,8 +80,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _LibraryNames:
-    """The keys of a library registry (``ACTIVATIONS``, ``PRESETS``) as argparse ``choices``,
-    importing the library only when a value is checked or listed."""
+    """A library registry's keys (``ACTIVATIONS``, ``PRESETS``) as lazily imported choices."""
 
     def __init__(self, registry: str) -> None:
         self.registry = registry
@@ -112,6 +107,17 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+@contextlib.contextmanager
+def _user_error(prefix: str = "", code: int = 1,
+                errors: type[Exception] | tuple[type[Exception], ...] = ValueError
+                ) -> Iterator[None]:
+    """`errors` raised by the body (the library's refusals) as a CLIError of one line."""
+    try:
+        yield
+    except errors as error:
+        raise CLIError(prefix + _one_line(error), code) from error
+
+
 def _checked(convert: Callable[[str], Any], valid: Callable[[Any], bool], wording: str,
              invalid: str | None = None) -> Callable[[str], Any]:
     """An argparse type: `convert(text)` where `valid`, else a usage error "expected ..."."""
@@ -136,11 +142,8 @@ _finite_float = _checked(float, math.isfinite, "a number", "a finite number")
 
 
 # -- data ---------------------------------------------------------------------------------------
-
-
 def recommended_samples(parameters: int) -> int:
-    """The rows `fit` asks for before it stops warning: :data:`SAMPLES_PER_PARAMETER` per
-    trainable parameter of the network being fitted (not of the extracted action)."""
+    """The rows `fit` wants: `SAMPLES_PER_PARAMETER` per trainable parameter of the network."""
     return SAMPLES_PER_PARAMETER * parameters
 
 
@@ -236,8 +239,7 @@ def _from_csv(path: Path) -> np.ndarray:
         for number, line in enumerate(stream, start=1):
             content = line.split("#", 1)[0].strip()
             if content:
-                # A header has no numeric field; a line with some (``1.5,abc``) is data, and
-                # its non-numeric fields are reported as NaN with its row index.
+                # a header has no numeric field (``1.5,abc`` is data with a NaN field)
                 if not any(_is_number(field) for field in content.split(",")):
                     skip = number
                 break
@@ -269,9 +271,8 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
 
     `path` is a ``.npy`` file, a ``.npz`` archive (its array `array`, or its only array) or a
     ``.csv`` file (comma-separated; a first line without any numeric field is a header; empty
-    or non-numeric fields count as NaN). Raises CLIError for an unreadable file, an unknown
-    format, a header declaring more than the file or half the memory holds, data not real or
-    not 2-D, no rows, or rows with NaN/inf or beyond float64 (their first indices).
+    or non-numeric fields count as NaN). CLIError when the file cannot be read or its data
+    are not finite real rows.
     """
     path = Path(path)
     _check_regular_file(path, "data file")
@@ -289,28 +290,24 @@ def load_data(path: str | Path, array: str | None = None) -> np.ndarray:
     if raw.dtype.kind not in "iuf":  # signed, unsigned integers or floats
         raise CLIError(f"{path}: the data must be real numbers, got dtype {raw.dtype}")
     if raw.ndim != 2:
-        raise CLIError(
-            f"{path}: the data must be 2-D, one configuration per row (n, N), got shape "
-            f"{raw.shape}; flatten each configuration, e.g. x.reshape(len(x), -1)"
-        )
+        raise CLIError(f"{path}: the data must be 2-D, one configuration per row (n, N), got "
+                       f"shape {raw.shape}; flatten each configuration, e.g. "
+                       "x.reshape(len(x), -1)")
     if raw.shape[0] == 0 or raw.shape[1] == 0:
         raise CLIError(f"{path}: no data (shape {raw.shape})")
     with np.errstate(over="ignore"):
         x = raw.astype(np.float64)
     overflowed = np.flatnonzero((np.isfinite(raw) & ~np.isfinite(x)).any(axis=1))
     if overflowed.size:
-        raise CLIError(
-            f"{path}: {overflowed.size} of {x.shape[0]} rows hold values beyond the float64 "
-            f"range (|x| > {np.finfo(np.float64).max:.4g}, overflow when converting from "
-            f"{raw.dtype}), 0-based row indices {_listed(overflowed.tolist())}; rescale the data"
-        )
+        raise CLIError(f"{path}: {overflowed.size} of {x.shape[0]} rows hold values beyond the "
+                       f"float64 range (|x| > {np.finfo(np.float64).max:.4g}, overflow when "
+                       f"converting from {raw.dtype}), 0-based row indices "
+                       f"{_listed(overflowed.tolist())}; rescale the data")
     bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
     if bad.size:
         why = " (empty or non-numeric fields read as NaN)" if suffix == ".csv" else ""
-        raise CLIError(
-            f"{path}: {bad.size} of {x.shape[0]} rows contain NaN or inf{why}, 0-based row "
-            f"indices {_listed(bad.tolist())}; remove or repair them"
-        )
+        raise CLIError(f"{path}: {bad.size} of {x.shape[0]} rows contain NaN or inf{why}, "
+                       f"0-based row indices {_listed(bad.tolist())}; remove or repair them")
     return x
 
 
@@ -327,9 +324,8 @@ def _output(text: str, what: str, suffixes: Sequence[str], *, default: str | Non
     _check_name(path)
     if path.is_dir():
         raise CLIError(f"{what} {text} is a folder; give a file name")
-    if default is not None and path.suffix.lower() not in suffixes and (
-        append_always or not path.suffix
-    ):
+    appended = append_always or not path.suffix
+    if default is not None and path.suffix.lower() not in suffixes and appended:
         path = path.with_name(path.name + default)
     if path.suffix.lower() not in suffixes:
         listed = ", ".join(suffixes[:-1]) + (" or " if len(suffixes) > 1 else "") + suffixes[-1]
@@ -387,24 +383,22 @@ def _check_outputs(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = 
 @contextlib.contextmanager
 def _claimed(paths: Sequence[Path], force: bool, inputs: Sequence[Path] = ()
              ) -> Iterator[None]:
-    """Check the outputs `paths` (`_check_outputs`) and hold their lock files (see `claim`)
-    while the body runs; whether they exist is checked again once the locks are held."""
+    """Check the outputs (`_check_outputs`, again once locked) and hold their lock files."""
     _check_outputs(paths, True, inputs)
     with contextlib.ExitStack() as stack:
-        try:
+        with _user_error(errors=FileExistsError):
             stack.enter_context(claim(paths))
-        except FileExistsError as error:
-            raise CLIError(_one_line(error)) from error
         _check_outputs(paths, force, inputs)
         yield
 
 
 @contextlib.contextmanager
-def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator[None]:
-    """A failure to write `paths` (a full disk, a file that cannot be replaced) as one line
-    naming them (or `names`)."""
+def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator[list[Path]]:
+    """`atomic_write_all(paths)`, a failure (a full disk, a file that cannot be replaced) as
+    one line naming the files (or `names`)."""
     try:
-        yield
+        with atomic_write_all(paths) as temporaries:
+            yield temporaries
     except OSError as error:
         names = names or " and ".join(str(path) for path in paths)
         earlier = "any earlier files are" if len(paths) > 1 else "any earlier file is"
@@ -413,10 +407,8 @@ def _writing(paths: Sequence[Path], lost: str = "", names: str = "") -> Iterator
 
 
 def _device(name: str) -> Any:
-    try:
+    with _user_error():
         return it.resolve_device(name)
-    except ValueError as error:
-        raise CLIError(_one_line(error)) from error
 
 
 def _json_safe(value: Any) -> Any:
@@ -433,8 +425,6 @@ def _json_safe(value: Any) -> Any:
 
 
 # -- fit -----------------------------------------------------------------------------------------
-
-
 def _build_model(dim: int, args: argparse.Namespace) -> Any:
     """The float64 network `fit` trains on N = `dim` columns, seeded by --seed."""
     import torch
@@ -444,11 +434,9 @@ def _build_model(dim: int, args: argparse.Namespace) -> Any:
         raise CLIError(f"--lattice {' x '.join(map(str, lattice))} has {math.prod(lattice)} "
                        f"sites but the data have N = {dim} columns")
     torch.manual_seed(args.seed)
-    try:
+    with _user_error():
         return it.PolynomialINN(dim, args.depth, activation=args.activation, lattice=lattice,
                                 kernel_radius=args.kernel_radius, odd=args.odd).double()
-    except ValueError as error:
-        raise CLIError(_one_line(error)) from error
 
 
 def _train_and_extract(model: Any, x: np.ndarray, point: np.ndarray, *, order: int,
@@ -459,42 +447,35 @@ def _train_and_extract(model: Any, x: np.ndarray, point: np.ndarray, *, order: i
     import torch
 
     start = time.perf_counter()
-    try:
+    with _user_error("training failed: "):
         history = it.train(model, x, steps=steps, seed=args.seed, device=device,
                            progress=not args.quiet, polish=polish)
-    except ValueError as error:
-        raise CLIError(f"training failed: {_one_line(error)}") from error
     trained = time.perf_counter()
-    try:
+    with _user_error("cannot extract the action: ", errors=(ValueError, MemoryError)):
         action = it.extract_action(model, order=order, point=torch.from_numpy(point))
-    except (ValueError, MemoryError) as error:
-        raise CLIError(f"cannot extract the action: {_one_line(error)}") from error
     return history, action, {"train": trained - start, "extract": time.perf_counter() - trained}
 
 
 def _check_extraction_cost(dim: int, args: argparse.Namespace, device: Any,
                            compressed: bool) -> None:
-    """Refuse a fit whose extraction (dense, or `compressed` for a lattice model) would not
-    finish in reasonable time or memory."""
+    """Refuse an extraction (`compressed` for a lattice model) too costly in time or memory."""
     order, depth, activation = args.order, args.depth, args.activation
     cost = it.extraction.extraction_cost(
         dim, order, depth, activation, lattice=tuple(args.lattice) if compressed else None,
         kernel_radius=args.kernel_radius if compressed else None,
     )
     if cost["placements"] > _MAX_PLACEMENTS or cost["seconds"] > _MAX_EXTRACTION_SECONDS:
-        raise CLIError(
-            f"extracting order {order} (N = {dim}, depth {depth}, {activation}) would place "
-            f"{_count(cost['placements'])} diagram terms per layer and take roughly "
-            f"{_count(cost['seconds'])} s (it grows about 5x per order); the limits are "
-            f"{_MAX_PLACEMENTS:.0e} placements and {_MAX_EXTRACTION_SECONDS:.0f} s; lower --order"
-        )
+        raise CLIError(f"extracting order {order} (N = {dim}, depth {depth}, {activation}) would "
+                       f"place {_count(cost['placements'])} diagram terms per layer and take "
+                       f"roughly {_count(cost['seconds'])} s (it grows about 5x per order); the "
+                       f"limits are {_MAX_PLACEMENTS:.0e} placements and "
+                       f"{_MAX_EXTRACTION_SECONDS:.0f} s; lower --order")
     _check_memory(cost["peak_bytes"], f"cannot extract the action: order {order} for N = {dim} "
                   "needs about", "; lower the order", device)
 
 
 def _check_spread(x: np.ndarray, path: str) -> None:
-    """Refuse columns whose spread float64 cannot standardise: so small that its square
-    underflows (read as constant), or so large that it overflows."""
+    """Refuse columns whose spread is too small or large to standardise in float64."""
     with np.errstate(all="ignore"):
         spread, variance = np.ptp(x, axis=0), np.square(x.std(axis=0))
     tiny = np.flatnonzero((spread > 0) & ~(variance >= np.finfo(np.float64).tiny))
@@ -502,11 +483,9 @@ def _check_spread(x: np.ndarray, path: str) -> None:
     for columns, what, cause in ((tiny, "small", "underflows to 0"),
                                  (huge, "large", "overflows")):
         if columns.size:
-            raise CLIError(
-                f"{path}: the values of columns {_listed(columns.tolist())} are too "
-                f"{what} for float64 arithmetic (spread {spread[columns[0]]:.3g}; the square "
-                f"of the standard deviation {cause}); rescale the data"
-            )
+            raise CLIError(f"{path}: the values of columns {_listed(columns.tolist())} are too "
+                           f"{what} for float64 arithmetic (spread {spread[columns[0]]:.3g}; the "
+                           f"square of the standard deviation {cause}); rescale the data")
 
 
 def _check_degenerate(x: np.ndarray, path: str) -> None:
@@ -519,20 +498,17 @@ def _check_degenerate(x: np.ndarray, path: str) -> None:
     rows = np.unique(x[spread], axis=0)  # repeated rows would only hide directions
     std = rows.std(axis=0)
     if len(rows) <= dim or not (std > 0).all():
-        return  # too few distinct rows to tell (the thin-data warning speaks for them), or a
-        # constant column (the standardisation refuses it, in its own words)
+        return  # too few distinct rows to tell, or a constant column (refused when training)
     z = (rows - rows.mean(axis=0)) / std
     singular = np.linalg.svd(z, compute_uv=False)
     if singular[-1] > _DEGENERATE * singular[0]:
         return
     null = np.abs(np.linalg.svd(z, full_matrices=False)[2][-1])
     columns = np.flatnonzero(null > 0.1 * null.max())
-    raise CLIError(
-        f"{path}: the data are exactly degenerate: a linear combination of columns "
-        f"{_listed(columns.tolist())} is the same in every row (e.g. a column copied "
-        "or the sum of others), so they have no density to fit and the action would be "
-        "meaningless; remove the redundant column(s)"
-    )
+    raise CLIError(f"{path}: the data are exactly degenerate: a linear combination of columns "
+                   f"{_listed(columns.tolist())} is the same in every row (e.g. a column copied "
+                   "or the sum of others), so they have no density to fit and the action would "
+                   "be meaningless; remove the redundant column(s)")
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -567,22 +543,17 @@ def _fit_checked(args: argparse.Namespace, x: np.ndarray, point: np.ndarray, dev
                       RuntimeWarning, stacklevel=2)
     history, action, timings = _train_and_extract(
         model, x, point, order=args.order, steps=args.steps, args=args, device=device,
-        polish=False if args.no_polish else "auto",
-    )
-    action.metadata.update(
-        source="inntheory fit",
-        data={"path": str(args.data), "array": args.array, "n": n, "dim": dim},
-        settings={
-            "depth": args.depth, "order": args.order, "activation": args.activation,
-            "lattice": list(args.lattice) if args.lattice else None,
-            "kernel_radius": args.kernel_radius, "odd": args.odd, "polish": not args.no_polish,
-            "point": args.point, "steps": args.steps, "seed": args.seed, "device": str(device),
-        },
-        training=_json_safe(history.to_dict()), model_file=model_path.name, seconds=timings,
-    )
-    with _writing([out, model_path]), atomic_write_all([model_path, out]) as (
-        model_file, action_file
-    ):
+        polish=False if args.no_polish else "auto")
+    settings = {"depth": args.depth, "order": args.order, "activation": args.activation,
+                "lattice": list(args.lattice) if args.lattice else None,
+                "kernel_radius": args.kernel_radius, "odd": args.odd, "polish": not args.no_polish,
+                "point": args.point, "steps": args.steps, "seed": args.seed, "device": str(device)}
+    action.metadata.update(source="inntheory fit",
+                           data={"path": str(args.data), "array": args.array, "n": n, "dim": dim},
+                           settings=settings, training=_json_safe(history.to_dict()),
+                           model_file=model_path.name, seconds=timings)
+    names = f"{out} and {model_path}"
+    with _writing([model_path, out], names=names) as (model_file, action_file):
         model.save(model_file)
         action.save(action_file)
     print(f"trained: best validation NLL {history.best_val_nll:.4f} nats at step "
@@ -603,8 +574,6 @@ def _fit_checked(args: argparse.Namespace, x: np.ndarray, point: np.ndarray, dev
 
 
 # -- sample, compare, demo ------------------------------------------------------------------------
-
-
 def _theory(args: argparse.Namespace) -> Any:
     if args.preset is None and (args.m2 is None or args.kappa is None):
         missing = [f"--{name}" for name in ("m2", "kappa") if getattr(args, name) is None]
@@ -613,10 +582,8 @@ def _theory(args: argparse.Namespace) -> Any:
     couplings = dict(it.PRESETS[args.preset]) if args.preset else {}
     couplings.update({name: getattr(args, name) for name in _COUPLINGS
                       if getattr(args, name) is not None})
-    try:
+    with _user_error(code=2):
         return it.LatticeTheory(tuple(args.shape), **couplings)
-    except ValueError as error:
-        raise CLIError(_one_line(error), code=2) from error
 
 
 def _save_samples(x: np.ndarray, path: Path) -> None:
@@ -644,9 +611,7 @@ def _sample(args: argparse.Namespace) -> int:
                       "about", "; lower --n or --shape")
         result = it.sample(theory, args.n, seed=args.seed, device=device,
                            progress=not args.quiet, n_chains=chains)
-        with _writing([out], "; the samples drawn are lost"), atomic_write_all([out]) as (
-            temporary,
-        ):
+        with _writing([out], "; the samples drawn are lost") as (temporary,):
             _save_samples(result.x.numpy(), temporary)
     d = result.diagnostics
     print(f"{args.n} samples of {theory.parameters} ({d['method']}): acceptance "
@@ -665,10 +630,8 @@ def _sample(args: argparse.Namespace) -> int:
 def _load_action(path: str) -> Any:
     """A saved action: a compressed `LatticeAction` when the file is one, else dense."""
     _check_regular_file(Path(path), "saved action (.npz)")
-    try:
+    with _user_error(errors=(FileNotFoundError, ValueError)):
         return it.load_action(path)
-    except (FileNotFoundError, ValueError) as error:
-        raise CLIError(_one_line(error)) from error
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -678,22 +641,17 @@ def _compare(args: argparse.Namespace) -> int:
         _check_outputs([plot], args.force, inputs)
     true, learned = _load_action(args.true), _load_action(args.learned)
     order = min(true.order, learned.order) if args.order is None else args.order
-    try:
+    with _user_error():
         comparison = it.compare(true, {Path(args.learned).stem: learned}, range(1, order + 1))
-    except ValueError as error:
-        raise CLIError(_one_line(error)) from error
     print(comparison)
     if plot is not None:
-        with _claimed([plot], args.force, inputs), _writing([plot]), atomic_write_all(
-            [plot]
-        ) as (temporary,):
+        with _claimed([plot], args.force, inputs), _writing([plot]) as (temporary,):
             _save_figure(comparison.plot(), temporary)
         print(f"wrote {plot}")
     return 0
 
 
 def _save_figure(figure: Any, path: Path) -> None:
-    """Write `figure` to `path` as PNG and close it."""
     import matplotlib.pyplot as plt
 
     try:
@@ -745,8 +703,7 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
     model = it.PolynomialINN(theory.dim, setup["depth"], lattice=theory.shape).double()
     history, learned, timings = _train_and_extract(
         model, x, np.zeros(theory.dim), order=4, steps=setup["steps"], polish="auto", args=args,
-        device=device,
-    )
+        device=device)
     before_baseline = time.perf_counter()
     baseline = it.score_matching(torch.from_numpy(x), order=4, basis="dense")
     timings = {"sample": sampled - sampling, **timings,
@@ -770,15 +727,10 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
                    for model in comparison.models},
         "comparison": comparison.to_dict(),
         "diagnostics": {"sampling": drawn.diagnostics, "training": history.to_dict()},
-        "seconds": timings,
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
+        "seconds": timings, "device": str(device), "torch_threads": torch.get_num_threads(),
     }
-    # Every file or none: a failure leaves an earlier run's files as they were.
     paths = [out / name for name in _DEMO_FILES]
-    with _writing(paths, names=f"the files of the demo in {out}/"), atomic_write_all(
-        paths
-    ) as temporaries:
+    with _writing(paths, names=f"the files of the demo in {out}/") as temporaries:
         files = dict(zip(_DEMO_FILES, temporaries, strict=True))
         _save_figure(comparison.plot(), files["comparison.png"])
         _save_figure(_loss_figure(history), files["loss.png"])
@@ -791,14 +743,10 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
 
 
 # -- parser --------------------------------------------------------------------------------------
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``inntheory`` command."""
-    parser = _Parser(
-        prog="inntheory",
-        description="Learn interacting theories from data with polynomial invertible networks.",
-    )
+    parser = _Parser(prog="inntheory", description="Learn interacting theories from data with "
+                     "polynomial invertible networks.")
     parser.add_argument("--version", action="version", version=f"inntheory {it.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -806,9 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
         return commands.add_parser(name, help=summary, description=description)
 
     demo = command("demo", "sample, train, extract and compare on the unimodal preset",
-                   "Sample the unimodal preset, train a lattice-equivariant cubic INN, extract "
-                   "its action and compare it (and the score-matching baseline) with the true "
-                   "one.")
+                   "Sample the unimodal preset, train a lattice-equivariant cubic INN and "
+                   "compare its action and the score-matching baseline's with the true one.")
     demo.add_argument("--out", default="inntheory-demo", help="output folder")
     demo.add_argument("--quick", action="store_true", help="a small run that takes seconds")
 
@@ -829,26 +776,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Adam steps (default 2000); unless --no-polish, the L-BFGS polish "
                      "that follows runs up to polish_steps more iterations (see train)")
     fit.add_argument("--lattice", type=_positive_int, nargs="+", metavar="L",
-                     action=_LatticeShape, help="lattice-equivariant network (convolutions, "
-                     "biases shared by all sites) on this periodic lattice, L or L1 L2 with "
-                     "sites in row-major order; the product must be N")
-    fit.add_argument("--kernel-radius", type=_non_negative_int, metavar="R",
-                     help="with --lattice: convolution kernels reach R sites on every axis "
-                     "(the action's couplings then vanish beyond 2 x depth x R)")
-    fit.add_argument("--odd", action="store_true",
-                     help="a Z2-odd network (no biases, activation y + c y^3, cubic only): "
-                     "the density is exactly even under x -> -x")
+                     action=_LatticeShape, help="a convolutional network on this periodic "
+                     "lattice, L or L1 L2 with L1 x L2 = N (sites in row-major order)")
+    fit.add_argument("--kernel-radius", type=_non_negative_int, metavar="R", help="with "
+                     "--lattice: kernel radius (couplings then reach 2 x depth x R sites)")
+    fit.add_argument("--odd", action="store_true", help="a Z2-odd network (no biases, "
+                     "activation y + c y^3, cubic only): a density even under x -> -x")
     fit.add_argument("--no-polish", action="store_true",
                      help="Adam only: skip the float64 L-BFGS polish (train(polish='auto'))")
     fit.add_argument("--out", default="action.npz", help="action file (default action.npz)")
 
     sampler = command("sample", "draw configurations of a lattice theory",
                       "Draw configurations of a periodic phi^3 + phi^4 lattice theory: a "
-                      "PRESET, or explicit couplings (which also override a preset's).")
+                      "PRESET, or couplings (overriding a preset's).")
     sampler.add_argument("preset", nargs="?", choices=_LibraryNames("PRESETS"),
                          metavar="PRESET", help="one of %(choices)s")
-    sampler.add_argument("--n", type=_positive_int, default=10000,
-                         help="number of samples (default 10000)")
+    sampler.add_argument("--n", type=_positive_int, default=10000, help="samples (default 10000)")
     sampler.add_argument("--shape", type=_positive_int, nargs="+", default=[8],
                          action=_LatticeShape, help="lattice, L or L1 L2 (default 8)")
     for name in _COUPLINGS:
@@ -857,31 +800,24 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output .npy, .npz (array x) or .csv (default samples.npy)")
 
     comparer = command("compare", "compare two saved actions order by order",
-                       "Print the order-by-order comparison of a LEARNED action with a TRUE "
-                       "one (both .npz files written by inntheory).")
+                       "Compare a LEARNED action with a TRUE one (.npz files) order by order.")
     comparer.add_argument("true", metavar="TRUE", help="reference action (.npz)")
     comparer.add_argument("learned", metavar="LEARNED", help="action to measure (.npz)")
     comparer.add_argument("--order", type=_positive_int,
                           help="highest order compared (default: the lower of the two)")
-    comparer.add_argument("--plot", metavar="FILE.png",
-                          help="also write the comparison figure (PNG; .png is appended to a "
-                          "name without a suffix)")
+    comparer.add_argument("--plot", metavar="FILE.png", help="also write the comparison "
+                          "figure (.png appended to a name without a suffix)")
     for sub in (demo, fit, sampler, comparer):
         sub.add_argument("--force", action="store_true", help="overwrite existing outputs")
         sub.add_argument("--quiet", action="store_true", help="no progress bars")
         if sub is not comparer:
-            sub.add_argument("--seed", type=_seed, default=0,
-                             help="random seed, 0 to 2^63 - 1 (default 0)")
+            sub.add_argument("--seed", type=_seed, default=0, help="0 to 2^63 - 1 (default 0)")
             sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                              help="auto: CUDA when available, else CPU")
     return parser
 
 
 _COMMANDS = {"demo": _demo, "fit": _fit, "sample": _sample, "compare": _compare}
-
-
-def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
-    print(f"inntheory: warning: {_one_line(message)}", file=sys.stderr)
 
 
 class _Terminated(BaseException):
@@ -902,17 +838,16 @@ def _error_line(error: object) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``inntheory`` command on `argv` (default ``sys.argv[1:]``); returns the exit
-    status: 0 success, 1 a user or runtime error, 2 a usage error."""
-    parser = build_parser()
+    """Run ``inntheory`` on `argv` (default ``sys.argv[1:]``); status 0, 1 (error) or 2 (usage)."""
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exit_:
         return int(exit_.code or 0)
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.showwarning = lambda message, *_, **__: print(
+            f"inntheory: warning: {_one_line(message)}", file=sys.stderr)
         try:
             return _COMMANDS[args.command](args)
         except CLIError as error:

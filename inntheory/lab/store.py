@@ -1,13 +1,9 @@
 """Results keyed by every setting that produced them: compute once, commit, load anywhere.
 
-``cached(settings, compute, folder)`` returns the stored result of `settings`, else stores
-what ``compute()`` returns (`lookup` and `store` are its halves). An entry is
-``{name}-{key}.json`` in `folder`, keyed by a hash of the settings and the package version;
-it holds the JSON-able result, or names a `PolynomialINN` or action saved beside it with its
-own ``save`` (no pickles). Writes are atomic; an entry that is unreadable, mismatched or fails
-the caller's `check` is recomputed with a warning. Settings must be JSON-able (str, int, finite
-float, bool, None, lists / dicts of them) and hold *every* setting the result depends on,
-library defaults included (see `defaults`).
+An entry is ``{name}-{key}.json`` in a folder, keyed by a hash of the JSON-able settings and
+the package version; it holds the JSON-able result, or names a `PolynomialINN` or action saved
+beside it with its own ``save`` (no pickles). The settings must hold *every* setting the result
+depends on, library defaults included (see `defaults`).
 """
 
 from __future__ import annotations
@@ -106,9 +102,8 @@ def lookup(settings: Mapping[str, Any], folder: str | os.PathLike, *, name: str 
            check: Callable[[Any], None] | None = None) -> tuple[bool, Any]:
     """(True, the stored result of `settings` in `folder`), or (False, None) when there is none.
 
-    `check` is called with the stored value and raises ValueError (or KeyError, TypeError)
-    when it lacks the shape the caller needs; such an entry, or one unreadable or mismatched,
-    counts as none, with a RuntimeWarning naming the file and the cause.
+    An entry unreadable, mismatched or failing `check` (which raises ValueError, KeyError or
+    TypeError) counts as none, with a RuntimeWarning naming the file and the cause.
     """
     path = entry_path(settings, folder, name)
     if not path.exists():
@@ -128,10 +123,8 @@ def lookup(settings: Mapping[str, Any], folder: str | os.PathLike, *, name: str 
 
 def store(settings: Mapping[str, Any], value: Any, folder: str | os.PathLike, *,
           name: str = "result") -> Any:
-    """Store `value` as the result of `settings` in `folder`; returns it as read back.
-
-    TypeError (nothing written) when the settings or the value cannot be stored.
-    """
+    """Store `value` as the result of `settings` in `folder` atomically; returns it as read
+    back. TypeError (nothing written) when the settings or the value cannot be stored."""
     path = entry_path(settings, folder, name)
     entry = {"settings": _plain(settings), "version": __version__, "kind": "json",
              "value": value}
@@ -165,8 +158,7 @@ def cached(settings: Mapping[str, Any], compute: Callable[[], Any], folder: str 
         check: validates a stored value (see `lookup`).
 
     Returns:
-        The JSON value as read back (lists for tuples), or the loaded object; TypeError when
-        the settings or the result cannot be stored.
+        The JSON value as read back (lists for tuples), or the loaded object (see `store`).
     """
     if not recompute:
         found, value = lookup(settings, folder, name=name, check=check)
@@ -185,14 +177,10 @@ def network_settings(theory: Any, n_data: int, *, network: Mapping[str, Any] | N
         theory: the `LatticeTheory` whose samples it learns (its `parameters` are stored).
         n_data: the size of the data set drawn with `load_dataset`.
         network, train, data: arguments of `PolynomialINN` (dim defaults to ``theory.dim``),
-            `train` and `load_dataset`.
+            `train` and `load_dataset`, completed with their JSON-able defaults of today.
         dtype: "float64" or "float32", the network's parameters.
         init_seed: the torch seed set before the network is built.
         **extra: further JSON-able facts the network depends on (e.g. the training subset).
-
-    Returns:
-        ``{"theory", "n_data", "data", "network", "dtype", "init_seed", "train", **extra}``,
-        each argument dict completed with its function's JSON-able defaults of today.
     """
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
@@ -210,18 +198,14 @@ def network_settings(theory: Any, n_data: int, *, network: Mapping[str, Any] | N
 
 def stored_network(settings: Mapping[str, Any], data: Any, folder: str | os.PathLike, *,
                    name: str = "network", recompute: bool = False) -> PolynomialINN:
-    """The network of `settings` from the store in `folder`, trained and stored when missing.
+    """The network of `settings` (made by `network_settings`) from the store in `folder`,
+    trained and stored when missing.
 
     The network is ``PolynomialINN(**settings["network"])`` in ``settings["dtype"]``, built
     after ``torch.manual_seed(settings["init_seed"])`` and trained by ``train(model, data,
-    **settings["train"])``; its ``training_info["curve"]`` holds the training curve (steps,
-    stage, train and validation NLL).
-
-    Arguments:
-        settings: as made by `network_settings` (the key of the entry).
-        data: the training samples (n, N), or a function without arguments that returns
-            them (called only when the network is trained).
-        folder, name, recompute: as for `cached`.
+    **settings["train"])``; ``training_info["curve"]`` holds its training curve. `data` is the
+    samples (n, N), or a function without arguments that returns them when needed; `name`
+    and `recompute` are as for `cached`.
     """
     def compute() -> PolynomialINN:
         torch.manual_seed(settings["init_seed"])

@@ -1,15 +1,8 @@
 """Sweeps over network depth and data quantity, cached on disk, run on any executor.
 
-`sweep` measures how well a `PolynomialINN` learns the action of a theory over a grid of
-depths L, sample counts n and seeds s. Every grid point is one `inntheory.lab.store` entry in
-the cache directory, keyed by *all* its settings, the library's current defaults included: a
-rerun, ``sweep(..., train=False)`` or `SweepResult.from_cache` reads the entries and trains
-nothing.
-
-References:
-    C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp,
-    M. Helias, "Learning Interacting Theories from Data", Phys. Rev. X 13, 041033 (2023),
-    arXiv:2304.00599.
+Every grid point (depth L, sample count n, seed s) of a `sweep` is one `inntheory.lab.store`
+entry, keyed by *all* its settings, the library's current defaults included: a rerun,
+``sweep(..., train=False)`` or `SweepResult.from_cache` reads the entries and trains nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +26,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..baselines import basis_size, score_matching
-from ..comparison import Comparison, compare
+from ..comparison import compare
 from ..datasets import default_cache_dir, load_dataset
 from ..extraction import extract_action
 from ..model.activations import ACTIVATIONS
@@ -207,15 +200,6 @@ def _plan(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
                  train_options, data_options, baseline, directory), n_data
 
 
-def _errors(comparison: Comparison) -> dict[str, dict[str, Any]]:
-    """Per order ("1", "2", ...): the Frobenius and diagonal errors, the off-diagonal leakage
-    and whether they are relative (they are absolute where the true tensor vanishes)."""
-    return {str(row.order): {"frobenius": row.error, "diagonal": row.diagonal_error,
-                             "leakage": row.leakage,
-                             "relative": row.relative and row.diagonal_relative}
-            for row in comparison.rows}
-
-
 def _run_inn(settings: dict[str, Any], theory: LatticeTheory, data: torch.Tensor
              ) -> tuple[Any, dict[str, Any]]:
     """Train and extract one grid point: the learned action and the point's record."""
@@ -250,7 +234,11 @@ def _run(task: tuple[dict[str, Any], torch.Tensor]) -> dict[str, Any]:
     theory = LatticeTheory(**{**settings["theory"], "shape": tuple(settings["theory"]["shape"])})
     runner = _run_inn if settings["kind"] == "inn" else _run_baseline
     learned, record = runner(settings, theory, data)
-    record["errors"] = _errors(compare(theory.coefficients(settings["order"]), learned))
+    comparison = compare(theory.coefficients(settings["order"]), learned)
+    record["errors"] = {str(row.order): {"frobenius": row.error, "diagonal": row.diagonal_error,
+                                         "leakage": row.leakage,
+                                         "relative": row.relative and row.diagonal_relative}
+                        for row in comparison.rows}
     return {"settings": settings, "record": record}
 
 
@@ -297,17 +285,6 @@ def _checker(settings: Mapping[str, Any]) -> Any:
     return check
 
 
-def _mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample std (ddof 1; 0 for one value) over the last axis, ignoring NaN."""
-    finite = np.isfinite(values)
-    count = finite.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(finite, values, 0.0).sum(axis=-1) / count
-        square = np.where(finite, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)
-        std = np.where(count > 1, np.sqrt(square / np.maximum(count - 1, 1)), 0.0)
-    return mean, np.where(count > 0, std, np.nan)
-
-
 def _format(mean: float, std: float) -> str:
     return "-" if not math.isfinite(mean) else f"{mean:.3g} ± {std:.2g}"
 
@@ -317,11 +294,10 @@ class SweepResult(Tabular):
     """The measured grid of a :func:`sweep`.
 
     Attributes:
-        settings: the sweep-wide settings (those of the keys, the baseline basis, the cache
-            directory and the package version).
+        settings: the sweep-wide settings (of the keys, baseline, cache folder, version).
         depths, sample_counts, seeds: the grid axes.
         records: one dict per computed or cached point: ``depth``, ``n``, ``seed``,
-            ``errors`` (order as a string -> {"frobenius", "diagonal"} relative errors),
+            ``errors`` (order as a string -> "frobenius", "diagonal", "leakage", "relative"),
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
             ``extract_seconds``, ``steps_run`` (Adam steps), the `TrainingHistory` fields
             stopped_early, rejected_steps, outside_fraction, device, polished,
@@ -367,12 +343,19 @@ class SweepResult(Tabular):
     def _over_seeds(self, rows: list[dict[str, Any]], value: Any,
                     keys: tuple[str, ...] = ("depth", "n", "seed")
                     ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std over the seeds of ``value(row)``, on the grid axes named by `keys`."""
+        """Mean and sample std (ddof 1; 0 for one seed) over the seeds of ``value(row)``, on
+        the grid axes named by `keys`; NaN where no seed is cached."""
         axes = {"depth": self.depths, "n": self.sample_counts, "seed": self.seeds}
         values = np.full([len(axes[key]) for key in keys], np.nan)
         for row in rows:
             values[tuple(axes[key].index(row[key]) for key in keys)] = value(row)
-        return _mean_std(values)
+        finite = np.isfinite(values)
+        count = finite.sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(finite, values, 0.0).sum(axis=-1) / count
+            square = np.where(finite, (values - mean[..., None]) ** 2, 0.0).sum(axis=-1)
+            std = np.where(count > 1, np.sqrt(square / np.maximum(count - 1, 1)), 0.0)
+        return mean, np.where(count > 0, std, np.nan)
 
     def _error(self, order: int, kind: str) -> Any:
         """The error of `order` and `kind` in a record, after checking both."""
@@ -385,20 +368,14 @@ class SweepResult(Tabular):
         return lambda row: row["errors"][str(order)][kind]
 
     def errors(self, order: int = 4, kind: str = "diagonal") -> tuple[np.ndarray, np.ndarray]:
-        """Relative error of the learned A^(order) over the grid, mean and std over seeds.
-
-        `kind` is "frobenius" (whole tensor) or "diagonal" (local part i1 = ... = ik). Returns
-        (mean, std), each (len(depths), len(sample_counts)); std is the sample standard
-        deviation over the seeds present (0 for one seed); NaN where nothing is cached.
-        """
+        """Relative error of the learned A^(order) over the grid: (mean, std) over the seeds
+        present (std 0 for one), each (len(depths), len(sample_counts)), NaN where nothing is
+        cached; `kind` is "frobenius" (whole tensor) or "diagonal" (i1 = ... = ik)."""
         return self._over_seeds(self.records, self._error(order, kind))
 
     def baseline_errors(self, order: int = 4, kind: str = "diagonal"
                         ) -> tuple[np.ndarray, np.ndarray]:
-        """Relative error of the score-matching baseline, (len(sample_counts),) mean and std.
-
-        NaN when the sweep has no baseline or the point is not cached.
-        """
+        """As `errors`, of the score-matching baseline: (len(sample_counts),) each, or NaN."""
         return self._over_seeds(self.baselines, self._error(order, kind), ("n", "seed"))
 
     def metric(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -409,8 +386,7 @@ class SweepResult(Tabular):
         return self._over_seeds(self.records, lambda row: float(row[name]))
 
     def _table(self) -> Table:
-        """Per (depth, n) the errors of orders 2..K (mean ± std over seeds), the validation
-        NLL and the training time; then the baseline per n."""
+        """Per (depth, n): errors of orders 2..K, validation NLL, training time; then baselines."""
         columns = [(k, kind) for k in range(2, self.settings["order"] + 1) for kind in KINDS]
         names = [f"A{k} {'frob' if kind == 'frobenius' else 'diag'}" for k, kind in columns]
         header = ["depth", "n", "seeds"] + names + ["val NLL", "train s"]
@@ -539,8 +515,8 @@ def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
     seed=seed)``, a `PolynomialINN(N, depth, activation, **model_options)` initialised after
     ``torch.manual_seed(seed)`` and trained by `train(model, data, seed=seed,
     **train_options)`, its action from `extract_action(model, order)` compared with
-    ``theory.coefficients(order)`` by `compare`. Cached points are read, not recomputed; all
-    arguments are checked before any sampling or training.
+    ``theory.coefficients(order)`` by `compare`. Cached points are read, not recomputed. The
+    options (JSON-able) are completed with their function's current defaults and key the cache.
 
     Arguments:
         theory: the true theory, or a preset name.
@@ -550,38 +526,26 @@ def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
         activation: a name in `inntheory.ACTIVATIONS`.
         order: highest coefficient order K >= 2 compared.
         model_options: keyword arguments of `PolynomialINN` other than dim, depth and
-            activation (e.g. ``{"standardize": False}``; with lattice layers ``{"lattice":
-            (3, 3), "kernel_radius": 1}``); keyed as JSON (tuples as lists) and passed back
-            with every list as a tuple.
+            activation, e.g. ``{"lattice": (3, 3), "kernel_radius": 1}``; keyed as JSON
+            (tuples as lists), passed back with every list as a tuple.
         train_options: keyword arguments of `train` other than seed and progress.
         baseline: None, or "dense" / "local" / "tied": also fit `score_matching` with that
             basis (tied: ``lattice=theory.shape``) to the same n samples, once per n and seed.
         n_data: size of each seed's data set; max(sample_counts) when None. Not part of the
-            key: the sampler advances its chains in lockstep, so the first n draws are the
-            same for any n_data.
-        data_options: keyword arguments of `load_dataset` (method, cache_dir); all but
-            cache_dir key the sweep cache.
+            key: the first n draws are the same for any n_data.
+        data_options: keyword arguments of `load_dataset`; all but cache_dir key the cache.
         executor: None (a local pool of spawned processes with one torch thread each: a
-            script calling `sweep` needs the ``if __name__ == "__main__":`` guard),
-            "serial" (in this process), or any ``concurrent.futures.Executor``, e.g.
-            ``dask.distributed.Client(...).get_executor()``, whose workers have inntheory
-            installed (they get the data with each task and return plain dicts; only the
-            calling process writes cache files).
+            script calling `sweep` needs the ``if __name__ == "__main__":`` guard), "serial"
+            (in this process), or any ``concurrent.futures.Executor`` (e.g. of dask) whose
+            workers have inntheory installed; only the calling process writes cache files.
         max_workers: processes of the local pool (executor None); os.cpu_count() when None.
-        cache: directory of the per-point JSON files; ``sweeps`` under
-            `inntheory.datasets.default_cache_dir()` when None.
-        train: False reads only what is cached; points not cached get NaN errors and are
-            listed in `SweepResult.missing`.
+        cache: folder of the per-point files; ``default_cache_dir() / "sweeps"`` when None.
+        train: False reads only the cache (points not cached: NaN, `SweepResult.missing`).
         progress: show progress bars (data sets and grid points).
 
-    The options (JSON-able) are completed with their function's current defaults and key the
-    cache, so a changed library default never reads results computed under the old one.
-
     Raises:
-        ValueError, TypeError: a bad grid, theory, activation, order, baseline, executor, or
-            option (reserved, unknown, not JSON-able, or rejected by `PolynomialINN`).
-        RuntimeError: a grid point failed (the message names it; points finished before it
-            stay cached).
+        ValueError, TypeError: a bad argument, checked before any sampling or training.
+        RuntimeError: a grid point failed (points finished before it stay cached).
     """
     plan, n_data = _plan(theory, depths, sample_counts, seeds, activation, order,
                          model_options, train_options, data_options, n_data, baseline, cache)

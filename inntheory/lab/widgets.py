@@ -1,12 +1,8 @@
 """Slider panels for the lectures: widgets that redraw one figure in place, from a cache.
 
-A panel is a row of ipywidgets controls, an `HTML` summary (CSS class ``inntheory-summary``,
-which the browser test reads) and an `Image` widget holding the figure as a PNG, cached per
-position of the controls. Nothing is printed (nbval sees no stray output), and the figure
-lives in the widget state a notebook saves, so a saved notebook shows it before any cell runs;
-until then a note (``inntheory-offline``) replaces ipywidgets' red "disconnected" icons.
-Sliders store no floats in the widget state: JupyterLab saves ``4.0`` as ``4``, and a lecture
-saved after a run would otherwise differ from the executed one.
+The figure is a PNG in an `Image` widget, so a saved notebook shows it before any cell runs
+(with a note in place of ipywidgets' "disconnected" icons); nothing is printed. Sliders store
+no floats in the widget state (JupyterLab saves ``4.0`` as ``4``).
 """
 
 from __future__ import annotations
@@ -55,11 +51,8 @@ def int_slider(description: str, value: int, low: int, high: int, step: int = 1
 
 def float_slider(description: str, value: float, low: float, high: float, step: float
                  ) -> widgets.SelectionSlider:
-    """A slider over ``low, low + step, ..., high`` that passes floats to `render`.
-
-    A selection over fixed values, so the saved widget state holds an index and labels, no
-    floats. ValueError for a non-positive step, ``low > high`` or `value` off the grid.
-    """
+    """A slider over ``low, low + step, ..., high`` that passes floats to `render` (a
+    selection: the widget state holds an index and labels). ValueError for a bad grid."""
     if not step > 0 or low > high:
         raise ValueError(f"need step > 0 and low <= high, got {low}..{high} by {step}")
     options = [round(low + k * step, 12) for k in range(round((high - low) / step) + 1)]
@@ -115,11 +108,8 @@ class SliderPanel(widgets.VBox):
         return {name: control.value for name, control in self.controls.items()}
 
     def redraw(self, _: Any = None, *, forget: bool = False) -> None:
-        """Show the figure of the current values, from the cache or by calling `render`.
-
-        `_` is the traitlets change (ignored); `forget` drops every cached figure first (the
-        data behind `render` changed).
-        """
+        """Show the figure of the current values, from the cache or by calling `render`;
+        `forget` drops every cached figure first (the data behind `render` changed)."""
         if forget:
             self._cached.cache_clear()
         self.figure.value, self.summary.value = self._cached(tuple(self.values().items()))
@@ -145,15 +135,10 @@ def slider_panel(render: Callable[..., str | None],
                  controls: Mapping[str, widgets.ValueWidget]) -> SliderPanel:
     """Controls above a figure that `render(**values)` redraws in place, cached per position.
 
-    Arguments:
-        render: draws exactly one new matplotlib figure for the given control values (no
-            ``plt.show``) and returns an HTML summary string (or None); RuntimeError when it
-            drew no figure or more than one.
-        controls: keyword name -> widget whose `.value` is passed to `render` (ValueError
-            when there is none).
-
-    Returns:
-        A `SliderPanel` (controls, summary, figure) to display as a cell's last expression.
+    `render` draws exactly one new matplotlib figure for the given control values (no
+    ``plt.show``; RuntimeError otherwise) and returns an HTML summary string (or None);
+    `controls` maps keyword names to widgets whose `.value` is passed to `render`. Display the
+    returned `SliderPanel` as a cell's last expression.
     """
     return SliderPanel(render, controls)
 
@@ -162,12 +147,10 @@ def recompute_button(description: str, recompute: Callable[[dict[str, Any]], Any
                      panel: SliderPanel, *, tooltip: str = "") -> widgets.VBox:
     """A button that recomputes the stored result behind the panel's current values.
 
-    Pressing it calls ``recompute(panel.values())`` (e.g. a function that calls
-    `inntheory.lab.store.cached` with ``recompute=True``), then redraws the panel with its
-    cache of figures dropped; progress and errors go to a status line below the button.
-    `description` is the (short) label, `tooltip` shown on hover. Returns a `VBox` (note,
-    button, status) with attributes `button`, `status` and `note` (shown while the button has
-    no kernel, as a panel's).
+    Pressing it calls ``recompute(panel.values())`` (e.g. `inntheory.lab.store.cached` with
+    ``recompute=True``), then redraws the panel with its cache of figures dropped; progress
+    and errors go to a status line. Returns a `VBox` with attributes `button`, `status` and
+    `note` (shown while there is no kernel).
     """
     button = widgets.Button(description=description, tooltip=tooltip, button_style="warning",
                             layout=widgets.Layout(width="max-content"))
