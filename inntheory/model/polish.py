@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch.func import functional_call, grad, vmap
+from torch.nn.utils import parameters_to_vector
 from tqdm.auto import tqdm
 
 from .._memory import available_bytes
@@ -119,14 +120,14 @@ class FullBatch:
         self.passes = 0
 
     def flat_parameters(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params])
+        return parameters_to_vector(self.params).detach()
 
     def set_flat(self, values: torch.Tensor) -> None:
+        """Copy `values` (P,) into the parameters (in place: optimisers hold them)."""
         with torch.no_grad():
-            offset = 0
-            for p in self.params:
-                p.copy_(values[offset : offset + p.numel()].view_as(p))
-                offset += p.numel()
+            for p, value in zip(self.params, values.split([p.numel() for p in self.params]),
+                                strict=True):
+                p.copy_(value.view_as(p))
 
     def __call__(self) -> tuple[float, torch.Tensor]:
         where = self.flat_parameters()

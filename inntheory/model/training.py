@@ -47,58 +47,40 @@ _MAX_CONSECUTIVE_REJECTIONS = 25
 
 @dataclass
 class TrainingHistory:
-    """What happened in one `train` call.
+    """What happened in one `train` call. NLLs are mean actions in nats per sample.
 
     Attributes:
-        steps: optimiser step count at each evaluation (0 is the initial model); in the
-            polish stage, Adam's last step plus the polish iterations run so far.
-        train_nll: mean action on (a fixed subset of up to 10^4 points of) the training split
-            at each evaluation, nats per sample (float64 in the polish stage).
-        val_nll: mean action on the validation split at each evaluation (on the training
-            subset when validation=0).
-        best_val_nll: the validation NLL of the state the model is left in (the best one),
-            evaluated in the model's dtype.
-        best_step: the step at which it was reached.
-        rejected_steps: the number of rejected (skipped or undone) Adam steps and undone
-            polish iterates.
-        rejected_at: the step numbers at which a rejection happened.
+        steps, stage, train_nll, val_nll: per evaluation, the step (0: the initial model;
+            in the polish, Adam's last step plus the polish iterations so far), the stage
+            ("adam" or "polish"), the NLL on up to 10^4 training rows and on the validation
+            split (the training rows when validation=0).
+        best_val_nll, best_step: the validation NLL of the state the model is left in (in
+            the model's dtype) and the step at which it was reached.
+        rejected_steps, rejected_at: the skipped or undone Adam steps and undone polish
+            iterates, and their step numbers.
         stopped_early: whether early stopping ended the Adam stage before `steps`.
-        outside_fraction: fraction of the training split outside the final model's domain.
-        device: the device trained on, e.g. "cpu" or "cuda:0".
-        seconds: wall-clock time of the call.
-        stage: the stage of each evaluation, "adam" or "polish" (aligned with `steps`).
-        polished: whether the polish stage ran (what `polish="auto"` decided).
-        polish_method: its stepper, "fisher" (Fisher scoring) or "lbfgs".
-        polish_decision: why it ran or not, e.g. "fisher: predicted 40 s, within the
-            budget of 600 s".
-        polish_iterations: the polish iterations run (0 without polish).
-        polish_evaluations: the full-batch passes (loss and gradient) the polish stage
-            computed, its main cost.
-        polish_stop: why the polish stage ended, judged at the polish's last iterate (which is
-            not the kept state when its validation NLL was worse than Adam's best; `grad_norm`
-            and `converged` are the kept state's): "tolerance" (gradient <= polish_tol),
-            "steps" (polish_steps reached), "stalled" (the stepper stopped without reaching the
-            tolerance: no more progress in float64), "rejections" (3 undone iterates in a
-            row), "non-finite start" (Adam's best state is outside the domain of some
-            training point), or "" without polish.
-        polish_rejected_trials: trial points with a non-finite loss or gradient, turned
-            away by the polish.
-        grad_norm: the largest absolute entry of the gradient of the mean training NLL (whole
-            training split, float64) with respect to the trainable parameters, at the state
-            the model is left in.
-        converged: whether that state reaches the tolerance, grad_norm <= polish_tol.
-        polish_seconds: wall-clock time of the polish stage (0 without it).
-        keep_difference: the mean over the validation split of the per-sample NLL
-            difference, polished state minus Adam's best, nats per sample (in float64 from
-            the model's dtype); nan without polish or from a non-finite start.
-        keep_se: its standard error, std / sqrt(n_val) of the per-sample differences.
-        kept: the state the model is left in, "polish" (unless keep_difference > 2 keep_se,
-            or > 0 with fewer than 100 validation samples) or "adam"; "" without polish.
+        outside_fraction: the fraction of the training split outside the final domain.
+        device, seconds: the device trained on ("cpu", "cuda:0") and the call's wall time.
+        polished, polish_method, polish_decision: whether the polish ran, its stepper
+            ("fisher", "lbfgs", or "fisher, then lbfgs" after a hand-over) and why it ran or
+            not (e.g. "fisher: predicted 40 s, within the budget of 600 s").
+        polish_iterations, polish_evaluations, polish_seconds: its iterations, full-batch
+            passes (its main cost) and wall time.
+        polish_stop: why it ended, at its last iterate: "tolerance" (gradient <=
+            polish_tol), "steps" (polish_steps reached), "stalled" (no more progress in
+            float64), "rejections" (3 undone iterates in a row), "non-finite start" (Adam's
+            best state is outside the domain of a training point), "" without polish.
+        polish_rejected_trials: trial points with a non-finite loss or gradient, turned away.
+        grad_norm, converged: the largest |entry| of the float64 gradient of the mean
+            training NLL at the state the model is left in, and grad_norm <= polish_tol.
+        keep_difference, keep_se, kept: the mean over the validation split of the per-sample
+            NLL difference polished - Adam (nan without polish), its standard error, and the
+            state kept: "polish" unless keep_difference > 2 keep_se (> 0 below 100
+            validation samples), else "adam"; "" without polish.
         goodness_of_fit: `inntheory.goodness_of_fit` of the final model against the
-            validation split (the training subset when validation=0) with min(n_val, 10^4)
-            model samples, as its ``to_dict()`` (``"ok"``, ``"warnings"``, ...) plus
-            ``"unit"``: 1, or the power of two the data were divided by when max|x| is
-            beyond 2^+-60 (their fourth powers overflow); None when fewer than 2 rows.
+            validation split with min(n_val, 10^4) model samples, as its ``to_dict()`` plus
+            ``"unit"`` (1, or the power of two the data were divided by when max|x| is
+            beyond 2^+-60); None with fewer than 2 rows.
     """
 
     steps: list[int] = field(default_factory=list)
@@ -322,8 +304,9 @@ def train(
         model.to(home)
     history.goodness_of_fit = _check_fit(model, split.val_x.to(home), seed)
     history.seconds = time.perf_counter() - start
-    model.training_info = _training_info(history, split, batch_size, lr, final_lr_fraction,
-                                         seed, polish_steps, polish_tol)
+    model.training_info = _training_info(
+        history, split, batch_size=batch_size, lr=lr, final_lr_fraction=final_lr_fraction,
+        seed=int(seed), polish_steps=polish_steps, polish_tol=polish_tol)
     return history
 
 
@@ -496,43 +479,15 @@ def _outside_fraction(model: PolynomialINN, x: torch.Tensor) -> float:
     return 1.0 - float(inside.double().mean())
 
 
-def _training_info(history: TrainingHistory, split: _Split, batch_size: int, lr: float,
-                   final_lr_fraction: float, seed: int, polish_steps: int,
-                   polish_tol: float) -> dict[str, Any]:
-    """The JSON-able summary `train` leaves in `model.training_info`."""
-    return {
-        "n_train": split.n_train,
-        "n_val": split.n_val,
-        "steps_run": max(s for s, g in zip(history.steps, history.stage, strict=True)
-                         if g == "adam"),
-        "best_step": history.best_step,
-        "best_val_nll": history.best_val_nll,
-        "rejected_steps": history.rejected_steps,
-        "stopped_early": history.stopped_early,
-        "outside_fraction": history.outside_fraction,
-        "batch_size": batch_size,
-        "lr": lr,
-        "final_lr_fraction": final_lr_fraction,
-        "seed": int(seed),
-        "device": history.device,
-        "seconds": history.seconds,
-        "polish": history.polished,
-        "polish_method": history.polish_method,
-        "polish_decision": history.polish_decision,
-        "polish_steps": polish_steps,
-        "polish_tol": polish_tol,
-        "polish_iterations": history.polish_iterations,
-        "polish_evaluations": history.polish_evaluations,
-        "polish_stop": history.polish_stop,
-        "polish_rejected_trials": history.polish_rejected_trials,
-        "polish_seconds": history.polish_seconds,
-        "grad_norm": history.grad_norm,
-        "converged": history.converged,
-        "keep_difference": history.keep_difference,
-        "keep_se": history.keep_se,
-        "kept": history.kept,
-        "goodness_of_fit": history.goodness_of_fit,
-    }
+def _training_info(history: TrainingHistory, split: _Split, **settings: Any) -> dict[str, Any]:
+    """The JSON-able summary `train` leaves in `model.training_info`: the split, the Adam
+    steps run, `settings`, and every field of the history but the per-evaluation lists."""
+    record = {key: value for key, value in history.to_dict().items()
+              if key not in ("steps", "train_nll", "val_nll", "rejected_at", "stage")}
+    record["polish"] = record.pop("polished")
+    steps_run = max(s for s, g in zip(history.steps, history.stage, strict=True) if g == "adam")
+    return {"n_train": split.n_train, "n_val": split.n_val, "steps_run": steps_run,
+            **settings, **record}
 
 
 class _EarlyStopping:
