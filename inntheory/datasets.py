@@ -21,6 +21,7 @@ from .theories import LatticeTheory, preset
 
 __all__ = ["cache_path", "default_cache_dir", "load_dataset"]
 
+
 def default_cache_dir() -> Path:
     """``$INNTHEORY_CACHE`` when set, else ``~/.cache/inntheory``."""
     env = os.environ.get("INNTHEORY_CACHE")
@@ -83,16 +84,6 @@ def load_dataset(name_or_theory: str | LatticeTheory, n_samples: int, *, seed: i
     Returns:
         A :class:`~inntheory.sampling.SampleResult`, ``x: (n_samples, N)`` float64 on the CPU,
         its ``diagnostics`` plus ``cached`` (whether it came from the file) and ``path``.
-
-    Raises:
-        ValueError: ``n_samples < 1``, unknown preset or method, or an unreadable cache file.
-        TypeError: ``name_or_theory`` is neither a name nor a ``LatticeTheory``.
-
-    Example:
-        >>> import tempfile
-        >>> data = load_dataset("gaussian", 128, cache_dir=tempfile.mkdtemp(), progress=False)
-        >>> data.x.shape, data.diagnostics["cached"]
-        (torch.Size([128, 8]), False)
     """
     theory = _theory(name_or_theory)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
