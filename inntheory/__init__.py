@@ -1,11 +1,8 @@
 """inntheory: learn interacting theories from data.
 
-A teaching and exploration kit for the method of Merger et al., "Learning Interacting
-Theories from Data", Phys. Rev. X 13, 041033 (2023), arXiv:2304.00599: sample lattice
-theories, fit a polynomial invertible network, extract its action exactly with the
-layer-to-layer diagrammatic rules, and compare it with the true one.
-
-The public names are importable from the package directly; their modules load on first use.
+A teaching kit for Merger et al., Phys. Rev. X 13, 041033 (2023), arXiv:2304.00599: sample
+lattice theories, fit a polynomial invertible network, extract its action exactly with the
+diagrammatic rules, and compare it with the true one. Public names load on first use.
 """
 
 from __future__ import annotations

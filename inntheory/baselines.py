@@ -154,10 +154,9 @@ def _solve(gram: Tensor, rhs: Tensor, n: int, ridge: float) -> Tensor:
     the checks of the ``n`` rows described in `score_matching`."""
     size = gram.shape[0]
     gram = gram + ridge * torch.eye(size, dtype=gram.dtype)
-    diagonal = gram.diagonal()
     pivot = 0.0
-    if bool((diagonal > 0).all()):
-        scale = diagonal.sqrt()
+    if bool((gram.diagonal() > 0).all()):
+        scale = gram.diagonal().sqrt()
         scaled = gram / scale[:, None] / scale[None, :]
         factor, info = torch.linalg.cholesky_ex(scaled)
         if int(info) == 0:

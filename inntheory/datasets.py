@@ -1,8 +1,6 @@
 """Samples of lattice theories, generated once by :func:`~inntheory.sampling.sample` on the CPU
-(a seed gives the same samples on every machine) and cached as atomic ``.npz`` files of plain
-arrays and JSON (no pickles), named by a hash of all that determines them. A file that cannot
-be read or does not match its name raises a ``ValueError`` naming it (it is never replaced).
-"""
+and cached as ``.npz`` files of plain arrays and JSON, named by a hash of all that determines
+them; a file that cannot be read or does not match raises a ``ValueError`` (never replaced)."""
 
 from __future__ import annotations
 

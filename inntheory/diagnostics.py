@@ -41,8 +41,7 @@ class Statistic:
 
     def sentence(self, where: str = "") -> str:
         """The failure in words (``where``: e.g. " at site 3")."""
-        change = (f" ({(self.model - self.data) / abs(self.data):+.0%})"
-                  if self.data != 0 else "")
+        change = f" ({(self.model - self.data) / abs(self.data):+.0%})" if self.data != 0 else ""
         z = abs(self.model - self.data) / self.sigma if self.sigma > 0 else math.inf
         return (f"{self.name}{where} of the model is {self.model:.4g} against the data's "
                 f"{self.data:.4g} +- {self.sigma:.2g}{change}: off by {z:.0f} sigma, beyond "
@@ -56,8 +55,7 @@ class GoodnessOfFit:
     Attributes:
         statistics: pooled single-site kappa_1..kappa_4, then the nearest-neighbour
             covariance (lattice only).
-        sites: per order k, the site with the largest |model - data| / tolerance and that
-            ratio ({k: (site, ratio)}; a ratio above 1 fails).
+        sites: {k: (site, ratio)}, the site of largest |model - data| / tolerance per order.
         data_range: max |x - mean| over every entry of the data (mean per site).
         beyond_fraction, beyond_limit: the share of model samples with some entry beyond
             `data_range`, and the share above which that fails.

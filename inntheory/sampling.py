@@ -36,8 +36,7 @@ _TARGET_ACCEPTANCE = {"hmc": 0.8, "mala": 0.57}
 # HMC trajectory length (leapfrog steps x step size) when n_steps is None, and its most steps.
 _TRAJECTORY = 1.0
 _MAX_STEPS = 200
-# On the CPU the leapfrog runs over blocks of chains of about this many values (256 KB in
-# float64), so that a trajectory's tensors stay in the cache; one block on other devices.
+# CPU leapfrog blocks of chains hold about this many values (256 KB, cache-sized); one elsewhere.
 _BLOCK_ELEMENTS = 2**15
 # Production steps after which a chain that accepted none of them is called stuck.
 _STUCK_ITERATIONS = 50
@@ -45,12 +44,11 @@ _STUCK_ITERATIONS = 50
 
 @dataclass
 class SampleResult:
-    """Samples ``x: (n, N)`` on the CPU and JSON-able ``diagnostics``: ``method``,
-    ``n_chains``, ``step_size``, ``acceptance`` (mean Metropolis acceptance probability in
-    production), ``tau`` (largest integrated autocorrelation time over :data:`OBSERVABLES`, in
-    thinned draws), ``ess`` (smallest effective sample size), ``rhat`` (largest split-R-hat),
-    ``thinning``, ``seconds``, per-observable values under ``observables``, ``flip`` and
-    ``flip_acceptance`` (mean acceptance probability of a proposed flip) and more."""
+    """Samples ``x: (n, N)`` on the CPU and JSON-able ``diagnostics``: ``method``, ``n_chains``,
+    ``step_size``, ``acceptance`` (mean acceptance probability in production), ``tau`` (largest
+    integrated autocorrelation time over :data:`OBSERVABLES`, in thinned draws), ``ess``
+    (smallest effective sample size), ``rhat`` (largest split-R-hat), ``thinning``, ``seconds``,
+    per-observable values under ``observables``, ``flip``, ``flip_acceptance`` and more."""
 
     x: Tensor
     diagnostics: dict[str, Any] = field(default_factory=dict)
@@ -85,7 +83,6 @@ def integrated_autocorrelation_time(series: Tensor, window_factor: float = 5.0) 
         first = torch.where(ok.any(dim=0), ok.int().argmax(dim=0), steps - 1)
         padded = torch.cat([taus, torch.full_like(taus[:1], float(steps))], dim=0)
         tau = padded.gather(0, first[None]).squeeze(0)
-        # Anti-correlated chains (HMC) can give tau < 1; like Stan, cap ESS at n log10(n).
         tau = tau.clamp(min=1 / math.log10(max(steps * x.shape[1], 10)))
         tau = torch.where(var > 0, tau, torch.ones_like(tau))
     return tau[0] if series.ndim == 2 else tau
@@ -154,7 +151,6 @@ class _Evaluator:
 
 
 def _resolve_device(device: str | torch.device, target: Any) -> torch.device:
-    """``"auto"``: the device of the target's tensors if it has any, else cuda, else cpu."""
     if device != "auto":
         return torch.device(device)
     if isinstance(target, torch.nn.Module):
@@ -168,8 +164,7 @@ def _resolve_device(device: str | torch.device, target: Any) -> torch.device:
 
 def _check_options(method: str, step_size: float, target_acceptance: float | None,
                    **counts: int | None) -> float:
-    """The target acceptance, after checking the options of :func:`sample` (a count of ``None``
-    is not checked)."""
+    """Checks the options of :func:`sample` (``None`` counts are skipped); the acceptance aim."""
     if method not in _TARGET_ACCEPTANCE:
         raise ValueError(f"method must be one of {sorted(_TARGET_ACCEPTANCE)}, got {method!r}")
     for name, value in counts.items():
@@ -241,9 +236,8 @@ class _Chains:
 
     def leapfrog_steps(self, eps: float) -> int:
         """``n_steps``, or for ``None`` the steps of a trajectory of length ``_TRAJECTORY``."""
-        if self.n_steps is not None:
-            return self.n_steps
-        return min(max(1, math.ceil(_TRAJECTORY / eps)), _MAX_STEPS)
+        automatic = min(max(1, math.ceil(_TRAJECTORY / eps)), _MAX_STEPS)
+        return automatic if self.n_steps is None else self.n_steps
 
     def _hmc(self, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Leapfrog with the step jittered by +-20 % per chain: proposal and log ratio. The
@@ -392,8 +386,7 @@ def _produce(chains: _Chains, eps: float, per_chain: int, thinning: int, bar: An
     shape = (per_chain, chains.n_chains)
     draws = torch.empty(*shape, chains.dim, device=chains.dev, dtype=chains.dtype)
     trace = torch.empty(*shape, len(OBSERVABLES), device=chains.dev, dtype=chains.dtype)
-    accepted = torch.zeros((), device=chains.dev, dtype=chains.dtype)
-    flipped = torch.zeros((), device=chains.dev, dtype=chains.dtype)
+    accepted, flipped = torch.zeros(2, device=chains.dev, dtype=chains.dtype)
     chains.moved = torch.zeros(chains.n_chains, dtype=torch.bool, device=chains.dev)
     for t in range(per_chain):
         for _ in range(thinning):

@@ -169,12 +169,9 @@ class LatticeTheory:
 
     def lattice_coefficients(self, order: int = 4, dtype: torch.dtype = torch.float64
                              ) -> LatticeAction:
-        """:meth:`coefficients` in compressed form, a ``LatticeAction`` with orders ``1..K``.
-
-        Couplings relative to site 0 over the window ``min(L, 3)`` per axis:
+        """:meth:`coefficients` as a ``LatticeAction`` (orders ``1..K``, window ``min(L, 3)``):
         ``C2[0] = m2 + 2 d kappa``, ``C2[+-e_mu] = -kappa`` (summed where the neighbours
-        coincide, as in :meth:`quadratic`), ``C3``/``C4`` ``g3``/``g4`` at offset 0.
-        """
+        coincide), ``C3``/``C4`` ``g3``/``g4`` at offset 0."""
         _check_order(order)
         window = lattice_window(self.shape, 1)
         c2 = torch.zeros(window, dtype=dtype)

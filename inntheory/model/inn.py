@@ -154,13 +154,10 @@ class PolynomialINN(nn.Module):
             kind, tensors = DenseLinear, self.weight
         else:
             kind, tensors = LatticeConvolution, self.kernel * self.kernel_support
-        biases = self.bias
-        if detach:
-            tensors, biases = tensors.detach(), biases.detach()
         stages: list[Stage] = []
-        for tensor, bias, act in zip(tensors, biases, self.activations, strict=True):
+        for tensor, bias, act in zip(tensors, self.bias, self.activations, strict=True):
             if detach:  # copies of their own (also aligned as fresh tensors for the BLAS)
-                tensor, bias = tensor.clone(), bias.expand(self.dim).clone()
+                tensor, bias = tensor.detach().clone(), bias.detach().expand(self.dim).clone()
             stages += [AffineStage(kind(tensor), bias), ActivationStage(act)]
         return stages
 
@@ -180,8 +177,7 @@ class PolynomialINN(nn.Module):
         data, _ = _as_batch(data, self.dim, "data", self.dtype, self.device)
         if data.shape[0] < 2:
             raise ValueError(f"standardisation needs at least 2 samples, got {data.shape[0]}")
-        columns = torch.nonzero(~(data.std(dim=0) > 0)).flatten().tolist()
-        if columns:
+        if columns := torch.nonzero(~(data.std(dim=0) > 0)).flatten().tolist():
             raise ValueError(f"data columns {columns} are constant; cannot standardise")
         pooled = data.reshape(-1, 1) if self.lattice is not None else data
         if self.odd:
@@ -196,9 +192,8 @@ class PolynomialINN(nn.Module):
 
     def stages(self) -> list[Stage]:
         """The network in data -> latent order, detached: the standardisation when set
-        (`AffineStage` of `Scaling(1 / scale)`, bias -shift / scale), then per layer an
-        `AffineStage` (`DenseLinear` or `LatticeConvolution`, bias (N,)) and an
-        `ActivationStage`."""
+        (`Scaling(1 / scale)`, bias -shift / scale), then per layer an `AffineStage`
+        (`DenseLinear` or `LatticeConvolution`, bias (N,)) and an `ActivationStage`."""
         out: list[Stage] = []
         if self.is_standardized:
             inverse_scale = 1.0 / self.scale.detach()
