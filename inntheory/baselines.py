@@ -23,6 +23,7 @@ from ._checks import check_order
 from ._memory import available_bytes
 from .actions.dense import PolynomialAction
 from .actions.lattice import LatticeAction, lattice_window, shift_index
+from .comparison.cumulants import _as_samples
 
 __all__ = ["basis_size", "score_matching"]
 
@@ -182,21 +183,6 @@ def _solve(gram: Tensor, rhs: Tensor, n: int, ridge: float) -> Tensor:
     return torch.cholesky_solve((rhs / scale)[:, None], factor)[:, 0] / scale
 
 
-def _as_data(data: Any) -> Tensor:
-    """``data`` as a float64 ``(n, N)`` tensor of finite real numbers, or a clear error."""
-    if not (isinstance(data, np.ndarray) or torch.is_tensor(data)):
-        raise TypeError(f"data must be a torch tensor or numpy array, got {type(data).__name__}")
-    tensor = torch.as_tensor(data)
-    if tensor.is_complex() or tensor.dtype == torch.bool:
-        raise TypeError(f"data must hold real numbers, got dtype {tensor.dtype}")
-    if tensor.dim() != 2:
-        raise ValueError(f"data must have shape (n, N), got {tuple(tensor.shape)}")
-    tensor = tensor.detach().to(torch.float64)
-    if not torch.isfinite(tensor).all():
-        raise ValueError("data contains NaN or inf entries")
-    return tensor
-
-
 def score_matching(data: Any, order: int = 4,
                    basis: Literal["dense", "local", "tied", "translation"] = "dense",
                    point: Any = None, ridge: float = 0.0, *, lattice: Any = None,
@@ -245,7 +231,7 @@ def score_matching(data: Any, order: int = 4,
     ridge = float(ridge)
     if not math.isfinite(ridge) or ridge < 0:
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge}")
-    x = _as_data(data)
+    x = _as_samples(data, "data")
     n, dim = x.shape
     x0 = x.new_zeros(dim) if point is None else torch.as_tensor(point).detach().to(torch.float64)
     if x0.shape != (dim,):
