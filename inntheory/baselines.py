@@ -20,10 +20,10 @@ from torch import Tensor
 
 from . import _orbits
 from ._checks import check_order
+from ._checks import check_samples as _as_samples
 from ._memory import available_bytes
 from .actions.dense import PolynomialAction
 from .actions.lattice import LatticeAction, lattice_window, shift_index
-from .comparison.cumulants import _as_samples
 
 __all__ = ["basis_size", "score_matching"]
 

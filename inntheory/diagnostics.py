@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._checks import check_samples as _as_samples
 from .comparison import compare_cumulants
-from .comparison.cumulants import _as_samples
 
 __all__ = ["GoodnessOfFit", "Statistic", "fisher_divergence", "goodness_of_fit", "site_cumulants"]
 
