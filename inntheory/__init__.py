@@ -1,11 +1,8 @@
 """inntheory: learn interacting theories from data.
 
-A teaching and exploration kit for the method of Merger et al., "Learning Interacting
-Theories from Data", Phys. Rev. X 13, 041033 (2023), arXiv:2304.00599: sample lattice
-theories, fit a polynomial invertible network, extract its action exactly with the
-layer-to-layer diagrammatic rules, and compare it with the true one.
-
-The public names are importable from the package directly; their modules load on first use.
+A teaching kit for Merger et al., Phys. Rev. X 13, 041033 (2023), arXiv:2304.00599: sample
+lattice theories, fit a polynomial invertible network, extract its action exactly with the
+diagrammatic rules, and compare it with the true one. Public names load on first use.
 """
 
 from __future__ import annotations
@@ -15,61 +12,33 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_PUBLIC = {
-    "PolynomialAction": "actions.dense",
-    "LatticeAction": "actions.lattice",
-    "load_action": "actions.base",
-    "LatticeTheory": "theories",
-    "preset": "theories",
-    "PRESETS": "theories",
-    "sample": "sampling",
-    "SampleResult": "sampling",
-    "load_dataset": "datasets",
-    "make_activation": "model.activations",
-    "ACTIVATIONS": "model.activations",
-    "PolynomialINN": "model.inn",
-    "train": "model.training",
-    "TrainingHistory": "model.training",
-    "resolve_device": "model.training",
-    "extract_action": "extraction.extract",
-    "action_history": "extraction.extract",
-    "compare": "comparison",
-    "Comparison": "comparison",
-    "cumulants": "comparison",
-    "compare_cumulants": "comparison",
-    "CumulantComparison": "comparison",
-    "normalisable": "loop",
-    "close_loop": "loop",
-    "score_matching": "baselines",
-    "goodness_of_fit": "diagnostics",
-    "GoodnessOfFit": "diagnostics",
-    "fisher_divergence": "diagnostics",
-    "sweep": "lab.sweeps",
-    "SweepResult": "lab.sweeps",
-    "cached": "lab.store",
-    "stored_network": "lab.store",
-    "network_settings": "lab.store",
+_MODULE_NAMES = {
+    "actions.dense": ("PolynomialAction",),
+    "actions.lattice": ("LatticeAction",),
+    "actions.base": ("load_action",),
+    "theories": ("LatticeTheory", "preset", "PRESETS"),
+    "sampling": ("sample", "SampleResult"),
+    "datasets": ("load_dataset",),
+    "model.activations": ("make_activation", "ACTIVATIONS"),
+    "model.inn": ("PolynomialINN",),
+    "model.training": ("train", "TrainingHistory", "resolve_device"),
+    "extraction.extract": ("extract_action", "action_history"),
+    "comparison": ("compare", "Comparison", "cumulants", "compare_cumulants",
+                   "CumulantComparison"),
+    "loop": ("normalisable", "close_loop"),
+    "baselines": ("score_matching",),
+    "diagnostics": ("goodness_of_fit", "GoodnessOfFit", "fisher_divergence"),
+    "lab.sweeps": ("sweep", "SweepResult"),
+    "lab.store": ("cached", "stored_network", "network_settings"),
 }
+_PUBLIC = {name: module for module, names in _MODULE_NAMES.items() for name in names}
 
-_SUBMODULES = {
-    "actions": "actions",
-    "model": "model",
-    "extraction": "extraction",
-    "lab": "lab",
-    "theories": "theories",
-    "sampling": "sampling",
-    "datasets": "datasets",
-    "comparison": "comparison",
-    "baselines": "baselines",
-    "loop": "loop",
-    "diagnostics": "diagnostics",
-    "activations": "model.activations",
-    "diagrams": "extraction.diagrams",
-    "store": "lab.store",
-    "sweeps": "lab.sweeps",
-    "widgets": "lab.widgets",
-    "cli": "lab.cli",
-}
+_SUBMODULES = {name: name for name in ("actions", "model", "extraction", "lab", "theories",
+                                       "sampling", "datasets", "comparison", "baselines", "loop",
+                                       "diagnostics")}
+_SUBMODULES |= {"activations": "model.activations", "diagrams": "extraction.diagrams",
+                "store": "lab.store", "sweeps": "lab.sweeps", "widgets": "lab.widgets",
+                "cli": "lab.cli"}
 
 __all__ = sorted(_PUBLIC)
 

@@ -6,8 +6,9 @@ import numbers
 from typing import Any
 
 import numpy as np
+import torch
 
-__all__ = ["check_order", "check_seed", "check_shape"]
+__all__ = ["check_order", "check_samples", "check_seed", "check_shape"]
 
 
 def check_order(order: Any, name: str = "order") -> int:
@@ -42,3 +43,21 @@ def check_seed(seed: Any) -> int:
     if not -(2**63) <= seed < 2**64:
         raise ValueError(f"seed must be an int from -2**63 to 2**64 - 1, got {seed}")
     return seed
+
+
+def check_samples(x: Any, name: str) -> torch.Tensor:
+    """x: (n, N) real numbers, n >= 2, finite, as a CPU float64 tensor; else a TypeError or
+    ValueError naming `name`."""
+    if not (isinstance(x, np.ndarray) or torch.is_tensor(x)):
+        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
+    tensor = torch.as_tensor(x)
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    if tensor.dim() != 2:
+        raise ValueError(f"{name} must have shape (n, N), got {tuple(tensor.shape)}")
+    if tensor.shape[0] < 2:
+        raise ValueError(f"{name} needs n >= 2 samples, got {tensor.shape[0]}")
+    tensor = tensor.detach().to("cpu", torch.float64)
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{name} contains NaN or inf entries")
+    return tensor

@@ -1,8 +1,5 @@
-"""Atomic file writes shared by every module that saves something a user made.
-
-`atomic_write` writes one file, `atomic_write_all` several as one unit, `claim` holds lock
-files beside outputs. Files get the mode a plain ``open(path, "w")`` would give them.
-"""
+"""Atomic file writes: `atomic_write` one file, `atomic_write_all` several as one unit;
+`claim` holds lock files beside outputs. Files get the mode ``open(path, "w")`` would give."""
 
 from __future__ import annotations
 
@@ -83,13 +80,10 @@ def _journal_path(path: Path) -> Path:
 
 @contextlib.contextmanager
 def atomic_write_all(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
-    """Write several files as one unit: every one of them, or none.
-
-    Yields one empty temporary path per target (beside it, same suffix) for the caller to
-    write. On success they are synced, listed in a journal ``.<first name>.commit`` and renamed
-    onto the targets, the journal removed last. A failed rename restores the targets already
-    replaced; after a kill between the renames the next `claim` of these paths completes them.
-    """
+    """Write several files as one unit: yields one empty temporary path per target for the
+    caller to write; on success they are synced, listed in a journal ``.<first name>.commit``
+    and renamed onto the targets, the journal removed last. A failed rename restores the
+    targets already replaced; after a kill the next `claim` of these paths completes them."""
     targets = [Path(path) for path in paths]
     temporaries: list[Path] = []
     backups: list[Path | None] = []
@@ -142,8 +136,7 @@ def _leftovers(path: Path) -> list[Path]:
 
 
 def _recover(paths: Sequence[Path]) -> None:
-    """Complete the commits of `paths` that killed runs left, then remove killed writers'
-    leftovers. Called with the locks held."""
+    """Complete the commits killed runs left for `paths`, remove their leftovers (locks held)."""
     targets = list(paths)
     for path in paths:
         journal = _journal_path(path)
@@ -206,12 +199,9 @@ def _holder(lock: Path) -> int | None:
 
 @contextlib.contextmanager
 def claim(paths: Sequence[str | os.PathLike]) -> Iterator[None]:
-    """Hold exclusive lock files ``.<name>.lock`` (holding the process id) beside `paths`.
-
-    A lock whose process no longer runs is taken over. Once all are held, what killed runs
-    left of these paths is recovered (see `atomic_write_all`). FileExistsError, naming the
-    output, the process and the lock file, when another running process holds one.
-    """
+    """Hold exclusive lock files ``.<name>.lock`` (holding the process id) beside `paths`,
+    taking over those whose process is gone, then recover what killed runs left (see
+    `atomic_write_all`). FileExistsError when another running process holds one."""
     held: list[Path] = []
     try:
         for path in map(Path, paths):

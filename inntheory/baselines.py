@@ -1,11 +1,10 @@
-"""Direct estimators of a polynomial action: the baselines the INN is measured against.
+"""Score matching, the direct estimator of a polynomial action the INN is measured against.
 
-:func:`score_matching` fits ``S(x) = sum_j theta_j T_j(x)``, monomials ``T_j`` of ``d = x - x0``,
-by Hyvarinen score matching (A. Hyvarinen, JMLR 6, 695 (2005); ``METHOD.md``): for
-``p(x) ~ exp(-S(x))`` the objective ``E[1/2 |grad S|^2 - laplacian S]`` is quadratic in
-``theta``, so ``theta = G^-1 h`` with ``G = E[grad T grad T^T]`` (summed over the N components)
-and ``h = E[laplacian T]``. The coefficients are mapped back to the symmetric tensors ``A^(k)``
-of ``S(x0 + d) = sum_k (1/k!) A^(k) d...d``.
+:func:`score_matching` fits ``S(x) = sum_j theta_j T_j(x)``, monomials ``T_j`` of ``d = x - x0``
+(A. Hyvarinen, JMLR 6, 695 (2005); ``METHOD.md``): ``E[1/2 |grad S|^2 - laplacian S]`` is
+quadratic in ``theta``, so ``theta = G^-1 h`` with ``G = E[grad T grad T^T]`` (summed over the N
+components) and ``h = E[laplacian T]``, mapped back to the symmetric ``A^(k)`` of
+``S(x0 + d) = sum_k (1/k!) A^(k) d...d``.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from torch import Tensor
 
 from . import _orbits
 from ._checks import check_order
+from ._checks import check_samples as _as_samples
 from ._memory import available_bytes
 from .actions.dense import PolynomialAction
 from .actions.lattice import LatticeAction, lattice_window, shift_index
@@ -39,9 +39,8 @@ _CONDITION_MAX_SIZE = 4000
 
 
 def _memory_estimate(dim: int, order: int, basis: str) -> tuple[int, int]:
-    """(bytes, number of coefficients) that the dense or local basis needs: G and two
-    temporaries of its size, the moment matrix of the F lower monomials, the index tables
-    (N x M), one chunk of products and the dense output."""
+    """(bytes, number of coefficients) of the dense or local basis: G and two temporaries, the
+    moments of the lower monomials, the index tables, one chunk and the dense output."""
     if basis == "dense":
         size = math.comb(dim + order, order) - 1
         lower = math.comb(dim + order - 1, order - 1)
@@ -85,11 +84,9 @@ def _basis(dim: int, order: int, basis: str) -> list[Monomial]:
 
 def _structure(basis: list[Monomial], dim: int
                ) -> tuple[list[Monomial], Tensor, Tensor, Tensor, Tensor]:
-    """Index tables that express grad T and laplacian T through lower monomials:
-    ``d_i T_a = mult[i, a] * phi_{reduced[i, a]}``, ``laplacian T_a = sum c * phi_f`` over the
-    rows ``(a, f)`` and entries ``c`` of the laplace tables, ``phi`` the returned `features`:
-    the monomials of degree < order that occur, closed under dropping the last factor and
-    sorted by degree (the constant first), so each is a lower one times one coordinate."""
+    """Index tables of grad T and laplacian T in the lower monomials ``phi`` (`features`,
+    closed under dropping the last factor, sorted by degree): ``d_i T_a = mult[i, a] *
+    phi_{reduced[i, a]}``, ``laplacian T_a = sum c phi_f`` over the laplace rows ``(a, f), c``."""
     needed: set[Monomial] = {()}
     pairs: list[tuple[int, int, int, Monomial, Monomial | None]] = []
     for a, monomial in enumerate(basis):
@@ -154,15 +151,13 @@ def _to_tensors(basis: list[Monomial], theta: Tensor, dim: int, order: int) -> d
 
 
 def _solve(gram: Tensor, rhs: Tensor, n: int, ridge: float) -> Tensor:
-    """``(G + ridge I)^-1 h`` by a Cholesky factorisation of the Jacobi-scaled matrix; raises if
-    it is singular, warns (RuntimeWarning) when the ``n`` rows are fewer than 10 per coefficient
-    or the scaled matrix is ill-conditioned (condition number above 1e10)."""
+    """``(G + ridge I)^-1 h`` by a Cholesky factorisation of the Jacobi-scaled matrix, with
+    the checks of the ``n`` rows described in `score_matching`."""
     size = gram.shape[0]
     gram = gram + ridge * torch.eye(size, dtype=gram.dtype)
-    diagonal = gram.diagonal()
     pivot = 0.0
-    if bool((diagonal > 0).all()):
-        scale = diagonal.sqrt()
+    if bool((gram.diagonal() > 0).all()):
+        scale = gram.diagonal().sqrt()
         scaled = gram / scale[:, None] / scale[None, :]
         factor, info = torch.linalg.cholesky_ex(scaled)
         if int(info) == 0:
@@ -186,21 +181,6 @@ def _solve(gram: Tensor, rhs: Tensor, n: int, ridge: float) -> Tensor:
                           f"{n} rows): some coefficients are barely determined by the data; "
                           "consider ridge > 0", RuntimeWarning, stacklevel=3)
     return torch.cholesky_solve((rhs / scale)[:, None], factor)[:, 0] / scale
-
-
-def _as_data(data: Any) -> Tensor:
-    """``data`` as a float64 ``(n, N)`` tensor of finite real numbers, or a clear error."""
-    if not (isinstance(data, np.ndarray) or torch.is_tensor(data)):
-        raise TypeError(f"data must be a torch tensor or numpy array, got {type(data).__name__}")
-    tensor = torch.as_tensor(data)
-    if tensor.is_complex() or tensor.dtype == torch.bool:
-        raise TypeError(f"data must hold real numbers, got dtype {tensor.dtype}")
-    if tensor.dim() != 2:
-        raise ValueError(f"data must have shape (n, N), got {tuple(tensor.shape)}")
-    tensor = tensor.detach().to(torch.float64)
-    if not torch.isfinite(tensor).all():
-        raise ValueError("data contains NaN or inf entries")
-    return tensor
 
 
 def score_matching(data: Any, order: int = 4,
@@ -242,18 +222,8 @@ def score_matching(data: Any, order: int = 4,
         number of coefficients (``n_monomials``) and ridge.
 
     Raises:
-        ValueError: on order < 1, an unknown basis, data that is not (n, N) or holds NaN/inf,
-            a bad point, ridge < 0, fewer samples than monomials, a singular G, or a
-            missing/wrong lattice or radius.
-        TypeError: if data is not an array of real numbers.
+        ValueError: on bad input, fewer samples than monomials, or a singular G.
         MemoryError: G and the features would not fit in `max_bytes` (before allocating).
-
-    Example:
-        >>> generator = torch.Generator().manual_seed(0)
-        >>> x = torch.randn(4000, 2, dtype=torch.float64, generator=generator)
-        >>> S = score_matching(x, order=2)
-        >>> bool((S.coefficient(2) - torch.eye(2)).abs().max() < 0.1)
-        True
     """
     order = check_order(order)
     if basis not in ("dense", "local", "tied", "translation"):
@@ -261,7 +231,7 @@ def score_matching(data: Any, order: int = 4,
     ridge = float(ridge)
     if not math.isfinite(ridge) or ridge < 0:
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge}")
-    x = _as_data(data)
+    x = _as_samples(data, "data")
     n, dim = x.shape
     x0 = x.new_zeros(dim) if point is None else torch.as_tensor(point).detach().to(torch.float64)
     if x0.shape != (dim,):
@@ -286,7 +256,7 @@ def score_matching(data: Any, order: int = 4,
     if lattice is not None:
         raise ValueError(f"lattice is only used by basis='tied' or 'translation', not {basis!r}")
     needed, size = _memory_estimate(dim, order, basis)
-    _check_size(needed, size, limit, n, basis, order, dim)
+    _guard(needed, size, limit, basis, order, dim, n)
     metadata["n_monomials"] = size
     monomials = _basis(dim, order, basis)
     features, reduced, mult, laplace_index, laplace_coefficient = _structure(monomials, dim)
@@ -300,21 +270,17 @@ def score_matching(data: Any, order: int = 4,
     return PolynomialAction(tensors, point=x0, metadata=metadata, check_symmetry=False)
 
 
-def _guard(needed: int, size: int, limit: int, basis: str, order: int, dim: int) -> None:
-    """MemoryError (with the estimate) when `needed` bytes exceed `limit`."""
+def _guard(needed: int, size: int, limit: int, basis: str, order: int, dim: int,
+           n: int | None = None) -> None:
+    """MemoryError when `needed` bytes exceed `limit`; ValueError when the ``n`` rows (if
+    given) are fewer than the ``size`` coefficients."""
     if needed > limit:
         raise MemoryError(
             f"score matching with basis={basis!r}, order {order} on N = {dim} has {size} "
             f"coefficients and needs about {needed / 2**30:.3g} GiB for G and its features, "
             f"more than the limit {limit / 2**30:.3g} GiB; use basis='tied' or a radius "
             "(lattice data), a lower order, or raise max_bytes")
-
-
-def _check_size(needed: int, size: int, limit: int, n: int, basis: str, order: int,
-                dim: int) -> None:
-    """:func:`_guard`, then a ValueError when the ``n`` rows are fewer than ``size``."""
-    _guard(needed, size, limit, basis, order, dim)
-    if n < size:
+    if n is not None and n < size:
         raise ValueError(
             f"too few samples: n = {n} < {size} monomials (basis={basis!r}, order={order}, "
             f"N={dim}); score matching needs at least as many samples as parameters")
@@ -355,7 +321,7 @@ def _translation(d: Tensor, order: int, shape: tuple[int, ...], radius: int | No
     table = _orbits.tables(found, shape, window)
     size = len(found)
     needed = 8 * (3 * size**2 + 2 * _CHUNK_ELEMENTS + 4 * table.n_features) + output
-    _check_size(needed, size, limit, n, "translation", order, dim)
+    _guard(needed, size, limit, "translation", order, dim, n)
     gram, rhs = _orbits.normal_equations(d, size, table, shape, window, _CHUNK_ELEMENTS)
     theta = _solve(gram, rhs, n, ridge)
     return _orbits.couplings(found, theta, shape, window, order), size, window
@@ -368,12 +334,11 @@ def _tied(d: Tensor, order: int, shape: tuple[int, ...], radius: int, ridge: flo
     offsets = _tied_offsets(shape, radius)
     size = order + len(offsets)
     needed = 8 * (3 * size**2 + 2 * _CHUNK_ELEMENTS)  # G, a chunk of features, the data copy
-    _check_size(needed, size, limit, n, "tied", order, dim)
+    _guard(needed, size, limit, "tied", order, dim, n)
     window = lattice_window(shape, radius)
     index = torch.from_numpy(shift_index(shape, window))  # (N, M): the site at each offset
 
-    def column(offset: tuple[int, ...], sign: int = 1) -> int:
-        """The flattened window index of sign * offset."""
+    def column(offset: tuple[int, ...], sign: int = 1) -> int:  # flat window index of sign * o
         return int(np.ravel_multi_index(tuple(np.mod(np.multiply(sign, offset), window)),
                                         window))
 

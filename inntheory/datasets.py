@@ -1,8 +1,6 @@
 """Samples of lattice theories, generated once by :func:`~inntheory.sampling.sample` on the CPU
-(a seed gives the same samples on every machine) and cached as atomic ``.npz`` files of plain
-arrays and JSON (no pickles), named by a hash of all that determines them. A file that cannot
-be read or does not match its name raises a ``ValueError`` naming it (it is never replaced).
-"""
+and cached as ``.npz`` files of plain arrays and JSON, named by a hash of all that determines
+them; a file that cannot be read or does not match raises a ``ValueError`` (never replaced)."""
 
 from __future__ import annotations
 
@@ -20,6 +18,7 @@ from .sampling import SampleResult, sample
 from .theories import LatticeTheory, preset
 
 __all__ = ["cache_path", "default_cache_dir", "load_dataset"]
+
 
 def default_cache_dir() -> Path:
     """``$INNTHEORY_CACHE`` when set, else ``~/.cache/inntheory``."""
@@ -83,16 +82,6 @@ def load_dataset(name_or_theory: str | LatticeTheory, n_samples: int, *, seed: i
     Returns:
         A :class:`~inntheory.sampling.SampleResult`, ``x: (n_samples, N)`` float64 on the CPU,
         its ``diagnostics`` plus ``cached`` (whether it came from the file) and ``path``.
-
-    Raises:
-        ValueError: ``n_samples < 1``, unknown preset or method, or an unreadable cache file.
-        TypeError: ``name_or_theory`` is neither a name nor a ``LatticeTheory``.
-
-    Example:
-        >>> import tempfile
-        >>> data = load_dataset("gaussian", 128, cache_dir=tempfile.mkdtemp(), progress=False)
-        >>> data.x.shape, data.diagnostics["cached"]
-        (torch.Size([128, 8]), False)
     """
     theory = _theory(name_or_theory)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:

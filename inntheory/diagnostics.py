@@ -1,7 +1,5 @@
 """Does a fitted model reproduce its data? :func:`goodness_of_fit` compares the model's own
-samples with (validation) data; :func:`fisher_divergence` is the data-weighted error of an
-action's gradient.
-"""
+samples with data; :func:`fisher_divergence` is the data-weighted error of a gradient."""
 
 from __future__ import annotations
 
@@ -14,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._checks import check_samples as _as_samples
 from .comparison import compare_cumulants
 
 __all__ = ["GoodnessOfFit", "Statistic", "fisher_divergence", "goodness_of_fit", "site_cumulants"]
@@ -42,8 +41,7 @@ class Statistic:
 
     def sentence(self, where: str = "") -> str:
         """The failure in words (``where``: e.g. " at site 3")."""
-        change = (f" ({(self.model - self.data) / abs(self.data):+.0%})"
-                  if self.data != 0 else "")
+        change = f" ({(self.model - self.data) / abs(self.data):+.0%})" if self.data != 0 else ""
         z = abs(self.model - self.data) / self.sigma if self.sigma > 0 else math.inf
         return (f"{self.name}{where} of the model is {self.model:.4g} against the data's "
                 f"{self.data:.4g} +- {self.sigma:.2g}{change}: off by {z:.0f} sigma, beyond "
@@ -57,8 +55,7 @@ class GoodnessOfFit:
     Attributes:
         statistics: pooled single-site kappa_1..kappa_4, then the nearest-neighbour
             covariance (lattice only).
-        sites: per order k, the site with the largest |model - data| / tolerance and that
-            ratio ({k: (site, ratio)}; a ratio above 1 fails).
+        sites: {k: (site, ratio)}, the site of largest |model - data| / tolerance per order.
         data_range: max |x - mean| over every entry of the data (mean per site).
         beyond_fraction, beyond_limit: the share of model samples with some entry beyond
             `data_range`, and the share above which that fails.
@@ -108,17 +105,6 @@ class GoodnessOfFit:
         lines.extend(f"WARNING: {w}" for w in self.warnings)
         lines.append("ok" if self.ok else "FAILED")
         return "\n".join(lines)
-
-
-def _as_float64(x: Any, name: str) -> Tensor:
-    if not (isinstance(x, np.ndarray) or torch.is_tensor(x)):
-        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
-    tensor = torch.as_tensor(x).detach().to("cpu", torch.float64)
-    if tensor.dim() != 2 or tensor.shape[0] < 2:
-        raise ValueError(f"{name} must have shape (n, N) with n >= 2, got {tuple(tensor.shape)}")
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or inf entries")
-    return tensor
 
 
 def _neighbour_pairs(x: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -216,13 +202,8 @@ def goodness_of_fit(model: Any, data: Any, n_samples: int | None = None, seed: i
 
     Returns:
         A :class:`GoodnessOfFit`: ``.ok``, ``.warnings`` (sentences), ``str()`` a table.
-
-    Raises:
-        ValueError: on data that is not (n, N) with n >= 2 or holds NaN/inf, a lattice that
-            does not match N, n_samples < 2 or rtol < 0.
-        TypeError: if data is not an array.
     """
-    x = _as_float64(data, "data")
+    x = _as_samples(data, "data")
     n_data, dim = x.shape
     n_model = n_data if n_samples is None else n_samples
     if isinstance(n_model, bool) or not isinstance(n_model, (int, np.integer)) or n_model < 2:
@@ -237,7 +218,7 @@ def goodness_of_fit(model: Any, data: Any, n_samples: int | None = None, seed: i
             raise ValueError(f"lattice {shape} does not fit the data: N = {dim} sites")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "[0-9]+ of [0-9]+ latent draws", RuntimeWarning)
-        y = _as_float64(model.sample(int(n_model), seed=seed), "model samples")
+        y = _as_samples(model.sample(int(n_model), seed=seed), "model samples")
     if y.shape[1] != dim:
         raise ValueError(f"the model draws N = {y.shape[1]} sites but the data have N = {dim}")
     invalid = float(getattr(model, "last_sample_invalid", 0.0))
@@ -277,12 +258,10 @@ def fisher_divergence(learned: Any, true: Any, data: Any) -> float:
     float >= 0) of two actions with ``grad(x: (n, N)) -> (n, N)`` (actions, a `LatticeTheory`,
     a `PolynomialINN`), judged on ``data: (n, N)`` (held-out samples of the true distribution).
 
-    Zero exactly when S_learned - S_true is constant on the data's support; blind to what the
-    data cannot see. Inf when the learned gradient is not finite at some sample (outside a
-    model's domain, where its density is zero). ValueError on data that is not (n, N) or holds
-    NaN/inf, gradients of the wrong shape, or a true gradient that is not finite or vanishes.
+    Zero exactly when S_learned - S_true is constant on the data's support; inf when the
+    learned gradient is not finite at some sample (outside a model's domain).
     """
-    x = _as_float64(data, "data")
+    x = _as_samples(data, "data")
     reference = torch.as_tensor(true.grad(x)).detach().to("cpu", torch.float64)
     estimate = torch.as_tensor(learned.grad(x)).detach().to("cpu", torch.float64)
     for name, value in (("true", reference), ("learned", estimate)):

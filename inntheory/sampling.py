@@ -1,13 +1,12 @@
-"""Many-chain HMC and MALA for any target (``docs/architecture.md``), in one ``(C, N)`` batch.
+"""Many-chain HMC and MALA for any target, in one ``(C, N)`` batch.
 
 The burn-in adapts the step size (dual averaging) and measures the autocorrelation time ``tau``
 of the :data:`OBSERVABLES`; production keeps every ``ceil(tau)``-th move. Every move, the
 optional global flip ``x -> -x`` included, is a Metropolis-Hastings step, exact for any target;
 a proposal with a NaN or infinite position, action or gradient is rejected.
 
-References: Duane et al., "Hybrid Monte Carlo" (1987); Roberts, Tweedie, Bernoulli 2, 341
-(1996) (MALA); Hoffman, Gelman, arXiv:1111.4246 (dual averaging); Sokal, "Monte Carlo Methods
-in Statistical Mechanics" (1996) (windowing); Vehtari et al., arXiv:1903.08008 (R-hat).
+References: Duane et al. (1987) (HMC); Roberts, Tweedie (1996) (MALA); Hoffman, Gelman,
+arXiv:1111.4246 (dual averaging); Sokal (1996) (windowing); Vehtari et al., arXiv:1903.08008.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ _TARGET_ACCEPTANCE = {"hmc": 0.8, "mala": 0.57}
 # HMC trajectory length (leapfrog steps x step size) when n_steps is None, and its most steps.
 _TRAJECTORY = 1.0
 _MAX_STEPS = 200
-# On the CPU the leapfrog runs over blocks of chains of about this many values (256 KB in
-# float64), so that a trajectory's tensors stay in the cache; one block on other devices.
+# CPU leapfrog blocks of chains hold about this many values (256 KB, cache-sized); one elsewhere.
 _BLOCK_ELEMENTS = 2**15
 # Production steps after which a chain that accepted none of them is called stuck.
 _STUCK_ITERATIONS = 50
@@ -46,12 +44,11 @@ _STUCK_ITERATIONS = 50
 
 @dataclass
 class SampleResult:
-    """Samples ``x: (n, N)`` on the CPU and JSON-able ``diagnostics``: ``method``,
-    ``n_chains``, ``step_size``, ``acceptance`` (mean Metropolis acceptance probability in
-    production), ``tau`` (largest integrated autocorrelation time over :data:`OBSERVABLES`, in
-    thinned draws), ``ess`` (smallest effective sample size), ``rhat`` (largest split-R-hat),
-    ``thinning``, ``seconds``, per-observable values under ``observables``, ``flip`` and
-    ``flip_acceptance`` (mean acceptance probability of a proposed flip) and more."""
+    """Samples ``x: (n, N)`` on the CPU and JSON-able ``diagnostics``: ``method``, ``n_chains``,
+    ``step_size``, ``acceptance`` (mean acceptance probability in production), ``tau`` (largest
+    integrated autocorrelation time over :data:`OBSERVABLES`, in thinned draws), ``ess``
+    (smallest effective sample size), ``rhat`` (largest split-R-hat), ``thinning``, ``seconds``,
+    per-observable values under ``observables``, ``flip``, ``flip_acceptance`` and more."""
 
     x: Tensor
     diagnostics: dict[str, Any] = field(default_factory=dict)
@@ -86,7 +83,6 @@ def integrated_autocorrelation_time(series: Tensor, window_factor: float = 5.0) 
         first = torch.where(ok.any(dim=0), ok.int().argmax(dim=0), steps - 1)
         padded = torch.cat([taus, torch.full_like(taus[:1], float(steps))], dim=0)
         tau = padded.gather(0, first[None]).squeeze(0)
-        # Anti-correlated chains (HMC) can give tau < 1; like Stan, cap ESS at n log10(n).
         tau = tau.clamp(min=1 / math.log10(max(steps * x.shape[1], 10)))
         tau = torch.where(var > 0, tau, torch.ones_like(tau))
     return tau[0] if series.ndim == 2 else tau
@@ -129,8 +125,7 @@ class _Evaluator:
             raise TypeError(f"target must have an int .dim >= 1, got {self.dim!r}")
 
     def _call(self, name: str, x: Tensor, shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-        """``target.<name>`` at ``x`` (zeros in place of non-finite rows), checked to have
-        ``shape``; and the mask of finite rows of ``x``."""
+        """``target.<name>`` at ``x`` (non-finite rows zeroed), shape-checked; finite rows."""
         finite = torch.isfinite(x).all(dim=1)
         value = torch.as_tensor(getattr(self.target, name)(_mask(x, finite, 0.0))).detach()
         if value.shape != shape:
@@ -156,7 +151,6 @@ class _Evaluator:
 
 
 def _resolve_device(device: str | torch.device, target: Any) -> torch.device:
-    """``"auto"``: the device of the target's tensors if it has any, else cuda, else cpu."""
     if device != "auto":
         return torch.device(device)
     if isinstance(target, torch.nn.Module):
@@ -170,8 +164,7 @@ def _resolve_device(device: str | torch.device, target: Any) -> torch.device:
 
 def _check_options(method: str, step_size: float, target_acceptance: float | None,
                    **counts: int | None) -> float:
-    """Raise a `TypeError`/`ValueError` naming the first bad option of :func:`sample` (a count
-    of ``None`` is not checked); the target acceptance."""
+    """Checks the options of :func:`sample` (``None`` counts are skipped); the acceptance aim."""
     if method not in _TARGET_ACCEPTANCE:
         raise ValueError(f"method must be one of {sorted(_TARGET_ACCEPTANCE)}, got {method!r}")
     for name, value in counts.items():
@@ -243,9 +236,8 @@ class _Chains:
 
     def leapfrog_steps(self, eps: float) -> int:
         """``n_steps``, or for ``None`` the steps of a trajectory of length ``_TRAJECTORY``."""
-        if self.n_steps is not None:
-            return self.n_steps
-        return min(max(1, math.ceil(_TRAJECTORY / eps)), _MAX_STEPS)
+        automatic = min(max(1, math.ceil(_TRAJECTORY / eps)), _MAX_STEPS)
+        return automatic if self.n_steps is None else self.n_steps
 
     def _hmc(self, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Leapfrog with the step jittered by +-20 % per chain: proposal and log ratio. The
@@ -262,9 +254,8 @@ class _Chains:
 
     def _leapfrog(self, y: Tensor, q: Tensor, gy: Tensor, s: Tensor, g: Tensor, e: Tensor,
                   n_steps: int) -> tuple[Tensor, Tensor]:
-        """``n_steps`` leapfrog steps from positions ``y`` and momenta ``q`` (both updated in
-        place, ``gy`` receives the end gradient); the end action (inf where any step was
-        invalid) and ``log`` of the Metropolis ratio."""
+        """``n_steps`` leapfrog steps, ``y``, ``q`` and the end gradient ``gy`` in place; the
+        end action (inf where any step was invalid) and the log Metropolis ratio."""
         h0 = s + 0.5 * q.square().sum(dim=1)
         q.addcmul_(g, e, value=-0.5)
         valid = torch.ones(y.shape[0], dtype=torch.bool, device=y.device)
@@ -338,8 +329,7 @@ def _burn_in(chains: _Chains, step_size: float, target_acceptance: float, burn_i
 
 
 def _choose_thinning(tau: float, pilot: int, max_thinning: int) -> int:
-    """``ceil(tau)`` in ``[1, max_thinning]``; warns when a pilot of ``pilot`` iterations is
-    shorter than ``5 tau`` (the thinning is then unreliable)."""
+    """``ceil(tau)`` in ``[1, max_thinning]``; warns when the pilot is shorter than ``5 tau``."""
     if tau * 5 >= pilot:
         warnings.warn(f"the pilot ({pilot} iterations) is short for the measured tau = "
                       f"{tau:.1f}; increase burn_in for a reliable thinning", RuntimeWarning,
@@ -365,11 +355,10 @@ class _Production:
 
     def warn_stuck(self, eps: float) -> None:
         """Says plainly when chains never moved: their draws are their starting points."""
-        stuck, n_chains = self.stuck_chains, self.trace.shape[1]
-        if stuck == 0:
+        if not (stuck := self.stuck_chains):
             return
-        what = ("no chain moved" if stuck == n_chains else
-                f"{stuck} of {n_chains} chains never moved in {self.iterations} steps")
+        what = ("no chain moved" if stuck == self.trace.shape[1] else
+                f"{stuck} of {self.trace.shape[1]} chains never moved in {self.iterations} steps")
         warnings.warn(f"{what}: no proposal was accepted in production (acceptance "
                       f"{self.acceptance:.2g}, step size {eps:.3g}), so those draws are the "
                       "chains' starting points, not samples of the target; their ESS is "
@@ -397,8 +386,7 @@ def _produce(chains: _Chains, eps: float, per_chain: int, thinning: int, bar: An
     shape = (per_chain, chains.n_chains)
     draws = torch.empty(*shape, chains.dim, device=chains.dev, dtype=chains.dtype)
     trace = torch.empty(*shape, len(OBSERVABLES), device=chains.dev, dtype=chains.dtype)
-    accepted = torch.zeros((), device=chains.dev, dtype=chains.dtype)
-    flipped = torch.zeros((), device=chains.dev, dtype=chains.dtype)
+    accepted, flipped = torch.zeros(2, device=chains.dev, dtype=chains.dtype)
     chains.moved = torch.zeros(chains.n_chains, dtype=torch.bool, device=chains.dev)
     for t in range(per_chain):
         for _ in range(thinning):
@@ -436,8 +424,7 @@ def sample(target: Any, n_samples: int, *, method: str = "hmc", seed: int = 0,
         burn_in: Iterations discarded, at least 20: the first half adapts the step size, the
             second half measures ``tau`` for the thinning.
         n_steps: Leapfrog steps per HMC trajectory (ignored by MALA); ``None`` keeps the
-            trajectory length at 1 (``ceil(1 / step)`` steps, at most 200), so that the
-            iterations per independent sample do not grow with ``N`` as the step shrinks.
+            trajectory length at 1 (``ceil(1 / step)`` steps, at most 200).
         step_size: Initial step size for the adaptation.
         target_acceptance: Mean acceptance aimed at; ``None``: 0.8 (HMC), 0.57 (MALA).
         flip: Add the Metropolis-accepted global flip ``x -> -x`` after every step; ``None``
@@ -452,16 +439,6 @@ def sample(target: Any, n_samples: int, *, method: str = "hmc", seed: int = 0,
     Returns:
         A :class:`SampleResult` with ``x: (n_samples, N)`` on the CPU, ordered draw by draw
         across chains, and its diagnostics.
-
-    Raises:
-        ValueError: A bad option or ``init``, or no start where the action is finite.
-        TypeError: A target without ``dim``/``action``/``grad``, or a count that is no int.
-
-    Example:
-        >>> from inntheory.theories import preset
-        >>> result = sample(preset("gaussian"), 256, progress=False, burn_in=100)
-        >>> result.x.shape
-        torch.Size([256, 8])
     """
     delta = _check_options(method, step_size, target_acceptance, n_samples=n_samples,
                            n_chains=n_chains, burn_in=burn_in, n_steps=n_steps,

@@ -26,7 +26,6 @@ __all__ = ["PRESETS", "LatticeTheory", "preset"]
 
 
 def _as_float(name: str, value: Any) -> float:
-    """``value`` as a finite float; a ``TypeError``/``ValueError`` naming it otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if not (isinstance(value, Tensor) and value.numel() == 1):
             raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
@@ -59,16 +58,8 @@ class LatticeTheory:
 
     Arguments:
         shape: The lattice, ``(L,)`` or ``(L1, L2)`` positive ints; ``(1,)`` is a single site.
-        m2, kappa, g3, g4: The couplings of ``S`` (module docstring); ``kappa >= 0``, and
-            ``m2`` may be negative when ``g4 > 0``.
-
-    Raises:
-        ValueError: If a parameter is not finite, ``kappa < 0`` or the action is unbounded
-            below (``g4 < 0``; ``g4 == 0`` with ``g3 != 0``; a Gaussian with ``m2 <= 0``).
-
-    Example:
-        >>> LatticeTheory((8,), m2=1.0, kappa=0.5, g3=0.5, g4=1.0).action(torch.zeros(3, 8))
-        tensor([0., 0., 0.])
+        m2, kappa, g3, g4: The couplings of ``S`` (module docstring), finite; ``kappa >= 0``,
+            and ``exp(-S)`` must be normalisable (``m2`` may be negative when ``g4 > 0``).
     """
 
     shape: tuple[int, ...]
@@ -178,12 +169,9 @@ class LatticeTheory:
 
     def lattice_coefficients(self, order: int = 4, dtype: torch.dtype = torch.float64
                              ) -> LatticeAction:
-        """:meth:`coefficients` in compressed form, a ``LatticeAction`` with orders ``1..K``.
-
-        Couplings relative to site 0 over the window ``min(L, 3)`` per axis:
+        """:meth:`coefficients` as a ``LatticeAction`` (orders ``1..K``, window ``min(L, 3)``):
         ``C2[0] = m2 + 2 d kappa``, ``C2[+-e_mu] = -kappa`` (summed where the neighbours
-        coincide, as in :meth:`quadratic`), ``C3``/``C4`` ``g3``/``g4`` at offset 0.
-        """
+        coincide), ``C3``/``C4`` ``g3``/``g4`` at offset 0."""
         _check_order(order)
         window = lattice_window(self.shape, 1)
         c2 = torch.zeros(window, dtype=dtype)
@@ -213,12 +201,7 @@ sampler's global flip ``x -> -x``."""
 
 
 def preset(name: str, shape: tuple[int, ...] | None = None) -> LatticeTheory:
-    """The :class:`LatticeTheory` ``PRESETS[name]`` on ``shape`` (``(8,)`` when ``None``).
-
-    Example:
-        >>> preset("unimodal").parameters["g3"]
-        0.5
-    """
+    """The :class:`LatticeTheory` ``PRESETS[name]`` on ``shape`` (``(8,)`` when ``None``)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     return LatticeTheory((8,) if shape is None else shape, **PRESETS[name])

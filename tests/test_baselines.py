@@ -169,6 +169,8 @@ def test_bad_input_is_rejected_with_clear_messages():
         score_matching(bad)
     with pytest.raises(ValueError, match="too few samples"):
         score_matching(data[:20], order=4)  # 34 monomials
+    with pytest.raises(ValueError, match="n >= 2"):
+        score_matching(data[:1, :1], order=1)  # one monomial, but one sample tells nothing
     with pytest.raises(ValueError, match="point"):
         score_matching(data, point=torch.zeros(2))
     with pytest.raises(ValueError, match="ridge"):

@@ -165,6 +165,10 @@ def test_fisher_divergence_of_a_gaussian_pair_matches_the_hand_computation():
     assert fisher_divergence(Outside(), theory, data) == math.inf
     with pytest.raises(ValueError, match="NaN"):
         fisher_divergence(learned, theory, np.full((3, 8), np.nan))
+    with pytest.raises(TypeError, match="real numbers"):
+        fisher_divergence(learned, theory, torch.ones(3, 8, dtype=torch.complex128))
+    with pytest.raises(TypeError, match="real numbers"):
+        goodness_of_fit(learned, torch.ones(3, 8, dtype=torch.bool))
 
 
 def test_range_check_false_alarms_are_rare_for_a_model_equal_to_the_data():

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .._checks import check_samples as _as_samples
 from ..figures import WIDTH as FIGURE_WIDTH
 from ..figures import legend_outside
 from ..tables import Table, Tabular
@@ -21,22 +22,6 @@ from .display import format_value, identity_line, new_figure, unique_index
 __all__ = ["CumulantComparison", "CumulantRow", "compare_cumulants", "cumulants"]
 
 _MAX_CUMULANT_ORDER = 4
-
-
-def _as_samples(x: Any, name: str) -> Tensor:
-    if not (isinstance(x, np.ndarray) or torch.is_tensor(x)):
-        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
-    tensor = torch.as_tensor(x)
-    if tensor.is_complex() or tensor.dtype == torch.bool:
-        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
-    if tensor.dim() != 2:
-        raise ValueError(f"{name} must have shape (n, N), got {tuple(tensor.shape)}")
-    if tensor.shape[0] < 2:
-        raise ValueError(f"{name} needs n >= 2 samples, got {tensor.shape[0]}")
-    tensor = tensor.detach().to("cpu", torch.float64)
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"{name} contains NaN or inf entries")
-    return tensor
 
 
 def _check_order(order: Any) -> int:

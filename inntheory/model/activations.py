@@ -1,15 +1,9 @@
 """The polynomial activation family of the INN.
 
 Every member acts elementwise on pre-activations y: (n, N) with per-unit coefficients,
-phi(y)_i = sum_{p=1}^{degree} coefficients[i, p] y_i^p with coefficients[:, 1] = 1. With
-``shared=True`` one set of coefficients serves every unit (the lattice network's choice).
-
-- ``"quadratic"``: phi(y) = y + a y^2 (Merger et al. 2023), invertible where 1 + 2 a y > 0.
-- ``"cubic"``: phi(y) = y + a y^2 + c y^3 with a^2 < 3 c: a bijection of the real line;
-  with ``odd=True`` a = 0 exactly.
-
-Reference: C. Merger, A. René, K. Fischer, P. Bouss, S. Nestler, D. Dahmen, C. Honerkamp,
-M. Helias, "Learning Interacting Theories from Data", Phys. Rev. X 13, 041033 (2023).
+phi(y)_i = sum_{p=1}^{degree} coefficients[i, p] y_i^p with coefficients[:, 1] = 1:
+``"quadratic"`` y + a y^2 (Merger et al., Phys. Rev. X 13, 041033 (2023)) and ``"cubic"``
+y + a y^2 + c y^3, a bijection of the real line.
 """
 
 from __future__ import annotations
@@ -87,7 +81,7 @@ class PolynomialActivation(nn.Module):
 
 class QuadraticActivation(PolynomialActivation):
     """phi(y) = y + a y^2 per unit; invertible where 1 + 2 a y > 0. `init_scale`: standard
-    deviation of the initial a (near the identity map); `dim`, `shared`: see the base class."""
+    deviation of the initial a."""
 
     name = "quadratic"
     degree = 2
@@ -114,8 +108,7 @@ class CubicActivation(PolynomialActivation):
     phi'(y) = 1 + 2 a y + 3 c y^2 >= 1 - s^2 for every y. With ``odd=True`` there is no t and
     a = 0 exactly: phi(y) = y + c y^3 = -phi(-y), phi' >= 1.
 
-    Arguments: `init_scale`, the standard deviation of the initial t; `init_c` > 0, the
-    initial c (small: near the identity map); `dim`, `shared`: see the base class.
+    `init_scale`: the standard deviation of the initial t; `init_c` > 0: the initial c.
     """
 
     name = "cubic"
@@ -186,9 +179,8 @@ def make_activation(name: str, dim: int, **options: float | bool) -> PolynomialA
         known = ", ".join(sorted(ACTIVATIONS))
         raise ValueError(f"unknown activation {name!r}; known activations: {known}")
     if options.get("odd") and name != CubicActivation.name:
-        raise ValueError(
-            f"the {name!r} activation has no odd form (odd=True needs 'cubic': y + c y^3)"
-        )
+        raise ValueError(f"the {name!r} activation has no odd form (odd=True needs 'cubic': "
+                         "y + c y^3)")
     return ACTIVATIONS[name](dim, **options)
 
 

@@ -1,8 +1,5 @@
-"""The polynomial invertible network: exact density, inverse, sampling, save/load.
+"""The polynomial invertible network z = f(x), z ~ N(0, I) (METHOD.md, "The polynomial INN").
 
-`PolynomialINN` maps data to latent, z = f(x) with z ~ N(0, I) (METHOD.md, "The polynomial
-INN"): a fixed standardisation, then `depth` layers of an invertible affine map
-(`inntheory.model.linear`) and an elementwise polynomial (`inntheory.model.activations`).
 Its action S(x) = 1/2 |f(x)|^2 + N/2 ln 2 pi - ln|det df/dx| is exact, and +inf where a
 pre-activation leaves the activation's domain (phi' <= 0, the quadratic activation only).
 It is a target for `inntheory.sample` (`.dim`, `action(x)`, `grad(x)`).
@@ -78,17 +75,10 @@ class PolynomialINN(nn.Module):
         last_sample_invalid: the fraction of latent draws without a pre-image in the latest
             `sample` call.
 
-    Raises:
-        TypeError, ValueError: on invalid options (the message names the problem).
-
     Example:
-        >>> model = PolynomialINN(2, depth=2)
-        >>> z, logdet = model(torch.zeros(5, 2))
+        >>> z, logdet = PolynomialINN(2, depth=2)(torch.zeros(5, 2))
         >>> z.shape, logdet.shape
         (torch.Size([5, 2]), torch.Size([5]))
-        >>> ring = PolynomialINN(8, depth=2, lattice=(8,), kernel_radius=1, odd=True)
-        >>> ring.coupling_range
-        4
     """
 
     def __init__(self, dim: int, depth: int, activation: str = "cubic", standardize: bool = True,
@@ -105,8 +95,8 @@ class PolynomialINN(nn.Module):
             bias_shape = (self.depth, self.dim)
         else:
             mask = kernel_mask(self.lattice, self.kernel_radius)
-            support = mask.to(torch.get_default_dtype())
-            self.register_buffer("kernel_support", support, persistent=False)
+            self.register_buffer("kernel_support", mask.to(torch.get_default_dtype()),
+                                 persistent=False)
             delta = kernel_mask(self.lattice, 0)  # 1 at offset 0
             noise = torch.randn(self.depth, *self.lattice) * (_INIT_NOISE / math.sqrt(mask.sum()))
             self.kernel = nn.Parameter((delta + noise) * self.kernel_support)
@@ -141,21 +131,17 @@ class PolynomialINN(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The floating dtype of the parameters and buffers."""
         return self.shift.dtype
 
     @property
     def device(self) -> torch.device:
-        """The device of the parameters and buffers."""
         return self.shift.device
 
     @property
     def coupling_range(self) -> int | None:
         """2 * depth * kernel_radius, the largest offset (per axis, minimal image) of a
         non-zero coupling of the extracted action; None without a kernel radius."""
-        if self.kernel_radius is None:
-            return None
-        return 2 * self.depth * self.kernel_radius
+        return None if self.kernel_radius is None else 2 * self.depth * self.kernel_radius
 
     def linear_maps(self) -> list[LinearMap]:
         """The layers' W_l, differentiable in the parameters (see `stages`)."""
@@ -168,13 +154,10 @@ class PolynomialINN(nn.Module):
             kind, tensors = DenseLinear, self.weight
         else:
             kind, tensors = LatticeConvolution, self.kernel * self.kernel_support
-        biases = self.bias
-        if detach:
-            tensors, biases = tensors.detach(), biases.detach()
         stages: list[Stage] = []
-        for tensor, bias, act in zip(tensors, biases, self.activations, strict=True):
+        for tensor, bias, act in zip(tensors, self.bias, self.activations, strict=True):
             if detach:  # copies of their own (also aligned as fresh tensors for the BLAS)
-                tensor, bias = tensor.clone(), bias.expand(self.dim).clone()
+                tensor, bias = tensor.detach().clone(), bias.detach().expand(self.dim).clone()
             stages += [AffineStage(kind(tensor), bias), ActivationStage(act)]
         return stages
 
@@ -194,8 +177,7 @@ class PolynomialINN(nn.Module):
         data, _ = _as_batch(data, self.dim, "data", self.dtype, self.device)
         if data.shape[0] < 2:
             raise ValueError(f"standardisation needs at least 2 samples, got {data.shape[0]}")
-        columns = torch.nonzero(~(data.std(dim=0) > 0)).flatten().tolist()
-        if columns:
+        if columns := torch.nonzero(~(data.std(dim=0) > 0)).flatten().tolist():
             raise ValueError(f"data columns {columns} are constant; cannot standardise")
         pooled = data.reshape(-1, 1) if self.lattice is not None else data
         if self.odd:
@@ -210,9 +192,8 @@ class PolynomialINN(nn.Module):
 
     def stages(self) -> list[Stage]:
         """The network in data -> latent order, detached: the standardisation when set
-        (`AffineStage` of `Scaling(1 / scale)`, bias -shift / scale), then per layer an
-        `AffineStage` (`DenseLinear` or `LatticeConvolution`, bias (N,)) and an
-        `ActivationStage`."""
+        (`Scaling(1 / scale)`, bias -shift / scale), then per layer an `AffineStage`
+        (`DenseLinear` or `LatticeConvolution`, bias (N,)) and an `ActivationStage`."""
         out: list[Stage] = []
         if self.is_standardized:
             inverse_scale = 1.0 / self.scale.detach()
@@ -288,8 +269,7 @@ class PolynomialINN(nn.Module):
                 y = activation.activation.inverse(v)
                 valid = torch.isfinite(y).all(dim=1, keepdim=True)
                 y = torch.where(valid, y, 0.0) - affine.bias
-                v = affine.linear.solve(y)
-                v = torch.where(valid, v, math.nan)
+                v = torch.where(valid, affine.linear.solve(y), math.nan)
             x = v * self.scale + self.shift
         return x[0] if single else x
 
@@ -314,14 +294,11 @@ class PolynomialINN(nn.Module):
                 f"({limit / 2**30:.3g} GiB); draw fewer at a time")
         generator = None if seed is None else torch.Generator(ref.device).manual_seed(int(seed))
         parts: list[torch.Tensor] = []
-        drawn = found = 0
         for _ in range(_MAX_SAMPLE_ROUNDS):
             z = torch.randn(n, self.dim, generator=generator, dtype=ref.dtype, device=ref.device)
             x = self.inverse(z)
-            x = x[torch.isfinite(x).all(dim=1)]
-            drawn += n
-            found += x.shape[0]
-            parts.append(x)
+            parts.append(x[torch.isfinite(x).all(dim=1)])
+            found, drawn = sum(part.shape[0] for part in parts), n * len(parts)
             if found >= n or not redraw:
                 break
         else:
@@ -352,12 +329,8 @@ class PolynomialINN(nn.Module):
     @classmethod
     def load(cls, path: str | os.PathLike) -> PolynomialINN:
         """Read a model written by `save` (version 1 or 2) on the CPU, in its saved dtype.
-
-        Raises:
-            FileNotFoundError: no file at `path`.
-            ValueError: not a readable PolynomialINN, config and tensors disagree (checked
-                before building), or unusable parameters (NaN/inf, scale <= 0, singular W).
-        """
+        FileNotFoundError without a file; ValueError on an unreadable or unusable one (config
+        and tensors are checked before building, parameters after)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no saved PolynomialINN at {path}")

@@ -17,8 +17,7 @@ __all__ = ["check_config", "layer_activation", "parameter_problem", "state_probl
 _DTYPES = ("float32", "float64")
 
 
-def _not_int(value: Any) -> bool:
-    """Whether `value` is not a Python or NumPy int (a bool is not one)."""
+def _not_int(value: Any) -> bool:  # a bool is no int here
     return isinstance(value, bool) or not isinstance(value, int | np.integer)
 
 
@@ -47,8 +46,7 @@ def _as_batch(value: Any, dim: int, name: str, dtype: torch.dtype,
 
 
 def _check_lattice(lattice: Any, radius: Any, dim: int) -> tuple[Any, int | None]:
-    """`lattice` (None, or a tuple/list of 1 or 2 ints >= 1 with product dim) and
-    `kernel_radius` (None, or an int r >= 0 with 2 r + 1 <= L on every axis) checked."""
+    """`lattice` and `kernel_radius` checked (see `PolynomialINN`)."""
     if lattice is None:
         if radius is not None:
             raise ValueError("kernel_radius needs a lattice (lattice=None is a dense model)")
