@@ -245,7 +245,7 @@ def test_fit_lattice_odd_and_compare_reads_lattice_actions(
                  "--out", tmp_path / "odd.npz"]
     assert cli.main([str(a) for a in arguments]) == 0
     out = capsys.readouterr().out
-    assert "L-BFGS iterations" in out  # polish ran (auto: small data)
+    assert "fisher iterations" in out  # polish ran (auto: small data, few parameters)
     model = inntheory.PolynomialINN.load(tmp_path / "odd.model.pt")
     assert model.odd and model.lattice == (6,)
     odd = inntheory.LatticeAction.load(tmp_path / "odd.npz")

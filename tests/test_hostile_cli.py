@@ -388,7 +388,7 @@ def test_steps_help_says_the_polish_adds_iterations(capsys: pytest.CaptureFixtur
     assert cli.main(["fit", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "maximum optimiser steps" not in help_text
-    assert "Adam steps (default 2000); unless --no-polish, the L-BFGS polish" in help_text
+    assert "Adam steps (default 2000); unless --no-polish, the float64 polish" in help_text
 
 
 def test_suffixes_in_any_case(folder: Path, capsys: pytest.CaptureFixture) -> None:

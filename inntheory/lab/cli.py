@@ -559,8 +559,9 @@ def _fit_checked(args: argparse.Namespace, x: np.ndarray, point: np.ndarray, dev
     print(f"trained: best validation NLL {history.best_val_nll:.4f} nats at step "
           f"{history.best_step} of {history.steps[-1]}; {history.outside_fraction:.2%} of the "
           f"training data outside the model's domain; {timings['train']:.1f} s on {device}")
-    polish = (f"; polish: {history.polish_iterations} L-BFGS iterations, max |gradient| "
-              f"{history.grad_norm:.2g} ({history.polish_stop})" if history.polished else "")
+    polish = (f"; polish: {history.polish_iterations} {history.polish_method} iterations, max "
+              f"|gradient| {history.grad_norm:.2g} ({history.polish_stop})" if history.polished
+              else f"; no polish ({history.polish_decision})")
     print(f"network: {parameters} trainable parameters{polish}")
     fit = history.goodness_of_fit
     if fit is not None:
@@ -711,8 +712,8 @@ def _demo_claimed(args: argparse.Namespace, out: Path, start: float) -> int:
 
     true = theory.coefficients(4)
     comparison = it.compare(true, {"INN": learned, "score matching": baseline})
-    polish = (f", then {history.polish_iterations} L-BFGS iterations (max |gradient| "
-              f"{history.grad_norm:.2g})" if history.polished else "")
+    polish = (f", then {history.polish_iterations} {history.polish_method} iterations (max "
+              f"|gradient| {history.grad_norm:.2g})" if history.polished else "")
     print(f"unimodal preset {theory.parameters}, {setup['n_samples']} samples; "
           f"lattice-equivariant cubic INN of depth {setup['depth']} trained by Adam{polish}; "
           f"best validation NLL {history.best_val_nll:.4f}")
@@ -773,7 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="expansion point: the data mean (default; with --lattice its mean over "
                      "sites, a uniform point) or 0")
     fit.add_argument("--steps", type=_positive_int, default=2000,
-                     help="Adam steps (default 2000); unless --no-polish, the L-BFGS polish "
+                     help="Adam steps (default 2000); unless --no-polish, the float64 polish "
                      "that follows runs up to polish_steps more iterations (see train)")
     fit.add_argument("--lattice", type=_positive_int, nargs="+", metavar="L",
                      action=_LatticeShape, help="a convolutional network on this periodic "
@@ -783,7 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--odd", action="store_true", help="a Z2-odd network (no biases, "
                      "activation y + c y^3, cubic only): a density even under x -> -x")
     fit.add_argument("--no-polish", action="store_true",
-                     help="Adam only: skip the float64 L-BFGS polish (train(polish='auto'))")
+                     help="Adam only: skip the float64 polish (train(polish='auto'))")
     fit.add_argument("--out", default="action.npz", help="action file (default action.npz)")
 
     sampler = command("sample", "draw configurations of a lattice theory",

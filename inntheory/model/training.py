@@ -292,11 +292,11 @@ def train(
         history.polish_decision = plan.reason
         _fit(model, split.train_x, split.eval_x, split.val_x, history, generator, steps,
              batch_size, lr, final_lr_fraction, eval_every, patience, progress)
+        if progress and polish is not False:
+            tqdm.write(f"polish {'runs' if plan.run else 'skipped'} ({plan.reason})")
         if plan.run:
             _polish.polish(model, plan.method, train64, split.eval_x, split.val_x, history,
                            polish_steps, polish_tol, progress)
-        elif progress:
-            tqdm.write(f"polish skipped ({plan.reason})")
         history.grad_norm = _polish.gradient_norm(model, train64)
         history.converged = history.grad_norm <= polish_tol
         history.outside_fraction = _outside_fraction(model, split.train_x)
