@@ -74,7 +74,10 @@ print(f"couplings {theory.parameters}")
 # default training (`it.train`: Adam, up to 1500 steps with early stopping on 10 % held-out
 # data, then, with `polish=True`, full-batch L-BFGS in float64 until the largest entry of the
 # gradient of the mean NLL is below `polish_tol` = $10^{-5}$). They differ in one setting at a
-# time:
+# time. (The kit's polish now takes Fisher scoring steps for networks of up to 2048 active
+# parameters, `train(polish="fisher")`, which needs tens of iterations where L-BFGS needs
+# hundreds and ends at the same maximum; these networks were stored with L-BFGS, as
+# `polish="lbfgs"` still does. `benchmarks/README.md`, "Polish", has the comparison.)
 #
 # | network | weights | activation | training | parameters |
 # |---|---|---|---|---|
