@@ -335,3 +335,8 @@ def test_records_carry_the_polish_stage(result):
     assert record["polish_iterations"] > 0 and record["polish_seconds"] > 0
     assert np.isfinite(record["grad_norm"]) and isinstance(record["converged"], bool)
     assert result.settings["train_options"]["polish"] == "auto"
+    assert record["polish_method"].startswith("fisher") and record["kept"] in {"polish", "adam"}
+    assert np.isfinite(record["keep_difference"]) and record["keep_se"] > 0
+    # 15 validation samples: below 100 the lower mean wins (train's keep rule).
+    assert (record["kept"] == "polish") == (record["keep_difference"] <= 0)
+    assert isinstance(record["fit_ok"], bool) and isinstance(record["fit_warnings"], list)

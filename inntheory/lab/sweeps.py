@@ -45,8 +45,8 @@ _SERIAL = "serial"
 _INIT_LOCK = threading.Lock()
 # Fields of a `TrainingHistory` copied into a point's record under their own name.
 _HISTORY = ("stopped_early", "rejected_steps", "outside_fraction", "device", "polished",
-            "polish_iterations", "polish_stop", "polish_seconds", "best_step", "grad_norm",
-            "converged")
+            "polish_method", "polish_iterations", "polish_stop", "polish_seconds", "best_step",
+            "grad_norm", "converged", "kept")
 
 
 def _whole(value: Any, minimum: int) -> bool:
@@ -215,7 +215,20 @@ def _run_inn(settings: dict[str, Any], theory: LatticeTheory, data: torch.Tensor
                      "val_nll": history.best_val_nll, "train_seconds": history.seconds,
                      "extract_seconds": time.perf_counter() - start,
                      "steps_run": model.training_info["steps_run"],
-                     **{name: getattr(history, name) for name in _HISTORY}}
+                     **{name: getattr(history, name) for name in _HISTORY},
+                     **_keep_and_fit(history)}
+
+
+def _keep_and_fit(history: Any) -> dict[str, Any]:
+    """The keep rule's numbers (None without polish) and the goodness-of-fit verdict."""
+    fit = history.goodness_of_fit or {"ok": None, "warnings": []}
+    return {"keep_difference": _finite_or_none(history.keep_difference),
+            "keep_se": _finite_or_none(history.keep_se), "fit_ok": fit["ok"],
+            "fit_warnings": list(fit["warnings"])}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def _run_baseline(settings: dict[str, Any], theory: LatticeTheory, data: torch.Tensor
@@ -301,8 +314,11 @@ class SweepResult(Tabular):
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
             ``extract_seconds``, ``steps_run`` (Adam steps), the `TrainingHistory` fields
             stopped_early, rejected_steps, outside_fraction, device, polished,
-            polish_iterations, polish_stop, polish_seconds, best_step, grad_norm, converged,
-            and ``baseline`` (the baseline record of the same n and seed).
+            polish_method, polish_iterations, polish_stop, polish_seconds, best_step,
+            grad_norm, converged, kept, ``keep_difference`` and ``keep_se`` (None without
+            polish), ``fit_ok`` and ``fit_warnings`` (`goodness_of_fit`'s verdict; records
+            stored by earlier versions lack these and polish_method), and ``baseline`` (the
+            baseline record of the same n and seed).
         baselines: one dict per (n, seed) of the score-matching baseline: ``n``, ``seed``,
             ``basis``, ``errors``, ``seconds``.
         missing: the grid points (dicts with ``kind``, ``depth``, ``n``, ``seed``) neither
