@@ -1,19 +1,22 @@
-"""The science benchmark (issue 10): how well converged, lattice-symmetric INNs learn the action.
+"""The science benchmark (issues 10, 18): how well converged, lattice-symmetric INNs learn the
+action, against direct estimators given the same knowledge.
 
 Part 1, the unimodal couplings (m2 = 1, kappa = 0.5, g3 = 0.5, g4 = 1) on a 3x3 periodic
 torus (N = 9): the lattice-equivariant cubic INN with library-default training (Adam, then
-the L-BFGS polish, which ``polish="auto"`` runs on every point of this grid), depths 1-4,
-n 1e3 / 1e4 / 1e5, seeds 0-2; beside it dense and translation-tied score matching on the same
-data; and at n = 1e5 the ablations (dense layers, no polish, the quadratic activation). The
-relative errors of A2 (Frobenius), the A3 and A4 diagonals and the full A3 and A4, mean ± std
-over the seeds run. Part 2, the double well on a 6-site ring with an odd lattice-equivariant
-cubic INN: cumulants 1-4 of model samples against the data, and the lowest eigenvalue of the
-learned A2 and its mode. Part 3, the tails: the learned and the true action along the
-uniform direction beyond the data.
+the polish, which ``polish="auto"`` runs on every point of this grid), depths 1-4,
+n 1e3 / 1e4 / 1e5, seeds 0-2; beside it score matching on the same data in three bases
+(dense; translation-tied over every orbit; the form-known tied basis); and at n = 1e5 the
+ablations (dense layers, no polish, the quadratic activation). The relative errors of A2
+(Frobenius), the A3 and A4 diagonals and the full A3 and A4, the held-out Fisher
+divergence, the keep rule's numbers and the goodness-of-fit verdict, mean ± std over the
+seeds run. Part 2, double wells of growing depth on a 6-site ring with an odd
+lattice-equivariant cubic INN: cumulants of model samples against the data, the lowest
+eigenvalue of the learned A2 and its mode, and the fit's warnings. Part 3, the tails: the
+learned and the true action along the uniform direction beyond the data.
 
 The unimodal points run through `inntheory.sweep`; its per-point JSON files live in
 ``notebooks/cache/sweeps`` (committed, so lecture 5 reads them), the data sets in
-``benchmarks/.cache/data`` and the double-well model in ``benchmarks/.cache/models`` (ignored
+``benchmarks/.cache/data`` and the double-well models in ``benchmarks/.cache/models`` (ignored
 by git). The work is split into two lanes (one process each, one torch thread each) whose jobs
 run in priority order; a rerun only reads what is cached. The markdown replaces the text
 between the markers of the "## Science" section of ``benchmarks/README.md``.
@@ -42,7 +45,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from inntheory import PolynomialINN, extract_action, load_dataset, preset, sweep, train
+import inntheory
+from inntheory import (
+    PRESETS,
+    LatticeTheory,
+    PolynomialINN,
+    extract_action,
+    load_dataset,
+    preset,
+    sweep,
+    train,
+)
 from inntheory.comparison import compare_cumulants
 
 ROOT = Path(__file__).resolve().parent
@@ -77,13 +90,28 @@ MODELS = {
     "lattice quadratic, polish": ("quadratic", LATTICE, {}),
 }
 MAIN = "lattice cubic, polish"
-BASELINES = ("dense", "tied")
+BASELINES = ("dense", "tied", "translation")
+BASELINE_NAMES = {"dense": "dense", "tied": "tied, form known",
+                  "translation": "translation, every orbit"}
 
+# Double wells on a 6-site ring (kappa = 0.5, g3 = 0, g4 = 1; m2 = -1.5 is the preset),
+# deepening: the barrier along the uniform mode is N * 3 m2^2 / (2 g4) nats.
 DW_SHAPE = (6,)
-DW_THEORY = preset("double_well", shape=DW_SHAPE)
+WELLS = (-0.25, -0.5, -1.0, -1.5)
+DW_DEPTHS = (1, 2, 3)
 DW_N = 100_000
 DW_OPTIONS = {"lattice": DW_SHAPE, "odd": True}
-DW_TARGETS = {"z13": 3.0, "kappa2": 0.015, "kappa4": 0.10}
+DW_TARGETS = {"kappa2": 0.02, "barrier": 3.0}
+
+
+def well(m2: float) -> LatticeTheory:
+    return LatticeTheory(DW_SHAPE, **{**PRESETS["double_well"], "m2": m2})
+
+
+def barrier(m2: float) -> float:
+    """The barrier along the uniform mode, N * 3 m2^2 / (2 g4) nats (x^2 = -6 m2 / g4 at
+    the minima of the site potential m2 x^2 / 2 + g4 x^4 / 24)."""
+    return math.prod(DW_SHAPE) * 1.5 * m2 ** 2 / PRESETS["double_well"]["g4"]
 
 
 def job(model: str, depths: tuple[int, ...], counts: tuple[int, ...], seeds: tuple[int, ...],
@@ -94,27 +122,29 @@ def job(model: str, depths: tuple[int, ...], counts: tuple[int, ...], seeds: tup
 
 # Two lanes in priority order. Lane 0: the n = 1e5 lattice points at seed 0 for every depth
 # (the n = 1e5 baselines come with the depth-1 points), the depth-1 ablations, then seeds 1
-# and 2. Lane 1: the n <= 1e4 grid with its baselines (seed 0 first), the double well ("double
-# well L" jobs), the depth-2 ablations.
+# and 2. Lane 1: the n <= 1e4 grid with its baselines (seed 0 first), the double wells
+# ("double well m2 L" jobs), the depth-2 ablations.
 ABLATIONS = ("lattice cubic, no polish", "dense cubic, no polish", "dense quadratic, no polish",
              "dense cubic, polish", "dense quadratic, polish", "lattice quadratic, polish")
 SMALL = (1_000, 10_000)
 LANES: tuple[tuple[dict[str, Any] | str, ...], ...] = (
     (
         job(MAIN, (1,), (BIG,), (0,), "dense"), job(MAIN, (1,), (BIG,), (0,), "tied"),
-        job(MAIN, (2,), (BIG,), (0,)), job(MAIN, (3,), (BIG,), (0,)),
+        job(MAIN, (1,), (BIG,), (0,), "translation"), job(MAIN, (2,), (BIG,), (0,)),
+        job(MAIN, (3,), (BIG,), (0,)),
         job(MAIN, (4,), (BIG,), (0,)),
         *(job(model, (1,), (BIG,), (0,)) for model in ABLATIONS),
         job(MAIN, (1,), (BIG,), (1, 2), "dense"), job(MAIN, (1,), (BIG,), (1, 2), "tied"),
-        job(MAIN, (2,), (BIG,), (1, 2)), job(MAIN, (3,), (BIG,), (1, 2)),
+        job(MAIN, (1,), (BIG,), (1, 2), "translation"), job(MAIN, (2,), (BIG,), (1, 2)),
+        job(MAIN, (3,), (BIG,), (1, 2)),
         job(MAIN, (4,), (BIG,), (1, 2)),
     ),
     (
-        job(MAIN, DEPTHS, SMALL, (0,), "dense"), job(MAIN, DEPTHS, SMALL, (0,), "tied"),
-        "double well 2", "double well 2 no polish",
-        job(MAIN, DEPTHS, SMALL, (1, 2), "dense"), job(MAIN, DEPTHS, SMALL, (1, 2), "tied"),
+        *(job(MAIN, DEPTHS, SMALL, (0,), basis) for basis in BASELINES),
+        *(f"double well {m2} {depth}" for m2 in WELLS for depth in DW_DEPTHS),
+        "double well -1.5 2 no polish",
+        *(job(MAIN, DEPTHS, SMALL, (1, 2), basis) for basis in BASELINES),
         *(job(model, (2,), (BIG,), (0,)) for model in ABLATIONS),
-        "double well 1",
     ),
 )
 
@@ -134,8 +164,8 @@ def run_lane(lane: int) -> None:
         start = time.perf_counter()
         try:
             if isinstance(item, str):
-                double_well_model(int(item.split()[2]), compute=True,
-                                  polish=not item.endswith("no polish"))
+                _, _, m2, depth, *rest = item.split()
+                double_well_model(float(m2), int(depth), compute=True, polish=not rest)
             else:
                 run_sweep(**item, compute=True)
         except Exception as error:  # report and go on: the other jobs' points still count
@@ -185,9 +215,40 @@ def mean_error(records: list[dict[str, Any]] | None, k: int, kind: str) -> float
     return stats(records, error_of(k, kind))[0] if records else math.nan
 
 
+def keep_cell(records: list[dict[str, Any]]) -> str:
+    """Polish stepper, iterations, stops, and the keep rule: mean (polished - Adam) validation
+    NLL difference in units of its SE, and in how many seeds the polished state was kept."""
+    polished = [r for r in records if r["polished"]]
+    if not polished:
+        return "-"
+    methods = sorted({r.get("polish_method") or "?" for r in polished})
+    stops = sorted({r.get("polish_stop") or "?" for r in polished})
+    iterations = stats(polished, lambda r: r["polish_iterations"])[0]
+    ratio = stats(polished, lambda r: r["keep_difference"] / r["keep_se"]
+                  if r.get("keep_se") else math.nan)[0]
+    kept = sum(r.get("kept") == "polish" for r in polished)
+    return (f"{'/'.join(methods)} {iterations:.0f} ({', '.join(stops)}); difference "
+            f"{ratio:+.1f} SE, kept {kept}/{len(polished)}")
+
+
+def fit_cell(records: list[dict[str, Any]]) -> str:
+    """How many seeds' fits `goodness_of_fit` flagged (after training, on the validation
+    split), and the first warning."""
+    flagged = [r for r in records if r.get("fit_ok") is False]
+    if not flagged:
+        return f"0/{len(records)}"
+    return f"{len(flagged)}/{len(records)}: {flagged[0]['fit_warnings'][0]}"
+
+
+def fisher_cell(records: list[dict[str, Any]]) -> str:
+    mean, std = stats(records, lambda r: r.get("fisher_divergence", math.nan))
+    return "-" if not math.isfinite(mean) else f"{mean:.2g} ± {std:.1g}"
+
+
 def unimodal_markdown(points: dict, baselines: dict) -> list[str]:
     header = ("| model | depth | n | " + " | ".join(c[2] for c in COLUMNS)
-              + " | val NLL | polish iterations | final max\\|grad\\| | train s | seeds |")
+              + " | Fisher div. | val NLL | polish: stepper iterations (stop); keep rule | "
+              "final max\\|grad\\| | fit flagged | train s | seeds |")
     lines = [header, "|" + "---|" * (header.replace("\\|", "").count("|") - 1)]
     for model in MODELS:
         for depth in DEPTHS:
@@ -197,23 +258,15 @@ def unimodal_markdown(points: dict, baselines: dict) -> list[str]:
                     continue
                 cells = [percent(*stats(records, error_of(k, kind))) for k, kind, _ in COLUMNS]
                 nll = stats(records, lambda r: r["val_nll"])
-                iterations = stats(records, lambda r: r["polish_iterations"])[0]
-                stops = sorted({r.get("polish_stop") or "?" for r in records if r["polished"]})
-                kept = sum(r["best_step"] > r["steps_run"] for r in records
-                           if r["polished"] and "best_step" in r)
-                if stops:
-                    stops.append(f"polished state kept {kept}/{len(records)}")
                 grad = stats(records, lambda r: r["grad_norm"]
                              if r["grad_norm"] is not None else math.nan)[0]
                 seconds = stats(records, lambda r: r["train_seconds"])[0]
-                polished = all(r["polished"] for r in records)
                 lines.append(
-                    f"| {model}{'' if polished or 'no polish' in model else ' (not polished)'} "
-                    f"| {depth} | {n:g} | " + " | ".join(cells)
-                    + f" | {nll[0]:.4f} ± {nll[1]:.4f} | {iterations:.0f}"
-                    + (f" ({', '.join(stops)})" if stops else "") + " | "
+                    f"| {model} | {depth} | {n:g} | " + " | ".join(cells)
+                    + f" | {fisher_cell(records)} | {nll[0]:.4f} ± {nll[1]:.4f} | "
+                    f"{keep_cell(records)} | "
                     + (f"{grad:.1e}" if math.isfinite(grad) else "-")
-                    + f" | {seconds:.0f} | {len(records)}/{len(SEEDS)} |")
+                    + f" | {fit_cell(records)} | {seconds:.0f} | {len(records)}/{len(SEEDS)} |")
     for basis in BASELINES:
         for n in COUNTS:
             records = baselines.get((basis, n))
@@ -221,8 +274,9 @@ def unimodal_markdown(points: dict, baselines: dict) -> list[str]:
                 continue
             cells = [percent(*stats(records, error_of(k, kind))) for k, kind, _ in COLUMNS]
             seconds = stats(records, lambda r: r["seconds"])[0]
-            lines.append(f"| score matching ({basis}) | - | {n:g} | " + " | ".join(cells)
-                         + f" | - | - | - | {seconds:.1f} | {len(records)}/{len(SEEDS)} |")
+            lines.append(f"| score matching ({BASELINE_NAMES[basis]}) | - | {n:g} | "
+                         + " | ".join(cells) + f" | {fisher_cell(records)} | - | - | - | - | "
+                         f"{seconds:.1f} | {len(records)}/{len(SEEDS)} |")
     return lines
 
 
@@ -268,6 +322,21 @@ def verdicts(points: dict, baselines: dict) -> list[str]:
     else:
         line += "; dense score matching at n = 1e5 not run: not judged."
     out.append(line)
+    # Against the baseline with the same knowledge (translations, not the form).
+    if sm["translation"]:
+        below = [c[2] for c in COLUMNS
+                 if mean_error(done[best], c[0], c[1]) <= mean_error(sm["translation"], *c[:2])]
+        fisher = [stats(r, lambda x: x["fisher_divergence"])[0]
+                  for r in (done[best], sm["translation"])]
+        out.append(
+            f"- Target 4 (n = 1e5, held-out Fisher divergence; the lattice INN at its best depth "
+            f"at or below translation-tied score matching over every orbit, which knows what "
+            f"the INN knows, on at least 3 of the 5 errors and on the Fisher divergence): INN "
+            f"{cells_of(done[best])}, Fisher divergence {fisher[0]:.2g}; translation "
+            f"{cells_of(sm['translation'])}, Fisher divergence {fisher[1]:.2g}; at or below on "
+            f"{len(below)} ({', '.join(below) or 'none'}) and "
+            + ("" if fisher[0] <= fisher[1] else "not ") + "on the Fisher divergence: "
+            + ("**met**." if len(below) >= 3 and fisher[0] <= fisher[1] else "**missed**."))
     # Error vs n at every depth.
     for d in DEPTHS:
         rows = [points.get((MAIN, d, n)) for n in COUNTS]
@@ -306,6 +375,10 @@ def verdicts(points: dict, baselines: dict) -> list[str]:
         winner = min(values, key=values.get)
         out.append(f"- {name} at n = 1e5: best is {winner} ("
                    + ", ".join(f"{label} {percent(v)}" for label, v in values.items()) + ").")
+    fisher = {label: stats(r, lambda x: x["fisher_divergence"])[0]
+              for label, r in contenders.items()}
+    out.append(f"- Fisher divergence at n = 1e5: best is {min(fisher, key=fisher.get)} ("
+               + ", ".join(f"{label} {v:.2g}" for label, v in fisher.items()) + ").")
     # Did the polish converge, and did train keep its result?
     for n in COUNTS:
         polished = [r for (model, _, m), records in points.items() if m == n
@@ -313,11 +386,22 @@ def verdicts(points: dict, baselines: dict) -> list[str]:
         if not polished:
             continue
         tolerance = sum(r.get("polish_stop") == "tolerance" for r in polished)
-        kept = sum(r["best_step"] > r["steps_run"] for r in polished if "best_step" in r)
-        out.append(f"- Polish at n = {n:g}: {len(polished)} polished trainings; L-BFGS "
-                   f"reached the gradient tolerance in {tolerance}; the polished state was "
-                   f"kept (lower validation NLL than Adam's best) in {kept}, Adam's state in "
-                   f"the other {len(polished) - kept}.")
+        kept = sum(r.get("kept") == "polish" for r in polished)
+        ratios = [r["keep_difference"] / r["keep_se"] for r in polished if r.get("keep_se")]
+        worse = sum(q > 2 for q in ratios)
+        out.append(f"- Polish at n = {n:g}: {len(polished)} polished trainings; the polish "
+                   f"reached the gradient tolerance in {tolerance}; the keep rule kept the "
+                   f"polished state in {kept} and Adam's in {len(polished) - kept}; the "
+                   f"polished state's validation NLL was worse by more than 2 SE in {worse} "
+                   f"(difference / SE from {min(ratios, default=math.nan):+.1f} to "
+                   f"{max(ratios, default=math.nan):+.1f}).")
+    flagged = [(model, d, n, r["seed"]) for (model, d, n), records in points.items()
+               for r in records if r.get("fit_ok") is False]
+    total = sum(len(records) for records in points.values())
+    out.append(f"- Goodness of fit after training: {len(flagged)} of {total} networks flagged"
+               + (": " + ", ".join(f"{m} depth {d} n {n:g} seed {s}"
+                                   for m, d, n, s in flagged[:6])
+                  + (" ..." if len(flagged) > 6 else "") if flagged else "") + ".")
     # Convergence and symmetry at n = 1e5, seed 0, per depth.
     pairs = (("polish (lattice cubic)", "lattice cubic, no polish", MAIN),
              ("polish (dense cubic)", "dense cubic, no polish", "dense cubic, polish"),
@@ -349,94 +433,141 @@ def verdicts(points: dict, baselines: dict) -> list[str]:
 # ------------------------------------------------------------------------------ double well
 
 
-def defaults_tag(depth: int, polish: bool = True) -> str:
-    """A hash of `train`'s and `PolynomialINN`'s defaults and the settings of the model
-    (polish=True: `train`'s default; False: ``polish=False``)."""
+def defaults_tag(theory: LatticeTheory, depth: int, options: dict[str, Any],
+                 polish: bool = True) -> str:
+    """A hash of `train`'s and `PolynomialINN`'s defaults and the settings of a model trained
+    on DW_N samples (polish=True: `train`'s default; False: ``polish=False``)."""
     defaults = {name: repr(p.default) for function in (train, PolynomialINN)
                 for name, p in inspect.signature(function).parameters.items()
                 if p.default is not inspect.Parameter.empty}
-    settings = {"defaults": defaults, "theory": DW_THEORY.parameters, "depth": depth,
-                "options": repr(DW_OPTIONS), "n": DW_N, **({} if polish else {"polish": False})}
+    settings = {"defaults": defaults, "theory": theory.parameters, "depth": depth,
+                "options": repr(options), "n": DW_N, "version": inntheory.__version__,
+                **({} if polish else {"polish": False})}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def double_well_path(depth: int, polish: bool = True) -> Path:
-    return CACHE / "models" / f"double_well-odd-lattice-cubic-L{depth}-n{DW_N}-s0-" \
-        f"{defaults_tag(depth, polish)}.pt"
+def double_well_path(m2: float, depth: int, polish: bool = True) -> Path:
+    tag = defaults_tag(well(m2), depth, DW_OPTIONS, polish)
+    return CACHE / "models" / f"double_well-m2{m2:g}-odd-lattice-cubic-L{depth}-s0-{tag}.pt"
 
 
-def double_well_data(progress: bool = False) -> torch.Tensor:
-    return load_dataset(DW_THEORY, DW_N, seed=0, cache_dir=DATA, progress=progress).x
+def double_well_data(m2: float) -> torch.Tensor:
+    return load_dataset(well(m2), DW_N, seed=0, cache_dir=DATA, progress=False).x
 
 
-def double_well_model(depth: int, compute: bool, polish: bool = True) -> PolynomialINN | None:
-    path = double_well_path(depth, polish)
+def double_well_model(m2: float, depth: int, compute: bool, polish: bool = True
+                      ) -> PolynomialINN | None:
+    path = double_well_path(m2, depth, polish)
     if path.exists():
         return PolynomialINN.load(path)
     if not compute:
         return None
-    data = double_well_data()
+    data = double_well_data(m2)
     torch.manual_seed(0)
-    model = PolynomialINN(DW_THEORY.dim, depth, activation="cubic", **DW_OPTIONS)
+    model = PolynomialINN(len(data[0]), depth, activation="cubic", **DW_OPTIONS)
     history = train(model, data, seed=0, progress=False, **({} if polish else NO_POLISH))
-    print(f"double well depth {depth}: {history.seconds:.0f} s, polished {history.polished}, "
-          f"{history.polish_iterations} iterations, max|grad| {history.grad_norm}", flush=True)
+    print(f"double well m2 {m2} depth {depth}: {history.seconds:.0f} s, polish "
+          f"{history.polish_method or '-'} {history.polish_stop}, max|grad| "
+          f"{history.grad_norm:.1e}", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return model
 
 
+def well_row(m2: float, depth: int, polish: bool) -> dict[str, Any] | None:
+    """What one odd network learned of one well: cumulant agreement, the barrier, the flags."""
+    model = double_well_model(m2, depth, compute=False, polish=polish)
+    if model is None:
+        return None
+    theory, data = well(m2), double_well_data(m2)
+    samples = model.sample(DW_N, seed=1)
+    comparison = compare_cumulants(data, samples)
+    rel = {k: float((comparison.samples[k] - comparison.data[k]).norm()
+                    / comparison.data[k].norm()) for k in (2, 4)}
+    true_low = float(torch.linalg.eigvalsh(theory.coefficients(2).coefficient(2))[0])
+    learned = extract_action(model, order=2, compressed=False).coefficient(2)
+    values, vectors = torch.linalg.eigh(learned.double())
+    uniform = torch.ones(theory.dim, dtype=torch.float64) / theory.dim ** 0.5
+    info = model.training_info
+    fit = info.get("goodness_of_fit") or {"warnings": []}
+    return {"m2": m2, "depth": depth, "polish": polish,
+            "barrier_nats": barrier(m2),
+            "z": [comparison.row(k).max_z for k in (1, 2, 3, 4)], "rel": rel,
+            "low": float(values[0]), "true_low": true_low,
+            "overlap": float((vectors[:, 0] @ uniform).abs()),
+            "outside": float((samples.abs() > data.abs().max()).any(1).double().mean()),
+            "polish_cell": (f"{info['polish_method']}: {info['polish_iterations']} "
+                            f"({info['polish_stop']}, kept {info['kept']})"
+                            if info["polish"] else "-"),
+            "grad": info["grad_norm"], "seconds": info["seconds"],
+            "warnings": list(fit["warnings"]),
+            "stalled": info["polish"] and info["polish_stop"] in ("stalled", "steps")}
+
+
+def well_verdict(row: dict[str, Any]) -> tuple[bool, bool, str]:
+    """(the effective-theory claim holds, the fit is flagged, the reasons in words). The odd
+    network's density is exactly even, so its kappa_1 and kappa_3 vanish as the data's do up
+    to noise; the table shows their z, the claim is judged on kappa_2 and the barrier."""
+    ratio = row["low"] / row["true_low"]
+    checks = {f"kappa_2 within 2 % ({percent(row['rel'][2])})":
+                  row["rel"][2] <= DW_TARGETS["kappa2"],
+              f"barrier curvature within 3x ({row['low']:.3g} against {row['true_low']:.3g}, "
+              f"overlap with the uniform mode {row['overlap']:.3f})":
+                  1 / DW_TARGETS["barrier"] <= ratio <= DW_TARGETS["barrier"]
+                  and row["overlap"] >= 0.99}
+    flagged = bool(row["warnings"]) or row["stalled"]
+    words = "; ".join(f"{name}: **{'met' if ok else 'missed'}**" for name, ok in checks.items())
+    return all(checks.values()), flagged, words
+
+
 def double_well() -> tuple[list[str], list[str]]:
-    """Table and verdict lines of the odd lattice network on the double well."""
-    header = ("| depth | k=1 max z | k=2 max z | k=3 max z | k=4 max z | kappa_2 rel. error | "
-              "kappa_4 rel. error | lowest A2 eigenvalue (true) | overlap with uniform mode | "
-              "samples beyond the data's max \\|x\\| | polish iterations (stop, kept) | "
-              "final max\\|grad\\| | train s |")
-    lines, verdict = [header, "|" + "---|" * 13], []
-    true_a2 = DW_THEORY.coefficients(2).coefficient(2)
-    true_low = float(torch.linalg.eigvalsh(true_a2)[0])
-    data = None
-    for depth, polish in ((1, True), (2, True), (2, False)):
-        model = double_well_model(depth, compute=False, polish=polish)
+    """Table and verdict lines of the odd lattice network on wells of growing depth."""
+    header = ("| m2 | barrier (nats) | depth | k=1 max z | k=2 max z | k=3 max z | "
+              "kappa_2 rel. error | kappa_4 rel. error | lowest A2 eigenvalue (true) | "
+              "overlap with uniform mode | samples beyond the data's max \\|x\\| | "
+              "polish (stop, state kept) | final max\\|grad\\| | fit warnings | train s |")
+    lines, verdict, holds = [header, "|" + "---|" * 15], [], {}
+    runs = [(m2, depth, True) for m2 in WELLS for depth in DW_DEPTHS] + [(-1.5, 2, False)]
+    for m2, depth, polish in runs:
+        row = well_row(m2, depth, polish)
         label = f"{depth}{'' if polish else ', no polish'}"
-        if model is None:
-            lines.append(f"| {label} | not run |" + " |" * 11)
+        if row is None:
+            lines.append(f"| {m2:g} | - | {label} | not run |" + " |" * 11)
             continue
-        if data is None:
-            data = double_well_data()
-        samples = model.sample(DW_N, seed=1)
-        comparison = compare_cumulants(data, samples)
-        outside = float((samples.abs() > data.abs().max()).any(1).double().mean())
-        z = [comparison.row(k).max_z for k in (1, 2, 3, 4)]
-        rel = {k: float((comparison.samples[k] - comparison.data[k]).norm()
-                        / comparison.data[k].norm()) for k in (2, 4)}
-        learned = extract_action(model, order=2, compressed=False).coefficient(2)
-        values, vectors = torch.linalg.eigh(learned.double())
-        uniform = torch.ones(DW_THEORY.dim, dtype=torch.float64) / DW_THEORY.dim ** 0.5
-        overlap = float((vectors[:, 0] @ uniform).abs())
-        info = model.training_info
-        kept = "polished state kept" if info["best_step"] > info["steps_run"] else "Adam kept"
-        polish_cell = (f"{info['polish_iterations']} ({info['polish_stop']}, {kept})"
-                       if info["polish"] else "-")
-        grad = info["grad_norm"]
         lines.append(
-            f"| {label} | " + " | ".join(f"{v:.1f}" for v in z)
-            + f" | {percent(rel[2])} | {percent(rel[4])} | {float(values[0]):.3f} "
-            f"({true_low:.3f}) | {overlap:.3f} | {percent(outside)} | {polish_cell} | "
-            + (f"{grad:.1e}" if grad is not None else "-") + f" | {info['seconds']:.0f} |")
-        checks = {
-            f"kappa_1, kappa_3 within 3 SE (max z {z[0]:.1f}, {z[2]:.1f})":
-                max(z[0], z[2]) <= DW_TARGETS["z13"],
-            f"kappa_2 within 1.5 % ({percent(rel[2])})": rel[2] <= DW_TARGETS["kappa2"],
-            f"kappa_4 within 10 % ({percent(rel[4])})": rel[4] <= DW_TARGETS["kappa4"],
-            f"negative lowest A2 eigenvalue ({float(values[0]):.3f}, "
-            f"{float(values[0]) / true_low:.3g} x the true {true_low:.3f}) along the uniform "
-            f"mode (overlap {overlap:.3f} >= 0.99)":
-                float(values[0]) < 0 and overlap >= 0.99,
-        }
-        verdict.append(f"- Double well, odd lattice cubic INN, depth {label}: " + "; ".join(
-            f"{name}: **{'met' if ok else 'missed'}**" for name, ok in checks.items()) + ".")
+            f"| {m2:g} | {row['barrier_nats']:.1f} | {label} | "
+            + " | ".join(f"{v:.1f}" for v in row["z"][:3])
+            + f" | {percent(row['rel'][2])} | {percent(row['rel'][4])} | {row['low']:.3g} "
+            f"({row['true_low']:.3g}) | {row['overlap']:.3f} | {percent(row['outside'])} | "
+            f"{row['polish_cell']} | " + (f"{row['grad']:.1e}" if row["grad"] else "-")
+            + f" | {len(row['warnings'])} | {row['seconds']:.0f} |")
+        ok, flagged, words = well_verdict(row)
+        if polish:
+            holds.setdefault(m2, []).append((depth, ok, flagged))
+        verdict.append(f"- m2 = {m2:g}, depth {label}: {words}; "
+                       + ("flagged (" + "; ".join(row["warnings"][:2] or ["polish stalled"])
+                          + ")" if flagged else "no warning") + ".")
+    verdict += well_summary(holds)
     return lines, verdict
+
+
+def well_summary(holds: dict[float, list[tuple[int, bool, bool]]]) -> list[str]:
+    """At which wells and depths the claim holds with `train`'s defaults, and whether the
+    failures warn."""
+    if not holds:
+        return []
+    good = {m2: [d for d, ok, _ in holds.get(m2, []) if ok] for m2 in WELLS}
+    silent = [(m2, d) for m2, runs in holds.items() for d, ok, flagged in runs
+              if not ok and not flagged]
+    lines = ["- Summary: the effective-theory claim (kappa_2 within 2 %, a barrier within 3x) "
+             "holds at " + "; ".join(
+                 f"m2 = {m2:g} (barrier {barrier(m2):.1f} nats): "
+                 + (f"depth {', '.join(map(str, depths))}" if depths else "no depth")
+                 for m2, depths in good.items()) + "."]
+    lines.append("- Failures without any warning (fit or stall): "
+                 + (", ".join(f"m2 = {m2:g} depth {d}" for m2, d in silent) if silent
+                    else "none: every failed fit was flagged") + ".")
+    return lines
 
 
 # ------------------------------------------------------------------------------ tails
@@ -446,10 +577,15 @@ TAIL_ORDER = 6
 TAIL_ROWS = 2000
 
 
+def tail_model_path() -> Path:
+    tag = defaults_tag(THEORY, 1, LATTICE)
+    return CACHE / "models" / f"unimodal-3x3-lattice-cubic-L1-n{BIG}-s0-{tag}.pt"
+
+
 def unimodal_tail_model() -> PolynomialINN:
     """The lattice cubic INN of depth 1 at n = 1e5, seed 0, as the sweep trains it (saved)."""
     activation, options, _ = MODELS[MAIN]
-    path = CACHE / "models" / f"unimodal-3x3-lattice-cubic-L1-n{BIG}-s0-{defaults_tag(1)}.pt"
+    path = tail_model_path()
     if path.exists():
         return PolynomialINN.load(path)
     data = load_dataset(THEORY, N_DATA, seed=0, cache_dir=DATA, progress=False).x[:BIG]
@@ -472,7 +608,7 @@ def tails(compute: bool, a4_error: float) -> tuple[list[str], list[str]]:
     order-k term A^(k) x^k / k! of the learned Taylor series (k = 2..6) relative to the rms
     of the true action's k = 4 term; orders 5 and 6 are what the truncation at 4 leaves out.
     """
-    path = CACHE / "models" / f"unimodal-3x3-lattice-cubic-L1-n{BIG}-s0-{defaults_tag(1)}.pt"
+    path = tail_model_path()
     if not (compute or path.exists()):
         return ["Tails: not run."], []
     model = unimodal_tail_model().double()
@@ -565,19 +701,27 @@ def render(elapsed: float, load: str, compute: bool) -> str:
         f"to {defaults['steps']} Adam steps, batch {defaults['batch_size']}, lr "
         f"{defaults['lr']}, patience {defaults['patience']} evaluations on a "
         f"{100 * defaults['validation']:.0f} % validation split; then `polish="
-        f"{defaults['polish']!r}`, which runs the L-BFGS polish on every point here, to "
+        f"{defaults['polish']!r}`, which polishes every point here by Fisher scoring, "
+        "handing over to L-BFGS where it stalls, to "
         f"max|grad| <= {defaults['polish_tol']:g} or {defaults['polish_steps']} iterations), "
         "except the 'no polish' rows (`polish=False`). 'lattice' = `PolynomialINN(..., "
         "lattice=(3, 3))`. Errors are relative: A2 Frobenius, the A3 and A4 diagonals, and "
         "the full (Frobenius) A3 and A4; mean ± std over the seeds run (each seed its own "
-        "data set, initialisation and minibatches). Score matching uses the same n samples "
-        "('tied': coefficients tied over translations, nearest-neighbour pairs, 8 "
-        "coefficients). The polish columns are means, with why the polish stopped "
-        "('tolerance', 'steps', 'stalled': L-BFGS made no more progress, 'rejections'; '?': "
-        "not recorded) and in how many seeds `train` kept the polished state (it keeps Adam's "
-        "best state instead when that has the lower validation NLL); max|grad| is the kept "
-        "state's final largest gradient entry of the mean training NLL (nats per sample), "
-        "so a large value means Adam's state was kept. The INN trainings shown sum to "
+        "data set, initialisation and minibatches). 'Fisher div.': the relative Fisher "
+        "divergence E|grad S_learned - grad S_true|^2 / E|grad S_true|^2 over 10^4 held-out "
+        "samples (their own seed), which weighs each coupling by how much the data see it. "
+        "Score matching uses the same n samples: 'tied, form known' fits the form of the "
+        "true action (on-site powers and nearest-neighbour pairs, tied over translations, 8 "
+        "coefficients: an oracle); 'translation, every orbit' fits every monomial of degree "
+        "<= 4 on the torus with coefficients tied over translations (82), the knowledge the "
+        "lattice INN has. The polish column: stepper, mean iterations and why it stopped "
+        "('tolerance', 'steps', 'stalled', 'rejections'), then the keep rule: the mean over "
+        "seeds of the paired validation-NLL difference polished - Adam in units of its "
+        "standard error, and in how many seeds the polished state was kept (unless worse by "
+        "more than 2 SE); max|grad| is the kept state's final largest gradient entry of the "
+        "mean training NLL (nats per sample). 'fit flagged': seeds whose model "
+        "`goodness_of_fit` (model samples against the validation split) warned about, with "
+        "the first warning. The INN trainings shown sum to "
         f"{trained / 60:.0f} min; this invocation took {elapsed / 60:.0f} min.",
         "",
         *unimodal_markdown(points, baselines),
@@ -586,13 +730,19 @@ def render(elapsed: float, load: str, compute: bool) -> str:
         "",
         *verdicts(points, baselines),
         "",
-        f"Double well (m2 = -1.5, kappa = 0.5, g3 = 0, g4 = 1) on a 6-site ring, n = "
-        f"{DW_N:g}, seed 0, odd lattice-equivariant cubic INN (`lattice=(6,), odd=True`), "
-        "`train` defaults. z: max over distinct entries of |kappa_data - kappa_model| / SE "
-        f"(jackknife, 20 blocks per set; {DW_N:g} model samples); relative errors: "
-        "Frobenius norm of the difference of the cumulant tensors over that of the data's. "
-        "Targets: kappa_1 and kappa_3 within 3 SE, kappa_2 within 1.5 %, kappa_4 within "
-        "10 %, a negative lowest A2 eigenvalue along the uniform mode.",
+        f"Double wells of growing depth (m2 = {', '.join(f'{m:g}' for m in WELLS)}; kappa = "
+        "0.5, g3 = 0, g4 = 1, the `double_well` preset at m2 = -1.5) on a 6-site ring, "
+        f"n = {DW_N:g} HMC samples with global flips, seed 0, odd lattice-equivariant cubic "
+        "INN (`lattice=(6,), odd=True`), `train` defaults. Barrier: the true action's "
+        "barrier along the uniform mode, N 3 m2^2 / (2 g4). z: max over distinct entries of "
+        "|kappa_data - kappa_model| / SE (jackknife, 20 blocks per set; "
+        f"{DW_N:g} model samples); relative errors: Frobenius norm of the difference of the "
+        "cumulant tensors over that of the data's. The paper's effective-theory claim, "
+        "judged per fit: kappa_2 within 2 % and a barrier: the lowest learned A2 eigenvalue "
+        "along the uniform mode within a factor 3 of the true one (m2); the odd network's "
+        "density is exactly even, so its kappa_1 and kappa_3 vanish like the data's (their "
+        "z is shown, not judged). 'fit warnings': the warnings of `goodness_of_fit` that "
+        "`train` records.",
         "",
         *dw,
         "",

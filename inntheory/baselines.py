@@ -53,11 +53,14 @@ def _memory_estimate(dim: int, order: int, basis: str) -> tuple[int, int]:
 
 
 def basis_size(dim: int, order: int, basis: str, lattice: tuple[int, ...] | None = None,
-               radius: int = 1) -> int:
+               radius: int | None = 1) -> int:
     """The number of monomials (fitted coefficients) of `score_matching` on ``dim = N`` sites
-    with ``basis`` "dense", "local" or "tied" (with the ``lattice`` shape and ``radius``)."""
+    with ``basis`` "dense", "local", "tied" or "translation" (with the ``lattice`` shape and
+    ``radius``, as `score_matching` reads them)."""
     if basis == "tied":
-        return order + len(_tied_offsets(tuple(lattice), radius))
+        return order + len(_tied_offsets(tuple(lattice), 1 if radius is None else radius))
+    if basis == "translation":
+        return len(_orbits.orbits(tuple(lattice), order, radius))
     return _memory_estimate(dim, order, basis)[1]
 
 

@@ -11,7 +11,7 @@ import torch
 
 from inntheory.actions.dense import PolynomialAction
 from inntheory.actions.lattice import LatticeAction
-from inntheory.baselines import _basis, _tied_offsets, _to_tensors, score_matching
+from inntheory.baselines import _basis, _tied_offsets, _to_tensors, basis_size, score_matching
 from inntheory.comparison import compare
 from inntheory.sampling import sample
 from inntheory.theories import LatticeTheory
@@ -84,6 +84,16 @@ def test_monomial_coefficients_map_to_the_method_convention():
 def test_basis_sizes():
     assert len(_basis(8, 4, "dense")) == math.comb(12, 4) - 1 == 494
     assert len(_basis(8, 4, "local")) == 8 * 4 + 8 * 7 // 2
+
+
+@pytest.mark.parametrize(("basis", "radius"), [("tied", 1), ("translation", None),
+                                               ("translation", 1)])
+def test_basis_size_counts_what_the_lattice_fits_fit(basis, radius):
+    x = torch.randn(400, 9, dtype=F64, generator=torch.Generator().manual_seed(0))
+    fit = score_matching(x, 4, basis, lattice=(3, 3), radius=radius)
+    assert basis_size(9, 4, basis, (3, 3), radius) == fit.metadata["n_monomials"]
+    if basis == "translation" and radius is None:  # the orbits of degree <= 4 on a 3x3 torus
+        assert fit.metadata["n_monomials"] == 82
 
 
 @pytest.mark.filterwarnings("ignore:score matching on 150 rows:RuntimeWarning")

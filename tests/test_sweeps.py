@@ -16,6 +16,7 @@ import inntheory.lab.sweeps as sweeps
 from inntheory.baselines import score_matching
 from inntheory.comparison import compare
 from inntheory.datasets import load_dataset
+from inntheory.diagnostics import fisher_divergence
 from inntheory.extraction import extract_action
 from inntheory.lab.sweeps import SweepResult, sweep
 from inntheory.model.inn import PolynomialINN
@@ -94,6 +95,7 @@ class Forbidden:
         ({"executor": object()}, TypeError, "executor must be"),
         ({"depths": (1.5,)}, TypeError, "depths must hold ints"),
         ({"theory": "no such preset"}, ValueError, "unknown preset"),
+        ({"seeds": (0, sweeps.HELDOUT_SEED)}, ValueError, "draws the sweep's held-out set"),
     ],
 )
 def test_bad_settings_fail_before_any_work(tmp_path, monkeypatch, change, error, message):
@@ -121,6 +123,11 @@ def test_records_are_the_direct_computation(result, folders):
                                                                       rel=1e-9)
     assert record["val_nll"] == pytest.approx(history.best_val_nll, rel=1e-9)
     assert record["steps_run"] == TRAIN["steps"]
+    heldout = load_dataset(THEORY, sweeps.HELDOUT_SIZE, seed=sweeps.HELDOUT_SEED,
+                           cache_dir=folders["data"], progress=False).x
+    expected = fisher_divergence(extract_action(model, order=4), THEORY, heldout)
+    assert record["fisher_divergence"] == pytest.approx(expected, rel=1e-9)
+    assert result.settings["heldout"] == {"n": sweeps.HELDOUT_SIZE, "seed": sweeps.HELDOUT_SEED}
 
 
 def test_baseline_is_score_matching_on_the_same_data(result, folders):
@@ -133,19 +140,22 @@ def test_baseline_is_score_matching_on_the_same_data(result, folders):
     assert record["baseline"] == entry
 
 
-def test_tied_baseline_is_lattice_tied_score_matching(folders, tmp_path):
-    """baseline="tied" fits the translation-tied score matching on the theory's lattice."""
+@pytest.mark.parametrize("basis", ["tied", "translation"])
+def test_lattice_baselines_are_lattice_score_matching(folders, tmp_path, basis):
+    """baseline="tied" fits the form-known nearest-neighbour basis, "translation" every
+    monomial of the whole lattice tied over translations (the INN's knowledge)."""
     tied = sweep(THEORY, (1,), (150,), (0,), executor="serial",
-                 **options(folders, baseline="tied", cache=tmp_path))
-    learned = score_matching(data(folders, seed=0, n=150), order=4, basis="tied",
+                 **options(folders, baseline=basis, cache=tmp_path))
+    learned = score_matching(data(folders, seed=0, n=150), order=4, basis=basis,
                              lattice=THEORY.shape)
     comparison = compare(THEORY.coefficients(4), learned)
     (entry,) = tied.baselines
-    assert entry["basis"] == "tied"
+    assert entry["basis"] == basis
     for k in (2, 3, 4):
         assert entry["errors"][str(k)]["frobenius"] == pytest.approx(comparison.row(k).error,
                                                                       rel=1e-9)
-    assert len(list(tmp_path.glob("sm-tied-n150-s0-*.json"))) == 1
+    assert len(list(tmp_path.glob(f"sm-{basis}-n150-s0-*.json"))) == 1
+    assert "Fisher div" in str(tied)
 
 
 def test_errors_are_mean_and_std_over_seeds(result):

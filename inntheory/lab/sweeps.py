@@ -28,6 +28,7 @@ from .. import __version__
 from ..baselines import basis_size, score_matching
 from ..comparison import compare
 from ..datasets import default_cache_dir, load_dataset
+from ..diagnostics import fisher_divergence
 from ..extraction import extract_action
 from ..model.activations import ACTIVATIONS
 from ..model.inn import PolynomialINN
@@ -41,6 +42,11 @@ __all__ = ["SweepResult", "sweep"]
 KINDS = ("frobenius", "diagonal")  # relative errors per order: whole tensor, diagonal part
 
 _SERIAL = "serial"
+_BASELINES = (None, "dense", "local", "tied", "translation")
+# The held-out set of every sweep, whatever its grid: HELDOUT_SIZE samples drawn with
+# HELDOUT_SEED, a seed no grid point may use; each point's Fisher divergence is measured on it.
+HELDOUT_SIZE = 10_000
+HELDOUT_SEED = 1_000_003
 # Torch's global generator initialises the network; threads of one process share it.
 _INIT_LOCK = threading.Lock()
 # Fields of a `TrainingHistory` copied into a point's record under their own name.
@@ -134,7 +140,8 @@ class _Plan:
     def common(self) -> dict[str, Any]:
         """The settings every key contains (the store adds the package version)."""
         data = {k: v for k, v in self.data_options.items() if k != "cache_dir"}
-        return {"theory": self.theory.parameters, "order": self.order, "data": data}
+        return {"theory": self.theory.parameters, "order": self.order, "data": data,
+                "heldout": {"n": HELDOUT_SIZE, "seed": HELDOUT_SEED}}
 
     def inn_settings(self, depth: int, n: int, seed: int) -> dict[str, Any]:
         return {"kind": "inn", **self.common, "depth": depth, "n": n, "seed": seed,
@@ -164,6 +171,8 @@ def _plan(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
     depths = _grid("depths", depths, 1)
     sample_counts = _grid("sample_counts", sample_counts, 1)
     seeds = _grid("seeds", seeds, 0)
+    if HELDOUT_SEED in seeds:
+        raise ValueError(f"seed {HELDOUT_SEED} draws the sweep's held-out set; use another")
     if activation not in ACTIVATIONS:
         raise ValueError(
             f"unknown activation {activation!r}; known: {', '.join(sorted(ACTIVATIONS))}")
@@ -188,9 +197,9 @@ def _plan(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
     if max(sample_counts) > n_data:
         raise ValueError(f"n = {max(sample_counts)} is larger than the data set ({n_data} "
                          "samples); raise n_data or drop that sample count")
-    if baseline not in (None, "dense", "local", "tied"):
-        raise ValueError(f"baseline must be None, 'dense', 'local' or 'tied', got {baseline!r}")
-    size = basis_size(theory.dim, order, baseline, tuple(theory.shape), 1) if baseline else 0
+    if baseline not in _BASELINES:
+        raise ValueError(f"baseline must be one of {_BASELINES}, got {baseline!r}")
+    size = basis_size(theory.dim, order, baseline, tuple(theory.shape), None) if baseline else 0
     if min(sample_counts) < size:
         raise ValueError(f"n = {min(sample_counts)} is below the {size} monomials of the "
                          f"{baseline} score-matching baseline; drop the baseline or that "
@@ -235,15 +244,16 @@ def _run_baseline(settings: dict[str, Any], theory: LatticeTheory, data: torch.T
                   ) -> tuple[Any, dict[str, Any]]:
     """Score matching on one (n, seed): the learned action and its record."""
     start = time.perf_counter()
-    lattice = {"lattice": theory.shape} if settings["basis"] == "tied" else {}
+    lattice = {"lattice": theory.shape} if settings["basis"] in ("tied", "translation") else {}
     learned = score_matching(data, order=settings["order"], basis=settings["basis"], **lattice)
     return learned, {"n": settings["n"], "seed": settings["seed"], "basis": settings["basis"],
                      "seconds": time.perf_counter() - start}
 
 
-def _run(task: tuple[dict[str, Any], torch.Tensor]) -> dict[str, Any]:
-    """The function every executor runs: one cache entry from its settings and data."""
-    settings, data = task
+def _run(task: tuple[dict[str, Any], torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+    """The function every executor runs: one cache entry from its settings, training data
+    and the sweep's held-out set."""
+    settings, data, heldout = task
     theory = LatticeTheory(**{**settings["theory"], "shape": tuple(settings["theory"]["shape"])})
     runner = _run_inn if settings["kind"] == "inn" else _run_baseline
     learned, record = runner(settings, theory, data)
@@ -252,6 +262,7 @@ def _run(task: tuple[dict[str, Any], torch.Tensor]) -> dict[str, Any]:
                                          "leakage": row.leakage,
                                          "relative": row.relative and row.diagonal_relative}
                         for row in comparison.rows}
+    record["fisher_divergence"] = fisher_divergence(learned, theory, heldout)
     return {"settings": settings, "record": record}
 
 
@@ -292,6 +303,7 @@ def _checker(settings: Mapping[str, Any]) -> Any:
                 raise ValueError(f"its record has no errors of order {k}")
             for kind in KINDS:
                 number(row.get(kind), f"{kind} error of order {k}")
+        number(record.get("fisher_divergence"), "fisher_divergence")
         for name in ("val_nll", "train_seconds") if inn else ():
             number(record.get(name), name)
 
@@ -312,7 +324,9 @@ class SweepResult(Tabular):
         records: one dict per computed or cached point: ``depth``, ``n``, ``seed``,
             ``errors`` (order as a string -> "frobenius", "diagonal", "leakage", "relative"),
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
-            ``extract_seconds``, ``steps_run`` (Adam steps), the `TrainingHistory` fields
+            ``extract_seconds``, ``steps_run`` (Adam steps), ``fisher_divergence`` (of the
+            learned action from the true one, `inntheory.fisher_divergence` on the held-out
+            set), the `TrainingHistory` fields
             stopped_early, rejected_steps, outside_fraction, device, polished,
             polish_method, polish_iterations, polish_stop, polish_seconds, best_step,
             grad_norm, converged, kept, ``keep_difference`` and ``keep_se`` (None without
@@ -320,7 +334,7 @@ class SweepResult(Tabular):
             stored by earlier versions lack these and polish_method), and ``baseline`` (the
             baseline record of the same n and seed).
         baselines: one dict per (n, seed) of the score-matching baseline: ``n``, ``seed``,
-            ``basis``, ``errors``, ``seconds``.
+            ``basis``, ``errors``, ``fisher_divergence``, ``seconds``.
         missing: the grid points (dicts with ``kind``, ``depth``, ``n``, ``seed``) neither
             cached nor computed (only with ``train=False``); their errors are NaN.
     """
@@ -402,11 +416,14 @@ class SweepResult(Tabular):
         return self._over_seeds(self.records, lambda row: float(row[name]))
 
     def _table(self) -> Table:
-        """Per (depth, n): errors of orders 2..K, validation NLL, training time; then baselines."""
+        """Per (depth, n): errors of orders 2..K, Fisher divergence, validation NLL, training
+        time; then baselines."""
         columns = [(k, kind) for k in range(2, self.settings["order"] + 1) for kind in KINDS]
         names = [f"A{k} {'frob' if kind == 'frobenius' else 'diag'}" for k, kind in columns]
-        header = ["depth", "n", "seeds"] + names + ["val NLL", "train s"]
-        stats = [self.errors(*column) for column in columns] + [self.metric("val_nll")]
+        header = ["depth", "n", "seeds"] + names + ["Fisher div", "val NLL", "train s"]
+        fisher = lambda row: row["fisher_divergence"]  # noqa: E731
+        stats = ([self.errors(*column) for column in columns]
+                 + [self._over_seeds(self.records, fisher), self.metric("val_nll")])
         seconds = self.metric("train_seconds")[0]
         rows = []
         for (i, depth), (j, n) in product(enumerate(self.depths), enumerate(self.sample_counts)):
@@ -415,7 +432,8 @@ class SweepResult(Tabular):
                         + [_format(mean[i, j], std[i, j]) for mean, std in stats]
                         + [f"{seconds[i, j]:.1f}" if done else "-"])
         if self.settings["baseline"]:
-            stats = [self.baseline_errors(*column) for column in columns]
+            stats = ([self.baseline_errors(*column) for column in columns]
+                     + [self._over_seeds(self.baselines, fisher, ("n", "seed"))])
             for j, n in enumerate(self.sample_counts):
                 done = sum(r["n"] == n for r in self.baselines)
                 rows.append([f"SM {self.settings['baseline']}", str(n),
@@ -470,7 +488,8 @@ class SweepResult(Tabular):
         return fig
 
 
-def _submit_all(executor: Any, tasks: Sequence[tuple[dict[str, Any], torch.Tensor]],
+def _submit_all(executor: Any,
+                tasks: Sequence[tuple[dict[str, Any], torch.Tensor, torch.Tensor]],
                 max_workers: int | None) -> Iterable[dict[str, Any]]:
     """Run the tasks on `executor` ("serial", None or an Executor), yielding results as they
     finish; an owned process pool is shut down (pending tasks cancelled) on the way out."""
@@ -501,12 +520,15 @@ def _submit_all(executor: Any, tasks: Sequence[tuple[dict[str, Any], torch.Tenso
 def _compute(plan: _Plan, todo: list[dict[str, Any]], n_data: int, executor: Any,
              max_workers: int | None, progress: bool) -> dict[str, dict[str, Any]]:
     """Compute the points `todo` on the executor and store each; {store key: record}."""
-    data = {seed: torch.as_tensor(load_dataset(plan.theory, n_data, seed=seed,
-                                               progress=progress, **plan.data_options).x)
-            for seed in sorted({s["seed"] for s in todo})}
+    def draw(n: int, seed: int) -> torch.Tensor:
+        return torch.as_tensor(load_dataset(plan.theory, n, seed=seed, progress=progress,
+                                            **plan.data_options).x)
+
+    data = {seed: draw(n_data, seed) for seed in sorted({s["seed"] for s in todo})}
+    heldout = draw(HELDOUT_SIZE, HELDOUT_SEED)
     # Largest n first: the long trainings start early and the pool ends evenly.
     todo = sorted(todo, key=lambda s: (-s["n"], -s.get("depth", 0)))
-    tasks = [(s, data[s["seed"]][: s["n"]].clone()) for s in todo]
+    tasks = [(s, data[s["seed"]][: s["n"]].clone(), heldout) for s in todo]
     found = {}
     with tqdm(total=len(tasks), desc="sweep", disable=not progress) as bar:
         for entry in _submit_all(executor, tasks, max_workers):
@@ -545,10 +567,14 @@ def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
             activation, e.g. ``{"lattice": (3, 3), "kernel_radius": 1}``; keyed as JSON
             (tuples as lists), passed back with every list as a tuple.
         train_options: keyword arguments of `train` other than seed and progress.
-        baseline: None, or "dense" / "local" / "tied": also fit `score_matching` with that
-            basis (tied: ``lattice=theory.shape``) to the same n samples, once per n and seed.
+        baseline: None, or "dense" / "local" / "tied" / "translation": also fit
+            `score_matching` with that basis to the same n samples, once per n and seed
+            (tied: ``lattice=theory.shape``, nearest neighbours; translation: every monomial
+            on the whole lattice, tied over translations).
         n_data: size of each seed's data set; max(sample_counts) when None. Not part of the
-            key: the first n draws are the same for any n_data.
+            key: the first n draws are the same for any n_data. Every point's
+            ``fisher_divergence`` is measured on `HELDOUT_SIZE` held-out samples drawn with
+            seed `HELDOUT_SEED` (which no grid seed may be).
         data_options: keyword arguments of `load_dataset`; all but cache_dir key the cache.
         executor: None (a local pool of spawned processes with one torch thread each: a
             script calling `sweep` needs the ``if __name__ == "__main__":`` guard), "serial"
