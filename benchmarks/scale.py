@@ -1,7 +1,9 @@
 """Scale benchmark: L x L lattices, order 4, a lattice-equivariant INN with local kernels.
 
 For each L: HMC sampling of the unimodal phi^3 + phi^4 theory (`inntheory.sample`), training
-of a depth-2 cubic `PolynomialINN(lattice=(L, L), kernel_radius=1)`, the compressed order-4
+of a depth-2 cubic `PolynomialINN(lattice=(L, L), kernel_radius=1)` with `train`'s defaults
+(Adam, then `polish="auto"`, which polishes where its predicted time fits the budget
+`inntheory.model.polish.AUTO_BUDGET`, and says why or why not), the compressed order-4
 extraction (`extract_action`, a `LatticeAction` on the window min(L, 2R + 1), R = 4), its
 on-site A3/A4 errors against the truth and its leakage (the norm of the couplings the true
 theory does not have, relative to the on-site one: for A3 and A4 everything off site), the
@@ -12,6 +14,11 @@ resident memory (ru_maxrss, read before the dense extraction) is that size's: sa
 training, compressed extraction and tied score matching together.
 
     python benchmarks/scale.py --sizes 4 8 --n 100000
+    python benchmarks/scale.py --sizes 64 --n 20000 \
+        --record notebooks/cache/lecture8/scale-64x64.json   # read by lecture 8
+
+The second table says where the training time goes: the Adam stage, the polish decision, its
+stepper, iterations, full-batch passes, seconds per pass and the final largest gradient entry.
 """
 
 from __future__ import annotations
@@ -53,8 +60,12 @@ def one(size: int, n: int, steps: int, seed: int) -> dict:
     row["sample_s"] = time.perf_counter() - start
     model = PolynomialINN(size * size, 2, activation="cubic", lattice=shape, kernel_radius=1)
     start = time.perf_counter()
-    train(model, data.float(), steps=steps, seed=seed, progress=False)
+    history = train(model, data.float(), steps=steps, seed=seed, progress=False)
     row["train_s"] = time.perf_counter() - start
+    row.update(adam_s=row["train_s"] - history.polish_seconds, polish=history.polish_method,
+               decision=history.polish_decision, iterations=history.polish_iterations,
+               passes=history.polish_evaluations, polish_s=history.polish_seconds,
+               stop=history.polish_stop, grad=history.grad_norm)
     model = model.double()
     start = time.perf_counter()
     action = extract_action(model, 4)
@@ -82,6 +93,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000, help="samples per lattice")
     parser.add_argument("--steps", type=int, default=1500, help="Adam steps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--record", help="also write the rows to this JSON file")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
@@ -94,6 +106,10 @@ def main() -> None:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), file=sys.stderr)
+    if args.record:
+        with open(args.record, "w") as stream:
+            json.dump({"command": " ".join(sys.argv[1:]), "n": args.n, "steps": args.steps,
+                       "seed": args.seed, "rows": rows}, stream, indent=1)
     header = (f"{'L':>3} {'N':>5} {'sample s':>9} {'train s':>8} {'extract s':>9} "
               f"{'window':>7} {'peak MB':>8} | {'INN A3':>7} {'A4':>6} {'leak3':>6} "
               f"{'leak4':>6} | {'tied A3':>7} {'A4':>6} {'tied s':>6} | {'dense/compr':>11}")
@@ -109,7 +125,16 @@ def main() -> None:
               f"{100 * r['tied_a3']:>6.1f}% {100 * r['tied_a4']:>5.1f}% {r['tied_s']:>6.1f} | "
               f"{ratio:>11}")
     print(f"\nn = {args.n} samples, {args.steps} Adam steps, order 4, depth 2 cubic, "
-          f"kernel_radius 1; one process per size")
+          f"kernel_radius 1; one process per size\n")
+    header = (f"{'L':>3} {'adam s':>7} {'polish':>18} {'iters':>5} {'passes':>6} "
+              f"{'polish s':>8} {'s/pass':>7} {'stop':>9} {'max|grad|':>9}  decision")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        per_pass = f"{r['polish_s'] / r['passes']:.2f}" if r["passes"] else "-"
+        print(f"{r['L']:>3} {r['adam_s']:>7.1f} {r['polish'] or 'none':>18} "
+              f"{r['iterations']:>5} {r['passes']:>6} {r['polish_s']:>8.1f} {per_pass:>7} "
+              f"{r['stop'] or '-':>9} {r['grad']:>9.1e}  {r['decision']}")
 
 
 if __name__ == "__main__":

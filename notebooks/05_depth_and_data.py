@@ -124,9 +124,10 @@ for n in COUNTS:
 # pairwise $A^{(2)}$ (whole matrix), the local parts of $A^{(3)}$ and $A^{(4)}$ (entries
 # $i_1 = \dots = i_k$, "diag"), and the whole tensors $A^{(3)}$, $A^{(4)}$ ("full": these also
 # count every coupling the network puts where the true action has none). Then the held-out
-# Fisher divergence, the validation NLL, which state `train` kept (the polished one, unless
-# its validation NLL was worse than Adam's early-stopped one by more than two standard
-# errors), and the training time. The last rows are the three baselines.
+# Fisher divergence ("Fisher"), the validation NLL, in how many seeds `train` kept the
+# polished state ("kept"; it keeps Adam's early-stopped one when the polished validation NLL
+# is worse by more than two standard errors), and the training time. The last rows are the
+# three baselines.
 
 # %%
 def cell(mean, std, count):
@@ -134,6 +135,12 @@ def cell(mean, std, count):
     if count == 0:
         return "-"
     return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if count > 1 else "")
+
+
+def short(value):
+    """A small positive number in two digits, 2.3e-4 rather than 2.3e-04."""
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def points(depth, n):
@@ -149,7 +156,7 @@ def html_table():
     fisher = result.metric("fisher_divergence")
     seconds = result.metric("train_seconds")
     head = ["model", "L", "n", "seeds", *(f"{label} %" for _, _, label in ERRORS),
-            "Fisher div.", "val NLL", "kept", "train s"]
+            "Fisher", "val NLL", "kept", "train s"]
     rows = []
     for i, depth in enumerate(DEPTHS):
         for j, n in enumerate(COUNTS):
@@ -158,9 +165,9 @@ def html_table():
             rows.append(["INN", depth, f"{n:.0e}", f"{len(done)}/{len(SEEDS)}",
                          *(cell(errors[lab][0][i, j], errors[lab][1][i, j], len(done))
                            for _, _, lab in ERRORS),
-                         f"{fisher[0][i, j]:.1e}" if done else "-",
+                         short(fisher[0][i, j]) if done else "-",
                          f"{nll[0][i, j]:.4f}" if done else "-",
-                         f"polish {polished}, Adam {len(done) - polished}" if done else "-",
+                         f"{polished}/{len(done)}" if done else "-",
                          f"{seconds[0][i, j]:.0f}" if done else "-"])
     for basis in BASELINES:
         for j, n in enumerate(COUNTS):
@@ -168,7 +175,7 @@ def html_table():
             rows.append([f"SM {basis}", "-", f"{n:.0e}", f"{len(done)}/{len(SEEDS)}",
                          *(cell(base[basis, lab][0][j], base[basis, lab][1][j], len(done))
                            for _, _, lab in ERRORS),
-                         f"{np.mean([b['fisher_divergence'] for b in done]):.1e}"
+                         short(np.mean([b["fisher_divergence"] for b in done]))
                          if done else "-", "-", "-", "-"])
     header = "".join(f"<th>{h}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)

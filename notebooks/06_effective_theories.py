@@ -349,8 +349,9 @@ def deep_network(depth, recompute=False):
 deep_models = {depth: deep_network(depth) for depth in DEEP_DEPTHS}
 deep_fits = {depth: it.goodness_of_fit(model, deep_test, seed=3)
              for depth, model in deep_models.items()}
-for depth, fit in deep_fits.items():
-    print(f"depth {depth}:\n{fit}\n")
+for depth, fit in deep_fits.items():  # long warnings wrapped to the page
+    print(f"depth {depth}:", *(textwrap.fill(line, 88, subsequent_indent="    ")
+                               for line in str(fit).splitlines()), "", sep="\n")
 
 # %% [markdown]
 # What each deep-well network learned: its barrier (the lowest eigenvalue of $A^{(2)}$ and
@@ -411,8 +412,9 @@ def barrier(theory):
 
 assert round(barrier(deep)) == 20 and round(barrier(theory), 1) == 5.8
 d2, d1 = deep_rows[2], deep_rows[1]
-print({d: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
-       for d, r in deep_rows.items()})
+for depth, row in deep_rows.items():
+    print(f"depth {depth}: lowest A2 eigenvalue {row['lowest']:.4g}, kappa_2 error "
+          f"{row['kappa2']:.2%}, variance {row['variance']:.4g}, stop {row['stop']}")
 # depth 2: stalled polish, a barrier over 100x the true one, variance over 5x the data's,
 # and flagged both by train and by the held-out check
 assert d2["stop"] == "stalled" and d2["grad"] > 1e-2

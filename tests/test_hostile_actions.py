@@ -136,7 +136,7 @@ def _fake_record():
     errors = {str(k): {"frobenius": 0.5, "diagonal": 0.25, "leakage": 0.0, "relative": True}
               for k in range(1, 5)}
     return {"depth": 1, "n": 100, "seed": 0, "errors": errors, "val_nll": 1.0,
-            "train_seconds": 0.1}
+            "train_seconds": 0.1, "fisher_divergence": 0.01}
 
 
 @pytest.mark.parametrize("value", [[1, 2, 3], None, {}, {"depth": 1, "n": 100, "seed": 0}])
