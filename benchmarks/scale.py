@@ -87,29 +87,8 @@ def one(size: int, n: int, steps: int, seed: int) -> dict:
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32])
-    parser.add_argument("--n", type=int, default=100_000, help="samples per lattice")
-    parser.add_argument("--steps", type=int, default=1500, help="Adam steps")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--record", help="also write the rows to this JSON file")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.one is not None:
-        print(json.dumps(one(args.one, args.n, args.steps, args.seed)))
-        return
-    rows = []
-    for size in args.sizes:
-        command = [sys.executable, __file__, "--one", str(size), "--n", str(args.n),
-                   "--steps", str(args.steps), "--seed", str(args.seed)]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
-        print(json.dumps(rows[-1]), file=sys.stderr)
-    if args.record:
-        with open(args.record, "w") as stream:
-            json.dump({"command": " ".join(sys.argv[1:]), "n": args.n, "steps": args.steps,
-                       "seed": args.seed, "rows": rows}, stream, indent=1)
+def report(rows: list[dict], n: int, steps: int) -> None:
+    """Print the two tables of `rows` (one dict per size, as `one` returns them)."""
     header = (f"{'L':>3} {'N':>5} {'sample s':>9} {'train s':>8} {'extract s':>9} "
               f"{'window':>7} {'peak MB':>8} | {'INN A3':>7} {'A4':>6} {'leak3':>6} "
               f"{'leak4':>6} | {'tied A3':>7} {'A4':>6} {'tied s':>6} | {'dense/compr':>11}")
@@ -124,17 +103,50 @@ def main() -> None:
               f"{100 * r['inn_leak3']:>5.1f}% {100 * r['inn_leak4']:>5.1f}% | "
               f"{100 * r['tied_a3']:>6.1f}% {100 * r['tied_a4']:>5.1f}% {r['tied_s']:>6.1f} | "
               f"{ratio:>11}")
-    print(f"\nn = {args.n} samples, {args.steps} Adam steps, order 4, depth 2 cubic, "
+    print(f"\nn = {n} samples, {steps} Adam steps, order 4, depth 2 cubic, "
           f"kernel_radius 1; one process per size\n")
     header = (f"{'L':>3} {'adam s':>7} {'polish':>18} {'iters':>5} {'passes':>6} "
               f"{'polish s':>8} {'s/pass':>7} {'stop':>9} {'max|grad|':>9}  decision")
     print(header)
     print("-" * len(header))
     for r in rows:
-        per_pass = f"{r['polish_s'] / r['passes']:.2f}" if r["passes"] else "-"
-        print(f"{r['L']:>3} {r['adam_s']:>7.1f} {r['polish'] or 'none':>18} "
+        ran = r["passes"] > 0
+        per_pass = f"{r['polish_s'] / r['passes']:.2f}" if ran else "-"
+        print(f"{r['L']:>3} {r['adam_s']:>7.1f} {r['polish'] if ran else 'none':>18} "
               f"{r['iterations']:>5} {r['passes']:>6} {r['polish_s']:>8.1f} {per_pass:>7} "
               f"{r['stop'] or '-':>9} {r['grad']:>9.1e}  {r['decision']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16, 32])
+    parser.add_argument("--n", type=int, default=100_000, help="samples per lattice")
+    parser.add_argument("--steps", type=int, default=1500, help="Adam steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--record", help="also write the rows to this JSON file")
+    parser.add_argument("--from-record", help="print the tables of a file --record wrote")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(one(args.one, args.n, args.steps, args.seed)))
+        return
+    if args.from_record:
+        with open(args.from_record) as stream:
+            saved = json.load(stream)
+        report(saved["rows"], saved["n"], saved["steps"])
+        return
+    rows = []
+    for size in args.sizes:
+        command = [sys.executable, __file__, "--one", str(size), "--n", str(args.n),
+                   "--steps", str(args.steps), "--seed", str(args.seed)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(output.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    if args.record:
+        with open(args.record, "w") as stream:
+            json.dump({"command": " ".join(sys.argv[1:]), "n": args.n, "steps": args.steps,
+                       "seed": args.seed, "rows": rows}, stream, indent=1)
+    report(rows, args.n, args.steps)
 
 
 if __name__ == "__main__":

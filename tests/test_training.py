@@ -348,11 +348,12 @@ def test_auto_polish_decides_by_predicted_time_and_memory(monkeypatch) -> None:
     # And train() follows the decision and records it.
     _, history = fit(data, steps=20, polish="auto")
     assert not history.polished and set(history.stage) == {"adam"}
-    assert "GB free" in history.polish_decision
+    assert "GB free" in history.polish_decision and history.polish_method == ""
     monkeypatch.setattr(polishing, "available_bytes", lambda device, default: math.inf)
     _, history = fit(data, steps=20, polish="auto")
     assert history.polished and history.stage[-1] == "polish"
     assert history.polish_decision.startswith("fisher: predicted")
+    assert history.polish_method.startswith("fisher")
     monkeypatch.setattr(polishing, "AUTO_BUDGET", 0.0)
     _, history = fit(data, steps=20, polish="auto")
     assert not history.polished and "over the budget of 0 s" in history.polish_decision

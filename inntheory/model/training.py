@@ -62,8 +62,9 @@ class TrainingHistory:
         outside_fraction: the fraction of the training split outside the final domain.
         device, seconds: the device trained on ("cpu", "cuda:0") and the call's wall time.
         polished, polish_method, polish_decision: whether the polish ran, its stepper
-            ("fisher", "lbfgs", or "fisher, then lbfgs" after a hand-over) and why it ran or
-            not (e.g. "fisher: predicted 40 s, within the budget of 600 s").
+            ("fisher", "lbfgs", or "fisher, then lbfgs" after a hand-over; "" when it did not
+            run) and why it ran or not (e.g. "fisher: predicted 40 s, within the budget of
+            600 s").
         polish_iterations, polish_evaluations, polish_seconds: its iterations, full-batch
             passes (its main cost) and wall time.
         polish_stop: why it ended, at its last iterate: "tolerance" (gradient <=
@@ -288,7 +289,7 @@ def train(
     try:
         train64 = split.train64.to(target)
         plan = _polish.plan(polish, model, train64)
-        history.polished, history.polish_method = plan.run, plan.method
+        history.polished, history.polish_method = plan.run, plan.method if plan.run else ""
         history.polish_decision = plan.reason
         _fit(model, split.train_x, split.eval_x, split.val_x, history, generator, steps,
              batch_size, lr, final_lr_fraction, eval_every, patience, progress)
