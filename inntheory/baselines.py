@@ -53,10 +53,9 @@ def _memory_estimate(dim: int, order: int, basis: str) -> tuple[int, int]:
 
 
 def basis_size(dim: int, order: int, basis: str, lattice: tuple[int, ...] | None = None,
-               radius: int | None = 1) -> int:
-    """The number of monomials (fitted coefficients) of `score_matching` on ``dim = N`` sites
-    with ``basis`` "dense", "local", "tied" or "translation" (with the ``lattice`` shape and
-    ``radius``, as `score_matching` reads them)."""
+               radius: int | None = None) -> int:
+    """The number of coefficients `score_matching` fits on ``dim = N`` sites with `order`,
+    `basis`, `lattice` and `radius` (None as there: 1 for "tied", everything otherwise)."""
     if basis == "tied":
         return order + len(_tied_offsets(tuple(lattice), 1 if radius is None else radius))
     if basis == "translation":

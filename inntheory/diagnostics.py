@@ -131,8 +131,7 @@ def _statistics(data: Tensor, samples: Tensor, shape: tuple[int, ...] | None,
         model, value = (float(t[k].flatten()[i]) for t in (c.samples, c.data))
         sigma = float((c.data_error[k].flatten()[i] ** 2
                        + c.samples_error[k].flatten()[i] ** 2).sqrt())
-        result.append(Statistic(name, model, value, sigma,
-                                max(_N_SIGMA * sigma, rtol * scale**k)))
+        result.append(Statistic(name, model, value, sigma, max(_N_SIGMA * sigma, rtol * scale**k)))
     return result, scale
 
 

@@ -126,8 +126,7 @@ def store(settings: Mapping[str, Any], value: Any, folder: str | os.PathLike, *,
     """Store `value` as the result of `settings` in `folder` atomically; returns it as read
     back. TypeError (nothing written) when the settings or the value cannot be stored."""
     path = entry_path(settings, folder, name)
-    entry = {"settings": _plain(settings), "version": __version__, "kind": "json",
-             "value": value}
+    entry = {"settings": _plain(settings), "version": __version__, "kind": "json", "value": value}
     if isinstance(value, (PolynomialINN, Action)):
         network = isinstance(value, PolynomialINN)
         value.save(path.with_suffix(".pt" if network else ".npz"))

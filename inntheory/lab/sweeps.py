@@ -199,7 +199,7 @@ def _plan(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
                          "samples); raise n_data or drop that sample count")
     if baseline not in _BASELINES:
         raise ValueError(f"baseline must be one of {_BASELINES}, got {baseline!r}")
-    size = basis_size(theory.dim, order, baseline, tuple(theory.shape), None) if baseline else 0
+    size = basis_size(theory.dim, order, baseline, tuple(theory.shape)) if baseline else 0
     if min(sample_counts) < size:
         raise ValueError(f"n = {min(sample_counts)} is below the {size} monomials of the "
                          f"{baseline} score-matching baseline; drop the baseline or that "
@@ -251,8 +251,7 @@ def _run_baseline(settings: dict[str, Any], theory: LatticeTheory, data: torch.T
 
 
 def _run(task: tuple[dict[str, Any], torch.Tensor, torch.Tensor]) -> dict[str, Any]:
-    """The function every executor runs: one cache entry from its settings, training data
-    and the sweep's held-out set."""
+    """What every executor runs: a cache entry from settings, training and held-out data."""
     settings, data, heldout = task
     theory = LatticeTheory(**{**settings["theory"], "shape": tuple(settings["theory"]["shape"])})
     runner = _run_inn if settings["kind"] == "inn" else _run_baseline
@@ -324,15 +323,13 @@ class SweepResult(Tabular):
         records: one dict per computed or cached point: ``depth``, ``n``, ``seed``,
             ``errors`` (order as a string -> "frobenius", "diagonal", "leakage", "relative"),
             ``val_nll`` (best validation NLL, nats per sample), ``train_seconds``,
-            ``extract_seconds``, ``steps_run`` (Adam steps), ``fisher_divergence`` (of the
-            learned action from the true one, `inntheory.fisher_divergence` on the held-out
-            set), the `TrainingHistory` fields
-            stopped_early, rejected_steps, outside_fraction, device, polished,
-            polish_method, polish_iterations, polish_stop, polish_seconds, best_step,
-            grad_norm, converged, kept, ``keep_difference`` and ``keep_se`` (None without
-            polish), ``fit_ok`` and ``fit_warnings`` (`goodness_of_fit`'s verdict; records
-            stored by earlier versions lack these and polish_method), and ``baseline`` (the
-            baseline record of the same n and seed).
+            ``extract_seconds``, ``steps_run`` (Adam steps), ``fisher_divergence`` (on the
+            held-out set), the `TrainingHistory` fields stopped_early, rejected_steps,
+            outside_fraction, device, polished, polish_method, polish_iterations,
+            polish_stop, polish_seconds, best_step, grad_norm, converged, kept,
+            ``keep_difference`` and ``keep_se`` (None without polish), ``fit_ok`` and
+            ``fit_warnings`` (`goodness_of_fit`'s verdict), and ``baseline`` (the baseline
+            record of the same n and seed).
         baselines: one dict per (n, seed) of the score-matching baseline: ``n``, ``seed``,
             ``basis``, ``errors``, ``fisher_divergence``, ``seconds``.
         missing: the grid points (dicts with ``kind``, ``depth``, ``n``, ``seed``) neither
@@ -416,14 +413,12 @@ class SweepResult(Tabular):
         return self._over_seeds(self.records, lambda row: float(row[name]))
 
     def _table(self) -> Table:
-        """Per (depth, n): errors of orders 2..K, Fisher divergence, validation NLL, training
-        time; then baselines."""
+        """Per (depth, n): errors of orders 2..K, Fisher divergence, validation NLL, time."""
         columns = [(k, kind) for k in range(2, self.settings["order"] + 1) for kind in KINDS]
         names = [f"A{k} {'frob' if kind == 'frobenius' else 'diag'}" for k, kind in columns]
         header = ["depth", "n", "seeds"] + names + ["Fisher div", "val NLL", "train s"]
-        fisher = lambda row: row["fisher_divergence"]  # noqa: E731
         stats = ([self.errors(*column) for column in columns]
-                 + [self._over_seeds(self.records, fisher), self.metric("val_nll")])
+                 + [self.metric("fisher_divergence"), self.metric("val_nll")])
         seconds = self.metric("train_seconds")[0]
         rows = []
         for (i, depth), (j, n) in product(enumerate(self.depths), enumerate(self.sample_counts)):
@@ -432,8 +427,9 @@ class SweepResult(Tabular):
                         + [_format(mean[i, j], std[i, j]) for mean, std in stats]
                         + [f"{seconds[i, j]:.1f}" if done else "-"])
         if self.settings["baseline"]:
-            stats = ([self.baseline_errors(*column) for column in columns]
-                     + [self._over_seeds(self.baselines, fisher, ("n", "seed"))])
+            fisher = self._over_seeds(self.baselines, lambda row: row["fisher_divergence"],
+                                      ("n", "seed"))
+            stats = [self.baseline_errors(*column) for column in columns] + [fisher]
             for j, n in enumerate(self.sample_counts):
                 done = sum(r["n"] == n for r in self.baselines)
                 rows.append([f"SM {self.settings['baseline']}", str(n),
@@ -480,16 +476,14 @@ class SweepResult(Tabular):
             lines.errorbar(counts, base_mean, yerr=base_std, color="black", linestyle="--",
                            marker="s", capsize=3,
                            label=f"score matching ({self.settings['baseline']})")
-        lines.set(xscale="log", yscale="log", xlabel="training samples n",
-                  ylabel="relative error",
+        lines.set(xscale="log", yscale="log", xlabel="training samples n", ylabel="relative error",
                   title=f"$A^{{({order})}}$ {kind} error vs data (±1 std over seeds)")
         lines.legend(fontsize=8)
         fig.tight_layout()
         return fig
 
 
-def _submit_all(executor: Any,
-                tasks: Sequence[tuple[dict[str, Any], torch.Tensor, torch.Tensor]],
+def _submit_all(executor: Any, tasks: Sequence[tuple[dict[str, Any], torch.Tensor, torch.Tensor]],
                 max_workers: int | None) -> Iterable[dict[str, Any]]:
     """Run the tasks on `executor` ("serial", None or an Executor), yielding results as they
     finish; an owned process pool is shut down (pending tasks cancelled) on the way out."""
@@ -520,12 +514,11 @@ def _submit_all(executor: Any,
 def _compute(plan: _Plan, todo: list[dict[str, Any]], n_data: int, executor: Any,
              max_workers: int | None, progress: bool) -> dict[str, dict[str, Any]]:
     """Compute the points `todo` on the executor and store each; {store key: record}."""
-    def draw(n: int, seed: int) -> torch.Tensor:
-        return torch.as_tensor(load_dataset(plan.theory, n, seed=seed, progress=progress,
-                                            **plan.data_options).x)
-
-    data = {seed: draw(n_data, seed) for seed in sorted({s["seed"] for s in todo})}
-    heldout = draw(HELDOUT_SIZE, HELDOUT_SEED)
+    sizes = {seed: n_data for seed in {s["seed"] for s in todo}} | {HELDOUT_SEED: HELDOUT_SIZE}
+    data = {seed: torch.as_tensor(load_dataset(plan.theory, n, seed=seed, progress=progress,
+                                               **plan.data_options).x)
+            for seed, n in sorted(sizes.items())}
+    heldout = data.pop(HELDOUT_SEED)
     # Largest n first: the long trainings start early and the pool ends evenly.
     todo = sorted(todo, key=lambda s: (-s["n"], -s.get("depth", 0)))
     tasks = [(s, data[s["seed"]][: s["n"]].clone(), heldout) for s in todo]
@@ -553,7 +546,8 @@ def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
     seed=seed)``, a `PolynomialINN(N, depth, activation, **model_options)` initialised after
     ``torch.manual_seed(seed)`` and trained by `train(model, data, seed=seed,
     **train_options)`, its action from `extract_action(model, order)` compared with
-    ``theory.coefficients(order)`` by `compare`. Cached points are read, not recomputed. The
+    ``theory.coefficients(order)`` by `compare` and by its Fisher divergence on `HELDOUT_SIZE`
+    samples of seed `HELDOUT_SEED` (no grid seed). Cached points are read, not recomputed. The
     options (JSON-able) are completed with their function's current defaults and key the cache.
 
     Arguments:
@@ -567,14 +561,11 @@ def sweep(theory: LatticeTheory | str, depths: Iterable[int], sample_counts: Ite
             activation, e.g. ``{"lattice": (3, 3), "kernel_radius": 1}``; keyed as JSON
             (tuples as lists), passed back with every list as a tuple.
         train_options: keyword arguments of `train` other than seed and progress.
-        baseline: None, or "dense" / "local" / "tied" / "translation": also fit
-            `score_matching` with that basis to the same n samples, once per n and seed
-            (tied: ``lattice=theory.shape``, nearest neighbours; translation: every monomial
-            on the whole lattice, tied over translations).
+        baseline: None, or a `score_matching` basis also fitted to the same n samples once
+            per n and seed: "dense", "local", or on ``theory.shape`` "tied" (neighbours) or
+            "translation" (every orbit on the whole lattice).
         n_data: size of each seed's data set; max(sample_counts) when None. Not part of the
-            key: the first n draws are the same for any n_data. Every point's
-            ``fisher_divergence`` is measured on `HELDOUT_SIZE` held-out samples drawn with
-            seed `HELDOUT_SEED` (which no grid seed may be).
+            key: the first n draws are the same for any n_data.
         data_options: keyword arguments of `load_dataset`; all but cache_dir key the cache.
         executor: None (a local pool of spawned processes with one torch thread each: a
             script calling `sweep` needs the ``if __name__ == "__main__":`` guard), "serial"

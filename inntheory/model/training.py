@@ -61,10 +61,9 @@ class TrainingHistory:
         stopped_early: whether early stopping ended the Adam stage before `steps`.
         outside_fraction: the fraction of the training split outside the final domain.
         device, seconds: the device trained on ("cpu", "cuda:0") and the call's wall time.
-        polished, polish_method, polish_decision: whether the polish ran, its stepper
-            ("fisher", "lbfgs", or "fisher, then lbfgs" after a hand-over; "" when it did not
-            run) and why it ran or not (e.g. "fisher: predicted 40 s, within the budget of
-            600 s").
+        polished, polish_method, polish_decision: whether the polish ran, its stepper ("fisher",
+            "lbfgs", "fisher, then lbfgs" after a hand-over; "" without polish) and why it
+            ran or not (e.g. "fisher: predicted 40 s, within the budget of 600 s").
         polish_iterations, polish_evaluations, polish_seconds: its iterations, full-batch
             passes (its main cost) and wall time.
         polish_stop: why it ended, at its last iterate: "tolerance" (gradient <=
