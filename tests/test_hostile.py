@@ -187,16 +187,14 @@ FIT = ("fit", "base.npy", "--depth", 1, "--order", 2, "--quiet", "--device", "cp
 
 @pytest.mark.parametrize("force", [False, True])
 def test_concurrent_fits_of_the_same_output(folder: Path, tmp_path: Path, force: bool) -> None:
-    # A first fit claims same.npz and trains (on 2e5 rows, far longer than the test takes to
-    # interrupt it: early stopping must not end it first); a second one started meanwhile
-    # must fail at once, with or without --force. Interrupting the first then leaves no
-    # output and no lock behind.
+    # A first fit claims same.npz and is then frozen (SIGSTOP), so that it cannot finish
+    # whatever the machine's speed; a second one started meanwhile must fail at once, with or
+    # without --force. Interrupting the first (SIGINT, then SIGCONT to deliver it) then
+    # leaves no output and no lock behind.
     (tmp_path / "base.npy").write_bytes((folder / "base.npy").read_bytes())
-    np.save(tmp_path / "long.npy", np.random.default_rng(1).standard_normal((200_000, 4)))
     extra = ["--force"] if force else []
     lock = tmp_path / ".same.npz.lock"
-    first = subprocess.Popen(command("fit", "long.npy", "--depth", 3, "--quiet", "--device",
-                                     "cpu", "--steps", 100000, "--out", "same.npz", *extra),
+    first = subprocess.Popen(command(*FIT, "--steps", 100000, "--out", "same.npz", *extra),
                              cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:
@@ -205,6 +203,7 @@ def test_concurrent_fits_of_the_same_output(folder: Path, tmp_path: Path, force:
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "the first fit never claimed its outputs"
             time.sleep(0.05)
+        first.send_signal(signal.SIGSTOP)
         second = run(*FIT, "--steps", 10, "--out", "same.npz", *extra, cwd=tmp_path)
         assert first.poll() is None  # still training: the two runs overlapped
         one_line_error(second, 1, "same.npz", f"being written by process {first.pid}",
@@ -212,20 +211,21 @@ def test_concurrent_fits_of_the_same_output(folder: Path, tmp_path: Path, force:
         assert second.stdout == ""
     finally:
         first.send_signal(signal.SIGINT)
+        first.send_signal(signal.SIGCONT)
         _, stderr = first.communicate(timeout=120)
     if first.returncode == 130:  # the interrupt reached Python: clean exit, nothing left
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["base.npy", "long.npy"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["base.npy"]
         return
     # A SIGINT that lands while torch runs a Python callback from C++ aborts the process
     # (pybind11 cannot carry the KeyboardInterrupt out: SIGABRT, -6). No output is written
     # then either; at most the locks stay, and the next fit takes them over.
     assert first.returncode == -signal.SIGABRT, stderr
-    assert {p.name for p in tmp_path.iterdir()} <= {"base.npy", "long.npy", lock.name,
+    assert {p.name for p in tmp_path.iterdir()} <= {"base.npy", lock.name,
                                                      ".same.model.pt.lock"}
     after = run(*FIT, "--steps", 10, "--out", "same.npz", *extra, cwd=tmp_path)
     assert after.returncode == 0, after.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "base.npy", "long.npy", "same.model.pt", "same.npz"]
+        "base.npy", "same.model.pt", "same.npz"]
 
 
 def test_simultaneous_fits_never_both_write(folder: Path, tmp_path: Path) -> None:
