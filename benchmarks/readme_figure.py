@@ -4,8 +4,9 @@ Reads the sweep points that `benchmarks/science.py` computed (it trains nothing)
 the relative error of A2, the A3 and A4 diagonals and the full A3 and A4 of the unimodal
 theory on the 3x3 torus against the sample count: the lattice-equivariant cubic INN with
 polish at its best depth at n = 1e5 (as science.py picks it: the smallest worst ratio to
-dense score matching; mean ± std over the seeds run), dense and tied score
-matching on the same data, and at n = 1e5 (seed 0, depth 1) the dense cubic and the paper's
+dense score matching; mean ± std over the seeds run), score matching on the same data in
+the dense, translation (every orbit: what the network knows) and tied (form known) bases,
+and at n = 1e5 (seed 0, depth 1) the dense cubic and the paper's
 dense quadratic INN, both polished. Run from the repository root after science.py:
 
     python benchmarks/readme_figure.py
@@ -47,8 +48,9 @@ def main() -> None:
         series = [(f"INN lattice cubic, polish (depth {best})", "tab:blue", "o", "-",
                    [points.get((MAIN, best, n)) for n in COUNTS])]
         series += [(f"score matching ({basis})", colour, "s", "--",
-                    [baselines.get((basis, n)) for n in COUNTS])
-                   for basis, colour in (("dense", "0.4"), ("tied", "tab:purple"))]
+                    [baselines.get((basis.split(",")[0], n)) for n in COUNTS])
+                   for basis, colour in (("dense", "0.4"), ("translation", "tab:orange"),
+                                         ("tied, form known", "tab:purple"))]
         for name, colour, marker, style, rows in series:
             values = np.array([stats(r, error_of(order, kind)) if r
                                else (np.nan, np.nan) for r in rows])
