@@ -194,9 +194,13 @@ def test_concurrent_fits_of_the_same_output(folder: Path, tmp_path: Path, force:
     (tmp_path / "base.npy").write_bytes((folder / "base.npy").read_bytes())
     extra = ["--force"] if force else []
     lock = tmp_path / ".same.npz.lock"
+    # Ctrl-C as in a terminal: the fit must not inherit an ignored SIGINT (a test run in the
+    # background of a non-interactive shell has one, and Python then never raises
+    # KeyboardInterrupt).
     first = subprocess.Popen(command(*FIT, "--steps", 100000, "--out", "same.npz", *extra),
                              cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not lock.exists() or not lock.read_text().strip():
