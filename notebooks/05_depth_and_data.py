@@ -442,13 +442,19 @@ def quoted(value, percent):
     assert abs(100 * value - percent) <= 0.05 + 1e-9, (100 * value, percent)
 
 
+def apart(a, b):
+    """Means (mean, std, count) differ by more than twice their combined standard error."""
+    return abs(a[0] - b[0]) > 2 * np.sqrt(a[1]**2 / a[2] + b[1]**2 / b[2])
+
+
 def beyond(label, better, worse, j):
     """Depth `better` has a lower mean error than depth `worse` at COUNTS[j] by more than
     twice the combined standard error (both with at least two seeds)."""
     (mean, std), m = E[label], SEEDS_AT[:, j]
     b, w = DEPTHS.index(better), DEPTHS.index(worse)
     assert m[b] >= 2 and m[w] >= 2, "needs two seeds on each side"
-    return mean[w, j] - mean[b, j] > 2 * np.sqrt(std[b, j]**2 / m[b] + std[w, j]**2 / m[w])
+    return mean[b, j] < mean[w, j] and apart((mean[b, j], std[b, j], m[b]),
+                                             (mean[w, j], std[w, j], m[w]))
 
 
 # Data: every error falls with n at every depth
@@ -505,11 +511,6 @@ def fisher_of(rows, n):
     """Mean and std over seeds of the held-out Fisher divergence of the records at n."""
     values = [r["fisher_divergence"] for r in rows if r["n"] == n]
     return np.mean(values), np.std(values, ddof=1), len(values)
-
-
-def apart(a, b):
-    """Means (mean, std, count) differ by more than twice their combined standard error."""
-    return abs(a[0] - b[0]) > 2 * np.sqrt(a[1]**2 / a[2] + b[1]**2 / b[2])
 
 
 # Dense SM loses to the network (best depth per n) at every n on every error; at 1e5 to

@@ -384,12 +384,19 @@ def on_lattice(small, shape):
     return big
 
 
-big_model = on_lattice(model, (32, 32))
-start = time.perf_counter()
-big_action = it.extract_action(big_model, 4)
-big_seconds = time.perf_counter() - start
-difference = max(float((big_action.couplings(k) - learned.couplings(k)).abs().max())
-                 for k in (1, 2, 3, 4))
+def copied_action(shape):
+    """The network copied onto `shape`, its action, the seconds of the extraction, and the
+    largest difference of its couplings to the 16x16 ones."""
+    copy = on_lattice(model, shape)
+    start = time.perf_counter()
+    action = it.extract_action(copy, 4)
+    seconds = time.perf_counter() - start
+    difference = max(float((action.couplings(k) - learned.couplings(k)).abs().max())
+                     for k in (1, 2, 3, 4))
+    return copy, action, seconds, difference
+
+
+_, big_action, big_seconds, difference = copied_action((32, 32))
 print(textwrap.fill(str(big_action), 88, subsequent_indent="    "))
 print(f"largest difference to the 16x16 couplings: {difference:.1e}")
 assert big_action.window == learned.window and difference < 1e-12
@@ -406,12 +413,7 @@ assert big_seconds < 60
 # network copied onto it gives the same couplings once more, on the same $9 \times 9$ window:
 
 # %%
-huge_model = on_lattice(model, (64, 64))
-start = time.perf_counter()
-huge_action = it.extract_action(huge_model, 4)
-huge_seconds = time.perf_counter() - start
-huge_difference = max(float((huge_action.couplings(k) - learned.couplings(k)).abs().max())
-                      for k in (1, 2, 3, 4))
+huge_model, huge_action, _, huge_difference = copied_action((64, 64))
 print(f"N = {huge_model.dim}: dense A4 {huge_model.dim**4 * 8 / 1e15:.1f} PB; compressed "
       f"couplings on {huge_action.window}\nlargest difference to the 16x16 couplings "
       f"{huge_difference:.1e}")
