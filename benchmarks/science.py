@@ -91,6 +91,10 @@ MODELS = {
 }
 MAIN = "lattice cubic, polish"
 BASELINES = ("dense", "tied", "translation")
+# A held-out theory (couplings not used while the kit was built), MALA samples: the lattice
+# INN against the translation baseline, which knows what it knows (issue 18's target).
+HELDOUT_THEORY = LatticeTheory(SHAPE, m2=0.6, kappa=0.35, g3=0.5, g4=1.1)
+HELDOUT_DEPTHS = (1, 2, 3)
 BASELINE_NAMES = {"dense": "dense", "tied": "tied, form known",
                   "translation": "translation, every orbit"}
 
@@ -137,14 +141,14 @@ LANES: tuple[tuple[dict[str, Any] | str, ...], ...] = (
         job(MAIN, (1,), (BIG,), (1, 2), "dense"), job(MAIN, (1,), (BIG,), (1, 2), "tied"),
         job(MAIN, (1,), (BIG,), (1, 2), "translation"), job(MAIN, (2,), (BIG,), (1, 2)),
         job(MAIN, (3,), (BIG,), (1, 2)),
-        job(MAIN, (4,), (BIG,), (1, 2)),
+        job(MAIN, (4,), (BIG,), (1, 2)), "held-out 1", "held-out 2",
     ),
     (
         *(job(MAIN, DEPTHS, SMALL, (0,), basis) for basis in BASELINES),
         *(f"double well {m2} {depth}" for m2 in WELLS for depth in DW_DEPTHS),
         "double well -1.5 2 no polish",
         *(job(MAIN, DEPTHS, SMALL, (1, 2), basis) for basis in BASELINES),
-        *(job(model, (2,), (BIG,), (0,)) for model in ABLATIONS),
+        *(job(model, (2,), (BIG,), (0,)) for model in ABLATIONS), "held-out 3",
     ),
 )
 
@@ -158,12 +162,58 @@ def run_sweep(model: str, depths: tuple[int, ...], counts: tuple[int, ...],
                  executor="serial", train=compute, progress=False)
 
 
+def heldout_sweep(depths: tuple[int, ...], compute: bool) -> Any:
+    """The lattice cubic INN and translation score matching on the held-out theory, n = 1e5,
+    seeds 0-2 (cached in benchmarks/.cache/sweeps-heldout)."""
+    return sweep(HELDOUT_THEORY, depths, (BIG,), SEEDS, model_options=LATTICE,
+                 baseline="translation", n_data=BIG,
+                 data_options={"cache_dir": str(DATA), "method": "mala"},
+                 cache=CACHE / "sweeps-heldout", executor="serial", train=compute,
+                 progress=False)
+
+
+def heldout_lines() -> list[str]:
+    """Table and verdict of the held-out comparison (issue 18's first target)."""
+    result = heldout_sweep(HELDOUT_DEPTHS, compute=False)
+    if not result.records:
+        return ["Held-out theory: not run."]
+    base = {"translation": result.baselines}
+    rows = {d: [r for r in result.records if r["depth"] == d] for d in HELDOUT_DEPTHS}
+    rows = {d: r for d, r in rows.items() if r}
+    header = "| fit | seeds | " + " | ".join(c[2] for c in COLUMNS) + " | Fisher div. |"
+    lines = [header, "|" + "---|" * (len(COLUMNS) + 3)]
+    for label, records in [*((f"lattice cubic INN, depth {d}", r) for d, r in rows.items()),
+                           ("score matching (translation, every orbit)", base["translation"])]:
+        lines.append(f"| {label} | {len(records)}/{len(SEEDS)} | " + " | ".join(
+            percent(*stats(records, error_of(k, kind))) for k, kind, _ in COLUMNS)
+            + f" | {fisher_cell(records)} |")
+    sm = base["translation"]
+
+    def wins(records: list[dict[str, Any]]) -> list[str]:
+        return [c[2] for c in COLUMNS if mean_error(records, c[0], c[1])
+                <= mean_error(sm, c[0], c[1])]
+
+    fisher = {d: stats(r, lambda x: x["fisher_divergence"])[0] for d, r in rows.items()}
+    sm_fisher = stats(sm, lambda x: x["fisher_divergence"])[0]
+    best = max(rows, key=lambda d: (len(wins(rows[d])), -fisher[d]))
+    met = len(wins(rows[best])) >= 3 and fisher[best] <= sm_fisher
+    lines += ["", f"- Target 4 on the held-out theory (the lattice INN at its best depth at or "
+              f"below translation score matching on at least 3 of the 5 errors and on the "
+              f"Fisher divergence): best depth {best}, at or below on {len(wins(rows[best]))} "
+              f"({', '.join(wins(rows[best])) or 'none'}), Fisher divergence "
+              f"{fisher[best]:.2g} against {sm_fisher:.2g}: "
+              + ("**met**." if met else "**missed**.")]
+    return lines
+
+
 def run_lane(lane: int) -> None:
     torch.set_num_threads(1)
     for item in LANES[lane]:
         start = time.perf_counter()
         try:
-            if isinstance(item, str):
+            if item.startswith("held-out"):
+                heldout_sweep((int(item.split()[1]),), compute=True)
+            elif isinstance(item, str):
                 _, _, m2, depth, *rest = item.split()
                 double_well_model(float(m2), int(depth), compute=True, polish=not rest)
             else:
@@ -729,6 +779,14 @@ def render(elapsed: float, load: str, compute: bool) -> str:
         "Verdicts (computed from the table by the script):",
         "",
         *verdicts(points, baselines),
+        "",
+        f"Held-out theory (m2 = {HELDOUT_THEORY.m2}, kappa = {HELDOUT_THEORY.kappa}, g3 = "
+        f"{HELDOUT_THEORY.g3}, g4 = {HELDOUT_THEORY.g4}; couplings not used while the kit was "
+        "built) on the 3x3 torus, n = 1e5 MALA samples per seed, seeds 0-2: the lattice cubic "
+        "INN with `train` defaults against translation score matching on the same samples; "
+        "Fisher divergence on 10^4 held-out samples of that theory.",
+        "",
+        *heldout_lines(),
         "",
         f"Double wells of growing depth (m2 = {', '.join(f'{m:g}' for m in WELLS)}; kappa = "
         "0.5, g3 = 0, g4 = 1, the `double_well` preset at m2 = -1.5) on a 6-site ring, "
