@@ -359,6 +359,22 @@ def test_auto_polish_decides_by_predicted_time_and_memory(monkeypatch) -> None:
     assert not history.polished and "over the budget of 0 s" in history.polish_decision
 
 
+def test_auto_polish_stops_at_its_time_budget_and_says_so(monkeypatch) -> None:
+    # A prediction that fits a tiny budget, a run that cannot: "auto" stops at the first
+    # record after the budget (one chunk of Fisher iterations) and warns; polish=True does
+    # not stop by time.
+    data = gaussian_data(3000)
+    monkeypatch.setattr(polishing, "_probe", lambda model, x, method: (0.0, 10))
+    monkeypatch.setattr(polishing, "AUTO_BUDGET", 1e-9)
+    with pytest.warns(RuntimeWarning, match="ran out of the time budget of polish='auto'"):
+        _, history = fit(data, steps=20, polish="auto", polish_tol=1e-14)
+    assert history.polish_decision == "fisher: predicted 0 s, within the budget of 1e-09 s"
+    assert history.polish_stop == "budget"
+    assert 1 <= history.polish_iterations <= polishing.FisherScoring.chunk
+    _, explicit = fit(data, steps=100, validation=0, polish=True, polish_tol=1e-6)
+    assert explicit.polish_stop == "tolerance"
+
+
 def test_fisher_scoring_is_chosen_up_to_its_size_and_counts_active_parameters() -> None:
     # A lattice network of radius 1 on a 6 x 6 torus: kernels of 36 entries, 9 of them
     # active; the count is what decides the method.

@@ -81,14 +81,10 @@ def actions(model: PolynomialINN, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([model._action(chunk) for chunk in x.split(EVAL_CHUNK)])
 
 
-def mean_of(values: torch.Tensor) -> float:
-    """The mean of per-sample actions (n,), summed by chunks."""
-    return sum(float(chunk.sum()) for chunk in values.split(EVAL_CHUNK)) / values.shape[0]
-
-
 def mean_action(model: PolynomialINN, x: torch.Tensor) -> float:
-    """Mean action over x: (n, N); inf when any point is outside the domain."""
-    return mean_of(actions(model, x))
+    """Mean action over x: (n, N), summed in float64; inf when any point is outside the
+    domain."""
+    return float(actions(model, x).double().mean())
 
 
 def record(history: Any, model: PolynomialINN, step: int, stage: str, eval_x: torch.Tensor,
@@ -307,11 +303,12 @@ class LBFGS:
 @dataclass
 class Plan:
     """What `train`'s `polish` argument means for one run: whether to polish, with which
-    stepper, and why (`reason`, a sentence for the history and the progress bar)."""
+    stepper, why (`reason`), and the seconds it may take (`seconds`, None: no limit)."""
 
     run: bool
     method: str
     reason: str
+    seconds: float | None = None
 
 
 def plan(polish: bool | str, model: PolynomialINN, x: torch.Tensor,
@@ -342,7 +339,7 @@ def plan(polish: bool | str, model: PolynomialINN, x: torch.Tensor,
                     f"than half of the {free / 1e9:.2g} GB free")
     verdict = "within" if predicted <= budget else "over"
     return Plan(predicted <= budget, method, f"{method}: predicted {predicted:.0f} s, "
-                f"{verdict} the budget of {budget:g} s")
+                f"{verdict} the budget of {budget:g} s", budget)
 
 
 def _probe(model: PolynomialINN, x: torch.Tensor, method: str | None) -> tuple[float, int]:
@@ -405,7 +402,7 @@ def keep_better(model: PolynomialINN, val_x: torch.Tensor, history: Any,
     mean = float(difference.mean())
     se = float(difference.std() / math.sqrt(len(difference))) if len(difference) > 1 else 0.0
     history.keep_difference, history.keep_se = mean, se
-    polished_nll = mean_of(polished)  # in the model's dtype, as every recorded NLL
+    polished_nll = float(polished.double().mean())  # as every recorded NLL
     if math.isfinite(mean) and math.isfinite(se):
         keep = mean <= (_KEEP_SE * se if len(difference) >= _KEEP_MIN_SAMPLES else 0.0)
     else:  # a point outside a state's domain: keep the polished state only if it is finite
@@ -417,11 +414,12 @@ def keep_better(model: PolynomialINN, val_x: torch.Tensor, history: Any,
 
 
 def _warn_stall(stop: str, grad_max: float, polish_tol: float, kept: str) -> None:
-    """Warn when the polish ended ("stalled" or "steps") with its largest gradient entry
-    `grad_max` above `_STALL_FACTOR` x `polish_tol`."""
-    if stop not in {"stalled", "steps"} or not grad_max > _STALL_FACTOR * polish_tol:
+    """Warn when the polish ended "stalled", at "steps" or at its "budget" with its largest
+    gradient entry `grad_max` above `_STALL_FACTOR` x `polish_tol`."""
+    how = {"stalled": "stalled", "steps": "ran out of polish_steps",
+           "budget": "ran out of the time budget of polish='auto'"}.get(stop)
+    if how is None or not grad_max > _STALL_FACTOR * polish_tol:
         return
-    how = "stalled" if stop == "stalled" else "ran out of polish_steps"
     warnings.warn(
         f"the polish {how} far from a likelihood optimum: its largest gradient entry "
         f"max|grad| = {grad_max:.2g} is {grad_max / polish_tol:.0f} x the tolerance "
@@ -448,10 +446,12 @@ def polish(
     polish_steps: int,
     polish_tol: float,
     progress: bool,
+    seconds: float | None = None,
 ) -> None:
     """The polish stage of `train` with the stepper `method` ("fisher" or "lbfgs"): the
     model is in Adam's best state, train_x: (n, N) float64, eval_x and val_x in the model's
-    dtype, all on the model's device."""
+    dtype, all on the model's device. With `seconds`, it stops ("budget") at the first
+    record after that much wall time."""
     start = time.perf_counter()
     work = float64_twin(model)
     eval64, val64 = eval_x.to(torch.float64), val_x.to(torch.float64)
@@ -515,12 +515,12 @@ def polish(
             continue
         if done - checkpoint[0] >= _FISHER_PATIENCE:
             checkpoint = (done, min(largest, checkpoint[1]))
-        if finished:  # the stepper stopped by itself: tolerance reached or no progress
-            stop = "tolerance" if largest <= polish_tol else "stalled"
+        # The stepper stopped by itself (tolerance reached or no progress), or time is up.
+        if finished or (seconds is not None and time.perf_counter() - start > seconds):
+            stop = "tolerance" if largest <= polish_tol else "stalled" if finished else "budget"
             break
-    else:
-        if float(gradient.abs().max()) <= polish_tol:
-            stop = "tolerance"
+    if stop == "steps" and float(gradient.abs().max()) <= polish_tol:
+        stop = "tolerance"
     bar.close()
     for p in objective.params:
         p.grad = None

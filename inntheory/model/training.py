@@ -68,8 +68,9 @@ class TrainingHistory:
             passes (its main cost) and wall time.
         polish_stop: why it ended, at its last iterate: "tolerance" (gradient <=
             polish_tol), "steps" (polish_steps reached), "stalled" (no more progress in
-            float64), "rejections" (3 undone iterates in a row), "non-finite start" (Adam's
-            best state is outside the domain of a training point), "" without polish.
+            float64), "budget" (polish="auto" took its budget of seconds), "rejections" (3
+            undone iterates in a row), "non-finite start" (Adam's best state is outside
+            the domain of a training point), "" without polish.
         polish_rejected_trials: trial points with a non-finite loss or gradient, turned away.
         grad_norm, converged: the largest |entry| of the float64 gradient of the mean
             training NLL at the state the model is left in, and grad_norm <= polish_tol.
@@ -237,8 +238,8 @@ def train(
     ``polish="auto"`` polishes when the float64 training split and one chunk's autograd graph
     take at most half of the device's free memory and the predicted time (one pass timed on
     2048 rows, scaled to the split, times the passes the method usually needs) is at most
-    `inntheory.model.polish.AUTO_BUDGET` = 600 seconds; `TrainingHistory.polish_decision` says
-    what it decided and why.
+    `inntheory.model.polish.AUTO_BUDGET` = 600 seconds, and then stops at that budget;
+    `TrainingHistory.polish_decision` says what it decided and why.
 
     Arguments:
         model: the network; trained in place, in its dtype.
@@ -296,7 +297,7 @@ def train(
             tqdm.write(f"polish {'runs' if plan.run else 'skipped'} ({plan.reason})")
         if plan.run:
             _polish.polish(model, plan.method, train64, split.eval_x, split.val_x, history,
-                           polish_steps, polish_tol, progress)
+                           polish_steps, polish_tol, progress, plan.seconds)
         history.grad_norm = _polish.gradient_norm(model, train64)
         history.converged = history.grad_norm <= polish_tol
         history.outside_fraction = _outside_fraction(model, split.train_x)
