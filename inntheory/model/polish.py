@@ -82,9 +82,9 @@ def actions(model: PolynomialINN, x: torch.Tensor) -> torch.Tensor:
 
 
 def mean_action(model: PolynomialINN, x: torch.Tensor) -> float:
-    """Mean action over x: (n, N), summed in float64; inf when any point is outside the
-    domain."""
-    return float(actions(model, x).double().mean())
+    """Mean action over x: (n, N), summed by chunks; inf when any point is outside the domain."""
+    values = actions(model, x)
+    return sum(float(chunk.sum()) for chunk in values.split(EVAL_CHUNK)) / len(values)
 
 
 def record(history: Any, model: PolynomialINN, step: int, stage: str, eval_x: torch.Tensor,
@@ -402,7 +402,7 @@ def keep_better(model: PolynomialINN, val_x: torch.Tensor, history: Any,
     mean = float(difference.mean())
     se = float(difference.std() / math.sqrt(len(difference))) if len(difference) > 1 else 0.0
     history.keep_difference, history.keep_se = mean, se
-    polished_nll = float(polished.double().mean())  # as every recorded NLL
+    polished_nll = sum(float(c.sum()) for c in polished.split(EVAL_CHUNK)) / len(polished)
     if math.isfinite(mean) and math.isfinite(se):
         keep = mean <= (_KEEP_SE * se if len(difference) >= _KEEP_MIN_SAMPLES else 0.0)
     else:  # a point outside a state's domain: keep the polished state only if it is finite
@@ -414,8 +414,7 @@ def keep_better(model: PolynomialINN, val_x: torch.Tensor, history: Any,
 
 
 def _warn_stall(stop: str, grad_max: float, polish_tol: float, kept: str) -> None:
-    """Warn when the polish ended "stalled", at "steps" or at its "budget" with its largest
-    gradient entry `grad_max` above `_STALL_FACTOR` x `polish_tol`."""
+    """Warn when a polish that ended short has max|grad| above _STALL_FACTOR x polish_tol."""
     how = {"stalled": "stalled", "steps": "ran out of polish_steps",
            "budget": "ran out of the time budget of polish='auto'"}.get(stop)
     if how is None or not grad_max > _STALL_FACTOR * polish_tol:
