@@ -81,19 +81,18 @@ def actions(model: PolynomialINN, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([model._action(chunk) for chunk in x.split(EVAL_CHUNK)])
 
 
-def mean_action(model: PolynomialINN, x: torch.Tensor) -> float:
-    """Mean action over x: (n, N), summed by chunks; inf when any point is outside the domain."""
-    values = actions(model, x)
+def mean_of(values: torch.Tensor) -> float:
+    """The mean of per-sample actions (n,) (`actions`), summed by chunks in their dtype."""
     return sum(float(chunk.sum()) for chunk in values.split(EVAL_CHUNK)) / len(values)
 
 
 def record(history: Any, model: PolynomialINN, step: int, stage: str, eval_x: torch.Tensor,
            val_x: torch.Tensor) -> float:
     """Append both NLLs of `model` at `step` of `stage` to the history; the validation NLL."""
-    val_nll = mean_action(model, val_x)
+    val_nll = mean_of(actions(model, val_x))
     history.steps.append(step)
     history.stage.append(stage)
-    history.train_nll.append(mean_action(model, eval_x))
+    history.train_nll.append(mean_of(actions(model, eval_x)))
     history.val_nll.append(val_nll)
     return val_nll
 
@@ -402,7 +401,7 @@ def keep_better(model: PolynomialINN, val_x: torch.Tensor, history: Any,
     mean = float(difference.mean())
     se = float(difference.std() / math.sqrt(len(difference))) if len(difference) > 1 else 0.0
     history.keep_difference, history.keep_se = mean, se
-    polished_nll = sum(float(c.sum()) for c in polished.split(EVAL_CHUNK)) / len(polished)
+    polished_nll = mean_of(polished)  # in the model's dtype, as every recorded NLL
     if math.isfinite(mean) and math.isfinite(se):
         keep = mean <= (_KEEP_SE * se if len(difference) >= _KEEP_MIN_SAMPLES else 0.0)
     else:  # a point outside a state's domain: keep the polished state only if it is finite

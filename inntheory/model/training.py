@@ -29,7 +29,6 @@ from .._checks import check_seed
 from ..diagnostics import goodness_of_fit
 from . import polish as _polish
 from .inn import PolynomialINN, _as_batch
-from .polish import mean_action as _mean_action
 from .polish import record as _record
 
 __all__ = ["TrainingHistory", "resolve_device", "train"]
@@ -545,7 +544,7 @@ def _fit(
     progress: bool,
 ) -> None:
     """The Adam stage of `train`: leaves the model in its best validation state."""
-    initial = _mean_action(model, train_x)
+    initial = _polish.mean_of(_polish.actions(model, train_x))
     if not math.isfinite(initial):
         raise ValueError("the initial model gives a non-finite NLL on the training data: "
                          + _non_finite_cause(model, train_x))
