@@ -3,6 +3,7 @@ devices."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -404,6 +405,44 @@ def test_scores_are_the_per_sample_gradients(options) -> None:
         expected = torch.autograd.grad(model._action(row[None]).sum(), params)
         torch.testing.assert_close(jacobian[i], torch.cat([g.reshape(-1) for g in expected]),
                                    rtol=1e-10, atol=1e-12)
+
+
+class _Scaled(torch.nn.Module):
+    """A parametrisation kernel = factor * stored value (torch.nn.utils.parametrize)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, stored: torch.Tensor) -> torch.Tensor:
+        return self.factor * stored
+
+    def right_inverse(self, kernel: torch.Tensor) -> torch.Tensor:
+        return kernel / self.factor
+
+
+def test_a_fisher_step_does_not_depend_on_how_a_parameter_is_scaled() -> None:
+    # The same network with its kernels stored 1000x smaller: their scores are 1000x larger,
+    # their Fisher entries 10^6x. Damped by the Fisher diagonal (Marquardt), the first
+    # Fisher-scoring step moves both networks to the same kernels, biases and activations;
+    # a damping proportional to the identity would all but freeze the scaled kernels.
+    data = sample(preset("unimodal", shape=(3, 3)), 2000, seed=3, progress=False,
+                  device="cpu").x
+    torch.manual_seed(0)
+    model = PolynomialINN(9, 2, lattice=(3, 3)).to(DTYPE)
+    model.standardize_to(data)
+    twin, start = copy.deepcopy(model), model.kernel.detach().clone()
+    torch.nn.utils.parametrize.register_parametrization(twin, "kernel", _Scaled(1e3))
+    for network in (model, twin):
+        objective = polishing.FullBatch(network, data)
+        stepper = polishing.FisherScoring(objective, data, TrainingHistory(device="cpu"))
+        assert stepper.run(1, tolerance=0.0) == (1, False)
+    with torch.no_grad():
+        assert float((model.kernel - start).abs().max()) > 1e-3  # a real step
+        torch.testing.assert_close(twin.kernel, model.kernel, rtol=1e-7, atol=1e-10)
+        for name in ("bias", "activations.0.r", "activations.1.t"):
+            torch.testing.assert_close(twin.get_parameter(name), model.get_parameter(name),
+                                       rtol=1e-7, atol=1e-10)
 
 
 def test_fisher_and_lbfgs_reach_the_same_optimum() -> None:

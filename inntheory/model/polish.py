@@ -35,9 +35,11 @@ FISHER_MAX_PARAMETERS = 2048
 # Its subsample: max(this, _FISHER_ROWS_PER_PARAMETER * P) rows of the training split.
 _FISHER_MIN_ROWS = 10_000
 _FISHER_ROWS_PER_PARAMETER = 20
-# Levenberg-Marquardt damping (relative to the mean diagonal of the Fisher matrix): its start,
-# the factors after an accepted or a rejected step, its floor, and the tries per iteration.
+# Levenberg-Marquardt damping (relative to the diagonal of the Fisher matrix): its start, the
+# factors after an accepted or a rejected step, its floor, and the tries per iteration; a
+# diagonal entry counts as at least _DIAGONAL_FLOOR x their mean.
 _DAMPING = (1e-3, 0.25, 8.0, 1e-10)
+_DIAGONAL_FLOOR = 1e-12
 _FISHER_TRIES = 12
 # Fisher scoring stops after this many iterations in a row that lower the loss by less than
 # _TOLERANCE_CHANGE.
@@ -187,8 +189,10 @@ def scores(model: PolynomialINN, x: torch.Tensor) -> torch.Tensor:
 
 class FisherScoring:
     """Levenberg-Marquardt-damped Fisher scoring: from theta with full-batch gradient g,
-    the step d = -(F + lam * mean(diag F) * I)^-1 g, F = J^T J / m the mean outer product of
-    the per-sample scores J: (m, P) on a fixed subsample (m, N) of the training split. A step
+    the step d = -(F + lam * D)^-1 g, F = J^T J / m the mean outer product of the per-sample
+    scores J: (m, P) on a fixed subsample (m, N) of the training split, D = diag F
+    (Marquardt's scaling: the step does not depend on how each parameter is scaled, so a
+    parameter whose effect saturates, like t in a = s sqrt(3 c) tanh(t), still moves). A step
     is accepted when finite and the loss falls by at least 1e-4 |g . d| (else lam x 8 and
     retried); then lam / 4 when the decrease is more than 3/4 of the one F's quadratic model
     predicts, lam x 2 when less than 1/4. It stops by itself when no step is accepted in 12
@@ -202,10 +206,10 @@ class FisherScoring:
 
     def reset(self) -> None:
         self.damping, self.flat = _DAMPING[0], 0
-        self.fisher: tuple[torch.Tensor, torch.Tensor, float] | None = None
+        self.fisher: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
-    def _fisher(self) -> tuple[torch.Tensor, torch.Tensor, float]:
-        """F on the active parameters, their mask (P,) and the mean of F's diagonal."""
+    def _fisher(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """F on the active parameters, their mask (P,) and the damping's diagonal D."""
         if self.fisher is None:
             jacobian = scores(self.objective.model, self.subsample)
             active = jacobian.abs().amax(dim=0) > 0
@@ -213,7 +217,9 @@ class FisherScoring:
             fisher = jacobian.T @ jacobian / jacobian.shape[0]
             if not bool(torch.isfinite(fisher).all()):
                 fisher = torch.eye(len(fisher), dtype=fisher.dtype, device=fisher.device)
-            self.fisher = (fisher, active, float(fisher.diagonal().mean()) or 1.0)
+            diagonal = fisher.diagonal()
+            floor = _DIAGONAL_FLOOR * float(diagonal.mean()) or 1.0
+            self.fisher = (fisher, active, diagonal.clamp_min(floor))
         return self.fisher
 
     def run(self, budget: int, tolerance: float) -> tuple[int, bool]:
@@ -224,12 +230,11 @@ class FisherScoring:
             loss, gradient = objective()
             if float(gradient.abs().max()) <= tolerance:
                 return done, True
-            fisher, active, scale = self._fisher()
-            identity = torch.eye(len(fisher), dtype=fisher.dtype, device=fisher.device)
+            fisher, active, diagonal = self._fisher()
             theta, cache = objective.flat_parameters(), objective.cached
             for _ in range(_FISHER_TRIES):
                 step = torch.zeros_like(theta)
-                step[active] = torch.linalg.solve(fisher + self.damping * scale * identity,
+                step[active] = torch.linalg.solve(fisher + torch.diag(self.damping * diagonal),
                                                   -gradient[active])
                 objective.set_flat(theta + step)
                 new_loss, new_gradient = objective()
