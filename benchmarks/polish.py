@@ -1,7 +1,8 @@
 """Polish benchmark: Adam alone against Adam + the full-batch float64 polish, by stepper.
 
-For each case, one data set, one network and one Adam stage (library defaults of `train`,
-seed 0), then the polish with each stepper of `train(polish=...)`: "lbfgs" (L-BFGS with a
+For each case and seed (`--seeds`, default 0: the data set, the initialisation and the
+minibatches), one data set, one network and one Adam stage (library defaults of `train`),
+then the polish with each stepper of `train(polish=...)`: "lbfgs" (L-BFGS with a
 strong-Wolfe line search) and "fisher" (damped Fisher scoring with per-sample scores, handing
 over to L-BFGS when it stalls). Per row: the polish's seconds, iterations, full-batch passes
 and why it stopped, the final largest gradient entry, the seconds of one full-batch pass
@@ -20,6 +21,7 @@ Data sets are cached in ``benchmarks/.cache/data``. Run from the repository root
 
     OMP_NUM_THREADS=1 python benchmarks/polish.py --cases 3x3 8x8 [--lbfgs-steps 2000]
     OMP_NUM_THREADS=2 python benchmarks/polish.py --cases 16x16 --steppers fisher
+    OMP_NUM_THREADS=1 python benchmarks/polish.py --cases 8x8 --steppers fisher --seeds 1 2
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ CASES = {
     "8x8": (lambda: LatticeTheory((8, 8), **HELD_OUT), 50_000, "mala", {"kernel_radius": 1}),
     "16x16": (lambda: LatticeTheory((16, 16), **HELD_OUT), 100_000, "mala", {}),
 }
-HEADER = ("case", "P", "training", "polish s", "iters", "passes", "stop", "max|grad|",
+HEADER = ("case", "seed", "P", "training", "polish s", "iters", "passes", "stop", "max|grad|",
           "pass s", "passes %", "errors", "total s")
 
 
@@ -78,32 +80,35 @@ def pass_seconds(model: PolynomialINN, x: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
-def run(name: str, steppers: list[str], lbfgs_steps: int) -> list[list[str]]:
+def run(name: str, steppers: list[str], lbfgs_steps: int, seed: int) -> list[list[str]]:
+    """The case's rows: Adam alone, then Adam + each stepper; `seed` seeds the data set, the
+    initialisation and the minibatches."""
     make, n, method, options = CASES[name]
     theory = make()
-    data = load_dataset(theory, n, method=method, seed=0, cache_dir=CACHE, progress=False).x
-    torch.manual_seed(0)
+    data = load_dataset(theory, n, method=method, seed=seed, cache_dir=CACHE,
+                        progress=False).x
+    torch.manual_seed(seed)
     model = PolynomialINN(theory.dim, 2, lattice=theory.shape, **options)
     start = time.perf_counter()
-    history = train(model, data, polish=False, progress=False, device="cpu")
+    history = train(model, data, seed=seed, polish=False, progress=False, device="cpu")
     adam_seconds = time.perf_counter() - start
     size = sum(p.numel() for p in model.parameters() if p.requires_grad)
     x = torch.as_tensor(data[: model.training_info["n_train"]], dtype=torch.float64)
     one_pass = pass_seconds(model, x)
-    rows = [[name, str(size), "Adam", "-", "-", "-", "-", f"{history.grad_norm:.1e}",
+    rows = [[name, str(seed), str(size), "Adam", "-", "-", "-", "-", f"{history.grad_norm:.1e}",
              f"{one_pass:.2f}", "-", errors(theory, model), f"{adam_seconds:.0f}"]]
     print("  ".join(rows[-1]), flush=True)
     for stepper in steppers:
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         polished = PolynomialINN(theory.dim, 2, lattice=theory.shape, **options)
         steps = lbfgs_steps if stepper == "lbfgs" else 2000
         start = time.perf_counter()
-        history = train(polished, data, polish=stepper, polish_steps=steps, progress=False,
-                        device="cpu")
+        history = train(polished, data, seed=seed, polish=stepper, polish_steps=steps,
+                        progress=False, device="cpu")
         total = time.perf_counter() - start
         share = history.polish_evaluations * one_pass / max(history.polish_seconds, 1e-9)
         rows.append([
-            name, str(size), f"Adam + {history.polish_method}",
+            name, str(seed), str(size), f"Adam + {history.polish_method}",
             f"{history.polish_seconds:.0f}", str(history.polish_iterations),
             str(history.polish_evaluations), history.polish_stop,
             f"{history.grad_norm:.1e}", f"{one_pass:.2f}", f"{100 * min(share, 1):.0f}",
@@ -120,10 +125,12 @@ def main() -> None:
                         default=["lbfgs", "fisher"])
     parser.add_argument("--lbfgs-steps", type=int, default=2000,
                         help="the most L-BFGS iterations (polish_steps of the lbfgs rows)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="seeds of the data set, initialisation and minibatches")
     arguments = parser.parse_args()
     print(f"torch threads = {torch.get_num_threads()}", flush=True)
-    rows = [row for case in arguments.cases
-            for row in run(case, arguments.steppers, arguments.lbfgs_steps)]
+    rows = [row for case in arguments.cases for seed in arguments.seeds
+            for row in run(case, arguments.steppers, arguments.lbfgs_steps, seed)]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADER)]
     print()
     print("  ".join(h.rjust(w) for h, w in zip(HEADER, widths, strict=True)))

@@ -211,7 +211,7 @@ def run_lane(lane: int) -> None:
     for item in LANES[lane]:
         start = time.perf_counter()
         try:
-            if item.startswith("held-out"):
+            if isinstance(item, str) and item.startswith("held-out"):
                 heldout_sweep((int(item.split()[1]),), compute=True)
             elif isinstance(item, str):
                 _, _, m2, depth, *rest = item.split()
