@@ -72,12 +72,9 @@ print(f"couplings {theory.parameters}")
 #
 # All networks have depth 2, float64 weights, the same initial seed and the library's
 # default training (`it.train`: Adam, up to 1500 steps with early stopping on 10 % held-out
-# data, then, with `polish=True`, full-batch L-BFGS in float64 until the largest entry of the
-# gradient of the mean NLL is below `polish_tol` = $10^{-5}$). They differ in one setting at a
-# time. (The kit's polish now takes Fisher scoring steps for networks of up to 2048 active
-# parameters, `train(polish="fisher")`, which needs tens of iterations where L-BFGS needs
-# hundreds and ends at the same maximum; these networks were stored with L-BFGS, as
-# `polish="lbfgs"` still does. `benchmarks/README.md`, "Polish", has the comparison.)
+# data, then, with `polish=True`, full-batch second-order steps in float64 until the largest
+# entry of the gradient of the mean NLL is below `polish_tol` = $10^{-5}$: "What convergence
+# changes" below). They differ in one setting at a time.
 #
 # | network | weights | activation | training | parameters |
 # |---|---|---|---|---|
@@ -87,15 +84,15 @@ print(f"couplings {theory.parameters}")
 # | lattice cubic, Adam only | periodic convolution | $y + a y^2 + c y^3$, shared | Adam | 24 |
 # | lattice cubic | periodic convolution | $y + a y^2 + c y^3$, shared | Adam + polish | 24 |
 #
-# Adam takes about 6 s per network on one core, the polish stage minutes, more than this
-# lecture's budget. So each network is trained once and stored with `it.cached(settings,
+# Adam takes about 6 s per network on one core, the polish stage seconds to minutes, more
+# than this lecture's budget. So each network is trained once and stored with `it.cached(settings,
 # compute, folder)`: the key is a hash of *every* setting (theory, data, network and
 # training options with the library's defaults, the package version), so a change of any of
 # them trains afresh instead of reusing a stale network. They are committed in
 # `cache/lecture4`; the button of the panel in "Look at one network" retrains the selected
 # one on your machine. Each stored network also keeps its training curve. When some are
 # missing (a new library version, a changed default) the cell stops and names them rather
-# than start twenty minutes of training; set `TRAIN_MISSING = True` to train them here.
+# than start ten minutes of training; set `TRAIN_MISSING = True` to train them here.
 
 # %%
 LECTURE4 = "cache/lecture4"  # relative to this notebook
@@ -132,7 +129,7 @@ missing = [label for label in NETWORKS if not it.store.entry_path(
     network_settings(label), LECTURE4, entry_name(label)).exists()]
 if missing and not TRAIN_MISSING:
     raise RuntimeError(f"not stored in {LECTURE4}: {missing}; set TRAIN_MISSING = True to "
-                       "train them (about 20 minutes), see cache/README.md")
+                       "train them (about 10 minutes), see cache/README.md")
 models = {label: stored_network(label) for label in NETWORKS}
 learned = {label: it.extract_action(model, order=4) for label, model in models.items()}
 
@@ -240,7 +237,7 @@ def render(label):
             left.plot(step[keep], val[keep], ".-", color=color, label=name)
     best = float(val.min())
     left.set_ylim(best - 0.002, best + 0.03)
-    left.set(xlabel="Adam step (then + L-BFGS iteration)", ylabel="validation NLL (nats)",
+    left.set(xlabel="Adam step (then + polish iteration)", ylabel="validation NLL (nats)",
              title=f"{label}: training")
     left.legend(fontsize="small")
     sites = np.arange(theory.dim)
@@ -256,11 +253,11 @@ def render(label):
     right.legend(fontsize="small")
     plt.tight_layout()
     row = errors[label]
-    kept = ("" if not info["polish"] else ", kept Adam's state"
-            if info["best_step"] <= info["steps_run"] else ", kept the polished state")
-    return (f"{n_parameters[label]} parameters; {info['steps_run']} Adam steps, "
-            f"{info['polish_iterations']} L-BFGS iterations{kept}; max|grad| = "
-            f"{info['grad_norm']:.1e}; errors " + ", ".join(
+    kept = "Adam's" if info["kept"] == "adam" else "the polished"
+    polish = ("" if not info["polish"] else f", {info['polish_iterations']} polish iterations "
+              f"({info['polish_method']}), kept {kept} state")
+    return (f"{n_parameters[label]} parameters; {info['steps_run']} Adam steps{polish}; "
+            f"max|grad| = {info['grad_norm']:.1e}; errors " + ", ".join(
                 f"{name}&nbsp;{100 * e:.1f}&nbsp;%"  # no line break inside an entry
                 for (name, _, _), e in zip(METRICS, row, strict=True)))
 
@@ -281,11 +278,11 @@ widgets.VBox([panel, recompute_button("retrain this network", retrain, panel,
 # %% [markdown]
 # ## The reference point: the paper's network
 #
-# The dense quadratic network learns $A^{(2)}$ to 5 % and the cubic diagonal to about 25 %,
+# The dense quadratic network learns $A^{(2)}$ to 5 % and the cubic diagonal to about 30 %,
 # but its quartic diagonal is almost zero (the last section shows why). Its polish stage did
-# not help either: it ran into the cap of 2000 L-BFGS iterations without reaching the
-# tolerance and lowered the training NLL but not the validation NLL, so `train` kept Adam's
-# state (the panel above shows its curve). The same dense network with the cubic activation
+# not reach the tolerance: it ran into the cap of 2000 iterations (Fisher scoring, then
+# L-BFGS) with the largest gradient entry at about $10^{-4}$ (the panel above shows its
+# curve). The same dense network with the cubic activation
 # recovers the quartic diagonal (to 20 %), but it puts a lot of weight where the truth has
 # none: its full $A^{(3)}$ and $A^{(4)}$ errors are more than twice its diagonal ones.
 
@@ -293,9 +290,10 @@ widgets.VBox([panel, recompute_button("retrain this network", retrain, panel,
 reference = {label: dict(zip([m for m, _, _ in METRICS], 100 * errors[label], strict=True))
              for label in errors}
 quadratic_info = models["dense quadratic"].training_info
-print(f"dense quadratic: polish stopped by {quadratic_info['polish_stop']!r} after "
-      f"{quadratic_info['polish_iterations']} iterations,\n    kept state at step "
-      f"{quadratic_info['best_step']} (Adam's), max|grad| {quadratic_info['grad_norm']:.1e}")
+print(f"dense quadratic: polish ({quadratic_info['polish_method']}) stopped by "
+      f"{quadratic_info['polish_stop']!r} after {quadratic_info['polish_iterations']} "
+      f"iterations,\n    kept {quadratic_info['kept']}'s state, max|grad| "
+      f"{quadratic_info['grad_norm']:.1e}")
 for label in ("dense quadratic", "dense cubic"):
     row = comparison.row(4, label)
     print(f"{label}: A4 diagonal mean {row.learned_diagonal_mean:.3f} (true "
@@ -308,9 +306,12 @@ for label in ("dense quadratic", "dense cubic"):
 #
 # Adam with early stopping ends where the validation NLL stops improving; the curve looks
 # flat. That is not the maximum of the likelihood. The polish stage continues from Adam's
-# best state with full-batch L-BFGS in float64 until the gradient has no entry above
-# $10^{-5}$ (or 2000 iterations have run); `train` then keeps whichever of the two states has
-# the better validation NLL. Below, per network: the gradient at the end, how much the test
+# best state with full-batch second-order steps in float64 (Fisher scoring: Newton steps
+# with the mean outer product of the per-sample gradients in place of the Hessian; L-BFGS
+# for networks of more than 2048 parameters, or where Fisher scoring stalls) until the
+# gradient has no entry above $10^{-5}$ (or 2000 iterations have run); `train` then keeps
+# the polished state unless its validation NLL is worse than Adam's by more than two
+# standard errors. Below, per network: the gradient at the end, how much the test
 # NLL changed (the paired difference per test sample, with its standard error), and how far
 # the couplings moved, $\|A^{(k)}_\text{polished} - A^{(k)}_\text{Adam}\| /
 # \|A^{(k)}_\text{true}\|$.
@@ -344,7 +345,8 @@ for family in ("dense cubic", "lattice cubic"):
 
 # %% [markdown]
 # The lattice network shows what convergence changes. Adam left its gradient at about
-# $3 \cdot 10^{-2}$; the polish stage reaches the tolerance in about 500 iterations. The test
+# $3 \cdot 10^{-2}$; the polish stage reaches the tolerance in 25 Fisher-scoring iterations,
+# a few seconds. The test
 # NLL changes by a fraction of a milli-nat, within its statistical error, while the cubic and
 # quartic couplings move by 15 to 35 % of their size: the $A^{(3)}$ diagonal error falls from
 # 13 % to about 2 %, the full $A^{(4)}$ error halves, $A^{(2)}$ improves threefold (only the
@@ -353,11 +355,13 @@ for family in ("dense cubic", "lattice cubic"):
 # curve.
 #
 # The dense network shows the other side. Its polish stage ran into the 2000-iteration cap
-# with the gradient still far above the tolerance, and lowered the training NLL while the
-# validation NLL rose slightly (select it in the panel above), so `train` kept Adam's state:
-# its two rows in the table are the same network. With 216 parameters L-BFGS did not get
-# there in 2000 iterations (minutes on one core). `it.train` reports it:
-# `TrainingHistory.grad_norm`, `converged` and `polish_stop`.
+# (minutes on one core) with the gradient still ten times the tolerance. Its validation NLL
+# is within the noise of Adam's, so the polished state is kept, and its couplings moved far
+# (the cubic by a third, the quartic by more than half of their size) without getting
+# closer to the truth: the full $A^{(3)}$ and $A^{(4)}$ errors rose. With 216 parameters for
+# a theory of 8 couplings, the dense network's likelihood has many nearly flat directions;
+# where along them its maximum lies, the data barely decide. `it.train` reports a fit that
+# stopped short: `TrainingHistory.grad_norm`, `converged` and `polish_stop`.
 #
 # ## What symmetry changes
 #
@@ -493,9 +497,11 @@ plt.show()
 # %% [markdown]
 # The quadratic network learned small $a$, below the value that matches the skew (two layers
 # share the work), and its quartic diagonal follows: near zero. The $a$ that would give the
-# quartic makes the skew five times too large, and its fold would sit at the edge of the data,
-# within a $\sigma$ of the furthest pre-activation of $10^5$ samples: on this nearly Gaussian
-# torus the skew is the binding constraint, and the fold leaves no room to trade it. The cubic
+# quartic makes the skew five times too large, and its fold would sit inside the data: this
+# network's first-layer pre-activations reach more than twice as far out (the polish
+# stretched its first linear map), so samples would fall beyond the fold. On this nearly
+# Gaussian torus the skew is the binding constraint, and the fold leaves no room to trade
+# it. The cubic
 # activation has $\phi'(y) = 1 + 2 a y + 3 c y^2 > 0$ for *every* $y$ (the parametrisation
 # keeps $a^2 < 3c$): no fold, and $c$ is a quartic knob independent of the skew.
 #
@@ -508,23 +514,25 @@ plt.show()
 
 # %%
 r = reference
-# the paper's network: A2 within 6 %, A3 diag within 30 %, quartic diagonal mean below a
-# quarter of g4; its polish hit the cap and
-# Adam's state was kept; the dense cubic gets the quartic diagonal to 15-25 % and its full
-# A3, A4 errors are more than twice its diagonal ones
+# the paper's network: A2 within 6 %, A3 diag about 30 % (25-35 %), quartic diagonal mean
+# below a quarter of g4; its polish hit the cap with max|grad| 1e-4 to 1e-3; the dense cubic
+# gets the quartic diagonal to 15-25 % and its full A3, A4 errors are more than twice its
+# diagonal ones
 assert abs(comparison.row(4, "dense quadratic").learned_diagonal_mean) < 0.25 * theory.g4
-assert r["dense quadratic"]["A2"] < 6 and r["dense quadratic"]["A3 diag"] < 30
+assert r["dense quadratic"]["A2"] < 6 and 25 < r["dense quadratic"]["A3 diag"] < 35
 assert quadratic_info["polish_stop"] == "steps" and not quadratic_info["converged"]
-assert quadratic_info["best_step"] <= quadratic_info["steps_run"]
+assert 1e-4 < quadratic_info["grad_norm"] < 1e-3
 assert r["dense cubic"]["A4 diag"] < 25 and r["dense cubic"]["A4 diag"] > 15
 assert r["dense cubic"]["A3 full"] > 2 * r["dense cubic"]["A3 diag"]
 assert r["dense cubic"]["A4 full"] > 2 * r["dense cubic"]["A4 diag"]
-# convergence, lattice network: Adam's gradient 1e-2 to 5e-2, polished <= 1e-5 after 400-600
-# iterations; test NLL change within 3 standard errors of zero and below 1e-3 nats; A3 and A4
-# move by 15-35 %; A3 diag error falls below a quarter of Adam's, full A4 below 0.6 of it, A2
-# below half of it; the A4 diagonal gets worse by less than 2 percentage points
+# convergence, lattice network: Adam's gradient 1e-2 to 5e-2, polished <= 1e-5 after 15-40
+# Fisher-scoring iterations; test NLL change within 3 standard errors of zero and below
+# 1e-3 nats; A3 and A4 move by 15-35 %; A3 diag error falls below a quarter of Adam's, full
+# A4 below 0.6 of it, A2 below half of it; the A4 diagonal gets worse by less than 2
+# percentage points
 c = convergence["lattice cubic"]
-assert 1e-2 < c["grad"][0] < 5e-2 and c["grad"][1] <= 1e-5 and 400 <= c["iterations"] <= 600, c
+assert 1e-2 < c["grad"][0] < 5e-2 and c["grad"][1] <= 1e-5 and 15 <= c["iterations"] <= 40, c
+assert models["lattice cubic"].training_info["polish_method"] == "fisher"
 assert abs(c["nll_gain"]) < 3 * c["nll_se"] and abs(c["nll_gain"]) < 1e-3, c
 assert all(0.15 < c["moved"][k] < 0.35 for k in (3, 4)), c["moved"]
 adam, polished = r["lattice cubic, Adam only"], r["lattice cubic"]
@@ -532,17 +540,16 @@ assert polished["A3 diag"] < 0.25 * adam["A3 diag"] and polished["A2"] < 0.5 * a
 assert polished["A4 full"] < 0.6 * adam["A4 full"]
 assert 0 < polished["A4 diag"] - adam["A4 diag"] < 2
 # the numbers quoted (stored networks, exact extraction: rounding-free to 0.05)
-assert abs(adam["A3 diag"] - 13.3) < 0.05 and abs(polished["A3 diag"] - 2.2) < 0.05
+assert abs(adam["A3 diag"] - 13.3) < 0.05 and abs(polished["A3 diag"] - 2.1) < 0.05
 assert abs(adam["A4 diag"] - 5.0) < 0.05 and abs(polished["A4 diag"] - 5.9) < 0.05
-# convergence, dense network: polish hit the cap far above the tolerance, lowered the
-# training NLL and raised the validation NLL; Adam's state kept
+# convergence, dense network: polish hit the cap at 5-20x the tolerance; the polished state
+# kept (validation NLL within 2 SE of Adam's); its A3 moved by 25-45 %, its A4 by more than
+# half; the full A3 and A4 errors rose
 c = convergence["dense cubic"]
-assert c["stop"] == "steps" and c["grad"][1] > 100 * 1e-5 and c["kept_adam"], c
-assert np.array_equal(errors["dense cubic"], errors["dense cubic, Adam only"])
-curve = models["dense cubic"].training_info["curve"]
-polish_at = curve["stage"].index("polish")
-assert curve["train_nll"][-1] < curve["train_nll"][polish_at - 1]  # training NLL fell,
-assert curve["val_nll"][-1] > min(curve["val_nll"][:polish_at])  # validation NLL rose
+assert c["stop"] == "steps" and 5e-5 < c["grad"][1] < 2e-4 and not c["kept_adam"], c
+assert 0.25 < c["moved"][3] < 0.45 and c["moved"][4] > 0.5, c["moved"]
+dense_adam, dense_polished = r["dense cubic, Adam only"], r["dense cubic"]
+assert all(dense_polished[name] > dense_adam[name] for name in ("A3 full", "A4 full"))
 # symmetry: 24 against 216 parameters; the lattice network beats the dense one on every order
 # and dense score matching by more than 1.5x on every order
 assert n_parameters["lattice cubic"] == 24 and n_parameters["dense cubic"] == 216
@@ -571,11 +578,12 @@ assert abs(tied["A2"] - network["A2"]) < 0.5
 assert max(tied["A3 diag"], tied["A4 diag"], network["A3 diag"], network["A4 diag"]) < 6
 # the fold: the quadratic network keeps all data inside its domain; its learned a lie below
 # the skew-matching value; the quartic-matching a has 3x too much skew (five times, printed)
-# and its fold lies within one sigma of the most extreme pre-activation
+# and its fold lies inside the data: the most extreme pre-activation is more than twice as
+# far out
 assert quadratic_model.outside_fraction(x) == 0.0
 assert learned_a.max() < a_for_a3 < a_for_a4
 assert 6 * a_for_a4 - 16 * a_for_a4**3 > 3 * target3
-assert abs(float(y1.min()) - fold) < 1.0
+assert float(y1.min()) < 2 * fold
 print("all checks passed")
 
 # %% [markdown]
@@ -584,9 +592,9 @@ print("all checks passed")
 # * Read out exactly, a polynomial INN gives the couplings of the action it learned; whether
 #   they are the true ones depends on the network and on its training.
 # * Convergence: Adam's flat loss curve is not the maximum of the likelihood. The couplings
-#   sit in nearly flat directions; full-batch L-BFGS to a gradient tolerance moved the lattice
-#   network's cubic and quartic couplings by 15-35 % while the NLL moved by less than its
-#   noise. The dense network did not converge in 2000 iterations: look at `grad_norm`.
+#   sit in nearly flat directions; full-batch Fisher scoring to a gradient tolerance moved the
+#   lattice network's cubic and quartic couplings by 15-35 % while the NLL moved by less than
+#   its noise. The dense network did not converge in 2000 iterations: look at `grad_norm`.
 # * Symmetry: a translation-equivariant network (periodic convolutions, site-shared
 #   coefficients) has 24 parameters instead of 216 and learns every order better than the
 #   dense network and dense score matching.

@@ -295,12 +295,12 @@ display(variant_table())
 #
 # * **Data.** Every error falls with $n$ at every depth. Below $n = 10^5$ the local parts
 #   scatter widely: at $n = 10^3$ the seed standard deviation of the A4 diagonal exceeds its
-#   mean at every depth.
+#   mean at depths 1, 3 and 4, and is three quarters of it at depth 2.
 # * **Convergence, and the keep rule.** The polish reached its gradient tolerance in most runs
 #   (the table's stop column); the keep rule kept the polished state in all 12 runs at
-#   $n = 10^3$ and all 12 at $n = 10^5$, and Adam's state in 5 of the 12 at $n = 10^4$, each
-#   time because the polished state's validation NLL was worse by more than two standard
-#   errors: with $10^4$ samples the maximum of the likelihood starts to fit the sample. Where
+#   $n = 10^5$, and Adam's state in 6 of the 12 at $n = 10^4$ and 1 of the 12 at $n = 10^3$,
+#   each time because the polished state's validation NLL was worse by more than two
+#   standard errors: with few samples the maximum of the likelihood fits the sample. Where
 #   it counts the polish pays: at depth 2, $n = 10^5$, seed 0, the polished network has
 #   0.7 % on the A3 diagonal and 14.7 % on the full $A^{(4)}$, the same network without the
 #   polish 11.0 % and 30.5 %.
@@ -310,8 +310,8 @@ display(variant_table())
 #   both depths (A4 errors above 95 %), as lecture 4 explains.
 # * **Depth**, once training is converged and the network respects the lattice
 #   ($n = 10^5$): depth 2 beats depth 1 beyond the seed scatter on four of the five errors
-#   (all but the A3 diagonal, a draw). Deeper does not help further: depth 4 is worse than
-#   depth 2 on every error, depth 3 on four of five. At $n \le 10^4$ depth does not help:
+#   (all but the A3 diagonal, a draw). Deeper does not help further: depth 3 is worse than
+#   depth 2 on every error, depth 4 on four of five. At $n \le 10^4$ depth does not help:
 #   at $n = 10^4$ no depth beats depth 1 on any error by more than the seed scatter.
 # * **Baselines, by what they know.** *Dense* score matching (knows nothing) loses to the
 #   network at every $n$ on every error; at $n = 10^5$ to depth 2 by a factor of 2.0 (A3
@@ -324,7 +324,7 @@ display(variant_table())
 #   its depth 1 is below the translation fit on all five errors and on the Fisher divergence.
 #   The *tied* fit is told the form of the action: at every $n$ it has the lowest Fisher
 #   divergence and wins the A3 and A4 diagonals and the full tensors against every depth;
-#   $A^{(2)}$ at $n = 10^5$ is a draw (depth 2 0.47 %, tied 0.54 %). Its 8 coefficients span
+#   $A^{(2)}$ at $n = 10^5$ is a draw (depth 2 0.48 %, tied 0.54 %). Its 8 coefficients span
 #   the true action and two more terms, and its cubic and quartic terms are on-site by
 #   construction, so its full errors equal its local ones. The network's action is a
 #   composition of polynomials, with couplings of every range and order up to
@@ -464,17 +464,17 @@ for label in E:
 # at n = 1e3 the A4 diagonal's seed std exceeds its mean at every depth
 ratio = E["A4 diag"][1][:, 0] / E["A4 diag"][0][:, 0]
 print("A4 diag std/mean at n = 1e3:", np.round(ratio, 2))
-assert np.all(ratio > 1)
+assert np.all(ratio[[0, 2, 3]] > 1) and 0.7 < ratio[1] < 0.8
 
-# Convergence and the keep rule: polished state kept in 12/12 at 1e3 and 1e5; at 1e4 Adam's
-# in 5 of 12, each where the polished state was worse by more than 2 SE
+# Convergence and the keep rule: polished state kept in 12/12 at 1e5; Adam's in 6 of 12 at
+# 1e4 and 1 of 12 at 1e3, each where the polished state was worse by more than 2 SE
 for n in COUNTS:
     runs = [r for r in result.records if r["n"] == n]
     worse = [r["keep_difference"] > 2 * r["keep_se"] for r in runs]
     kept_adam = [r["kept"] == "adam" for r in runs]
     print(f"n = {n}: polished state kept in {kept_adam.count(False)} of {len(runs)}")
     assert len(runs) == 12 and all(r["polished"] for r in runs) and worse == kept_adam
-    assert sum(kept_adam) == (5 if n == 10_000 else 0)
+    assert sum(kept_adam) == {1_000: 1, 10_000: 6, 100_000: 0}[n]
 polished = variant_errors("lattice cubic, polish", 2)
 adam = variant_errors("lattice cubic, no polish", 2)
 for value, percent in zip([*polished[[1, 4]], *adam[[1, 4]]], [0.7, 14.7, 11.0, 30.5],
@@ -498,10 +498,10 @@ clear = [label for label in E if beyond(label, 2, 1, BIG)]
 print("depth 2 beats depth 1 beyond the scatter at 1e5:", clear)
 assert clear == ["A2", "A4 diag", "full A3", "full A4"]
 assert not beyond("A3 diag", 1, 2, BIG)
-# depth 4 worse than depth 2 on every error, depth 3 on four of five
+# depth 3 worse than depth 2 on every error, depth 4 on four of five
 at_big = np.array([E[label][0][:, BIG] for *_, label in ERRORS])  # (error, depth)
-assert np.all(at_big[:, 3] > at_big[:, 1])
-assert np.sum(at_big[:, 2] > at_big[:, 1]) == 4
+assert np.all(at_big[:, 2] > at_big[:, 1])
+assert np.sum(at_big[:, 3] > at_big[:, 1]) == 4
 # at n = 1e4 no depth beats depth 1 beyond the seed scatter
 for label in E:
     assert not any(beyond(label, d, 1, 1) for d in DEPTHS[1:]), label
@@ -543,13 +543,13 @@ assert all(E[label][0][0, 0] < SM["translation"][label][0][0] for label in E)
 assert (fisher_of(points(1, 1_000), 1_000)[0]
         < fisher_of(results["translation"].baselines, 1_000)[0])
 # Tied SM: the lowest Fisher divergence at every n, and below every depth on the A3 and A4
-# diagonals and the full tensors at every n; A2 at 1e5 a draw (0.47 % against 0.54 %)
+# diagonals and the full tensors at every n; A2 at 1e5 a draw (0.48 % against 0.54 %)
 for n in COUNTS:
     tied = fisher_of(results["tied"].baselines, n)[0]
     assert all(tied < fisher_of(points(d, n), n)[0] for d in DEPTHS), n
 for label in ["A3 diag", "A4 diag", "full A3", "full A4"]:
     assert np.all(SM["tied"][label][0] < np.nanmin(E[label][0], axis=0)), label
-assert abs(100 * E["A2"][0][1, BIG] - 0.47) < 0.005
+assert abs(100 * E["A2"][0][1, BIG] - 0.48) < 0.005
 assert abs(100 * SM["tied"]["A2"][0][BIG] - 0.54) < 0.005
 m_tied = sum(b["n"] == 100_000 for b in results["tied"].baselines)
 assert not apart((E["A2"][0][1, BIG], E["A2"][1][1, BIG], SEEDS_AT[1, BIG]),
