@@ -138,9 +138,9 @@ free = sum(p.numel() for name, p in model.named_parameters() if name != "kernel"
 free += model.depth * int(model.kernel_support.sum())  # kernel entries within the radius
 print(f"network: {free} free parameters, coupling range {model.coupling_range}")
 assert free < 50 and model.coupling_range == 4
-print(f"stored training: {info['steps_run']} Adam steps on {info['n_train']} samples, then "
-      f"the polish: {info['polish_method']}, {info['polish_iterations']} iterations, stopped "
-      f"at the {info['polish_stop']}, kept: {info['kept']}")
+print(f"stored training: {info['steps_run']} Adam steps on {info['n_train']} samples, then the\n"
+      f"    polish: {info['polish_method']}, {info['polish_iterations']} iterations, stopped at "
+      f"the {info['polish_stop']}, kept: {info['kept']}")
 assert info["polish_stop"] == "tolerance" and info["kept"] == "polish"
 
 # %% tags=["nbval-ignore-output"]
