@@ -1,4 +1,4 @@
-"""Polish geometry: what the full-batch polish of a lattice INN crawls along, and why.
+"""Polish geometry: where the full-batch polish of a lattice INN starts, and what it crosses.
 
 The 8x8 row of the scale benchmark (unimodal theory, HMC, n = 10^5, seed 0; depth-2 lattice
 cubic network, kernel_radius 1, `train`'s defaults otherwise). Adam runs alone
@@ -18,9 +18,12 @@ cubic network, kernel_radius 1, `train`'s defaults otherwise). Adam runs alone
    from (k + Rk) / 2), which has no odd directions to leave by: its polish, its best
    validation NLL against the kit's network's, and both extracted actions' errors: A2, on
    site A3 and A4 (relative) and the A3/A4 leakage (norm off site over the true on-site one).
+4. The smallest entries of the Fisher matrix's diagonal (the mean squared per-sample score
+   on the polish's subsample of 10^4 rows) relative to their mean, at Adam's state and after
+   the polish: the parameters a damping proportional to the identity would hold back.
 
-The number of polish iterations depends on rounding (the thread count, the BLAS): run it
-with one and with two threads to see how much.
+Run it with one and with two threads to see how much the polish depends on rounding (the
+thread count, the BLAS).
 
     OMP_NUM_THREADS=2 python benchmarks/polish_geometry.py
 """
@@ -34,10 +37,11 @@ import torch
 
 from inntheory import PolynomialINN, extract_action, preset, sample, train
 from inntheory.model.linear import LatticeConvolution
-from inntheory.model.polish import FullBatch, actions, mean_of
+from inntheory.model.polish import FullBatch, actions, mean_of, scores
 from inntheory.model.stages import AffineStage
 
 SHAPE, N_SAMPLES, HESSIAN_ROWS, CHUNK_ROWS = (8, 8), 100_000, 20_000, 4096
+FISHER_ROWS, SMALLEST = 10_000, 4  # the polish's subsample at 24 parameters
 ALPHAS = (-0.1, -0.06, -0.03, 0.03, 0.06, 0.1)
 
 
@@ -107,6 +111,21 @@ def saddle_report(model: PolynomialINN, x: torch.Tensor) -> None:
               + "  ".join(f"{c:+.1e}" for c in changes))
 
 
+def fisher_report(label: str, model: PolynomialINN, x: torch.Tensor) -> None:
+    """The smallest entries of the Fisher matrix's diagonal, mean (score^2) over the first
+    FISHER_ROWS samples, relative to the mean entry (active parameters only)."""
+    jacobian = scores(model, x[:FISHER_ROWS])
+    names = [f"{name}[{i}]" for name, p in model.named_parameters() if p.requires_grad
+             for i in range(p.numel())]
+    active = jacobian.abs().amax(dim=0) > 0
+    diagonal = jacobian.pow(2).mean(dim=0)[active]
+    names = [name for name, keep in zip(names, active.tolist(), strict=True) if keep]
+    relative = (diagonal / diagonal.mean()).tolist()
+    smallest = sorted(zip(relative, names, strict=True))[:SMALLEST]
+    print(f"{label:>8}: smallest Fisher diagonal entries / their mean: "
+          + ", ".join(f"{name} {value:.1e}" for value, name in smallest))
+
+
 def shape_report(label: str, model: PolynomialINN) -> None:
     kernel = (model.kernel * model.kernel_support).detach().double()
     asymmetry = [float((k - rk).norm() / k.norm()) for k, rk in zip(kernel, reflected(kernel),
@@ -146,6 +165,8 @@ def main() -> None:
     polish_report("symmetric", network(ReflectionSymmetric), data, theory)
     shape_report("Adam", adam)
     shape_report("polished", polished)
+    fisher_report("Adam", adam.double(), data.double())
+    fisher_report("polished", polished.double(), data.double())
 
 
 if __name__ == "__main__":
