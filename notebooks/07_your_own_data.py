@@ -123,11 +123,11 @@ plt.show()
 #
 # A depth-2 network with the cubic activation, float64, trained by maximum likelihood with
 # the library's defaults: Adam, then, since `polish="auto"` finds this problem small enough,
-# full-batch L-BFGS until the gradient is below `polish_tol` (lecture 4 shows why that
-# matters; `polish=False` stops after Adam). Two options of `it.PolynomialINN` exploit
-# symmetries your data may have: `lattice=shape` for samples on a periodic lattice
-# (translation-equivariant layers, far fewer parameters) and `odd=True` for data symmetric
-# under $x \to -x$ (an exactly even density). Neither applies here: these variables do not
+# full-batch second-order steps (Fisher scoring) until the gradient is below `polish_tol`
+# (lecture 4 shows why that matters; `polish=False` stops after Adam). Two options of
+# `it.PolynomialINN` exploit symmetries your data may have: `lattice=shape` for samples on a
+# periodic lattice (translation-equivariant layers, far fewer parameters) and `odd=True` for
+# data symmetric under $x \to -x$ (an exactly even density). Neither applies here: these variables do not
 # sit on a lattice, and the cubic term breaks $x \to -x$. The expansion point is $x_0 = 0$
 # here, so that the learned action can be compared with the true one written around $0$; for
 # data without a natural origin, expand around the mean (the command line's default,
@@ -138,7 +138,8 @@ torch.manual_seed(SEED)
 model = it.PolynomialINN(N, depth=2, activation="cubic").double()
 history = it.train(model, x, steps=STEPS, seed=SEED, device="cpu", progress=False)
 print(f"best validation NLL {history.best_val_nll:.4f} nats; polished: {history.polished}\n"
-      f"{history.polish_iterations} L-BFGS iterations, stop: {history.polish_stop}; "
+      f"{history.polish_iterations} iterations ({history.polish_method}), stop: "
+      f"{history.polish_stop}; "
       f"max|grad| {history.grad_norm:.1e}; {history.seconds:.1f} s")
 
 # %%
