@@ -127,11 +127,11 @@ plt.show()
 # (lecture 4 shows why that matters; `polish=False` stops after Adam). Two options of
 # `it.PolynomialINN` exploit symmetries your data may have: `lattice=shape` for samples on a
 # periodic lattice (translation-equivariant layers, far fewer parameters) and `odd=True` for
-# data symmetric under $x \to -x$ (an exactly even density). Neither applies here: these variables do not
-# sit on a lattice, and the cubic term breaks $x \to -x$. The expansion point is $x_0 = 0$
-# here, so that the learned action can be compared with the true one written around $0$; for
-# data without a natural origin, expand around the mean (the command line's default,
-# `--point mean`). Score matching on the same samples is the reference.
+# data symmetric under $x \to -x$ (an exactly even density). Neither applies here: these
+# variables do not sit on a lattice, and the cubic term breaks $x \to -x$. The expansion
+# point is $x_0 = 0$ here, so that the learned action can be compared with the true one
+# written around $0$; for data without a natural origin, expand around the mean (the command
+# line's default, `--point mean`). Score matching on the same samples is the reference.
 
 # %% tags=["nbval-ignore-output"]
 torch.manual_seed(SEED)
