@@ -192,7 +192,8 @@ class FisherScoring:
     the step d = -(F + lam * D)^-1 g, F = J^T J / m the mean outer product of the per-sample
     scores J: (m, P) on a fixed subsample (m, N) of the training split, D = diag F
     (Marquardt's scaling: the step does not depend on how each parameter is scaled, so a
-    parameter whose effect saturates, like t in a = s sqrt(3 c) tanh(t), still moves). A step
+    parameter with a small score, like r in c = softplus(r) at small c or t in
+    a = s sqrt(3 c) tanh(t) near |tanh(t)| = 1, still moves). A step
     is accepted when finite and the loss falls by at least 1e-4 |g . d| (else lam x 8 and
     retried); then lam / 4 when the decrease is more than 3/4 of the one F's quadratic model
     predicts, lam x 2 when less than 1/4. It stops by itself when no step is accepted in 12
