@@ -35,11 +35,9 @@ FISHER_MAX_PARAMETERS = 2048
 # Its subsample: max(this, _FISHER_ROWS_PER_PARAMETER * P) rows of the training split.
 _FISHER_MIN_ROWS = 10_000
 _FISHER_ROWS_PER_PARAMETER = 20
-# Levenberg-Marquardt damping (relative to the diagonal of the Fisher matrix): its start, the
-# factors after an accepted or a rejected step, its floor, and the tries per iteration; a
-# diagonal entry counts as at least _DIAGONAL_FLOOR x their mean.
-_DAMPING = (1e-3, 0.25, 8.0, 1e-10)
-_DIAGONAL_FLOOR = 1e-12
+# Levenberg-Marquardt damping (times F's diagonal, each entry at least _DIAGONAL_FLOOR x their
+# mean): start, factors after an accepted or a rejected step, floor; tries per iteration.
+_DAMPING, _DIAGONAL_FLOOR = (1e-3, 0.25, 8.0, 1e-10), 1e-12
 _FISHER_TRIES = 12
 # Fisher scoring stops after this many iterations in a row that lower the loss by less than
 # _TOLERANCE_CHANGE.
@@ -191,9 +189,8 @@ class FisherScoring:
     """Levenberg-Marquardt-damped Fisher scoring: from theta with full-batch gradient g,
     the step d = -(F + lam * D)^-1 g, F = J^T J / m the mean outer product of the per-sample
     scores J: (m, P) on a fixed subsample (m, N) of the training split, D = diag F
-    (Marquardt's scaling: the step does not depend on how each parameter is scaled, so a
-    parameter with a small score, like r in c = softplus(r) at small c or t in
-    a = s sqrt(3 c) tanh(t) near |tanh(t)| = 1, still moves). A step
+    (Marquardt's scaling: the step does not depend on how each parameter is scaled, so one
+    with a small score, like a saturating activation coefficient, still moves). A step
     is accepted when finite and the loss falls by at least 1e-4 |g . d| (else lam x 8 and
     retried); then lam / 4 when the decrease is more than 3/4 of the one F's quadratic model
     predicts, lam x 2 when less than 1/4. It stops by itself when no step is accepted in 12
