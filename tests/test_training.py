@@ -445,6 +445,34 @@ def test_a_fisher_step_does_not_depend_on_how_a_parameter_is_scaled() -> None:
                                        rtol=1e-7, atol=1e-10)
 
 
+def test_the_damping_diagonal_is_floored_where_a_fisher_entry_underflows(monkeypatch) -> None:
+    # Scores of 1e-170 keep a parameter active, but its Fisher entry underflows to 0: the
+    # damping's diagonal is floored at 1e-12 of the mean entry, so the damped matrix of the
+    # step stays invertible.
+    data = gaussian_data(500)
+    torch.manual_seed(0)
+    model = PolynomialINN(3, 1).to(DTYPE)
+    model.standardize_to(data)
+    exact = polishing.scores
+
+    def tiny_first_column(network, x):
+        jacobian = exact(network, x)
+        jacobian[:, 0] = 1e-170
+        return jacobian
+
+    monkeypatch.setattr(polishing, "scores", tiny_first_column)
+    stepper = polishing.FisherScoring(polishing.FullBatch(model, data), data,
+                                      TrainingHistory(device="cpu"))
+    fisher, active, diagonal = stepper._fisher()
+    assert bool(active[0]) and float(fisher[0, 0]) == 0.0
+    assert float(diagonal[0]) == pytest.approx(1e-12 * float(fisher.diagonal().mean()), abs=0)
+    assert torch.equal(diagonal[1:], fisher.diagonal()[1:])
+    damped = fisher + torch.diag(1e-3 * diagonal)
+    step = torch.linalg.solve(damped, -torch.ones(len(damped), dtype=DTYPE))
+    assert bool(torch.isfinite(step).all())
+    torch.testing.assert_close(damped @ step, -torch.ones(len(damped), dtype=DTYPE))
+
+
 def test_fisher_and_lbfgs_reach_the_same_optimum() -> None:
     # Samples of a 3 x 3 lattice theory, the lattice network of depth 2 (24 parameters): the
     # flat directions of the likelihood take L-BFGS a few hundred iterations, Fisher scoring

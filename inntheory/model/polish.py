@@ -215,9 +215,8 @@ class FisherScoring:
             fisher = jacobian.T @ jacobian / jacobian.shape[0]
             if not bool(torch.isfinite(fisher).all()):
                 fisher = torch.eye(len(fisher), dtype=fisher.dtype, device=fisher.device)
-            diagonal = fisher.diagonal()
-            floor = _DIAGONAL_FLOOR * float(diagonal.mean()) or 1.0
-            self.fisher = (fisher, active, diagonal.clamp_min(floor))
+            diagonal = fisher.diagonal()  # floored: an entry can underflow to 0
+            self.fisher = (fisher, active, diagonal.clamp_min(_DIAGONAL_FLOOR * diagonal.mean()))
         return self.fisher
 
     def run(self, budget: int, tolerance: float) -> tuple[int, bool]:
