@@ -533,6 +533,7 @@ assert r["dense cubic"]["A4 full"] > 2 * r["dense cubic"]["A4 diag"]
 c = convergence["lattice cubic"]
 assert 1e-2 < c["grad"][0] < 5e-2 and c["grad"][1] <= 1e-5 and 15 <= c["iterations"] <= 40, c
 assert models["lattice cubic"].training_info["polish_method"] == "fisher"
+assert models["lattice cubic"].training_info["polish_seconds"] < 20  # "a few seconds"
 assert abs(c["nll_gain"]) < 3 * c["nll_se"] and abs(c["nll_gain"]) < 1e-3, c
 assert all(0.15 < c["moved"][k] < 0.35 for k in (3, 4)), c["moved"]
 adam, polished = r["lattice cubic, Adam only"], r["lattice cubic"]

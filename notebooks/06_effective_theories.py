@@ -315,6 +315,7 @@ for label in (dense, odd):
 assert max_z[odd][0] < 3 and max_z[odd][2] < 3
 info = models[odd].training_info
 assert info["polish_stop"] == "tolerance" and info["polish_method"] == "fisher", info
+assert info["polish_iterations"] < 100 and info["seconds"] < 60, info  # "about half a minute"
 assert info["grad_norm"] <= 1e-5, info["grad_norm"]
 assert 0.05 < rel[odd][2] < 0.25 and 0.25 < rel[odd][4] < 0.75
 assert abs(rel[dense][2] - rel[odd][2]) < 0.02 and abs(rel[dense][4] - rel[odd][4]) < 0.02
